@@ -1,0 +1,49 @@
+"""rillet: streaming analytics for analysts.
+
+Replay or tail a stream of events and get incremental, event-time windowed metrics as polars
+DataFrames, with late data kept and visible rather than lost.
+
+>>> import polars as pl, rillet as rl
+>>> events = pl.DataFrame({"t": [1, 5, 12, 3], "k": ["a", "a", "b", "a"]})
+>>> run = rl.stream(events, time="t", watermark=5).window(rl.tumbling(10), by="k").agg(rl.count()).run()
+>>> run.output.rows()
+[('a', 0, 10, 3), ('b', 10, 20, 1)]
+"""
+from __future__ import annotations
+
+from rillet._aggregates import Agg, count, max, mean, min, sum
+from rillet._core import __version__
+from rillet._errors import (
+    ConfigError,
+    LateDataError,
+    RilletError,
+    SchemaError,
+    SinkError,
+    SourceError,
+)
+from rillet._stream import Query, Run, Stream, Windowed, stream
+from rillet._windows import WindowSpec, hopping, tumbling
+
+__all__ = [
+    "Agg",
+    "ConfigError",
+    "LateDataError",
+    "Query",
+    "RilletError",
+    "Run",
+    "SchemaError",
+    "SinkError",
+    "SourceError",
+    "Stream",
+    "WindowSpec",
+    "Windowed",
+    "__version__",
+    "count",
+    "hopping",
+    "max",
+    "mean",
+    "min",
+    "stream",
+    "sum",
+    "tumbling",
+]

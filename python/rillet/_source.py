@@ -1,0 +1,66 @@
+"""Turning what the user passes as a source into polars micro-batches, in arrival order."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import polars as pl
+
+from rillet._errors import ConfigError, SourceError
+
+#: A DataFrame source is replayed in slices of this many rows (results never depend on it).
+REPLAY_SLICE = 1 << 20
+
+
+def _is_arrow(obj: Any) -> bool:
+    return hasattr(obj, "__arrow_c_stream__") or hasattr(obj, "__arrow_c_array__")
+
+
+def to_frame(obj: Any) -> pl.DataFrame:
+    """One micro-batch as a polars DataFrame."""
+    if isinstance(obj, pl.DataFrame):
+        return obj
+    if isinstance(obj, pl.LazyFrame):
+        return obj.collect()
+    if _is_arrow(obj):
+        try:
+            return pl.DataFrame(obj)
+        except Exception as e:  # noqa: BLE001 - any import failure is the source's fault
+            raise SourceError(f"could not read Arrow data from {type(obj).__name__}: {e}") from e
+    raise ConfigError(
+        f"unsupported micro-batch of type {type(obj).__name__}; each batch must be a polars "
+        "DataFrame or LazyFrame, or an Arrow table or record batch"
+    )
+
+
+def known_rows(source: Any) -> int | None:
+    """The number of rows a source will yield, when known in advance."""
+    if isinstance(source, pl.DataFrame):
+        return source.height
+    return None
+
+
+def frames(source: Any) -> Iterator[pl.DataFrame]:
+    """Yields the source's micro-batches in arrival order."""
+    if isinstance(source, pl.DataFrame):
+        if source.height <= REPLAY_SLICE:
+            yield source
+            return
+        for start in range(0, source.height, REPLAY_SLICE):
+            yield source.slice(start, REPLAY_SLICE)
+        return
+    if isinstance(source, pl.LazyFrame) or _is_arrow(source):
+        yield from frames(to_frame(source))
+        return
+    if hasattr(source, "batches") and callable(source.batches):
+        yield from (to_frame(b) for b in source.batches())
+        return
+    if isinstance(source, Iterable) and not isinstance(source, (str, bytes, dict)):
+        for item in source:
+            yield to_frame(item)
+        return
+    raise ConfigError(
+        f"unsupported source of type {type(source).__name__}; pass a polars DataFrame or "
+        "LazyFrame, an Arrow table or record batch (anything with __arrow_c_stream__), or an "
+        "iterable of those (one micro-batch each, in arrival order)"
+    )

@@ -1,0 +1,464 @@
+"""Streams, windowed queries and runs: the public query-building API."""
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from rillet import _core
+from rillet._aggregates import Agg, engine_input
+from rillet._errors import ConfigError, SchemaError
+from rillet._progress import Progress
+from rillet._source import frames, known_rows
+from rillet._time import DurationLike, instant_to_python, time_unit_of, to_units, validate_duration
+from rillet._windows import WindowSpec
+
+EMIT_MODES = ("final", "amend")
+LATE_MODES = ("collect", "drop", "raise")
+
+
+def stream(
+    source: Any,
+    time: str,
+    watermark: DurationLike = 0,
+    idle_timeout: DurationLike | None = None,
+    flush: bool = True,
+) -> Stream:
+    """Starts a query over ``source``, a stream of rows in arrival order.
+
+    ``source`` is a polars DataFrame or LazyFrame, an Arrow table or record batch (anything
+    with ``__arrow_c_stream__``), or an iterable of those, each one micro-batch.
+
+    ``time`` names the event-time column (Datetime of any unit, naive meaning UTC; an ISO
+    8601 string column; or an integer column). ``watermark`` is the bounded out-of-orderness
+    delay: the watermark is the largest time seen minus it. ``flush=True`` emits every open
+    window at the end of the input; ``flush=False`` leaves them open, as Spark does.
+
+    >>> import polars as pl, rillet as rl
+    >>> df = pl.DataFrame({"t": [1, 2, 11], "k": ["a", "b", "a"]})
+    >>> rl.stream(df, time="t").window(rl.tumbling(10), by="k").agg(rl.count()).collect().rows()
+    [('a', 0, 10, 1), ('b', 0, 10, 1), ('a', 10, 20, 1)]
+    """
+    return Stream(source, time, watermark, idle_timeout, flush)
+
+
+class Stream:
+    """Rows in arrival order, with polars transformations applied to each micro-batch."""
+
+    def __init__(
+        self,
+        source: Any,
+        time: str,
+        watermark: DurationLike = 0,
+        idle_timeout: DurationLike | None = None,
+        flush: bool = True,
+        _ops: tuple[tuple[str, tuple, dict], ...] = (),
+    ) -> None:
+        if not isinstance(time, str):
+            raise ConfigError(
+                f"time= must name the event-time column, e.g. time='event_time'; got {time!r}"
+            )
+        validate_duration(watermark, "watermark")
+        if idle_timeout is not None:
+            raise ConfigError(
+                "idle_timeout needs a live source (rl.tail_*), which is not available yet; "
+                "replays of DataFrames and files end with a flush instead"
+            )
+        if not isinstance(flush, bool):
+            raise ConfigError(f"flush= must be True or False, got {flush!r}")
+        self._source = source
+        self._time = time
+        self._watermark = watermark
+        self._flush = flush
+        self._ops = _ops
+
+    def _with(self, op: str, args: tuple, kwargs: dict) -> Stream:
+        return Stream(self._source, self._time, self._watermark, None, self._flush,
+                      self._ops + ((op, args, kwargs),))
+
+    def filter(self, *predicates: pl.Expr, **constraints: Any) -> Stream:
+        """Keeps the rows of each micro-batch where the polars predicate holds."""
+        if not predicates and not constraints:
+            raise ConfigError("filter() needs at least one predicate, e.g. pl.col('x') > 0")
+        return self._with("filter", predicates, constraints)
+
+    def with_columns(self, *exprs: Any, **named: Any) -> Stream:
+        """Adds or replaces columns of each micro-batch with polars expressions."""
+        return self._with("with_columns", exprs, named)
+
+    def window(
+        self,
+        spec: WindowSpec,
+        by: str | Sequence[str] | None = None,
+        lateness: DurationLike = 0,
+        emit: str = "final",
+        late: str = "collect",
+        early: DurationLike | None = None,
+    ) -> Windowed:
+        """Groups rows into event-time windows per key.
+
+        ``lateness`` keeps a window open for updates that long after the watermark passes its
+        end. ``emit`` is ``"final"`` (one row when the window closes) or ``"amend"`` (a row
+        when it completes, then a new revision for every later change). ``late`` says what
+        happens to rows whose windows have all closed: ``"collect"`` (kept in ``run.late``),
+        ``"drop"`` (counted only) or ``"raise"`` (:class:`LateDataError`).
+        """
+        if not isinstance(spec, WindowSpec):
+            raise ConfigError(
+                f"window() takes a window spec such as rl.tumbling('1m') or "
+                f"rl.hopping('5m', '1m'), got {type(spec).__name__}"
+            )
+        if by is None:
+            keys: tuple[str, ...] = ()
+        elif isinstance(by, str):
+            keys = (by,)
+        else:
+            keys = tuple(by)
+            if not all(isinstance(k, str) for k in keys):
+                raise ConfigError(f"by= takes column names, got {by!r}")
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"by= names a column twice: {list(keys)}")
+        validate_duration(lateness, "lateness")
+        if emit not in EMIT_MODES:
+            hint = " (changelog output is not available yet)" if emit == "changelog" else ""
+            raise ConfigError(f"emit={emit!r} is not a mode; expected one of {EMIT_MODES}{hint}")
+        if late not in LATE_MODES:
+            raise ConfigError(f"late={late!r} is not a mode; expected one of {LATE_MODES}")
+        if early is not None:
+            raise ConfigError("early= (speculative revisions of open windows) is not available yet")
+        return Windowed(self, spec, keys, lateness, emit, late)
+
+    def __repr__(self) -> str:
+        ops = "".join(f".{op}(...)" for op, _, _ in self._ops)
+        return f"rl.stream(<{type(self._source).__name__}>, time={self._time!r}, watermark={self._watermark!r}){ops}"
+
+
+class Windowed:
+    """A stream grouped into windows; call :meth:`agg` to say what to compute."""
+
+    def __init__(self, stream: Stream, spec: WindowSpec, by: tuple[str, ...], lateness: DurationLike,
+                 emit: str, late: str) -> None:
+        self._stream = stream
+        self._spec = spec
+        self._by = by
+        self._lateness = lateness
+        self._emit = emit
+        self._late = late
+
+    def agg(self, *aggs: Agg) -> Query:
+        """The aggregates to compute per window and key, e.g. ``rl.count(), rl.sum("bytes")``."""
+        flat: list[Agg] = []
+        for a in aggs:
+            if isinstance(a, (list, tuple)):
+                flat.extend(a)
+            else:
+                flat.append(a)
+        if not flat:
+            raise ConfigError("agg() needs at least one aggregate, e.g. rl.count()")
+        for a in flat:
+            if not isinstance(a, Agg):
+                raise ConfigError(
+                    f"agg() takes rillet aggregates such as rl.count() or rl.sum('bytes'), got "
+                    f"{type(a).__name__} {a!r}"
+                )
+        reserved = set(self._by) | {"window_start", "window_end"}
+        if self._emit == "amend":
+            reserved.add("revision")
+        seen: set[str] = set()
+        for a in flat:
+            if a.name in reserved or a.name in seen:
+                raise ConfigError(
+                    f"output column {a.name!r} appears twice; rename one aggregate with "
+                    f".alias('...')"
+                )
+            seen.add(a.name)
+        return Query(self, tuple(flat))
+
+
+@dataclass
+class Run:
+    """Everything a finished run produced."""
+
+    output: pl.DataFrame
+    late: pl.DataFrame
+    rejected: pl.DataFrame
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (
+            f"Run(output={self.output.height} rows, late={self.late.height}, "
+            f"rejected={self.rejected.height}, rows_in={m.get('rows_in')}, "
+            f"watermark={m.get('watermark')})"
+        )
+
+
+class Query:
+    """A complete windowed query. Run it with :meth:`collect`, :meth:`run` or :meth:`iter`."""
+
+    def __init__(self, windowed: Windowed, aggs: tuple[Agg, ...]) -> None:
+        self._w = windowed
+        self._aggs = aggs
+
+    def iter(self, progress: bool | None = None) -> Iterator[pl.DataFrame]:
+        """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily."""
+        ex = _Execution(self, progress)
+        try:
+            for df in ex.frames():
+                out = ex.step(df)
+                if out.height:
+                    yield out
+            out = ex.finish()
+            if out.height:
+                yield out
+        finally:
+            ex.close()
+
+    def run(self, progress: bool | None = None) -> Run:
+        """Runs to the end of the input; returns output, late rows, rejected rows and metrics."""
+        ex = _Execution(self, progress)
+        try:
+            outputs = [ex.step(df) for df in ex.frames()]
+            outputs.append(ex.finish())
+        finally:
+            ex.close()
+        return Run(ex.concat(outputs), ex.late_frame(), ex.rejected_frame(), ex.metrics())
+
+    def collect(self, progress: bool | None = None) -> pl.DataFrame:
+        """Runs to the end of the input and returns everything emitted, in emission order."""
+        return self.run(progress).output
+
+    def __repr__(self) -> str:
+        w = self._w
+        aggs = ", ".join(repr(a) for a in self._aggs)
+        return f"{w._stream!r}.window({w._spec!r}, by={list(w._by)}, lateness={w._lateness!r}, emit={w._emit!r}).agg({aggs})"
+
+
+class _Execution:
+    """One run of a query: binds the plan on the first batch, feeds the engine, gathers rows."""
+
+    def __init__(self, query: Query, progress: bool | None) -> None:
+        self.q = query
+        w = query._w
+        self.stream = w._stream
+        self.op: Any = None
+        self.window_dtype: pl.DataType | None = None
+        self.unit = "us"
+        self.select: list[pl.Expr] = []
+        self.casts: dict[str, pl.DataType] = {}
+        self.late_parts: list[pl.DataFrame] = []
+        self.rejected_parts: list[pl.DataFrame] = []
+        self.empty_batch: pl.DataFrame | None = None
+        self.rows_in = 0
+        self.rows_filtered = 0
+        self.batches = 0
+        self.started = _time.perf_counter()
+        self.progress = Progress(progress, known_rows(self.stream._source))
+
+    # -- source ---------------------------------------------------------------------------
+    def frames(self) -> Iterator[pl.DataFrame]:
+        return frames(self.stream._source)
+
+    def apply_ops(self, df: pl.DataFrame) -> pl.DataFrame:
+        for op, args, kwargs in self.stream._ops:
+            try:
+                df = getattr(df, op)(*args, **kwargs)
+            except pl.exceptions.ColumnNotFoundError as e:
+                raise SchemaError(f".{op}(...) refers to a column that is not in the stream: {e}") from e
+        return df
+
+    # -- plan -----------------------------------------------------------------------------
+    def bind(self, df: pl.DataFrame) -> None:
+        w = self.q._w
+        schema = df.schema
+        tcol = self.stream._time
+        if tcol not in schema:
+            raise SchemaError(
+                f"time column {tcol!r} not found; the stream has columns {list(schema)}"
+            )
+        unit, time_cast = time_unit_of(schema[tcol], tcol)
+        self.unit = unit
+        select = [(time_cast if time_cast is not None else pl.col(tcol)).alias(tcol)]
+        for k in w._by:
+            if k not in schema:
+                raise SchemaError(f"key column {k!r} not found; the stream has columns {list(schema)}")
+            dtype = schema[k]
+            if isinstance(dtype, (pl.Categorical, pl.Enum)):
+                select.append(pl.col(k).cast(pl.String))
+            elif dtype.is_nested() or dtype == pl.Object:
+                raise SchemaError(
+                    f"cannot group by {k!r} of type {dtype}; use string, integer, boolean, date "
+                    "or datetime keys"
+                )
+            else:
+                select.append(pl.col(k))
+        probe = df.head(0)
+        aggs = []
+        for i, a in enumerate(self.q._aggs):
+            col_name = None
+            if a.column is not None:
+                expr = pl.col(a.column) if isinstance(a.column, str) else a.column
+                if isinstance(a.column, str) and a.column not in schema:
+                    raise SchemaError(
+                        f"rl.{a.kind}({a.column!r}): column not found; the stream has columns "
+                        f"{list(schema)}"
+                    )
+                try:
+                    dtype = probe.select(expr).to_series().dtype
+                except pl.exceptions.PolarsError as e:
+                    raise SchemaError(f"rl.{a.kind}({a.input_name()!r}): {e}") from e
+                cast_in, cast_out = engine_input(a, dtype)
+                if cast_in is not None and dtype != cast_in:
+                    expr = expr.cast(cast_in)
+                col_name = f"__rl_v{i}"
+                select.append(expr.alias(col_name))
+                if cast_out is not None:
+                    self.casts[a.name] = cast_out
+            where_name = None
+            if a.where is not None:
+                try:
+                    wdtype = probe.select(a.where).to_series().dtype
+                except pl.exceptions.PolarsError as e:
+                    raise SchemaError(f"where= of {a.name!r}: {e}") from e
+                if wdtype != pl.Boolean:
+                    raise SchemaError(
+                        f"where= of {a.name!r} must be a boolean expression, but it gives {wdtype}"
+                    )
+                where_name = f"__rl_w{i}"
+                select.append(a.where.alias(where_name))
+            aggs.append((a.kind, col_name, where_name, a.name))
+        period, every, offset = w._spec.resolve(unit)
+        delay = to_units(self.stream._watermark, unit, "watermark")
+        lateness = to_units(w._lateness, unit, "lateness")
+        self.select = select
+        self.op = _core.WindowOperator(
+            tcol, unit, list(w._by), period, every, offset, delay, lateness, w._emit, w._late, aggs
+        )
+        self.empty_batch = df.head(0)
+        self.time_dtype = schema[tcol]
+
+    # -- running --------------------------------------------------------------------------
+    def step(self, df: pl.DataFrame) -> pl.DataFrame:
+        self.batches += 1
+        self.rows_in += df.height
+        before = df.height
+        df = self.apply_ops(df)
+        self.rows_filtered += before - df.height
+        if self.op is None:
+            self.bind(df)
+        elif self.empty_batch is not None and df.schema != self.empty_batch.schema:
+            raise SchemaError(
+                f"a micro-batch's schema changed mid-stream: expected {dict(self.empty_batch.schema)}, "
+                f"got {dict(df.schema)}; every batch must have the same columns and types"
+            )
+        try:
+            prepared = df.select(self.select)
+        except pl.exceptions.PolarsError as e:
+            raise SchemaError(f"could not prepare a micro-batch for the window operator: {e}") from e
+        out, late, rejected = self.op.process(prepared)
+        late_df = pl.DataFrame(late)
+        if late_df.height:
+            self.late_parts.append(self._gather(df, late_df, "late_by"))
+        rej_df = pl.DataFrame(rejected)
+        if rej_df.height:
+            self.rejected_parts.append(self._gather(df, rej_df, "reason"))
+        m = self.op.metrics()
+        self.progress.update(
+            before,
+            self._instant(m["max_event_time"]),
+            self._instant(m["watermark"]),
+            m["rows_late"],
+        )
+        return self._finish_output(out)
+
+    def finish(self) -> pl.DataFrame:
+        if self.op is None or not self.op.is_bound() or not self.stream._flush:
+            return self._empty_output()
+        return self._finish_output(self.op.finish())
+
+    def close(self) -> None:
+        self.progress.close()
+
+    # -- results --------------------------------------------------------------------------
+    def _gather(self, df: pl.DataFrame, side: pl.DataFrame, extra: str) -> pl.DataFrame:
+        rows = side["row"]
+        part = df.select(pl.all().gather(rows))
+        values = side[extra]
+        if extra == "late_by":
+            values = values.cast(self._late_by_dtype())
+        return part.with_columns(values.alias(extra))
+
+    def _late_by_dtype(self) -> pl.DataType:
+        return pl.Int64 if self.unit == "integer" else pl.Duration(self.unit)  # type: ignore[arg-type]
+
+    def _finish_output(self, batch: Any) -> pl.DataFrame:
+        out = pl.DataFrame(batch)
+        if self.casts:
+            out = out.with_columns(pl.col(n).cast(t) for n, t in self.casts.items())
+        if self.window_dtype is None and "window_start" in out.columns:
+            self.window_dtype = out.schema["window_start"]
+        return out
+
+    def _empty_output(self) -> pl.DataFrame:
+        return pl.DataFrame()
+
+    def concat(self, outputs: list[pl.DataFrame]) -> pl.DataFrame:
+        parts = [o for o in outputs if o.width]
+        if not parts:
+            return pl.DataFrame()
+        return pl.concat(parts, how="vertical")
+
+    def late_frame(self) -> pl.DataFrame:
+        if self.late_parts:
+            return pl.concat(self.late_parts, how="vertical")
+        if self.empty_batch is None:
+            return pl.DataFrame({"late_by": []}, schema={"late_by": self._late_by_dtype()})
+        return self.empty_batch.with_columns(pl.lit(None, dtype=self._late_by_dtype()).alias("late_by")).head(0)
+
+    def rejected_frame(self) -> pl.DataFrame:
+        if self.rejected_parts:
+            return pl.concat(self.rejected_parts, how="vertical")
+        if self.empty_batch is None:
+            return pl.DataFrame({"reason": []}, schema={"reason": pl.String})
+        return self.empty_batch.with_columns(pl.lit(None, dtype=pl.String).alias("reason")).head(0)
+
+    def _instant(self, value: int | None) -> object:
+        if value is None:
+            return None
+        if self.unit == "integer":
+            return value
+        dtype = self.window_dtype
+        if dtype is None:
+            tz = getattr(self.time_dtype, "time_zone", None) if hasattr(self, "time_dtype") else None
+            dtype = pl.Datetime(self.unit, tz if self.time_dtype != pl.String else "UTC")  # type: ignore[arg-type]
+        return instant_to_python(value, dtype)
+
+    def metrics(self) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "rows_in": self.rows_in,
+            "rows_filtered": self.rows_filtered,
+            "rows_accepted": 0,
+            "rows_late": 0,
+            "rows_rejected": 0,
+            "rows_emitted": 0,
+            "watermark": None,
+            "max_event_time": None,
+            "open_windows": 0,
+            "open_panes": 0,
+            "keys": 0,
+            "state_bytes": 0,
+        }
+        if self.op is not None:
+            m.update(self.op.metrics())
+            m["watermark"] = self._instant(m["watermark"])
+            m["max_event_time"] = self._instant(m["max_event_time"])
+            del m["rows_in"]
+            m["rows_in"] = self.rows_in
+        elapsed = _time.perf_counter() - self.started
+        m["batches"] = self.batches
+        m["elapsed_s"] = round(elapsed, 6)
+        m["rows_per_s"] = round(self.rows_in / elapsed) if elapsed > 0 else None
+        return m

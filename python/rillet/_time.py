@@ -1,0 +1,80 @@
+"""Durations and time units: what the user writes, converted to the time column's unit."""
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from rillet import _core
+from rillet._errors import ConfigError, SchemaError
+
+DurationLike = str | dt.timedelta | int
+
+
+def validate_duration(value: DurationLike | None, what: str) -> None:
+    """Checks the syntax of a duration early, when the query is built."""
+    if value is None or (isinstance(value, (int, dt.timedelta)) and not isinstance(value, bool)):
+        return
+    if isinstance(value, str):
+        _core.parse_duration(value, "integer" if value.strip().endswith("i") else "ns", what)
+        return
+    raise ConfigError(
+        f"{what}: expected a duration such as '30s', a datetime.timedelta or an integer, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def to_units(value: DurationLike | None, unit: str, what: str) -> int:
+    """Converts a duration to a count of `unit`s ('ns', 'us', 'ms' or 'integer')."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: expected a duration, got the boolean {value!r}")
+    if isinstance(value, int):
+        if unit != "integer":
+            raise ConfigError(
+                f"{what}: the integer {value} is only a duration for an integer time column; "
+                f"this time column holds datetimes, so give a string such as '{value}s' or a "
+                "datetime.timedelta"
+            )
+        return value
+    if isinstance(value, dt.timedelta):
+        if unit == "integer":
+            raise ConfigError(
+                f"{what}: the time column is an integer column, so durations must be integers "
+                f"(e.g. 10 or '10i'), not a timedelta"
+            )
+        us = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+        return _core.parse_duration(f"{us}us", unit, what) if us >= 0 else -_core.parse_duration(
+            f"{-us}us", unit, what
+        )
+    if isinstance(value, str):
+        return _core.parse_duration(value, unit, what)
+    raise ConfigError(
+        f"{what}: expected a duration such as '30s', a datetime.timedelta or an integer, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def time_unit_of(dtype: pl.DataType, column: str) -> tuple[str, pl.Expr | None]:
+    """The engine unit for a time column, and a cast to apply first (or None)."""
+    col = pl.col(column)
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_unit or "us", None
+    if dtype == pl.Date:
+        return "us", col.cast(pl.Datetime("us"))
+    if dtype.is_integer():
+        return "integer", (None if dtype == pl.Int64 else col.cast(pl.Int64))
+    if dtype == pl.String:
+        return "us", None
+    raise SchemaError(
+        f"time column '{column}' has type {dtype}; use a Datetime, Date, integer, or ISO 8601 "
+        "string column"
+    )
+
+
+def instant_to_python(value: int | None, dtype: pl.DataType) -> object:
+    """Renders an engine instant as a Python value of the window columns' type."""
+    if value is None:
+        return None
+    return pl.Series([value], dtype=pl.Int64).cast(dtype).item()

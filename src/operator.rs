@@ -1,0 +1,720 @@
+//! The keyed event-time window operator: rows in arrival order in, panes out, late rows routed.
+//!
+//! Semantics are per row, as if rows arrived one at a time: row `i` is judged against the
+//! watermark left by rows `0..i`. The implementation still works over whole Arrow batches:
+//! the batch is cut only at *moments*, rows after which something is emitted (the watermark
+//! passes a window end, or an amendment is due), and the rows between two moments update the
+//! accumulators in one vectorised pass per aggregate.
+//!
+//! ```text
+//!   rows:   r0 r1 r2 r3 | r4 r5 r6 ... | ...        '|' = a moment: emit, then free closed panes
+//!   wm:     ---------->   window [0,60) complete (emit in amend mode)
+//!                          ... wm >= 60 + lateness: closed (emit in final mode, state freed)
+//! ```
+
+use crate::aggregate::{self, AggSpec, GroupsAccumulator};
+use crate::error::{Error, Result};
+use crate::keys::KeyInterner;
+use crate::time::{parse_timestamp, TimeUnit};
+use crate::window::{Watermark, WindowSpec};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowUnit};
+use hashbrown::HashMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// When results are emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitMode {
+    /// One row per window and key, when the window closes.
+    Final,
+    /// A row when the window completes (revision 0), then one per later change while open.
+    Amend,
+}
+
+/// What happens to a row whose windows have all closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateMode {
+    /// Keep it in the late table.
+    Collect,
+    /// Count it only.
+    Drop,
+    /// Fail the query with [`Error::LateData`].
+    Raise,
+}
+
+/// A validated query configuration. Durations are already in the time column's unit.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// The event-time column.
+    pub time_column: String,
+    /// The unit the durations were converted to.
+    pub time_unit: TimeUnit,
+    /// Key columns.
+    pub by: Vec<String>,
+    /// Window layout.
+    pub window: WindowSpec,
+    /// Watermark delay (bounded out-of-orderness).
+    pub delay: i64,
+    /// Allowed lateness after a window completes.
+    pub lateness: i64,
+    /// Emission mode.
+    pub emit: EmitMode,
+    /// Late-row handling.
+    pub late: LateMode,
+    /// Aggregates, in output order.
+    pub aggs: Vec<AggSpec>,
+}
+
+/// What one input batch produced.
+#[derive(Debug)]
+pub struct BatchResult {
+    /// Rows emitted while processing the batch, in emission order.
+    pub output: RecordBatch,
+    /// Indices (in the batch) of late rows, when they are collected.
+    pub late_rows: Vec<u32>,
+    /// For each late row, the watermark at its arrival minus its time.
+    pub late_by: Vec<i64>,
+    /// Indices of rejected rows.
+    pub rejected_rows: Vec<u32>,
+    /// For each rejected row, why.
+    pub reasons: Vec<String>,
+}
+
+/// Counters and gauges of a running operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Rows seen by the operator.
+    pub rows_in: u64,
+    /// Rows added to at least one window (or to none, between hopping windows).
+    pub rows_accepted: u64,
+    /// Rows whose windows had all closed.
+    pub rows_late: u64,
+    /// Rows with a null or unparseable time.
+    pub rows_rejected: u64,
+    /// Rows emitted.
+    pub rows_emitted: u64,
+    /// Current watermark (None before the first row).
+    pub watermark: Option<i64>,
+    /// Largest event time seen.
+    pub max_event_time: Option<i64>,
+    /// Distinct open windows.
+    pub open_windows: u64,
+    /// Open (window, key) panes.
+    pub open_panes: u64,
+    /// Distinct keys seen.
+    pub keys: u64,
+    /// Approximate bytes of state.
+    pub state_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TimeKind {
+    Timestamp(ArrowUnit),
+    Integer,
+    Text,
+}
+
+struct Bound {
+    schema: SchemaRef,
+    time_index: usize,
+    time_kind: TimeKind,
+    key_indices: Vec<usize>,
+    output_schema: SchemaRef,
+    window_type: DataType,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pane {
+    window: i64,
+    key: u32,
+    revision: u32,
+    emitted: bool,
+    live: bool,
+}
+
+/// The keyed window operator. Feed it batches in arrival order, then call
+/// [`WindowOperator::finish`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Int64Array, RecordBatch, StringArray};
+/// use arrow_schema::{DataType, Field, Schema};
+/// use _core::aggregate::{AggKind, AggSpec};
+/// use _core::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator};
+/// use _core::time::TimeUnit;
+/// use _core::window::WindowSpec;
+///
+/// let config = OperatorConfig {
+///     time_column: "t".into(), time_unit: TimeUnit::Integer, by: vec!["k".into()],
+///     window: WindowSpec::tumbling(10, 0).unwrap(), delay: 0, lateness: 0,
+///     emit: EmitMode::Final, late: LateMode::Collect,
+///     aggs: vec![AggSpec { kind: AggKind::Count, column: None, filter: None, name: "count".into() }],
+/// };
+/// let mut op = WindowOperator::new(config);
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("t", DataType::Int64, true), Field::new("k", DataType::Utf8, true)]));
+/// let batch = RecordBatch::try_new(schema, vec![
+///     Arc::new(Int64Array::from(vec![1, 3, 12, 4])),
+///     Arc::new(StringArray::from(vec!["a", "a", "a", "b"])),
+/// ]).unwrap();
+/// let r = op.process(&batch).unwrap();
+/// assert_eq!(r.output.num_rows(), 1);      // [0, 10) for "a" closed when t = 12 arrived
+/// assert_eq!(r.late_rows, vec![3]);        // t = 4 came after [0, 10) closed
+/// let rest = op.finish().unwrap();
+/// assert_eq!(rest.num_rows(), 1);          // [10, 20) for "a", flushed at end of input
+/// ```
+pub struct WindowOperator {
+    config: OperatorConfig,
+    bound: Option<Bound>,
+    keys: Option<KeyInterner>,
+    accs: Vec<Box<dyn GroupsAccumulator>>,
+    watermark: Watermark,
+    done_complete: i64,
+    done_closed: i64,
+    panes: Vec<Pane>,
+    free: Vec<u32>,
+    pane_index: HashMap<(i64, u32), u32>,
+    last_pane: Vec<(i64, u32)>,
+    windows: BTreeMap<i64, Vec<u32>>,
+    pair_rows: Vec<u32>,
+    pair_slots: Vec<u32>,
+    amended: Vec<u32>,
+    out_windows: Vec<i64>,
+    out_keys: Vec<u32>,
+    out_revisions: Vec<u32>,
+    metrics: Metrics,
+    finished: bool,
+}
+
+impl WindowOperator {
+    /// A new operator; the input schema is bound on the first batch.
+    pub fn new(config: OperatorConfig) -> Self {
+        let spec = config.window;
+        WindowOperator {
+            done_complete: spec.passed_upto(i64::MIN, 0),
+            done_closed: spec.passed_upto(i64::MIN, config.lateness),
+            watermark: Watermark::new(config.delay),
+            config,
+            bound: None,
+            keys: None,
+            accs: Vec::new(),
+            panes: Vec::new(),
+            free: Vec::new(),
+            pane_index: HashMap::new(),
+            last_pane: Vec::new(),
+            windows: BTreeMap::new(),
+            pair_rows: Vec::new(),
+            pair_slots: Vec::new(),
+            amended: Vec::new(),
+            out_windows: Vec::new(),
+            out_keys: Vec::new(),
+            out_revisions: Vec::new(),
+            metrics: Metrics::default(),
+            finished: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OperatorConfig {
+        &self.config
+    }
+
+    /// Validates a config before any data arrives.
+    pub fn validate(config: &OperatorConfig) -> Result<()> {
+        if config.delay < 0 {
+            return Err(Error::Config(format!(
+                "watermark delay must not be negative, got {}; use 0 for in-order streams",
+                config.delay
+            )));
+        }
+        if config.lateness < 0 {
+            return Err(Error::Config(format!(
+                "lateness must not be negative, got {}; use 0 to close windows as soon as \
+                 the watermark passes their end",
+                config.lateness
+            )));
+        }
+        let mut names: Vec<&str> = config.by.iter().map(String::as_str).collect();
+        names.extend(["window_start", "window_end"]);
+        if config.emit == EmitMode::Amend {
+            names.push("revision");
+        }
+        for a in &config.aggs {
+            if names.contains(&a.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "output column '{}' appears twice; give one of the aggregates another \
+                     name with .alias(...)",
+                    a.name
+                )));
+            }
+            names.push(&a.name);
+        }
+        Ok(())
+    }
+
+    fn bind(&mut self, schema: &SchemaRef) -> Result<()> {
+        if let Some(b) = &self.bound {
+            if b.schema.fields() == schema.fields() {
+                return Ok(());
+            }
+            return Err(Error::Schema(format!(
+                "a batch's schema changed mid-stream: expected {:?}, got {:?}; every batch of \
+                 a stream must have the same columns and types",
+                field_list(&b.schema),
+                field_list(schema)
+            )));
+        }
+        let find = |name: &str, what: &str| -> Result<usize> {
+            schema.index_of(name).map_err(|_| {
+                Error::Schema(format!(
+                    "{what} column '{name}' not found; the stream has columns {:?}",
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>()
+                ))
+            })
+        };
+        let c = &self.config;
+        let time_index = find(&c.time_column, "time")?;
+        let time_type = schema.field(time_index).data_type().clone();
+        let (time_kind, window_type) = match (&time_type, c.time_unit) {
+            (DataType::Timestamp(u, tz), unit) if unit_matches(*u, unit) => {
+                (TimeKind::Timestamp(*u), DataType::Timestamp(*u, tz.clone()))
+            }
+            (DataType::Int64, TimeUnit::Integer) => (TimeKind::Integer, DataType::Int64),
+            (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, TimeUnit::Microsecond) => {
+                (TimeKind::Text, DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())))
+            }
+            (other, unit) => {
+                return Err(Error::Schema(format!(
+                    "time column '{}' has type {other}, which does not match the time unit \
+                     {} the query was built for; use a Datetime, an integer or an ISO 8601 \
+                     string column",
+                    c.time_column,
+                    unit.name()
+                )))
+            }
+        };
+        let key_indices: Vec<usize> =
+            c.by.iter().map(|k| find(k, "key")).collect::<Result<_>>()?;
+        let key_types: Vec<DataType> =
+            key_indices.iter().map(|&i| schema.field(i).data_type().clone()).collect();
+        let keys = KeyInterner::new(&key_types)?;
+        let mut accs = Vec::with_capacity(c.aggs.len());
+        for a in &c.aggs {
+            let input = match &a.column {
+                None => None,
+                Some(col) => {
+                    let i = find(col, "aggregate input")?;
+                    Some((i, schema.field(i).data_type()))
+                }
+            };
+            let filter = match &a.filter {
+                None => None,
+                Some(col) => {
+                    let i = find(col, "filter")?;
+                    if schema.field(i).data_type() != &DataType::Boolean {
+                        return Err(Error::Schema(format!(
+                            "the where= condition of '{}' must be boolean, got {}",
+                            a.name,
+                            schema.field(i).data_type()
+                        )));
+                    }
+                    Some(i)
+                }
+            };
+            accs.push(aggregate::build(a, input, filter)?);
+        }
+        let mut fields: Vec<Field> = key_indices
+            .iter()
+            .map(|&i| {
+                let f = schema.field(i);
+                Field::new(f.name(), f.data_type().clone(), true)
+            })
+            .collect();
+        fields.push(Field::new("window_start", window_type.clone(), false));
+        fields.push(Field::new("window_end", window_type.clone(), false));
+        if c.emit == EmitMode::Amend {
+            fields.push(Field::new("revision", DataType::UInt32, false));
+        }
+        fields.extend(accs.iter().map(|a| a.field()));
+        self.bound = Some(Bound {
+            schema: schema.clone(),
+            time_index,
+            time_kind,
+            key_indices,
+            output_schema: Arc::new(Schema::new(fields)),
+            window_type,
+        });
+        self.keys = Some(keys);
+        self.accs = accs;
+        Ok(())
+    }
+
+    /// The schema of emitted batches (known after the first batch).
+    pub fn output_schema(&self) -> Option<SchemaRef> {
+        self.bound.as_ref().map(|b| b.output_schema.clone())
+    }
+
+    /// Processes one batch of rows in arrival order.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<BatchResult> {
+        if self.finished {
+            return Err(Error::Internal("process() after finish()".into()));
+        }
+        self.bind(&batch.schema())?;
+        let bound = self.bound.as_ref().expect("bound");
+        let n = batch.num_rows();
+        let time_col = batch.column(bound.time_index).clone();
+        let times = read_times(&time_col, bound.time_kind)?;
+        let key_cols: Vec<ArrayRef> =
+            bound.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
+        let encoded = self.keys.as_ref().expect("bound").encode(&key_cols)?;
+        let mut result = BatchResult {
+            output: RecordBatch::new_empty(bound.output_schema.clone()),
+            late_rows: Vec::new(),
+            late_by: Vec::new(),
+            rejected_rows: Vec::new(),
+            reasons: Vec::new(),
+        };
+        let spec = self.config.window;
+        let amend = self.config.emit == EmitMode::Amend;
+        let lateness = self.config.lateness;
+        self.metrics.rows_in += n as u64;
+        for i in 0..n {
+            let t = match times.value(i) {
+                Ok(t) => t,
+                Err(reason) => {
+                    result.rejected_rows.push(i as u32);
+                    result.reasons.push(reason);
+                    self.metrics.rows_rejected += 1;
+                    continue;
+                }
+            };
+            let (first, last) = spec.indices(t);
+            if first <= last && last <= self.done_closed {
+                let wm = self.watermark.current();
+                self.metrics.rows_late += 1;
+                match self.config.late {
+                    LateMode::Collect => {
+                        result.late_rows.push(i as u32);
+                        result.late_by.push(wm.saturating_sub(t));
+                    }
+                    LateMode::Drop => {}
+                    LateMode::Raise => {
+                        return Err(Error::LateData(format!(
+                            "row {i} of the batch is late: its time {} is in windows that all \
+                             closed by watermark {} (late by {}); allow more lateness with \
+                             lateness=..., or keep late rows with late=\"collect\" and read \
+                             them from run.late",
+                            fmt_instant(t, self.config.time_unit),
+                            fmt_instant(wm, self.config.time_unit),
+                            wm.saturating_sub(t)
+                        )));
+                    }
+                }
+                continue;
+            }
+            self.metrics.rows_accepted += 1;
+            let key = self.keys.as_mut().expect("bound").intern(encoded.as_ref(), i);
+            for w in first.max(self.done_closed + 1)..=last {
+                let slot = self.pane(w, key);
+                self.pair_rows.push(i as u32);
+                self.pair_slots.push(slot);
+                if amend && w <= self.done_complete {
+                    self.amended.push(slot);
+                }
+            }
+            let moved = self.watermark.observe(t);
+            let wm = self.watermark.current();
+            let due = !self.amended.is_empty()
+                || (moved
+                    && ((amend && spec.passed_upto(wm, 0) > self.done_complete)
+                        || spec.passed_upto(wm, lateness) > self.done_closed));
+            if due {
+                self.update_accumulators(batch)?;
+                self.moment(false);
+            }
+        }
+        self.update_accumulators(batch)?;
+        result.output = self.take_output()?;
+        self.refresh_gauges();
+        Ok(result)
+    }
+
+    /// End of input: the watermark jumps to +infinity and every open window is emitted.
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        self.finished = true;
+        if self.bound.is_none() {
+            return Err(Error::Internal("finish() before any batch".into()));
+        }
+        self.moment(true);
+        let out = self.take_output()?;
+        self.refresh_gauges();
+        Ok(out)
+    }
+
+    /// Counters and gauges.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// The type of the window bound columns (known after the first batch).
+    pub fn window_type(&self) -> Option<DataType> {
+        self.bound.as_ref().map(|b| b.window_type.clone())
+    }
+
+    fn pane(&mut self, w: i64, key: u32) -> u32 {
+        let k = key as usize;
+        if let Some(&(cw, cs)) = self.last_pane.get(k) {
+            let p = &self.panes[cs as usize];
+            if cw == w && p.live && p.window == w && p.key == key {
+                return cs;
+            }
+        }
+        let slot = match self.pane_index.get(&(w, key)) {
+            Some(&s) => s,
+            None => {
+                let s = match self.free.pop() {
+                    Some(s) => s,
+                    None => {
+                        self.panes.push(Pane { window: 0, key: 0, revision: 0, emitted: false, live: false });
+                        (self.panes.len() - 1) as u32
+                    }
+                };
+                self.panes[s as usize] = Pane { window: w, key, revision: 0, emitted: false, live: true };
+                for acc in &mut self.accs {
+                    acc.reset(s);
+                }
+                self.pane_index.insert((w, key), s);
+                self.windows.entry(w).or_default().push(s);
+                s
+            }
+        };
+        if k >= self.last_pane.len() {
+            self.last_pane.resize(k + 1, (i64::MIN, 0));
+        }
+        self.last_pane[k] = (w, slot);
+        slot
+    }
+
+    fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.pair_rows.is_empty() {
+            return Ok(());
+        }
+        for acc in &mut self.accs {
+            acc.update(batch, &self.pair_rows, &self.pair_slots)?;
+        }
+        self.pair_rows.clear();
+        self.pair_slots.clear();
+        Ok(())
+    }
+
+    /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
+    fn moment(&mut self, end_of_input: bool) {
+        let spec = self.config.window;
+        let amend = self.config.emit == EmitMode::Amend;
+        let wm = self.watermark.current();
+        let mut emit: Vec<u32> = Vec::new();
+        if amend {
+            self.amended.sort_unstable();
+            self.amended.dedup();
+            for &s in &self.amended {
+                let p = &mut self.panes[s as usize];
+                if p.emitted {
+                    p.revision += 1;
+                }
+                p.emitted = true;
+                emit.push(s);
+            }
+            self.amended.clear();
+        }
+        let complete = if end_of_input { i64::MAX } else { spec.passed_upto(wm, 0) };
+        if complete > self.done_complete {
+            if amend {
+                for (_, slots) in self.windows.range(self.done_complete.saturating_add(1)..=complete) {
+                    for &s in slots {
+                        self.panes[s as usize].emitted = true;
+                        emit.push(s);
+                    }
+                }
+            }
+            self.done_complete = complete;
+        }
+        let closed = if end_of_input { i64::MAX } else { spec.passed_upto(wm, self.config.lateness) };
+        let mut freed: Vec<u32> = Vec::new();
+        if closed > self.done_closed {
+            let rest = if closed == i64::MAX {
+                BTreeMap::new()
+            } else {
+                self.windows.split_off(&(closed + 1))
+            };
+            let closing = std::mem::replace(&mut self.windows, rest);
+            for (_, slots) in closing {
+                if !amend {
+                    emit.extend_from_slice(&slots);
+                }
+                freed.extend(slots);
+            }
+            self.done_closed = closed;
+        }
+        if !emit.is_empty() {
+            let keys = self.keys.as_ref().expect("bound");
+            let panes = &self.panes;
+            emit.sort_unstable_by(|&a, &b| {
+                let (pa, pb) = (&panes[a as usize], &panes[b as usize]);
+                pa.window.cmp(&pb.window).then_with(|| keys.compare(pa.key, pb.key))
+            });
+            for acc in &mut self.accs {
+                acc.snapshot(&emit);
+            }
+            for &s in &emit {
+                let p = &self.panes[s as usize];
+                self.out_windows.push(p.window);
+                self.out_keys.push(p.key);
+                self.out_revisions.push(p.revision);
+            }
+            self.metrics.rows_emitted += emit.len() as u64;
+        }
+        for s in freed {
+            let p = &mut self.panes[s as usize];
+            p.live = false;
+            self.pane_index.remove(&(p.window, p.key));
+            self.free.push(s);
+        }
+    }
+
+    fn take_output(&mut self) -> Result<RecordBatch> {
+        let bound = self.bound.as_ref().expect("bound");
+        let spec = self.config.window;
+        let mut columns: Vec<ArrayRef> =
+            self.keys.as_ref().expect("bound").to_arrays(&self.out_keys)?;
+        let starts = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.start(w)));
+        let ends = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.end(w)));
+        columns.push(as_window_type(starts, &bound.window_type)?);
+        columns.push(as_window_type(ends, &bound.window_type)?);
+        if self.config.emit == EmitMode::Amend {
+            columns.push(Arc::new(UInt32Array::from(std::mem::take(&mut self.out_revisions))));
+        }
+        for acc in &mut self.accs {
+            columns.push(acc.finish());
+        }
+        self.out_windows.clear();
+        self.out_keys.clear();
+        self.out_revisions.clear();
+        Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
+    }
+
+    fn refresh_gauges(&mut self) {
+        let m = &mut self.metrics;
+        m.watermark = self.watermark.max_seen().map(|_| self.watermark.current());
+        m.max_event_time = self.watermark.max_seen();
+        m.open_windows = self.windows.len() as u64;
+        m.open_panes = self.pane_index.len() as u64;
+        let keys = self.keys.as_ref();
+        m.keys = keys.map_or(0, |k| k.len() as u64);
+        let accs: usize = self.accs.iter().map(|a| a.size()).sum();
+        let index = self.pane_index.capacity() * (std::mem::size_of::<((i64, u32), u32)>() + 1);
+        let panes = self.panes.capacity() * std::mem::size_of::<Pane>();
+        m.state_bytes = (accs + index + panes + keys.map_or(0, |k| k.size())) as u64;
+    }
+}
+
+fn field_list(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+}
+
+fn unit_matches(arrow: ArrowUnit, unit: TimeUnit) -> bool {
+    matches!(
+        (arrow, unit),
+        (ArrowUnit::Nanosecond, TimeUnit::Nanosecond)
+            | (ArrowUnit::Microsecond, TimeUnit::Microsecond)
+            | (ArrowUnit::Millisecond, TimeUnit::Millisecond)
+            | (ArrowUnit::Second, TimeUnit::Second)
+    )
+}
+
+fn as_window_type(values: Int64Array, t: &DataType) -> Result<ArrayRef> {
+    let data = values.into_data().into_builder().data_type(t.clone()).build()?;
+    Ok(arrow_array::make_array(data))
+}
+
+/// Renders an instant for messages.
+pub fn fmt_instant(t: i64, unit: TimeUnit) -> String {
+    let nanos = match unit {
+        TimeUnit::Integer => return t.to_string(),
+        TimeUnit::Second => t.checked_mul(1_000_000_000),
+        TimeUnit::Millisecond => t.checked_mul(1_000_000),
+        TimeUnit::Microsecond => t.checked_mul(1_000),
+        TimeUnit::Nanosecond => Some(t),
+    };
+    match nanos {
+        Some(n) => chrono::DateTime::from_timestamp_nanos(n).to_rfc3339(),
+        None if t == i64::MIN => "-infinity".into(),
+        None => t.to_string(),
+    }
+}
+
+enum Times<'a> {
+    Ints(&'a Int64Array),
+    Stamps(Vec<Option<i64>>),
+    Text(Vec<std::result::Result<i64, String>>),
+}
+
+impl Times<'_> {
+    #[inline]
+    fn value(&self, i: usize) -> std::result::Result<i64, String> {
+        match self {
+            Times::Ints(a) => {
+                if a.is_valid(i) {
+                    Ok(a.value(i))
+                } else {
+                    Err("null time".into())
+                }
+            }
+            Times::Stamps(v) => v[i].ok_or_else(|| "null time".into()),
+            Times::Text(v) => v[i].clone(),
+        }
+    }
+}
+
+fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
+    Ok(match kind {
+        TimeKind::Integer => Times::Ints(col.as_primitive::<arrow_array::types::Int64Type>()),
+        TimeKind::Timestamp(u) => Times::Stamps(match u {
+            ArrowUnit::Second => col.as_primitive::<TimestampSecondType>().iter().collect(),
+            ArrowUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().iter().collect(),
+            ArrowUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().iter().collect(),
+            ArrowUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().iter().collect(),
+        }),
+        TimeKind::Text => {
+            let parse = |s: Option<&str>| match s {
+                None => Err("null time".to_string()),
+                Some(s) => parse_timestamp(s, TimeUnit::Microsecond).ok_or_else(|| {
+                    format!(
+                        "unparseable time {:?}: expected an ISO 8601 / RFC 3339 timestamp such \
+                         as 2024-05-01T12:00:00Z",
+                        truncate(s, 80)
+                    )
+                }),
+            };
+            Times::Text(match col.data_type() {
+                DataType::Utf8 => col.as_string::<i32>().iter().map(parse).collect(),
+                DataType::LargeUtf8 => col.as_string::<i64>().iter().map(parse).collect(),
+                DataType::Utf8View => col.as_string_view().iter().map(parse).collect(),
+                other => return Err(Error::Internal(format!("text time of type {other}"))),
+            })
+        }
+    })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(max).collect::<String>())
+    }
+}

@@ -1,0 +1,233 @@
+//! The Python binding: the only code that touches pyo3.
+
+use crate::aggregate::{AggKind, AggSpec};
+use crate::error::Error;
+use crate::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator as Operator};
+use crate::time::{Duration, TimeUnit};
+use crate::window::WindowSpec;
+use arrow_array::{Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyRecordBatch;
+use std::sync::Arc;
+
+create_exception!(rillet, RilletError, PyException, "Base class of every rillet error.");
+create_exception!(rillet, SchemaError, RilletError, "A column is missing or has the wrong type.");
+create_exception!(rillet, ConfigError, RilletError, "An option is malformed or out of range.");
+create_exception!(rillet, SourceError, RilletError, "An input could not be read.");
+create_exception!(rillet, SinkError, RilletError, "An output could not be written.");
+create_exception!(rillet, LateDataError, RilletError, "A row arrived after its windows closed.");
+
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::Schema(m) => SchemaError::new_err(m),
+        Error::Config(m) => ConfigError::new_err(m),
+        Error::Source(m) => SourceError::new_err(m),
+        Error::Sink(m) => SinkError::new_err(m),
+        Error::LateData(m) => LateDataError::new_err(m),
+        e @ Error::Internal(_) => RilletError::new_err(e.to_string()),
+    }
+}
+
+fn parse_unit(unit: &str) -> PyResult<TimeUnit> {
+    Ok(match unit {
+        "ns" => TimeUnit::Nanosecond,
+        "us" => TimeUnit::Microsecond,
+        "ms" => TimeUnit::Millisecond,
+        "s" => TimeUnit::Second,
+        "i" | "int" | "integer" => TimeUnit::Integer,
+        other => {
+            return Err(ConfigError::new_err(format!(
+                "unknown time unit '{other}'; expected ns, us, ms, s or integer"
+            )))
+        }
+    })
+}
+
+/// Converts a polars duration string into a count of `unit`s.
+#[pyfunction]
+fn parse_duration(text: &str, unit: &str, what: &str) -> PyResult<i64> {
+    let u = parse_unit(unit)?;
+    Duration::parse(text).and_then(|d| d.to_fixed(u, what)).map_err(|e| match e {
+        Error::Config(m) => ConfigError::new_err(format!("{what}: {m}")),
+        other => to_py(other),
+    })
+}
+
+/// True when the duration is made of whole weeks only (such windows start on Monday).
+#[pyfunction]
+fn is_whole_weeks(text: &str) -> PyResult<bool> {
+    Duration::parse(text).map(|d| d.is_whole_weeks()).map_err(to_py)
+}
+
+/// The keyed event-time window operator.
+#[pyclass(module = "rillet._core")]
+struct WindowOperator {
+    inner: Operator,
+    rows_seen: u64,
+}
+
+type AggTuple = (String, Option<String>, Option<String>, String);
+
+#[pymethods]
+impl WindowOperator {
+    #[new]
+    #[pyo3(signature = (time_column, time_unit, by, period, every, offset, delay, lateness, emit, late, aggs))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        time_column: String,
+        time_unit: &str,
+        by: Vec<String>,
+        period: i64,
+        every: i64,
+        offset: i64,
+        delay: i64,
+        lateness: i64,
+        emit: &str,
+        late: &str,
+        aggs: Vec<AggTuple>,
+    ) -> PyResult<Self> {
+        let emit = match emit {
+            "final" => EmitMode::Final,
+            "amend" => EmitMode::Amend,
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown emit mode '{other}'; expected 'final' or 'amend'"
+                )))
+            }
+        };
+        let late = match late {
+            "collect" => LateMode::Collect,
+            "drop" => LateMode::Drop,
+            "raise" => LateMode::Raise,
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown late mode '{other}'; expected 'collect', 'drop' or 'raise'"
+                )))
+            }
+        };
+        let aggs = aggs
+            .into_iter()
+            .map(|(kind, column, filter, name)| {
+                Ok(AggSpec { kind: AggKind::parse(&kind)?, column, filter, name })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(to_py)?;
+        let config = OperatorConfig {
+            time_column,
+            time_unit: parse_unit(time_unit)?,
+            by,
+            window: WindowSpec::hopping(period, every, offset).map_err(to_py)?,
+            delay,
+            lateness,
+            emit,
+            late,
+            aggs,
+        };
+        Operator::validate(&config).map_err(to_py)?;
+        Ok(WindowOperator { inner: Operator::new(config), rows_seen: 0 })
+    }
+
+    /// Processes a batch (or stream of batches). Returns (output, late, rejected), where late
+    /// has columns (row, late_by) and rejected (row, reason); `row` counts from the first row
+    /// of this call.
+    fn process(
+        &mut self,
+        py: Python<'_>,
+        data: AnyRecordBatch,
+    ) -> PyResult<(PyRecordBatch, PyRecordBatch, PyRecordBatch)> {
+        let reader = data.into_reader()?;
+        let batches = reader
+            .collect::<Result<Vec<RecordBatch>, _>>()
+            .map_err(|e| SchemaError::new_err(format!("could not read the input batch: {e}")))?;
+        let inner = &mut self.inner;
+        let (out, late, rejected) = py
+            .detach(move || -> Result<(RecordBatch, RecordBatch, RecordBatch), Error> {
+                let mut outputs = Vec::new();
+                let (mut late_rows, mut late_by) = (Vec::new(), Vec::new());
+                let (mut rej_rows, mut reasons) = (Vec::new(), Vec::new());
+                let mut offset = 0u64;
+                for b in &batches {
+                    let r = inner.process(b)?;
+                    outputs.push(r.output);
+                    late_rows.extend(r.late_rows.iter().map(|&i| offset + i as u64));
+                    late_by.extend(r.late_by);
+                    rej_rows.extend(r.rejected_rows.iter().map(|&i| offset + i as u64));
+                    reasons.extend(r.reasons);
+                    offset += b.num_rows() as u64;
+                }
+                let out = match inner.output_schema() {
+                    Some(schema) => arrow_select::concat::concat_batches(&schema, &outputs)?,
+                    None => RecordBatch::new_empty(Arc::new(Schema::empty())),
+                };
+                let late = RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![
+                        Field::new("row", DataType::UInt64, false),
+                        Field::new("late_by", DataType::Int64, false),
+                    ])),
+                    vec![Arc::new(UInt64Array::from(late_rows)), Arc::new(Int64Array::from(late_by))],
+                )?;
+                let rejected = RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![
+                        Field::new("row", DataType::UInt64, false),
+                        Field::new("reason", DataType::Utf8, false),
+                    ])),
+                    vec![Arc::new(UInt64Array::from(rej_rows)), Arc::new(StringArray::from(reasons))],
+                )?;
+                Ok((out, late, rejected))
+            })
+            .map_err(to_py)?;
+        self.rows_seen += late.num_rows() as u64;
+        Ok((out.into(), late.into(), rejected.into()))
+    }
+
+    /// End of input: emits every open window.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<PyRecordBatch> {
+        let inner = &mut self.inner;
+        let out = py.detach(move || inner.finish()).map_err(to_py)?;
+        Ok(out.into())
+    }
+
+    /// True once the first batch fixed the schema.
+    fn is_bound(&self) -> bool {
+        self.inner.output_schema().is_some()
+    }
+
+    /// Counters and gauges as a dict of ints (None when unknown).
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.inner.metrics();
+        let d = PyDict::new(py);
+        d.set_item("rows_in", m.rows_in)?;
+        d.set_item("rows_accepted", m.rows_accepted)?;
+        d.set_item("rows_late", m.rows_late)?;
+        d.set_item("rows_rejected", m.rows_rejected)?;
+        d.set_item("rows_emitted", m.rows_emitted)?;
+        d.set_item("watermark", m.watermark)?;
+        d.set_item("max_event_time", m.max_event_time)?;
+        d.set_item("open_windows", m.open_windows)?;
+        d.set_item("open_panes", m.open_panes)?;
+        d.set_item("keys", m.keys)?;
+        d.set_item("state_bytes", m.state_bytes)?;
+        Ok(d)
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("RilletError", py.get_type::<RilletError>())?;
+    m.add("SchemaError", py.get_type::<SchemaError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("SourceError", py.get_type::<SourceError>())?;
+    m.add("SinkError", py.get_type::<SinkError>())?;
+    m.add("LateDataError", py.get_type::<LateDataError>())?;
+    m.add_class::<WindowOperator>()?;
+    m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

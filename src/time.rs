@@ -1,0 +1,258 @@
+//! Time: the unit of a time column, polars-style duration strings and timestamp parsing.
+//!
+//! The engine works on `i64` instants in the unit of the query's time column (nanoseconds,
+//! microseconds or milliseconds since the Unix epoch, or plain integers for an integer column).
+//! Durations are converted into that unit once, when a query is built.
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+/// The unit of the time column, and so of every instant and duration inside a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Nanoseconds since the epoch.
+    Nanosecond,
+    /// Microseconds since the epoch.
+    Microsecond,
+    /// Milliseconds since the epoch.
+    Millisecond,
+    /// Seconds since the epoch.
+    Second,
+    /// A plain integer column: durations must be integers (`"10i"`).
+    Integer,
+}
+
+impl TimeUnit {
+    /// How many of this unit make one nanosecond-based span, as a divisor of nanoseconds.
+    fn nanos_per_unit(self) -> Option<i64> {
+        match self {
+            TimeUnit::Nanosecond => Some(1),
+            TimeUnit::Microsecond => Some(1_000),
+            TimeUnit::Millisecond => Some(1_000_000),
+            TimeUnit::Second => Some(1_000_000_000),
+            TimeUnit::Integer => None,
+        }
+    }
+
+    /// The unit's name as polars spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Nanosecond => "ns",
+            TimeUnit::Microsecond => "us",
+            TimeUnit::Millisecond => "ms",
+            TimeUnit::Second => "s",
+            TimeUnit::Integer => "integer",
+        }
+    }
+}
+
+/// A parsed polars duration string such as `"1h30m"`, `"500ms"`, `"1mo"` or `"10i"`.
+///
+/// ```
+/// use _core::time::{Duration, TimeUnit};
+/// let d = Duration::parse("1h30m").unwrap();
+/// assert_eq!(d.to_fixed(TimeUnit::Millisecond, "every").unwrap(), 5_400_000);
+/// assert!(Duration::parse("1 hour").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Duration {
+    /// Calendar months (`mo`, `q` = 3, `y` = 12).
+    pub months: i64,
+    /// Weeks (`w`).
+    pub weeks: i64,
+    /// Days (`d`).
+    pub days: i64,
+    /// The fixed part below a day, in nanoseconds.
+    pub nanos: i64,
+    /// Index units (`i`), for integer time columns.
+    pub index: i64,
+    /// Whether the duration had a leading minus sign.
+    pub negative: bool,
+}
+
+const NS_PER_DAY: i64 = 86_400_000_000_000;
+
+impl Duration {
+    /// Parses a polars duration string.
+    pub fn parse(text: &str) -> Result<Duration> {
+        let bad = |why: &str| {
+            Error::Config(format!(
+                "bad duration '{text}': {why}; expected a polars duration string such as \
+                 '500ms', '30s', '1m', '1h30m', '1d', '1w', '1mo' or '10i'"
+            ))
+        };
+        let s = text.trim();
+        let (negative, mut rest) = match s.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, s),
+        };
+        if rest.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let mut d = Duration { negative, ..Duration::default() };
+        let mut has_fixed = false;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(bad("each unit needs a number before it"));
+            }
+            let n: i64 = rest[..digits].parse().map_err(|_| bad("the number is too large"))?;
+            rest = &rest[digits..];
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit = &rest[..unit_len];
+            rest = &rest[unit_len..];
+            let mul = |n: i64, m: i64| n.checked_mul(m).ok_or_else(|| bad("it overflows"));
+            let add = |a: i64, b: i64| a.checked_add(b).ok_or_else(|| bad("it overflows"));
+            match unit {
+                "ns" => d.nanos = add(d.nanos, n)?,
+                "us" | "µs" => d.nanos = add(d.nanos, mul(n, 1_000)?)?,
+                "ms" => d.nanos = add(d.nanos, mul(n, 1_000_000)?)?,
+                "s" => d.nanos = add(d.nanos, mul(n, 1_000_000_000)?)?,
+                "m" => d.nanos = add(d.nanos, mul(n, 60_000_000_000)?)?,
+                "h" => d.nanos = add(d.nanos, mul(n, 3_600_000_000_000)?)?,
+                "d" => d.days = add(d.days, n)?,
+                "w" => d.weeks = add(d.weeks, n)?,
+                "mo" => d.months = add(d.months, n)?,
+                "q" => d.months = add(d.months, mul(n, 3)?)?,
+                "y" => d.months = add(d.months, mul(n, 12)?)?,
+                "i" => d.index = add(d.index, n)?,
+                "" => return Err(bad("a number has no unit")),
+                other => return Err(bad(&format!("unknown unit '{other}'"))),
+            }
+            if unit != "i" {
+                has_fixed = true;
+            }
+        }
+        if has_fixed && d.index != 0 {
+            return Err(bad("index units ('i') cannot be mixed with time units"));
+        }
+        Ok(d)
+    }
+
+    /// True when the duration has calendar parts (months, quarters, years).
+    pub fn is_calendar(&self) -> bool {
+        self.months != 0
+    }
+
+    /// True when the duration is made of whole weeks only (windows then start on Monday).
+    pub fn is_whole_weeks(&self) -> bool {
+        self.weeks != 0 && self.days == 0 && self.nanos == 0 && self.months == 0
+    }
+
+    /// Converts to a fixed number of `unit`s. `what` names the option in error messages.
+    pub fn to_fixed(&self, unit: TimeUnit, what: &str) -> Result<i64> {
+        let sign = if self.negative { -1 } else { 1 };
+        if unit == TimeUnit::Integer {
+            if self.months != 0 || self.weeks != 0 || self.days != 0 || self.nanos != 0 {
+                return Err(Error::Config(format!(
+                    "{what}: the time column is an integer column, so durations must be \
+                     integers in the same unit (e.g. 10 or '10i'), not time spans"
+                )));
+            }
+            return Ok(sign * self.index);
+        }
+        if self.index != 0 {
+            return Err(Error::Config(format!(
+                "{what}: '{}i' is an index duration, but the time column holds datetimes or \
+                 timestamps; use a time span such as '30s' or a datetime.timedelta",
+                self.index
+            )));
+        }
+        if self.months != 0 {
+            return Err(Error::Config(format!(
+                "{what}: calendar durations (mo, q, y) are not supported yet; use a fixed \
+                 duration such as '30d'"
+            )));
+        }
+        let per = unit.nanos_per_unit().expect("non-integer unit");
+        let overflow = || Error::Config(format!("{what}: the duration overflows 64-bit time"));
+        let total = (self.weeks.checked_mul(7).ok_or_else(overflow)?)
+            .checked_add(self.days)
+            .and_then(|d| d.checked_mul(NS_PER_DAY))
+            .and_then(|n| n.checked_add(self.nanos))
+            .ok_or_else(overflow)?;
+        if total % per != 0 {
+            return Err(Error::Config(format!(
+                "{what}: the duration is finer than the time column's unit ({}); use a \
+                 multiple of 1{}",
+                unit.name(),
+                unit.name()
+            )));
+        }
+        Ok(sign * total / per)
+    }
+}
+
+/// Parses an ISO 8601 / RFC 3339 timestamp into an instant in `unit` since the epoch.
+///
+/// A timestamp without an offset is taken as UTC; a date alone is midnight UTC.
+/// ```
+/// use _core::time::{parse_timestamp, TimeUnit};
+/// assert_eq!(parse_timestamp("1970-01-01T00:00:01Z", TimeUnit::Millisecond), Some(1000));
+/// assert_eq!(parse_timestamp("1970-01-01 01:00:00+01:00", TimeUnit::Second), Some(0));
+/// assert_eq!(parse_timestamp("yesterday", TimeUnit::Second), None);
+/// ```
+pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
+    let s = text.trim();
+    let nanos = if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        dt.timestamp_nanos_opt()?
+    } else if let Some(n) = parse_naive(s) {
+        n.and_utc().timestamp_nanos_opt()?
+    } else if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        dt.timestamp_nanos_opt()?
+    } else if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%z") {
+        dt.timestamp_nanos_opt()?
+    } else {
+        return None;
+    };
+    match unit.nanos_per_unit() {
+        Some(per) => Some(nanos.div_euclid(per)),
+        None => None,
+    }
+}
+
+fn parse_naive(s: &str) -> Option<NaiveDateTime> {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(n);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_compound_durations() {
+        let d = Duration::parse("1h30m").unwrap();
+        assert_eq!(d.to_fixed(TimeUnit::Second, "x").unwrap(), 5400);
+        assert_eq!(Duration::parse("500ms").unwrap().to_fixed(TimeUnit::Microsecond, "x").unwrap(), 500_000);
+        assert_eq!(Duration::parse("1d12h").unwrap().to_fixed(TimeUnit::Second, "x").unwrap(), 129_600);
+        assert_eq!(Duration::parse("1w").unwrap().to_fixed(TimeUnit::Second, "x").unwrap(), 604_800);
+        assert_eq!(Duration::parse("-5s").unwrap().to_fixed(TimeUnit::Millisecond, "x").unwrap(), -5000);
+        assert_eq!(Duration::parse("10i").unwrap().to_fixed(TimeUnit::Integer, "x").unwrap(), 10);
+    }
+
+    #[test]
+    fn rejects_bad_durations_with_a_hint() {
+        for bad in ["", "5", "m", "5 minutes", "5x", "1h5i"] {
+            let e = Duration::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("expected a polars duration string"), "{bad}: {e}");
+        }
+        let e = Duration::parse("5s").unwrap().to_fixed(TimeUnit::Integer, "every").unwrap_err();
+        assert!(e.to_string().contains("integer"));
+        let e = Duration::parse("1ns").unwrap().to_fixed(TimeUnit::Millisecond, "every").unwrap_err();
+        assert!(e.to_string().contains("finer"));
+    }
+
+    #[test]
+    fn parses_timestamps() {
+        assert_eq!(parse_timestamp("2024-01-01T00:00:00Z", TimeUnit::Second), Some(1_704_067_200));
+        assert_eq!(parse_timestamp("2024-01-01T00:00:00.5", TimeUnit::Millisecond), Some(1_704_067_200_500));
+        assert_eq!(parse_timestamp("2024-01-01", TimeUnit::Second), Some(1_704_067_200));
+        assert_eq!(parse_timestamp("1969-12-31T23:59:59.999999999Z", TimeUnit::Microsecond), Some(-1));
+        assert_eq!(parse_timestamp("not a time", TimeUnit::Second), None);
+    }
+}
