@@ -177,6 +177,12 @@ pub struct WindowOperator {
     watermark: Watermark,
     done_complete: i64,
     done_closed: i64,
+    // Thresholds derived from done_complete / done_closed, so the per-row path compares
+    // instead of dividing: a row with t < late_before has its last window closed; the
+    // watermark reaching next_complete_at / next_close_at is a moment.
+    late_before: i64,
+    next_complete_at: i64,
+    next_close_at: i64,
     panes: Vec<Pane>,
     free: Vec<u32>,
     pane_index: HashMap<(i64, u32), u32>,
@@ -196,9 +202,12 @@ impl WindowOperator {
     /// A new operator; the input schema is bound on the first batch.
     pub fn new(config: OperatorConfig) -> Self {
         let spec = config.window;
-        WindowOperator {
+        let mut op = WindowOperator {
             done_complete: spec.passed_upto(i64::MIN, 0),
             done_closed: spec.passed_upto(i64::MIN, config.lateness),
+            late_before: i64::MIN,
+            next_complete_at: i64::MIN,
+            next_close_at: i64::MIN,
             watermark: Watermark::new(config.delay),
             config,
             bound: None,
@@ -217,7 +226,17 @@ impl WindowOperator {
             out_revisions: Vec::new(),
             metrics: Metrics::default(),
             finished: false,
-        }
+        };
+        op.refresh_thresholds();
+        op
+    }
+
+    fn refresh_thresholds(&mut self) {
+        let spec = self.config.window;
+        self.late_before = spec.start(self.done_closed.saturating_add(1));
+        self.next_complete_at = spec.end(self.done_complete.saturating_add(1));
+        self.next_close_at =
+            spec.end(self.done_closed.saturating_add(1)).saturating_add(self.config.lateness);
     }
 
     /// The configuration.
@@ -382,7 +401,7 @@ impl WindowOperator {
         };
         let spec = self.config.window;
         let amend = self.config.emit == EmitMode::Amend;
-        let lateness = self.config.lateness;
+        let gappy = spec.period < spec.every;
         self.metrics.rows_in += n as u64;
         for i in 0..n {
             let t = match times.value(i) {
@@ -394,8 +413,10 @@ impl WindowOperator {
                     continue;
                 }
             };
-            let (first, last) = spec.indices(t);
-            if first <= last && last <= self.done_closed {
+            if t < self.late_before && (!gappy || {
+                let (first, last) = spec.indices(t);
+                first <= last
+            }) {
                 let wm = self.watermark.current();
                 self.metrics.rows_late += 1;
                 match self.config.late {
@@ -419,6 +440,7 @@ impl WindowOperator {
                 continue;
             }
             self.metrics.rows_accepted += 1;
+            let (first, last) = spec.indices(t);
             let key = self.keys.as_mut().expect("bound").intern(encoded.as_ref(), i);
             for w in first.max(self.done_closed + 1)..=last {
                 let slot = self.pane(w, key);
@@ -431,9 +453,7 @@ impl WindowOperator {
             let moved = self.watermark.observe(t);
             let wm = self.watermark.current();
             let due = !self.amended.is_empty()
-                || (moved
-                    && ((amend && spec.passed_upto(wm, 0) > self.done_complete)
-                        || spec.passed_upto(wm, lateness) > self.done_closed));
+                || (moved && (wm >= self.next_close_at || (amend && wm >= self.next_complete_at)));
             if due {
                 self.update_accumulators(batch)?;
                 self.moment(false);
@@ -585,6 +605,7 @@ impl WindowOperator {
             self.pane_index.remove(&(p.window, p.key));
             self.free.push(s);
         }
+        self.refresh_thresholds();
     }
 
     fn take_output(&mut self) -> Result<RecordBatch> {

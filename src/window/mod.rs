@@ -71,6 +71,15 @@ impl WindowSpec {
     /// can fall between windows and then `first > last`.
     #[inline]
     pub fn indices(&self, t: i64) -> (i64, i64) {
+        if let Some(rel) = t.checked_sub(self.offset) {
+            let last = rel.div_euclid(self.every);
+            if self.period == self.every {
+                return (last, last);
+            }
+            if let Some(before) = rel.checked_sub(self.period) {
+                return (before.div_euclid(self.every) + 1, last);
+            }
+        }
         let rel = t as i128 - self.offset as i128;
         let every = self.every as i128;
         let last = rel.div_euclid(every);
