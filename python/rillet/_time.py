@@ -31,7 +31,7 @@ def to_units(value: DurationLike | None, unit: str, what: str) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{what}: expected a duration, got the boolean {value!r}")
     if isinstance(value, int):
-        if unit != "integer":
+        if unit != "integer" and value != 0:  # zero needs no unit
             raise ConfigError(
                 f"{what}: the integer {value} is only a duration for an integer time column; "
                 f"this time column holds datetimes, so give a string such as '{value}s' or a "

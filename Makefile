@@ -1,0 +1,40 @@
+# One task runner for developers and CI (.ci/run calls `make test`).
+# `make` alone lists the targets.
+
+PYTHON ?= python3
+# One shared Cargo target directory, so `maturin develop`, `pip install -e .`, cargo test and
+# clippy reuse each other's builds instead of starting from scratch. Override as needed.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/rillet-target
+export CARGO_TARGET_DIR
+EVENTS ?= 1000000
+
+.DEFAULT_GOAL := help
+.PHONY: help develop test test-rust test-py lint bench demo
+
+help: ## Show this list
+	@echo "rillet tasks (make TARGET):"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	@echo "variables: PYTHON=$(PYTHON) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) EVENTS=$(EVENTS)"
+
+develop: ## Build the native module (debug) into the current Python environment
+	VIRTUAL_ENV=$${VIRTUAL_ENV:-$$($(PYTHON) -c 'import sys;print(sys.prefix)')} maturin develop
+
+test: test-rust test-py ## Run every test: the Rust engine, then Python (needs the package installed)
+
+test-rust: ## Rust tests of the engine, no Python involved
+	cargo test --no-default-features
+
+test-py: ## Python tests, against the installed package
+	$(PYTHON) -m pytest tests -q
+
+lint: ## cargo clippy with warnings as errors, and ruff when it is installed
+	cargo clippy -- -D warnings
+	@if $(PYTHON) -m ruff --version >/dev/null 2>&1; then \
+		echo "$(PYTHON) -m ruff check python tests bench"; $(PYTHON) -m ruff check python tests bench; \
+	else echo "ruff is not installed; skipping the Python lint"; fi
+
+bench: ## Time rillet against polars and DuckDB (EVENTS=1000000); a release build is needed for real figures
+	$(PYTHON) bench/run.py --events $(EVENTS)
+
+demo: ## Replay a generated CloudTrail-like stream through a few metrics
+	$(PYTHON) -m rillet demo

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Times rillet against polars and DuckDB on the benchmark workload, in one process.
+
+    python bench/run.py --events 1000000 [--runs 3] [--queries K1,K2,K6] [--engines ...]
+
+The workload (../shared/bench/WORKLOAD.md) is generated once with gen_events.py and cached
+as Parquet under /tmp/rillet-bench/. It is loaded once (as an Arrow table and as a polars
+DataFrame; loading is timed apart), then every (query, engine) runs --runs times from memory
+and the median is reported:
+
+  rillet        the query from the in-memory DataFrame, rows in arrival order, no progress bar
+  polars-tru    dt.truncate + group_by   } the functions of peers/polars_batch.py, with
+  polars-dyn    group_by_dynamic         } polars' own thread pool (POLARS_MAX_THREADS)
+  duckdb-1t/2t  the SQL of peers/duckdb_batch.py with 1 and 2 threads
+
+K1 and K2 are batch queries: every row counts. rillet runs them as a deployment sized to
+this data would: watermark 5 s behind the latest event time and 15 minutes of allowed
+lateness, the workload's largest arrival delay, so no row is late and windows are still
+emitted and freed as the watermark passes them. K6 is K1 with 1 minute of lateness: rillet
+drops (and counts) the rows whose window is already closed, the "window" rule of
+peers/common.k6_dropped_mask, and its result must equal batch K1 over the rows it kept. For
+K6 the peers' row repeats their batch K1 time (no late-data handling: the bound a one-pass
+engine is compared with).
+
+Every result is checked: K1 and K2 against polars (dt.truncate), by the order-independent
+checksum of peers/common.py (or, if only floats differ in the last digits, a frame
+comparison with a relative tolerance of 1e-9); K6 against batch K1 over the kept rows, with
+the same number of rows dropped. A table is printed and one JSON line per (query, engine) is
+appended to bench/results/results.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOAD_DIR = Path(os.environ.get("RILLET_BENCH_WORKLOAD", ROOT.parent / "shared" / "bench"))
+DATA_DIR = Path("/tmp/rillet-bench")
+RESULTS = ROOT / "bench" / "results" / "results.jsonl"
+QUERIES = ("K1", "K2", "K6")
+ENGINES = ("rillet", "polars-tru", "polars-dyn", "duckdb-1t", "duckdb-2t")
+#: K1/K2 allowed lateness: the workload's rows arrive at most 15 minutes after their event time.
+BATCH_LATENESS = "15m"
+FLOAT_RTOL = 1e-9
+
+
+# ------------------------------------------------------------------------------ set-up
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Time rillet against polars and DuckDB on the benchmark workload.",
+        epilog="Figures from a debug build of the native core (maturin develop) mean nothing; "
+        "build a release (pip install .) before quoting any.",
+    )
+    ap.add_argument("--events", type=int, default=1_000_000, help="events in the workload (default 1,000,000)")
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per (query, engine); the median is reported")
+    ap.add_argument("--queries", default=",".join(QUERIES), help="comma list from K1,K2,K6 (default: all)")
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma list from {','.join(ENGINES)} (default: all)")
+    ap.add_argument("--seed", type=int, default=42, help="gen_events.py seed (default 42, as WORKLOAD.md)")
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"Parquet cache (default {DATA_DIR})")
+    ap.add_argument("--workload-dir", type=Path, default=WORKLOAD_DIR,
+                    help="folder with gen_events.py and peers/ (default ../shared/bench, or $RILLET_BENCH_WORKLOAD)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="JSON lines to append to (default bench/results/results.jsonl)")
+    a = ap.parse_args(argv)
+    a.queries = [q.strip().upper() for q in a.queries.split(",") if q.strip()]
+    a.engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    for q in a.queries:
+        if q not in QUERIES:
+            ap.error(f"unknown query {q!r}; choose from {', '.join(QUERIES)}")
+    for e in a.engines:
+        if e not in ENGINES:
+            ap.error(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+    if a.events < 1 or a.runs < 1:
+        ap.error("--events and --runs must be at least 1")
+    if not (a.workload_dir / "gen_events.py").exists():
+        ap.error(f"{a.workload_dir}/gen_events.py not found; point --workload-dir (or "
+                 "$RILLET_BENCH_WORKLOAD) at the folder of WORKLOAD.md")
+    return a
+
+
+def ensure_parquet(args: argparse.Namespace) -> Path:
+    """The workload as Parquet, generated on first use and cached."""
+    path = args.data_dir / f"events_{args.events}_seed{args.seed}.parquet"
+    if path.exists():
+        return path
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    print(f"generating {args.events:,} events -> {path}", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(args.workload_dir / "gen_events.py"), "--events",
+                    str(args.events), "--seed", str(args.seed), "--out", str(tmp)], check=True)
+    os.replace(tmp, path)
+    print(f"  generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    return path
+
+
+def core_has_debug_info() -> bool | None:
+    """Whether the native module carries DWARF debug info (a debug build, as `maturin
+    develop` makes by default; release builds are stripped). None if it is not ELF."""
+    import rillet._core as core
+
+    try:
+        with open(core.__file__, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit ELF only
+                return None
+            e = "<" if head[5] == 1 else ">"
+            (shoff,) = struct.unpack_from(e + "Q", head, 0x28)
+            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 0x3A)
+            f.seek(shoff + shstrndx * shentsize)
+            _, _, _, _, str_off, str_size = struct.unpack(e + "IIQQQQ", f.read(40))
+            f.seek(str_off)
+            return b".debug_info" in f.read(str_size)
+    except (OSError, struct.error):
+        return None
+
+
+def git_commit() -> str | None:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+# ------------------------------------------------------------------------------ queries
+def rillet_queries(df: Any) -> dict[str, Callable[[], tuple[Any, dict]]]:
+    """K1, K2, K6 through rillet, each returning (result, facts)."""
+    import polars as pl
+
+    import rillet as rl
+
+    def k1_aggs() -> tuple:
+        return (
+            rl.count(),
+            rl.sum("bytes").alias("sum_bytes"),
+            rl.mean("latency_ms").alias("mean_latency_ms"),
+            rl.max("latency_ms").alias("max_latency_ms"),
+        )
+
+    def k1() -> tuple[Any, dict]:
+        run = (
+            rl.stream(df, time="event_time", watermark="5s")
+            .window(rl.tumbling("1m"), by=["event_source", "event_name"], lateness=BATCH_LATENESS)
+            .agg(*k1_aggs())
+            .run(progress=False)
+        )
+        return run.output, {"late": run.metrics["rows_late"]}
+
+    def k2() -> tuple[Any, dict]:
+        run = (
+            rl.stream(df, time="event_time", watermark="5s")
+            .window(rl.hopping("5m", "1m"), by="user", lateness=BATCH_LATENESS)
+            .agg(rl.count(), rl.count(where=pl.col("error_code").is_not_null()).alias("errors"))
+            .run(progress=False)
+        )
+        return run.output, {"late": run.metrics["rows_late"]}
+
+    def k6() -> tuple[Any, dict]:
+        run = (
+            rl.stream(df, time="event_time", watermark="5s")
+            .window(rl.tumbling("1m"), by=["event_source", "event_name"], lateness="1m", late="drop")
+            .agg(*k1_aggs())
+            .run(progress=False)
+        )
+        return run.output, {"dropped": run.metrics["rows_late"]}
+
+    return {"K1": k1, "K2": k2, "K6": k6}
+
+
+def polars_queries(df: Any, style: str) -> dict[str, Callable[[], tuple[Any, dict]]]:
+    import polars_batch  # peers/polars_batch.py
+
+    def bind(fn: Callable) -> Callable[[], tuple[Any, dict]]:
+        def run() -> tuple[Any, dict]:
+            polars_batch.STYLE = style  # the module reads its style from this global
+            return fn(df), {}
+
+        return run
+
+    # K6 for a batch engine: K1 over every row (no late-data handling), the bound.
+    return {"K1": bind(polars_batch.k1), "K2": bind(polars_batch.k2), "K6": bind(polars_batch.k1)}
+
+
+def duckdb_queries(table: Any, threads: int) -> dict[str, Callable[[], tuple[Any, dict]]]:
+    import duckdb_batch  # peers/duckdb_batch.py
+
+    con = duckdb_batch.prepare(table, SimpleNamespace(threads=threads))  # copies the table (untimed)
+
+    def bind(fn: Callable) -> Callable[[], tuple[Any, dict]]:
+        return lambda: (fn(con), {})
+
+    return {"K1": bind(duckdb_batch.k1), "K2": bind(duckdb_batch.k2), "K6": bind(duckdb_batch.k1)}
+
+
+# ------------------------------------------------------------------------------ checking
+def normalized(result: Any) -> Any:
+    """A result as a polars frame: timestamps as integer microseconds, columns by name, rows
+    sorted by every non-float column, so two engines' results can be compared."""
+    import polars as pl
+    from common import to_arrow
+
+    f = pl.from_arrow(to_arrow(result))
+    f = f.with_columns(
+        [pl.col(c).dt.epoch("us") for c, t in f.schema.items() if isinstance(t, pl.Datetime)]
+        + [pl.col(c).cast(pl.Int64) for c, t in f.schema.items() if t.is_integer()]
+        + [pl.col(c).cast(pl.String) for c, t in f.schema.items() if isinstance(t, pl.Categorical)]
+        # DuckDB sums BIGINT into HUGEINT, which arrives as a decimal with scale 0
+        + [pl.col(c).cast(pl.Int64 if t.scale == 0 else pl.Float64)
+           for c, t in f.schema.items() if isinstance(t, pl.Decimal)]
+    )
+    f = f.select(sorted(f.columns))
+    keys = [c for c, t in f.schema.items() if not t.is_float()]
+    return f.sort(keys)
+
+
+def compare(result: Any, ref_checksum: str, ref_frame: Any) -> tuple[bool, str]:
+    """(equal?, how): checksums first, then a frame comparison with a float tolerance."""
+    from common import checksum
+    from polars.testing import assert_frame_equal
+
+    if checksum(result) == ref_checksum:
+        return True, "yes"
+    try:
+        assert_frame_equal(normalized(result), ref_frame, check_exact=False, rel_tol=FLOAT_RTOL,
+                           abs_tol=0.0, check_dtypes=False)
+    except (AssertionError, TypeError):
+        try:  # older polars spells the tolerance rtol/atol
+            assert_frame_equal(normalized(result), ref_frame, check_exact=False, rtol=FLOAT_RTOL,
+                               atol=0.0, check_dtypes=False)
+        except AssertionError:
+            return False, "NO"
+    return True, f"yes (floats within {FLOAT_RTOL:g})"
+
+
+# ------------------------------------------------------------------------------ running
+def measure(fn: Callable[[], tuple[Any, dict]], runs: int) -> tuple[Any, dict, list[float], list[float]]:
+    """Runs fn `runs` times; returns the last (result, facts), wall and CPU seconds."""
+    wall, cpu = [], []
+    result, facts = None, {}
+    for _ in range(runs):
+        result = None  # let the previous result go before the next run
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        result, facts = fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return result, facts, wall, cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(args.workload_dir / "peers"))
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+    from common import checksum, k6_dropped_mask, load_events
+
+    import rillet
+
+    parquet = ensure_parquet(args)
+    t0 = time.perf_counter()
+    table = load_events(str(parquet))
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    df = pl.from_arrow(table).rechunk()
+    load_s = time.perf_counter() - t0
+    n = table.num_rows
+
+    debug = core_has_debug_info()
+    try:
+        import duckdb
+
+        duckdb_version = duckdb.__version__
+    except ImportError:
+        duckdb_version = None
+    env = {
+        "commit": git_commit(),
+        "rillet": rillet.__version__,
+        "core_debug_info": debug,
+        "polars": pl.__version__,
+        "polars_threads": pl.thread_pool_size(),
+        "duckdb": duckdb_version,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+    }
+    print(f"workload: {n:,} events from {parquet} (read {read_s:.2f} s, to polars {load_s:.2f} s)")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("commit", "core_debug_info")))
+    if debug:
+        print("WARNING: rillet's native module is a debug build (it carries debug info); its "
+              "timings are not representative. Build a release (pip install .) to measure.")
+
+    # Engines, built lazily: DuckDB copies the table into its own storage once per engine.
+    labels = {"polars-tru": f"polars-tru-{pl.thread_pool_size()}t",
+              "polars-dyn": f"polars-dyn-{pl.thread_pool_size()}t"}
+    makers: dict[str, Callable[[], dict]] = {
+        "rillet": lambda: rillet_queries(df),
+        "polars-tru": lambda: polars_queries(df, "truncate"),
+        "polars-dyn": lambda: polars_queries(df, "dynamic"),
+        "duckdb-1t": lambda: duckdb_queries(table, 1),
+        "duckdb-2t": lambda: duckdb_queries(table, 2),
+    }
+    engines: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+
+    def engine(name: str) -> dict | None:
+        if name not in engines and name not in skipped:
+            try:
+                engines[name] = makers[name]()
+            except ImportError as e:
+                skipped[name] = str(e)
+                print(f"  skipping {name}: {e}")
+        return engines.get(name)
+
+    # References (untimed): polars dt.truncate, and for K6 the same over the kept rows.
+    import polars_batch
+
+    polars_batch.STYLE = "truncate"
+    refs: dict[str, tuple[str, Any, int | None]] = {}
+
+    def reference(query: str) -> tuple[str, Any, int | None]:
+        if query not in refs:
+            if query == "K6":
+                drop = k6_dropped_mask(table["event_time"].cast(pa.int64()).to_numpy(), rule="window")
+                ref = polars_batch.k1(df.filter(~pl.Series(drop)))
+                dropped = int(np.count_nonzero(drop))
+            else:
+                ref = {"K1": polars_batch.k1, "K2": polars_batch.k2}[query](df)
+                dropped = None
+            refs[query] = (checksum(ref), normalized(ref), dropped)
+        return refs[query]
+
+    header = f"{'query':5}  {'engine':24} {'events/s':>12} {'median s':>9} {'ratio':>7}  result matches"
+    print()
+    print("ratio = rillet events/s / the engine's events/s (above 1: rillet is faster)")
+    print(header)
+    print("-" * (len(header) + 20))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    peer_k1: dict[str, dict] = {}  # K1 timings of batch engines, reused for their K6 row
+    failures = 0
+    for query in args.queries:
+        ref_checksum, ref_frame, ref_dropped = reference(query)
+        rillet_eps = None
+        for name in args.engines:
+            label = labels.get(name, name)
+            note = None
+            if query == "K6" and name != "rillet" and name in peer_k1:
+                rec = {**peer_k1[name], "matches": None}
+                note = "batch K1 time (no late-data handling)"
+                matches = "n/a (batch K1)"
+            else:
+                queries = engine(name)
+                if queries is None:
+                    continue
+                result, facts, wall, cpu = measure(queries[query], args.runs)
+                med = statistics.median(wall)
+                rec = {
+                    "runs": [round(w, 4) for w in wall],
+                    "median_s": round(med, 4),
+                    "cpu_s": round(statistics.median(cpu), 4),
+                    "events_per_s": round(n / med) if med > 0 else None,
+                    "checksum": checksum(result),
+                    **facts,
+                }
+                if query == "K6" and name != "rillet":
+                    note = "batch K1 time (no late-data handling)"
+                    matches = "n/a (batch K1)"
+                else:
+                    ok, matches = compare(result, ref_checksum, ref_frame)
+                    if query == "K6":
+                        same_drop = facts.get("dropped") == ref_dropped
+                        ok = ok and same_drop
+                        matches = (f"{matches}, dropped {facts.get('dropped'):,}"
+                                   + ("" if same_drop else f" (expected {ref_dropped:,})"))
+                        matches = matches if ok else "NO: " + matches
+                    elif facts.get("late"):
+                        ok = False
+                        matches = f"NO: {facts['late']:,} rows late"
+                    rec["matches"] = ok
+                    failures += not ok
+                if query == "K1" and name != "rillet":
+                    peer_k1[name] = rec
+                del result
+            eps = rec["events_per_s"]
+            if name == "rillet":
+                rillet_eps = eps
+                ratio = None
+            else:
+                ratio = round(rillet_eps / eps, 3) if rillet_eps and eps else None
+            ratio_s = "-" if ratio is None else f"{ratio:.2f}"
+            print(f"{query:5}  {label:24} {eps:>12,} {rec['median_s']:>9.3f} {ratio_s:>7}  {matches}",
+                  flush=True)
+            line = {"time": stamp, "query": query, "engine": label, "events": n, "seed": args.seed,
+                    "read_s": round(read_s, 3), "load_s": round(load_s, 3), **rec, "ratio": ratio,
+                    "match": matches, **({"note": note} if note else {}), **env}
+            with open(args.out, "a") as f:
+                f.write(json.dumps(line) + "\n")
+    print(f"\nappended to {args.out}")
+    if failures:
+        print(f"{failures} result(s) did not match the reference", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
