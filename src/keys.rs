@@ -1,16 +1,23 @@
 //! Grouping keys: zero or more columns of any flat Arrow type, interned into dense group ids.
 //!
-//! Key columns are converted once per batch into arrow-row's byte encoding, whose byte order
-//! is the ascending order of the values (nulls first, all nulls equal), so one hash map from
-//! bytes to id serves every combination of types, and sorting ids by their bytes gives the
-//! emission order by key.
+//! A batch is interned in two steps, so that the per-row work is one cheap hash per column:
+//!
+//! 1. each key column is dictionary-encoded *within the batch* by hashing its values in place
+//!    (string bytes, or the fixed-width bytes of a primitive), and the per-column codes are
+//!    combined into one code per distinct key tuple of the batch;
+//! 2. only the distinct tuples (a few thousand rows, not the batch) are converted into
+//!    arrow-row's byte encoding and looked up in the run-wide dictionary. That encoding's byte
+//!    order is the ascending order of the values (nulls first, all nulls equal), so sorting ids
+//!    by their bytes gives the emission order by key.
 
 use crate::error::{Error, Result};
-use arrow_array::ArrayRef;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, UInt32Array};
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::DataType;
 use hashbrown::HashMap;
 use std::cmp::Ordering;
+use std::hash::Hash;
 
 /// Dense ids for the distinct key tuples seen so far.
 pub struct KeyInterner {
@@ -35,6 +42,69 @@ impl KeyInterner {
         let converter = RowConverter::new(fields)?;
         let rows = converter.empty_rows(0, 0);
         Ok(KeyInterner { converter: Some(converter), ids: HashMap::new(), rows: Some(rows) })
+    }
+
+    /// The key id of every row of a batch, given its key columns (in `by` order).
+    pub fn batch_ids(&mut self, columns: &[ArrayRef], num_rows: usize) -> Result<Vec<u32>> {
+        if columns.is_empty() {
+            return Ok(vec![0; num_rows]);
+        }
+        let mut codes = Vec::new();
+        let mut reps = Vec::new();
+        for (c, col) in columns.iter().enumerate() {
+            let (col_codes, col_reps) = self.local_codes(col, c)?;
+            if c == 0 {
+                codes = col_codes;
+                reps = col_reps;
+            } else {
+                (codes, reps) = combine(&codes, reps.len(), &col_codes, col_reps.len());
+            }
+        }
+        // Intern only the distinct tuples of this batch.
+        let take = UInt32Array::from(reps);
+        let distinct: Vec<ArrayRef> = columns
+            .iter()
+            .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let encoded = self.encode(&distinct)?;
+        let global: Vec<u32> = (0..take.len()).map(|i| self.intern(encoded.as_ref(), i)).collect();
+        Ok(codes.into_iter().map(|c| global[c as usize]).collect())
+    }
+
+    /// Dictionary-encodes one column within a batch: (code per row, first row of each code).
+    fn local_codes(&self, col: &ArrayRef, position: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+        Ok(match col.data_type() {
+            DataType::Utf8 => codes_of(col.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
+            DataType::LargeUtf8 => {
+                codes_of(col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)))
+            }
+            DataType::Utf8View => codes_of(col.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+            DataType::Binary => codes_of(col.as_binary::<i32>().iter()),
+            DataType::LargeBinary => codes_of(col.as_binary::<i64>().iter()),
+            DataType::BinaryView => codes_of(col.as_binary_view().iter()),
+            DataType::Boolean => codes_of(col.as_boolean().iter()),
+            t if t.primitive_width().is_some_and(|w| w <= 16) => {
+                let width = t.primitive_width().expect("primitive");
+                let data = col.to_data();
+                let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
+                let value = |i: usize| -> u128 {
+                    let mut b = [0u8; 16];
+                    b[..width].copy_from_slice(&bytes[i * width..(i + 1) * width]);
+                    u128::from_le_bytes(b)
+                };
+                codes_of((0..col.len()).map(|i| col.is_valid(i).then(|| value(i))))
+            }
+            _ => {
+                // Any other type: its own arrow-row encoding, hashed as bytes.
+                let field = SortField::new(col.data_type().clone());
+                let converter = RowConverter::new(vec![field]).map_err(|e| {
+                    Error::Schema(format!("cannot group by key column {position}: {e}"))
+                })?;
+                let rows = converter.convert_columns(std::slice::from_ref(col))?;
+                let (codes, reps) = codes_of(rows.iter().map(|r| Some(r.data())));
+                (codes, reps)
+            }
+        })
     }
 
     /// Encodes a batch's key columns; pass the result to [`KeyInterner::intern`].
@@ -93,5 +163,122 @@ impl KeyInterner {
     pub fn size(&self) -> usize {
         let rows = self.rows.as_ref().map_or(0, |r| r.size());
         rows * 2 + self.ids.capacity() * (std::mem::size_of::<(Box<[u8]>, u32)>() + 1)
+    }
+}
+
+/// Codes for a sequence of optional values: equal values (and all nulls) share a code.
+fn codes_of<T: Hash + Eq>(values: impl Iterator<Item = Option<T>>) -> (Vec<u32>, Vec<u32>) {
+    let (lower, _) = values.size_hint();
+    let mut codes = Vec::with_capacity(lower);
+    let mut reps: Vec<u32> = Vec::new();
+    let mut seen: HashMap<T, u32> = HashMap::new();
+    let mut null_code: Option<u32> = None;
+    for (i, v) in values.enumerate() {
+        let code = match v {
+            None => *null_code.get_or_insert_with(|| {
+                reps.push(i as u32);
+                (reps.len() - 1) as u32
+            }),
+            Some(v) => *seen.entry(v).or_insert_with(|| {
+                reps.push(i as u32);
+                (reps.len() - 1) as u32
+            }),
+        };
+        codes.push(code);
+    }
+    (codes, reps)
+}
+
+/// Combines two code columns into one code per distinct pair.
+fn combine(a: &[u32], a_card: usize, b: &[u32], b_card: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut codes = Vec::with_capacity(a.len());
+    let mut reps: Vec<u32> = Vec::new();
+    let space = a_card.saturating_mul(b_card);
+    if space <= 1 << 22 {
+        // Small product: a direct table instead of a hash map.
+        let mut table = vec![u32::MAX; space];
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            let slot = &mut table[x as usize * b_card + y as usize];
+            if *slot == u32::MAX {
+                *slot = reps.len() as u32;
+                reps.push(i as u32);
+            }
+            codes.push(*slot);
+        }
+    } else {
+        let mut seen: HashMap<u64, u32> = HashMap::new();
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            let code = *seen.entry(((x as u64) << 32) | y as u64).or_insert_with(|| {
+                reps.push(i as u32);
+                (reps.len() - 1) as u32
+            });
+            codes.push(code);
+        }
+    }
+    (codes, reps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{BooleanArray, Int32Array, StringArray, StringViewArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn equal_keys_share_ids_across_batches_and_types() {
+        let types = [DataType::Utf8View, DataType::Int32, DataType::Boolean];
+        let mut k = KeyInterner::new(&types).unwrap();
+        let batch = |s: Vec<Option<&str>>, i: Vec<Option<i32>>, b: Vec<Option<bool>>| -> Vec<ArrayRef> {
+            vec![
+                Arc::new(StringViewArray::from(s)),
+                Arc::new(Int32Array::from(i)),
+                Arc::new(BooleanArray::from(b)),
+            ]
+        };
+        let a = k
+            .batch_ids(
+                &batch(
+                    vec![Some("x"), Some("y"), None, Some("x"), None],
+                    vec![Some(1), Some(1), None, Some(1), None],
+                    vec![Some(true), Some(true), None, Some(true), None],
+                ),
+                5,
+            )
+            .unwrap();
+        assert_eq!(a[0], a[3]);
+        assert_eq!(a[2], a[4]);
+        assert_ne!(a[0], a[1]);
+        let b = k
+            .batch_ids(
+                &batch(
+                    vec![None, Some("x"), Some("a very long string beyond twelve bytes")],
+                    vec![None, Some(1), Some(2)],
+                    vec![None, Some(true), Some(false)],
+                ),
+                3,
+            )
+            .unwrap();
+        assert_eq!(b[0], a[2]);
+        assert_eq!(b[1], a[0]);
+        assert_eq!(k.len(), 4);
+        // Ids order by value with nulls first.
+        assert_eq!(k.compare(a[2], a[0]), Ordering::Less);
+        assert_eq!(k.compare(a[0], a[1]), Ordering::Less);
+    }
+
+    #[test]
+    fn large_key_products_use_the_hash_path() {
+        let n = 5000;
+        let a: Vec<u32> = (0..n).collect();
+        let b: Vec<u32> = (0..n).rev().collect();
+        let (codes, reps) = combine(&a, n as usize, &b, n as usize);
+        assert_eq!(reps.len(), n as usize);
+        assert_eq!(codes[10], 10);
+        let strings: Vec<String> = (0..n).map(|i| format!("k{}", i % 7)).collect();
+        let col: ArrayRef = Arc::new(StringArray::from(strings));
+        let mut k = KeyInterner::new(&[DataType::Utf8]).unwrap();
+        let ids = k.batch_ids(&[col], n as usize).unwrap();
+        assert_eq!(k.len(), 7);
+        assert_eq!(ids[0], ids[7]);
     }
 }

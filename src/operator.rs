@@ -391,7 +391,7 @@ impl WindowOperator {
         let times = read_times(&time_col, bound.time_kind)?;
         let key_cols: Vec<ArrayRef> =
             bound.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
-        let encoded = self.keys.as_ref().expect("bound").encode(&key_cols)?;
+        let key_ids = self.keys.as_mut().expect("bound").batch_ids(&key_cols, n)?;
         let mut result = BatchResult {
             output: RecordBatch::new_empty(bound.output_schema.clone()),
             late_rows: Vec::new(),
@@ -441,7 +441,7 @@ impl WindowOperator {
             }
             self.metrics.rows_accepted += 1;
             let (first, last) = spec.indices(t);
-            let key = self.keys.as_mut().expect("bound").intern(encoded.as_ref(), i);
+            let key = key_ids[i];
             for w in first.max(self.done_closed + 1)..=last {
                 let slot = self.pane(w, key);
                 self.pair_rows.push(i as u32);
