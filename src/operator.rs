@@ -433,7 +433,7 @@ impl WindowOperator {
                              them from run.late",
                             fmt_instant(t, self.config.time_unit),
                             fmt_instant(wm, self.config.time_unit),
-                            wm.saturating_sub(t)
+                            fmt_span(wm.saturating_sub(t), self.config.time_unit)
                         )));
                     }
                 }
@@ -679,6 +679,33 @@ pub fn fmt_instant(t: i64, unit: TimeUnit) -> String {
     }
 }
 
+/// Renders a span of time for messages, e.g. `2m5s` or `1.5s`.
+pub fn fmt_span(span: i64, unit: TimeUnit) -> String {
+    let per_second: i64 = match unit {
+        TimeUnit::Integer => return span.to_string(),
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    let (secs, frac) = (span.div_euclid(per_second), span.rem_euclid(per_second));
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if frac > 0 {
+        let digits = format!("{:0width$}", frac, width = per_second.ilog10() as usize);
+        out.push_str(&format!("{s}.{}s", digits.trim_end_matches('0')));
+    } else if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
 enum Times<'a> {
     Ints(&'a Int64Array),
     Stamps(Vec<Option<i64>>),
@@ -737,5 +764,19 @@ fn truncate(s: &str, max: usize) -> String {
         s.to_string()
     } else {
         format!("{}...", s.chars().take(max).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_like_durations() {
+        assert_eq!(fmt_span(8_000_000, TimeUnit::Microsecond), "8s");
+        assert_eq!(fmt_span(125_500, TimeUnit::Millisecond), "2m5.5s");
+        assert_eq!(fmt_span(3_600_000_000_001, TimeUnit::Nanosecond), "1h0.000000001s");
+        assert_eq!(fmt_span(0, TimeUnit::Second), "0s");
+        assert_eq!(fmt_span(42, TimeUnit::Integer), "42");
     }
 }

@@ -164,9 +164,15 @@ class Windowed:
                     f"agg() takes rillet aggregates such as rl.count() or rl.sum('bytes'), got "
                     f"{type(a).__name__} {a!r}"
                 )
-        reserved = set(self._by) | {"window_start", "window_end"}
-        if self._emit == "amend":
-            reserved.add("revision")
+        generated = {"window_start", "window_end"} | ({"revision"} if self._emit == "amend" else set())
+        for k in self._by:
+            if k in generated:
+                raise ConfigError(
+                    f"key column {k!r} would appear twice in the output: the window adds a column "
+                    f"of that name ({sorted(generated)}); rename it first, e.g. "
+                    f".with_columns(pl.col({k!r}).alias('{k}_key'))"
+                )
+        reserved = set(self._by) | generated
         seen: set[str] = set()
         for a in flat:
             if a.name in reserved or a.name in seen:
@@ -283,6 +289,12 @@ class _Execution:
         self.unit = unit
         select = [(time_cast if time_cast is not None else pl.col(tcol)).alias(tcol)]
         for k in w._by:
+            if k == tcol:
+                raise SchemaError(
+                    f"by= includes the time column {tcol!r}; windows already group by time. To "
+                    f"group by the raw value too, copy it first: "
+                    f".with_columns(pl.col({tcol!r}).alias('{tcol}_key'))"
+                )
             if k not in schema:
                 raise SchemaError(f"key column {k!r} not found; the stream has columns {list(schema)}")
             dtype = schema[k]
@@ -333,6 +345,13 @@ class _Execution:
         period, every, offset = w._spec.resolve(unit)
         delay = to_units(self.stream._watermark, unit, "watermark")
         lateness = to_units(w._lateness, unit, "lateness")
+        for what, value, given in (("watermark", delay, self.stream._watermark),
+                                   ("lateness", lateness, w._lateness)):
+            if value < 0:
+                raise ConfigError(
+                    f"{what}={given!r} is negative; it must be a duration of zero or more, "
+                    f"e.g. {what}='5s' (or 0)"
+                )
         self.select = select
         self.op = _core.WindowOperator(
             tcol, unit, list(w._by), period, every, offset, delay, lateness, w._emit, w._late, aggs

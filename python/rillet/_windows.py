@@ -26,8 +26,11 @@ class WindowSpec:
 
     def resolve(self, unit: str) -> tuple[int, int, int]:
         """(period, every, offset) in the time column's unit."""
-        period = to_units(self.period, unit, f"{self.kind} window period")
         every = to_units(self.every, unit, f"{self.kind} window every")
+        if self.kind == "tumbling":
+            period = every
+        else:
+            period = to_units(self.period, unit, f"{self.kind} window period")
         if period <= 0 or every <= 0:
             raise ConfigError(
                 f"{self.kind} window durations must be positive, got period={self.period!r}, "

@@ -52,10 +52,11 @@ fn parse_unit(unit: &str) -> PyResult<TimeUnit> {
 #[pyfunction]
 fn parse_duration(text: &str, unit: &str, what: &str) -> PyResult<i64> {
     let u = parse_unit(unit)?;
-    Duration::parse(text).and_then(|d| d.to_fixed(u, what)).map_err(|e| match e {
+    let d = Duration::parse(text).map_err(|e| match e {
         Error::Config(m) => ConfigError::new_err(format!("{what}: {m}")),
         other => to_py(other),
-    })
+    })?;
+    d.to_fixed(u, what).map_err(to_py)
 }
 
 /// True when the duration is made of whole weeks only (such windows start on Monday).
