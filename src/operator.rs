@@ -401,7 +401,7 @@ impl WindowOperator {
         };
         let spec = self.config.window;
         let amend = self.config.emit == EmitMode::Amend;
-        let gappy = spec.period < spec.every;
+        let gappy = spec.has_gaps();
         self.metrics.rows_in += n as u64;
         for i in 0..n {
             let t = match times.value(i) {

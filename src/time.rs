@@ -160,8 +160,8 @@ impl Duration {
         }
         if self.months != 0 {
             return Err(Error::Config(format!(
-                "{what}: calendar durations (mo, q, y) are not supported yet; use a fixed \
-                 duration such as '30d'"
+                "{what}: calendar durations (mo, q, y) have no fixed length; use a fixed \
+                 duration such as '30d' here"
             )));
         }
         let per = unit.nanos_per_unit().expect("non-integer unit");

@@ -176,13 +176,21 @@ CONFIG_CASES: dict[str, tuple[Callable[[], object], tuple[str, ...]]] = {
         lambda: q_dt(rl.tumbling("10i")).agg(rl.count()).collect(),
         ("'10i'", "index", "'30s'"),
     ),
-    "calendar duration not built": (
-        lambda: q_dt(rl.tumbling("1mo")).agg(rl.count()).collect(),
-        ("calendar", "not supported"),
+    "calendar watermark": (
+        lambda: rl.stream(DF, time="t", watermark="1mo"),
+        ("watermark", "calendar", "fixed"),
     ),
-    "tz other than UTC not built": (
-        lambda: rl.tumbling("1h", tz="Europe/Paris"),
-        ("Europe/Paris", "not supported", "UTC"),
+    "calendar months mixed with days": (
+        lambda: q_dt(rl.tumbling("1mo15d")).agg(rl.count()).collect(),
+        ("mixes calendar months", "one or the other"),
+    ),
+    "unknown time zone": (
+        lambda: rl.tumbling("1h", tz="Mars/Olympus"),
+        ("Mars/Olympus", "IANA"),
+    ),
+    "calendar window on integer time": (
+        lambda: rl.stream(DF, time="t").window(rl.tumbling("1mo")).agg(rl.count()).collect(),
+        ("integer",),
     ),
     "idle_timeout not built": (
         lambda: rl.stream(DF, time="t", idle_timeout="30s"),

@@ -22,7 +22,7 @@ from rillet._errors import (
     SourceError,
 )
 from rillet._stream import Query, Run, Stream, Windowed, stream
-from rillet._windows import WindowSpec, hopping, tumbling
+from rillet._windows import WindowSpec, cumulative, hopping, tumbling
 
 __all__ = [
     "Agg",
@@ -39,6 +39,7 @@ __all__ = [
     "Windowed",
     "__version__",
     "count",
+    "cumulative",
     "hopping",
     "max",
     "mean",

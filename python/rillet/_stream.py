@@ -342,7 +342,9 @@ class _Execution:
                 where_name = f"__rl_w{i}"
                 select.append(a.where.alias(where_name))
             aggs.append((a.kind, col_name, where_name, a.name))
-        period, every, offset = w._spec.resolve(unit)
+        tdtype = schema[tcol]
+        column_tz = tdtype.time_zone if isinstance(tdtype, pl.Datetime) else ("UTC" if tdtype == pl.String else None)
+        window = w._spec.resolve(unit, column_tz)
         delay = to_units(self.stream._watermark, unit, "watermark")
         lateness = to_units(w._lateness, unit, "lateness")
         for what, value, given in (("watermark", delay, self.stream._watermark),
@@ -354,7 +356,7 @@ class _Execution:
                 )
         self.select = select
         self.op = _core.WindowOperator(
-            tcol, unit, list(w._by), period, every, offset, delay, lateness, w._emit, w._late, aggs
+            tcol, unit, list(w._by), window, delay, lateness, w._emit, w._late, aggs
         )
         self.empty_batch = df.head(0)
         self.time_dtype = schema[tcol]

@@ -11,12 +11,17 @@ from rillet._errors import ConfigError, SchemaError
 DurationLike = str | dt.timedelta | int
 
 
-def validate_duration(value: DurationLike | None, what: str) -> None:
-    """Checks the syntax of a duration early, when the query is built."""
+def validate_duration(value: DurationLike | None, what: str, calendar: bool = False) -> None:
+    """Checks a duration early, when the query is built. `calendar` allows months."""
     if value is None or (isinstance(value, (int, dt.timedelta)) and not isinstance(value, bool)):
         return
     if isinstance(value, str):
-        _core.parse_duration(value, "integer" if value.strip().endswith("i") else "ns", what)
+        months = _core.duration_parts(value, what)[0]
+        if months and not calendar:
+            raise ConfigError(
+                f"{what}: {value!r} is a calendar duration (mo, q, y) with no fixed length; use "
+                "a fixed duration such as '30d' here"
+            )
         return
     raise ConfigError(
         f"{what}: expected a duration such as '30s', a datetime.timedelta or an integer, "

@@ -1,22 +1,24 @@
 """Window specifications. A spec is configuration only: it is validated when built and turned
-into engine parameters when the query meets its first batch (and so learns the time unit)."""
+into engine parameters when the query meets its first batch (and so learns the time unit and
+the time column's zone)."""
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
 from rillet import _core
 from rillet._errors import ConfigError
 from rillet._time import DurationLike, to_units, validate_duration
 
-_WEEK_ALIGN_NS = 4 * 86_400 * 10**9  # 1970-01-01 was a Thursday; weeks start on Monday
+_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DAY_NS = 86_400 * 10**9
+_WEEK_ALIGN_NS = 4 * _DAY_NS  # 1970-01-01 was a Thursday; weeks start on Monday
 
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """A fixed-duration window layout: windows of length `period` starting every `every`.
-
-    Build one with :func:`tumbling` or :func:`hopping`.
-    """
+    """A window layout. Build one with :func:`tumbling`, :func:`hopping` or :func:`cumulative`."""
 
     kind: str
     period: DurationLike
@@ -24,52 +26,141 @@ class WindowSpec:
     offset: DurationLike | None = None
     tz: str | None = None
 
-    def resolve(self, unit: str) -> tuple[int, int, int]:
-        """(period, every, offset) in the time column's unit."""
-        every = to_units(self.every, unit, f"{self.kind} window every")
-        if self.kind == "tumbling":
-            period = every
-        else:
-            period = to_units(self.period, unit, f"{self.kind} window period")
+    # -- resolution into engine parameters ----------------------------------------------
+    def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
+        """Engine parameters for a time column of `unit` ('ns', 'us', 'ms' or 'integer')
+        whose time zone is `column_tz`."""
+        if unit == "integer":
+            if self.tz is not None:
+                raise ConfigError(f"tz={self.tz!r} needs a Datetime time column, not an integer one")
+            return self._fixed(unit)
+        tz = self.tz if self.tz is not None else column_tz
+        if self._is_calendar(tz):
+            return self._calendar(unit, tz or "UTC")
+        return self._fixed(unit)
+
+    def _durations(self) -> list[tuple[str, DurationLike]]:
+        names = ("every",) if self.kind == "tumbling" else ("period", "every")
+        return [(n, getattr(self, n)) for n in names]
+
+    def _is_calendar(self, tz: str | None) -> bool:
+        for what, value in self._durations():
+            if isinstance(value, str):
+                months, weeks, days, _, _, _ = _core.duration_parts(value, self._what(what))
+                if months:
+                    return True
+                if (weeks or days) and tz not in (None, "UTC"):
+                    return True
+        # An explicit zone aligns even sub-day windows on its wall clock.
+        return self.tz not in (None, "UTC")
+
+    def _what(self, name: str) -> str:
+        label = "step" if (self.kind == "cumulative" and name == "every") else name
+        return f"{self.kind} window {label}"
+
+    def _week_offset(self, unit: str) -> int:
+        if isinstance(self.every, str) and unit != "integer" and _core.is_whole_weeks(self.every):
+            return _WEEK_ALIGN_NS // _NS[unit]
+        return 0
+
+    def _fixed(self, unit: str) -> dict[str, Any]:
+        every = to_units(self.every, unit, self._what("every"))
+        period = every if self.kind == "tumbling" else to_units(self.period, unit, self._what("period"))
         if period <= 0 or every <= 0:
             raise ConfigError(
                 f"{self.kind} window durations must be positive, got period={self.period!r}, "
                 f"every={self.every!r}"
             )
-        offset = to_units(self.offset, unit, f"{self.kind} window offset")
-        if isinstance(self.every, str) and unit != "integer" and _core.is_whole_weeks(self.every):
-            offset += _core.parse_duration(f"{_WEEK_ALIGN_NS}ns", unit, "week alignment")
-        return period, every, offset
+        offset = to_units(self.offset, unit, self._what("offset")) + self._week_offset(unit)
+        kind = "cumulative" if self.kind == "cumulative" else "fixed"
+        if kind == "cumulative" and period % every:
+            raise ConfigError(
+                f"a cumulative window's period ({self.period!r}) must be a whole multiple of its "
+                f"step ({self.every!r}), e.g. rl.cumulative('1h', '10m')"
+            )
+        return dict(kind=kind, period=period, every=every, offset=offset, period_months=0,
+                    every_months=0, tz=None)
+
+    def _calendar(self, unit: str, tz: str) -> dict[str, Any]:
+        if self.kind == "cumulative":
+            raise ConfigError(
+                "cumulative windows take fixed durations ('1h', '10m', ...) aligned in UTC; "
+                "calendar units and tz= are not supported for them"
+            )
+        lengths = {}
+        for name, value in self._durations():
+            lengths[name] = _wall_length(value, unit, self._what(name))
+        every_m, every = lengths["every"]
+        period_m, period = lengths.get("period", lengths["every"])
+        if (every_m > 0) != (period_m > 0):
+            raise ConfigError(
+                f"{self.kind} window: period {self.period!r} and every {self.every!r} must both be "
+                "calendar months (mo, q, y) or both fixed spans"
+            )
+        offset = to_units(self.offset, unit, self._what("offset")) + self._week_offset(unit)
+        return dict(kind="calendar", period=period, every=every, offset=offset,
+                    period_months=period_m, every_months=every_m, tz=tz)
 
     def __repr__(self) -> str:
         if self.kind == "tumbling":
             body = f"{self.every!r}"
+        elif self.kind == "cumulative":
+            body = f"period={self.period!r}, step={self.every!r}"
         else:
             body = f"period={self.period!r}, every={self.every!r}"
         if self.offset is not None:
             body += f", offset={self.offset!r}"
+        if self.tz is not None:
+            body += f", tz={self.tz!r}"
         return f"rl.{self.kind}({body})"
 
 
+def _wall_length(value: DurationLike, unit: str, what: str) -> tuple[int, int]:
+    """(months, fixed wall-clock span in `unit`) of a duration."""
+    if isinstance(value, str):
+        months, weeks, days, nanos, index, negative = _core.duration_parts(value, what)
+        if index:
+            raise ConfigError(f"{what}: index durations ('{index}i') need an integer time column")
+        if negative:
+            raise ConfigError(f"{what}: window durations must be positive, got {value!r}")
+        fixed_ns = (weeks * 7 + days) * _DAY_NS + nanos
+        if months and fixed_ns:
+            raise ConfigError(
+                f"{what}: {value!r} mixes calendar months with a fixed span; use one or the other"
+            )
+        if fixed_ns % _NS[unit]:
+            raise ConfigError(f"{what}: {value!r} is finer than the time column's unit ({unit})")
+        return months, fixed_ns // _NS[unit]
+    return 0, to_units(value, unit, what)
+
+
 def _check_tz(tz: str | None) -> None:
-    if tz not in (None, "UTC"):
+    if tz is None:
+        return
+    if not isinstance(tz, str):
+        raise ConfigError(f"tz= takes an IANA time zone name such as 'Europe/Paris', got {tz!r}")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise ConfigError(
-            f"tz={tz!r}: time-zone aware calendar windows are not supported yet; fixed-duration "
-            "windows are aligned to the UTC epoch, so leave tz unset (or 'UTC')"
-        )
+            f"unknown time zone {tz!r}; use an IANA name such as 'Europe/Paris', "
+            "'America/New_York' or 'UTC'"
+        ) from e
 
 
 def tumbling(every: DurationLike, offset: DurationLike | None = None, tz: str | None = None) -> WindowSpec:
     """Back-to-back windows ``[start, start + every)``, aligned to the epoch plus ``offset``.
 
     Like Flink's TUMBLE and Kinesis Analytics' STEP; the same windows as polars'
-    ``dt.truncate(every)``. Weeks (``"1w"``) start on Monday, as in polars.
+    ``dt.truncate(every)``. Calendar units (``"1d"``, ``"1w"``, ``"1mo"``, ``"1q"``, ``"1y"``)
+    follow ``tz`` (by default the time column's zone) and are DST-correct; weeks start on
+    Monday.
 
     >>> import rillet as rl
     >>> rl.tumbling("1m")
     rl.tumbling('1m')
     """
-    validate_duration(every, "tumbling window every")
+    validate_duration(every, "tumbling window every", calendar=True)
     validate_duration(offset, "tumbling window offset")
     _check_tz(tz)
     return WindowSpec("tumbling", every, every, offset, tz)
@@ -89,8 +180,22 @@ def hopping(
     >>> rl.hopping("5m", "1m")
     rl.hopping(period='5m', every='1m')
     """
-    validate_duration(period, "hopping window period")
-    validate_duration(every, "hopping window every")
+    validate_duration(period, "hopping window period", calendar=True)
+    validate_duration(every, "hopping window every", calendar=True)
     validate_duration(offset, "hopping window offset")
     _check_tz(tz)
     return WindowSpec("hopping", period, every, offset, tz)
+
+
+def cumulative(period: DurationLike, step: DurationLike, offset: DurationLike | None = None) -> WindowSpec:
+    """Windows that grow by ``step`` from the start of each ``period`` (Flink CUMULATE):
+    ``[start, start + k * step)`` for k = 1 .. period / step.
+
+    >>> import rillet as rl
+    >>> rl.cumulative("1h", "10m")
+    rl.cumulative(period='1h', step='10m')
+    """
+    validate_duration(period, "cumulative window period")
+    validate_duration(step, "cumulative window step")
+    validate_duration(offset, "cumulative window offset")
+    return WindowSpec("cumulative", period, step, offset, None)

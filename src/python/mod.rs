@@ -4,7 +4,7 @@ use crate::aggregate::{AggKind, AggSpec};
 use crate::error::Error;
 use crate::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator as Operator};
 use crate::time::{Duration, TimeUnit};
-use crate::window::WindowSpec;
+use crate::window::{Calendar, CalendarLength, Cumulative, WindowSpec};
 use arrow_array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use pyo3::create_exception;
@@ -65,6 +65,16 @@ fn is_whole_weeks(text: &str) -> PyResult<bool> {
     Duration::parse(text).map(|d| d.is_whole_weeks()).map_err(to_py)
 }
 
+/// The parts of a duration string: (months, weeks, days, nanoseconds, index, negative).
+#[pyfunction]
+fn duration_parts(text: &str, what: &str) -> PyResult<(i64, i64, i64, i64, i64, bool)> {
+    let d = Duration::parse(text).map_err(|e| match e {
+        Error::Config(m) => ConfigError::new_err(format!("{what}: {m}")),
+        other => to_py(other),
+    })?;
+    Ok((d.months, d.weeks, d.days, d.nanos, d.index, d.negative))
+}
+
 /// The keyed event-time window operator.
 #[pyclass(module = "rillet._core")]
 struct WindowOperator {
@@ -74,18 +84,73 @@ struct WindowOperator {
 
 type AggTuple = (String, Option<String>, Option<String>, String);
 
+/// A window layout as the Python layer describes it, durations already in the time unit
+/// (months counted apart for calendar windows).
+#[derive(FromPyObject)]
+struct WindowArgs {
+    #[pyo3(item)]
+    kind: String,
+    #[pyo3(item)]
+    period: i64,
+    #[pyo3(item)]
+    every: i64,
+    #[pyo3(item)]
+    offset: i64,
+    #[pyo3(item)]
+    period_months: i64,
+    #[pyo3(item)]
+    every_months: i64,
+    #[pyo3(item)]
+    tz: Option<String>,
+}
+
+impl WindowArgs {
+    fn spec(&self, unit: TimeUnit) -> Result<WindowSpec, Error> {
+        match self.kind.as_str() {
+            "fixed" => WindowSpec::hopping(self.period, self.every, self.offset),
+            "cumulative" => Ok(WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?)),
+            "calendar" => {
+                let per_second = match unit {
+                    TimeUnit::Nanosecond => 1_000_000_000,
+                    TimeUnit::Microsecond => 1_000_000,
+                    TimeUnit::Millisecond => 1_000,
+                    TimeUnit::Second => 1,
+                    TimeUnit::Integer => {
+                        return Err(Error::Config(
+                            "calendar windows need a Datetime time column, not an integer one".into(),
+                        ))
+                    }
+                };
+                let len = |months: i64, wall: i64| {
+                    if months > 0 {
+                        CalendarLength::Months(months)
+                    } else {
+                        CalendarLength::Wall(wall)
+                    }
+                };
+                Ok(WindowSpec::Calendar(Calendar::new(
+                    self.tz.as_deref().unwrap_or("UTC"),
+                    per_second,
+                    len(self.every_months, self.every),
+                    len(self.period_months, self.period),
+                    self.offset,
+                )?))
+            }
+            other => Err(Error::Config(format!("unknown window kind '{other}'"))),
+        }
+    }
+}
+
 #[pymethods]
 impl WindowOperator {
     #[new]
-    #[pyo3(signature = (time_column, time_unit, by, period, every, offset, delay, lateness, emit, late, aggs))]
+    #[pyo3(signature = (time_column, time_unit, by, window, delay, lateness, emit, late, aggs))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         time_column: String,
         time_unit: &str,
         by: Vec<String>,
-        period: i64,
-        every: i64,
-        offset: i64,
+        window: WindowArgs,
         delay: i64,
         lateness: i64,
         emit: &str,
@@ -122,7 +187,7 @@ impl WindowOperator {
             time_column,
             time_unit: parse_unit(time_unit)?,
             by,
-            window: WindowSpec::hopping(period, every, offset).map_err(to_py)?,
+            window: window.spec(parse_unit(time_unit)?).map_err(to_py)?,
             delay,
             lateness,
             emit,
@@ -229,6 +294,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WindowOperator>()?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
+    m.add_function(wrap_pyfunction!(duration_parts, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -11,9 +11,19 @@
 //! ```
 //! A window is identified by its index `w`: `start = w * every + offset`, `end = start + period`.
 
-use crate::error::{Error, Result};
+mod calendar;
+mod cumulative;
+mod fixed;
 
-/// A fixed-duration window layout: tumbling when `period == every`, hopping otherwise.
+pub use calendar::{Calendar, CalendarLength};
+pub use cumulative::Cumulative;
+pub use fixed::FixedWindows;
+
+use crate::error::Result;
+
+/// Every aligned window layout. Each one numbers its windows with an index `w` such that
+/// window ends (and starts) never decrease with `w`, and a row's windows form one contiguous
+/// range of indices, which is all the window operator relies on.
 ///
 /// ```
 /// use _core::window::WindowSpec;
@@ -21,80 +31,75 @@ use crate::error::{Error, Result};
 /// let (first, last) = hop.indices(7);
 /// assert_eq!((hop.start(first), hop.end(first)), (0, 10));
 /// assert_eq!((hop.start(last), hop.end(last)), (5, 15));
-/// let tumble = WindowSpec::tumbling(10, 0).unwrap();
-/// assert_eq!(tumble.start(tumble.indices(-1).1), -10);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowSpec {
-    /// Length of each window.
-    pub period: i64,
-    /// Distance between the starts of consecutive windows.
-    pub every: i64,
-    /// Shift of the window grid from the epoch, normalised into `[0, every)`.
-    pub offset: i64,
+#[derive(Debug, Clone, Copy)]
+pub enum WindowSpec {
+    /// Tumbling and hopping windows of fixed duration, aligned to the epoch.
+    Fixed(FixedWindows),
+    /// Flink CUMULATE: `[start, start + k * step)` for k = 1..period/step.
+    Cumulative(Cumulative),
+    /// Windows aligned in a time zone's wall clock: days, weeks, months, quarters, years.
+    Calendar(Calendar),
 }
 
 impl WindowSpec {
-    /// Back-to-back windows of length `every`.
+    /// Back-to-back fixed windows of length `every`.
     pub fn tumbling(every: i64, offset: i64) -> Result<Self> {
-        Self::hopping(every, every, offset)
+        Ok(WindowSpec::Fixed(FixedWindows::tumbling(every, offset)?))
     }
 
-    /// Windows of length `period` starting every `every`.
+    /// Fixed windows of length `period` starting every `every`.
     pub fn hopping(period: i64, every: i64, offset: i64) -> Result<Self> {
-        if every <= 0 {
-            return Err(Error::Config(format!(
-                "window 'every' must be a positive duration, got {every}; e.g. '1m'"
-            )));
+        Ok(WindowSpec::Fixed(FixedWindows::hopping(period, every, offset)?))
+    }
+
+    /// The first and last window index containing `t` (`first > last`: in a gap).
+    #[inline]
+    pub fn indices(&self, t: i64) -> (i64, i64) {
+        match self {
+            WindowSpec::Fixed(f) => f.indices(t),
+            WindowSpec::Cumulative(c) => c.indices(t),
+            WindowSpec::Calendar(c) => c.indices(t),
         }
-        if period <= 0 {
-            return Err(Error::Config(format!(
-                "window 'period' must be a positive duration, got {period}; e.g. '5m'"
-            )));
-        }
-        Ok(WindowSpec { period, every, offset: offset.rem_euclid(every) })
     }
 
     /// Start of window `w`.
     #[inline]
     pub fn start(&self, w: i64) -> i64 {
-        w.saturating_mul(self.every).saturating_add(self.offset)
+        match self {
+            WindowSpec::Fixed(f) => f.start(w),
+            WindowSpec::Cumulative(c) => c.start(w),
+            WindowSpec::Calendar(c) => c.start(w),
+        }
     }
 
     /// End (exclusive) of window `w`.
     #[inline]
     pub fn end(&self, w: i64) -> i64 {
-        self.start(w).saturating_add(self.period)
-    }
-
-    /// The first and last window index containing instant `t`. When `period < every`, `t`
-    /// can fall between windows and then `first > last`.
-    #[inline]
-    pub fn indices(&self, t: i64) -> (i64, i64) {
-        if let Some(rel) = t.checked_sub(self.offset) {
-            let last = rel.div_euclid(self.every);
-            if self.period == self.every {
-                return (last, last);
-            }
-            if let Some(before) = rel.checked_sub(self.period) {
-                return (before.div_euclid(self.every) + 1, last);
-            }
+        match self {
+            WindowSpec::Fixed(f) => f.end(w),
+            WindowSpec::Cumulative(c) => c.end(w),
+            WindowSpec::Calendar(c) => c.end(w),
         }
-        let rel = t as i128 - self.offset as i128;
-        let every = self.every as i128;
-        let last = rel.div_euclid(every);
-        let first = (rel - self.period as i128).div_euclid(every) + 1;
-        (first as i64, last as i64)
     }
 
-    /// The largest window index whose `end + extra <= instant`, i.e. the last window that
-    /// the watermark `instant` has passed (completed with `extra = 0`, closed with
-    /// `extra = lateness`).
+    /// The largest index whose `end + extra <= instant`.
     #[inline]
     pub fn passed_upto(&self, instant: i64, extra: i64) -> i64 {
-        let x = instant as i128 - self.offset as i128 - self.period as i128 - extra as i128;
-        let w = x.div_euclid(self.every as i128);
-        w.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64
+        match self {
+            WindowSpec::Fixed(f) => f.passed_upto(instant, extra),
+            WindowSpec::Cumulative(c) => c.passed_upto(instant, extra),
+            WindowSpec::Calendar(c) => c.passed_upto(instant, extra),
+        }
+    }
+
+    /// True when some instants belong to no window (hopping with `period < every`).
+    pub fn has_gaps(&self) -> bool {
+        match self {
+            WindowSpec::Fixed(f) => f.period < f.every,
+            WindowSpec::Cumulative(_) => false,
+            WindowSpec::Calendar(c) => c.has_gaps(),
+        }
     }
 }
 
@@ -156,59 +161,19 @@ impl Watermark {
     }
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn boundary_event_belongs_to_next_window() {
-        let w = WindowSpec::tumbling(10, 0).unwrap();
-        let (f, l) = w.indices(10);
-        assert_eq!((f, l), (1, 1));
-        assert_eq!(w.start(l), 10);
-    }
-
-    #[test]
-    fn negative_times_floor() {
-        let w = WindowSpec::tumbling(10, 0).unwrap();
-        assert_eq!(w.start(w.indices(-1).1), -10);
-        assert_eq!(w.start(w.indices(-10).1), -10);
-        assert_eq!(w.start(w.indices(-11).1), -20);
-    }
-
-    #[test]
-    fn offsets_are_equivalent_modulo_every() {
-        // Reference edge case 18: offsets -16, -6 and +4 minutes give the same windows.
-        let t = 4; // minutes past midnight
-        let starts: Vec<i64> = [-16, -6, 4]
-            .iter()
-            .map(|&o| {
-                let w = WindowSpec::tumbling(10, o).unwrap();
-                w.start(w.indices(t).1)
-            })
-            .collect();
-        assert_eq!(starts, vec![4, 4, 4]);
-    }
-
-    #[test]
-    fn hopping_gap_rows_have_no_window() {
-        let w = WindowSpec::hopping(5, 10, 0).unwrap();
-        let (f, l) = w.indices(7);
-        assert!(f > l);
-        let (f, l) = w.indices(3);
-        assert_eq!((f, l), (0, 0));
-    }
-
-    #[test]
-    fn passed_upto_matches_definition() {
-        let w = WindowSpec::hopping(10, 5, 0).unwrap();
-        for wm in -30..30 {
-            for extra in [0, 3, 5] {
-                let k = w.passed_upto(wm, extra);
-                assert!(w.end(k) + extra <= wm);
-                assert!(w.end(k + 1) + extra > wm);
-            }
-        }
-        assert!(w.passed_upto(i64::MIN, 0) < -1_000_000);
+    fn watermark_never_goes_back() {
+        let mut wm = Watermark::new(2);
+        assert!(wm.observe(10));
+        assert!(!wm.observe(4));
+        assert_eq!(wm.current(), 8);
+        assert!(!wm.advance_to(5));
+        assert!(wm.advance_to(9));
+        assert_eq!(wm.current(), 9);
     }
 }
