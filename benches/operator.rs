@@ -62,6 +62,7 @@ fn config(aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfi
         lateness: 60_000_000,
         emit,
         late: LateMode::Collect,
+        early_ms: None,
         aggs,
     }
 }

@@ -22,7 +22,7 @@ use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowUnit};
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
@@ -35,7 +35,23 @@ pub enum EmitMode {
     Final,
     /// A row when the window completes (revision 0), then one per later change while open.
     Amend,
+    /// Flink row kinds: `+I` when the window completes, then `-U`/`+U` pairs per change.
+    Changelog,
 }
+
+impl EmitMode {
+    /// True for the modes that emit at completion and again on every change.
+    pub fn updates(self) -> bool {
+        matches!(self, EmitMode::Amend | EmitMode::Changelog)
+    }
+}
+
+/// Changelog row kinds, as Flink names them.
+pub const ROW_KINDS: [&str; 4] = ["+I", "-U", "+U", "-D"];
+const INSERT: u32 = 0;
+const UPDATE_BEFORE: u32 = 1;
+const UPDATE_AFTER: u32 = 2;
+const NO_SLOT: u32 = u32::MAX;
 
 /// What happens to a row whose windows have all closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +83,9 @@ pub struct OperatorConfig {
     pub emit: EmitMode,
     /// Late-row handling.
     pub late: LateMode,
+    /// With amend or changelog: also emit changed open windows at most once per this many
+    /// milliseconds of wall-clock time.
+    pub early_ms: Option<i64>,
     /// Aggregates, in output order.
     pub aggs: Vec<AggSpec>,
 }
@@ -136,6 +155,16 @@ struct Pane {
     revision: u32,
     emitted: bool,
     live: bool,
+    /// Changed since it was last emitted.
+    dirty: bool,
+    /// Changelog mode: a slot holding the state as last emitted, for `-U` rows.
+    shadow: u32,
+}
+
+impl Pane {
+    fn new(window: i64, key: u32, live: bool) -> Pane {
+        Pane { window, key, revision: 0, emitted: false, live, dirty: false, shadow: NO_SLOT }
+    }
 }
 
 /// The keyed window operator. Feed it batches in arrival order, then call
@@ -153,7 +182,7 @@ struct Pane {
 /// let config = OperatorConfig {
 ///     time_column: "t".into(), time_unit: TimeUnit::Integer, by: vec!["k".into()],
 ///     window: WindowSpec::tumbling(10, 0).unwrap(), delay: 0, lateness: 0,
-///     emit: EmitMode::Final, late: LateMode::Collect,
+///     emit: EmitMode::Final, late: LateMode::Collect, early_ms: None,
 ///     aggs: vec![AggSpec { kind: AggKind::Count, column: None, filter: None, name: "count".into() }],
 /// };
 /// let mut op = WindowOperator::new(config);
@@ -194,6 +223,7 @@ pub struct WindowOperator {
     out_windows: Vec<i64>,
     out_keys: Vec<u32>,
     out_revisions: Vec<u32>,
+    last_early_ms: Option<i64>,
     metrics: Metrics,
     finished: bool,
 }
@@ -224,6 +254,7 @@ impl WindowOperator {
             out_windows: Vec::new(),
             out_keys: Vec::new(),
             out_revisions: Vec::new(),
+            last_early_ms: None,
             metrics: Metrics::default(),
             finished: false,
         };
@@ -261,8 +292,20 @@ impl WindowOperator {
         }
         let mut names: Vec<&str> = config.by.iter().map(String::as_str).collect();
         names.extend(["window_start", "window_end"]);
-        if config.emit == EmitMode::Amend {
-            names.push("revision");
+        match config.emit {
+            EmitMode::Amend => names.push("revision"),
+            EmitMode::Changelog => names.push("op"),
+            EmitMode::Final => {}
+        }
+        if config.early_ms.is_some() && !config.emit.updates() {
+            return Err(Error::Config(
+                "early= emits speculative revisions, so it needs emit=\"amend\" or \
+                 emit=\"changelog\""
+                    .into(),
+            ));
+        }
+        if config.early_ms.is_some_and(|e| e <= 0) {
+            return Err(Error::Config("early= must be a positive duration, e.g. '10s'".into()));
         }
         for a in &config.aggs {
             if names.contains(&a.name.as_str()) {
@@ -357,8 +400,10 @@ impl WindowOperator {
             .collect();
         fields.push(Field::new("window_start", window_type.clone(), false));
         fields.push(Field::new("window_end", window_type.clone(), false));
-        if c.emit == EmitMode::Amend {
-            fields.push(Field::new("revision", DataType::UInt32, false));
+        match c.emit {
+            EmitMode::Amend => fields.push(Field::new("revision", DataType::UInt32, false)),
+            EmitMode::Changelog => fields.push(Field::new("op", DataType::Utf8, false)),
+            EmitMode::Final => {}
         }
         fields.extend(accs.iter().map(|a| a.field()));
         self.bound = Some(Bound {
@@ -381,6 +426,11 @@ impl WindowOperator {
 
     /// Processes one batch of rows in arrival order.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<BatchResult> {
+        self.process_at(batch, None)
+    }
+
+    /// Processes one batch that arrived at wall-clock time `now_ms` (used by `early`).
+    pub fn process_at(&mut self, batch: &RecordBatch, now_ms: Option<i64>) -> Result<BatchResult> {
         if self.finished {
             return Err(Error::Internal("process() after finish()".into()));
         }
@@ -400,7 +450,7 @@ impl WindowOperator {
             reasons: Vec::new(),
         };
         let spec = self.config.window;
-        let amend = self.config.emit == EmitMode::Amend;
+        let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
         self.metrics.rows_in += n as u64;
         for i in 0..n {
@@ -446,6 +496,7 @@ impl WindowOperator {
                 let slot = self.pane(w, key);
                 self.pair_rows.push(i as u32);
                 self.pair_slots.push(slot);
+                self.panes[slot as usize].dirty = true;
                 if amend && w <= self.done_complete {
                     self.amended.push(slot);
                 }
@@ -460,9 +511,53 @@ impl WindowOperator {
             }
         }
         self.update_accumulators(batch)?;
+        if let Some(now) = now_ms {
+            self.early(now);
+        }
         result.output = self.take_output()?;
         self.refresh_gauges();
         Ok(result)
+    }
+
+    /// A heartbeat with no rows: emits early revisions that are due at `now_ms`.
+    pub fn tick(&mut self, now_ms: i64) -> Result<RecordBatch> {
+        if self.bound.is_none() {
+            return Err(Error::Internal("tick() before any batch".into()));
+        }
+        self.early(now_ms);
+        let out = self.take_output()?;
+        self.refresh_gauges();
+        Ok(out)
+    }
+
+    /// Moves the watermark to at least `instant` (an idle source's wall clock), emitting
+    /// whatever that completes or closes.
+    pub fn advance_watermark(&mut self, instant: i64) -> Result<RecordBatch> {
+        if self.bound.is_none() {
+            return Err(Error::Internal("advance_watermark() before any batch".into()));
+        }
+        if self.watermark.advance_to(instant) {
+            self.moment(false);
+        }
+        let out = self.take_output()?;
+        self.refresh_gauges();
+        Ok(out)
+    }
+
+    /// Emits the changed, not yet complete panes when the early interval has passed.
+    fn early(&mut self, now_ms: i64) {
+        let Some(every) = self.config.early_ms else { return };
+        let due = self.last_early_ms.is_none_or(|last| now_ms - last >= every);
+        if !due {
+            return;
+        }
+        self.last_early_ms = Some(now_ms);
+        let lo = self.done_complete.saturating_add(1);
+        let mut emit: Vec<u32> = Vec::new();
+        for (_, slots) in self.windows.range(lo..) {
+            emit.extend(slots.iter().copied().filter(|&s| self.panes[s as usize].dirty));
+        }
+        self.emit_panes(emit);
     }
 
     /// End of input: the watermark jumps to +infinity and every open window is emitted.
@@ -501,11 +596,11 @@ impl WindowOperator {
                 let s = match self.free.pop() {
                     Some(s) => s,
                     None => {
-                        self.panes.push(Pane { window: 0, key: 0, revision: 0, emitted: false, live: false });
+                        self.panes.push(Pane::new(0, 0, false));
                         (self.panes.len() - 1) as u32
                     }
                 };
-                self.panes[s as usize] = Pane { window: w, key, revision: 0, emitted: false, live: true };
+                self.panes[s as usize] = Pane::new(w, key, true);
                 for acc in &mut self.accs {
                     acc.reset(s);
                 }
@@ -536,30 +631,23 @@ impl WindowOperator {
     /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
     fn moment(&mut self, end_of_input: bool) {
         let spec = self.config.window;
-        let amend = self.config.emit == EmitMode::Amend;
+        let amend = self.config.emit.updates();
         let wm = self.watermark.current();
         let mut emit: Vec<u32> = Vec::new();
         if amend {
             self.amended.sort_unstable();
             self.amended.dedup();
-            for &s in &self.amended {
-                let p = &mut self.panes[s as usize];
-                if p.emitted {
-                    p.revision += 1;
-                }
-                p.emitted = true;
-                emit.push(s);
-            }
-            self.amended.clear();
+            emit.append(&mut self.amended);
         }
         let complete = if end_of_input { i64::MAX } else { spec.passed_upto(wm, 0) };
         if complete > self.done_complete {
             if amend {
                 for (_, slots) in self.windows.range(self.done_complete.saturating_add(1)..=complete) {
-                    for &s in slots {
-                        self.panes[s as usize].emitted = true;
-                        emit.push(s);
-                    }
+                    // With early firing a pane may already show its current value.
+                    emit.extend(slots.iter().copied().filter(|&s| {
+                        let p = &self.panes[s as usize];
+                        p.dirty || !p.emitted
+                    }));
                 }
             }
             self.done_complete = complete;
@@ -581,31 +669,88 @@ impl WindowOperator {
             }
             self.done_closed = closed;
         }
-        if !emit.is_empty() {
-            let keys = self.keys.as_ref().expect("bound");
-            let panes = &self.panes;
-            emit.sort_unstable_by(|&a, &b| {
-                let (pa, pb) = (&panes[a as usize], &panes[b as usize]);
-                pa.window.cmp(&pb.window).then_with(|| keys.compare(pa.key, pb.key))
-            });
-            for acc in &mut self.accs {
-                acc.snapshot(&emit);
-            }
-            for &s in &emit {
-                let p = &self.panes[s as usize];
-                self.out_windows.push(p.window);
-                self.out_keys.push(p.key);
-                self.out_revisions.push(p.revision);
-            }
-            self.metrics.rows_emitted += emit.len() as u64;
-        }
+        self.emit_panes(emit);
         for s in freed {
             let p = &mut self.panes[s as usize];
             p.live = false;
+            let shadow = std::mem::replace(&mut p.shadow, NO_SLOT);
             self.pane_index.remove(&(p.window, p.key));
             self.free.push(s);
+            if shadow != NO_SLOT {
+                self.free.push(shadow);
+            }
         }
         self.refresh_thresholds();
+    }
+
+    /// Appends rows for these panes to the pending output, ordered by window end, window
+    /// start and key, with revisions (amend) or row kinds (changelog).
+    fn emit_panes(&mut self, mut emit: Vec<u32>) {
+        if emit.is_empty() {
+            return;
+        }
+        let keys = self.keys.as_ref().expect("bound");
+        let panes = &self.panes;
+        emit.sort_unstable_by(|&a, &b| {
+            let (pa, pb) = (&panes[a as usize], &panes[b as usize]);
+            pa.window.cmp(&pb.window).then_with(|| keys.compare(pa.key, pb.key))
+        });
+        let mode = self.config.emit;
+        let mut values: Vec<u32> = Vec::with_capacity(emit.len());
+        let mut copies: Vec<u32> = Vec::new();
+        for &s in &emit {
+            let p = self.panes[s as usize];
+            let mut push = |op: &mut Self, values_from: u32, tag: u32| {
+                values.push(values_from);
+                op.out_windows.push(p.window);
+                op.out_keys.push(p.key);
+                op.out_revisions.push(tag);
+            };
+            match mode {
+                EmitMode::Final => push(self, s, 0),
+                EmitMode::Amend => {
+                    let rev = if p.emitted { p.revision + 1 } else { 0 };
+                    self.panes[s as usize].revision = rev;
+                    push(self, s, rev);
+                }
+                EmitMode::Changelog => {
+                    if p.emitted {
+                        push(self, p.shadow, UPDATE_BEFORE);
+                        push(self, s, UPDATE_AFTER);
+                    } else {
+                        push(self, s, INSERT);
+                    }
+                    copies.push(s);
+                }
+            }
+            let p = &mut self.panes[s as usize];
+            p.emitted = true;
+            p.dirty = false;
+        }
+        for acc in &mut self.accs {
+            acc.snapshot(&values);
+        }
+        // Changelog: remember what was emitted, for the next -U.
+        for s in copies {
+            let shadow = match self.panes[s as usize].shadow {
+                NO_SLOT => {
+                    let sh = match self.free.pop() {
+                        Some(sh) => sh,
+                        None => {
+                            self.panes.push(Pane::new(0, 0, false));
+                            (self.panes.len() - 1) as u32
+                        }
+                    };
+                    self.panes[s as usize].shadow = sh;
+                    sh
+                }
+                sh => sh,
+            };
+            for acc in &mut self.accs {
+                acc.copy(shadow, s);
+            }
+        }
+        self.metrics.rows_emitted += values.len() as u64;
     }
 
     fn take_output(&mut self) -> Result<RecordBatch> {
@@ -617,8 +762,14 @@ impl WindowOperator {
         let ends = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.end(w)));
         columns.push(as_window_type(starts, &bound.window_type)?);
         columns.push(as_window_type(ends, &bound.window_type)?);
-        if self.config.emit == EmitMode::Amend {
-            columns.push(Arc::new(UInt32Array::from(std::mem::take(&mut self.out_revisions))));
+        match self.config.emit {
+            EmitMode::Amend => {
+                columns.push(Arc::new(UInt32Array::from(std::mem::take(&mut self.out_revisions))))
+            }
+            EmitMode::Changelog => columns.push(Arc::new(StringArray::from_iter_values(
+                self.out_revisions.iter().map(|&k| ROW_KINDS[k as usize]),
+            ))),
+            EmitMode::Final => {}
         }
         for acc in &mut self.accs {
             columns.push(acc.finish());

@@ -81,6 +81,7 @@ fn config(spec: WindowSpec, delay: i64, lateness: i64, emit: EmitMode) -> Operat
         lateness,
         emit,
         late: LateMode::Collect,
+        early_ms: None,
         aggs: vec![
             agg(AggKind::Count, None, "count"),
             agg(AggKind::Sum, Some("v"), "v_sum"),

@@ -131,9 +131,13 @@ CONFIG_CASES: dict[str, tuple[Callable[[], object], tuple[str, ...]]] = {
         lambda: q_int(emit="eventually"),
         ("eventually", "final", "amend"),
     ),
-    "changelog not built": (
-        lambda: q_int(emit="changelog"),
-        ("changelog", "not available"),
+    "early with final": (
+        lambda: q_int(early="10s"),
+        ("early", "amend", "changelog"),
+    ),
+    "early as an integer": (
+        lambda: q_int(emit="amend", early=10),
+        ("early", "wall-clock", "'10s'"),
     ),
     "unknown late mode": (
         lambda: q_int(late="ignore"),
@@ -192,13 +196,13 @@ CONFIG_CASES: dict[str, tuple[Callable[[], object], tuple[str, ...]]] = {
         lambda: rl.stream(DF, time="t").window(rl.tumbling("1mo")).agg(rl.count()).collect(),
         ("integer",),
     ),
-    "idle_timeout not built": (
-        lambda: rl.stream(DF, time="t", idle_timeout="30s"),
-        ("idle_timeout", "not available"),
+    "idle_timeout on integer time": (
+        lambda: rl.stream(DF, time="t", idle_timeout="30s").window(rl.tumbling(10)).agg(rl.count()).collect(),
+        ("idle_timeout", "Datetime", "integer"),
     ),
-    "early not built": (
-        lambda: q_int(early="10s"),
-        ("early", "not available"),
+    "idle_timeout as an integer": (
+        lambda: rl.stream(DF, time="t", idle_timeout=30),
+        ("idle_timeout", "wall-clock", "'30s'"),
     ),
     "zero window": (
         lambda: rl.stream(DF, time="t").window(rl.tumbling(0)).agg(rl.count()).collect(),

@@ -21,13 +21,14 @@ from rillet._errors import (
     SinkError,
     SourceError,
 )
-from rillet._stream import Query, Run, Stream, Windowed, stream
+from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
 from rillet._windows import WindowSpec, cumulative, hopping, tumbling
 
 __all__ = [
     "Agg",
     "ConfigError",
     "LateDataError",
+    "ProcessingTime",
     "Query",
     "RilletError",
     "Run",
@@ -44,6 +45,7 @@ __all__ = [
     "max",
     "mean",
     "min",
+    "processing_time",
     "stream",
     "sum",
     "tumbling",

@@ -8,21 +8,47 @@ from typing import Any
 
 import polars as pl
 
-from rillet import _core
+from rillet import _clock, _core
 from rillet._aggregates import Agg, engine_input
 from rillet._errors import ConfigError, SchemaError
 from rillet._progress import Progress
 from rillet._source import frames, known_rows
-from rillet._time import DurationLike, instant_to_python, time_unit_of, to_units, validate_duration
+from rillet._time import (
+    DurationLike,
+    instant_to_python,
+    time_unit_of,
+    to_units,
+    validate_duration,
+    wall_ms,
+)
 from rillet._windows import WindowSpec
 
-EMIT_MODES = ("final", "amend")
+EMIT_MODES = ("final", "amend", "changelog")
 LATE_MODES = ("collect", "drop", "raise")
+
+
+class ProcessingTime:
+    """Marker for ``time=rl.processing_time()``: each row is stamped with the wall clock when
+    it is read, in a column of this name (Kinesis Analytics' ROWTIME)."""
+
+    def __init__(self, column: str = "processing_time") -> None:
+        if not isinstance(column, str) or not column:
+            raise ConfigError(f"processing_time(column=...) takes a column name, got {column!r}")
+        self.column = column
+
+    def __repr__(self) -> str:
+        return f"rl.processing_time({self.column!r})"
+
+
+def processing_time(column: str = "processing_time") -> ProcessingTime:
+    """Event time = the wall clock when each row is read (a ``Datetime("us", "UTC")`` column
+    named ``column`` is added to every micro-batch). Such a stream is never out of order."""
+    return ProcessingTime(column)
 
 
 def stream(
     source: Any,
-    time: str,
+    time: str | ProcessingTime,
     watermark: DurationLike = 0,
     idle_timeout: DurationLike | None = None,
     flush: bool = True,
@@ -51,32 +77,43 @@ class Stream:
     def __init__(
         self,
         source: Any,
-        time: str,
+        time: str | ProcessingTime,
         watermark: DurationLike = 0,
         idle_timeout: DurationLike | None = None,
         flush: bool = True,
         _ops: tuple[tuple[str, tuple, dict], ...] = (),
     ) -> None:
+        self._processing_time: ProcessingTime | None = None
+        if isinstance(time, ProcessingTime):
+            self._processing_time = time
+            time = time.column
         if not isinstance(time, str):
             raise ConfigError(
-                f"time= must name the event-time column, e.g. time='event_time'; got {time!r}"
+                f"time= must name the event-time column, e.g. time='event_time', or be "
+                f"rl.processing_time(); got {time!r}"
             )
         validate_duration(watermark, "watermark")
         if idle_timeout is not None:
-            raise ConfigError(
-                "idle_timeout needs a live source (rl.tail_*), which is not available yet; "
-                "replays of DataFrames and files end with a flush instead"
-            )
+            if isinstance(idle_timeout, int) and not isinstance(idle_timeout, bool):
+                raise ConfigError(
+                    "idle_timeout is wall-clock time: give a duration such as '30s' or a "
+                    f"timedelta, not the integer {idle_timeout}"
+                )
+            validate_duration(idle_timeout, "idle_timeout")
+            if wall_ms(idle_timeout, "idle_timeout") <= 0:
+                raise ConfigError(f"idle_timeout must be positive, got {idle_timeout!r}")
         if not isinstance(flush, bool):
             raise ConfigError(f"flush= must be True or False, got {flush!r}")
         self._source = source
         self._time = time
         self._watermark = watermark
+        self._idle_timeout = idle_timeout
         self._flush = flush
         self._ops = _ops
 
     def _with(self, op: str, args: tuple, kwargs: dict) -> Stream:
-        return Stream(self._source, self._time, self._watermark, None, self._flush,
+        time: str | ProcessingTime = self._processing_time or self._time
+        return Stream(self._source, time, self._watermark, self._idle_timeout, self._flush,
                       self._ops + ((op, args, kwargs),))
 
     def filter(self, *predicates: pl.Expr, **constraints: Any) -> Stream:
@@ -101,8 +138,11 @@ class Stream:
         """Groups rows into event-time windows per key.
 
         ``lateness`` keeps a window open for updates that long after the watermark passes its
-        end. ``emit`` is ``"final"`` (one row when the window closes) or ``"amend"`` (a row
-        when it completes, then a new revision for every later change). ``late`` says what
+        end. ``emit`` is ``"final"`` (one row when the window closes), ``"amend"`` (a row
+        when it completes, then a new revision for every later change) or ``"changelog"``
+        (Flink row kinds in an ``op`` column: ``+I``, then ``-U``/``+U`` pairs per change).
+        ``early="10s"`` (amend or changelog) also emits the current value of changed open
+        windows at most once per that much wall-clock time. ``late`` says what
         happens to rows whose windows have all closed: ``"collect"`` (kept in ``run.late``),
         ``"drop"`` (counted only) or ``"raise"`` (:class:`LateDataError`).
         """
@@ -123,13 +163,25 @@ class Stream:
             raise ConfigError(f"by= names a column twice: {list(keys)}")
         validate_duration(lateness, "lateness")
         if emit not in EMIT_MODES:
-            hint = " (changelog output is not available yet)" if emit == "changelog" else ""
-            raise ConfigError(f"emit={emit!r} is not a mode; expected one of {EMIT_MODES}{hint}")
+            raise ConfigError(f"emit={emit!r} is not a mode; expected one of {EMIT_MODES}")
         if late not in LATE_MODES:
             raise ConfigError(f"late={late!r} is not a mode; expected one of {LATE_MODES}")
+        early_ms = None
         if early is not None:
-            raise ConfigError("early= (speculative revisions of open windows) is not available yet")
-        return Windowed(self, spec, keys, lateness, emit, late)
+            if emit == "final":
+                raise ConfigError(
+                    "early= emits speculative revisions of open windows, so it needs "
+                    "emit='amend' or emit='changelog'"
+                )
+            if isinstance(early, int) and not isinstance(early, bool):
+                raise ConfigError(
+                    f"early is wall-clock time: give a duration such as '10s', not the integer {early}"
+                )
+            validate_duration(early, "early")
+            early_ms = wall_ms(early, "early")
+            if early_ms <= 0:
+                raise ConfigError(f"early must be a positive duration such as '10s', got {early!r}")
+        return Windowed(self, spec, keys, lateness, emit, late, early_ms)
 
     def __repr__(self) -> str:
         ops = "".join(f".{op}(...)" for op, _, _ in self._ops)
@@ -140,13 +192,14 @@ class Windowed:
     """A stream grouped into windows; call :meth:`agg` to say what to compute."""
 
     def __init__(self, stream: Stream, spec: WindowSpec, by: tuple[str, ...], lateness: DurationLike,
-                 emit: str, late: str) -> None:
+                 emit: str, late: str, early_ms: int | None = None) -> None:
         self._stream = stream
         self._spec = spec
         self._by = by
         self._lateness = lateness
         self._emit = emit
         self._late = late
+        self._early_ms = early_ms
 
     def agg(self, *aggs: Agg) -> Query:
         """The aggregates to compute per window and key, e.g. ``rl.count(), rl.sum("bytes")``."""
@@ -164,7 +217,7 @@ class Windowed:
                     f"agg() takes rillet aggregates such as rl.count() or rl.sum('bytes'), got "
                     f"{type(a).__name__} {a!r}"
                 )
-        generated = {"window_start", "window_end"} | ({"revision"} if self._emit == "amend" else set())
+        generated = {"window_start", "window_end"} | {"amend": {"revision"}, "changelog": {"op"}}.get(self._emit, set())
         for k in self._by:
             if k in generated:
                 raise ConfigError(
@@ -260,6 +313,10 @@ class _Execution:
         self.empty_batch: pl.DataFrame | None = None
         self.rows_in = 0
         self.rows_filtered = 0
+        self.idle_ms: int | None = None
+        self.last_row_ms: int | None = None
+        self.wm_at_last_row: int | None = None
+        self.last_stamp_us = 0
         self.batches = 0
         self.started = _time.perf_counter()
         self.progress = Progress(progress, known_rows(self.stream._source))
@@ -356,16 +413,34 @@ class _Execution:
                 )
         self.select = select
         self.op = _core.WindowOperator(
-            tcol, unit, list(w._by), window, delay, lateness, w._emit, w._late, aggs
+            tcol, unit, list(w._by), window, delay, lateness, w._emit, w._late, aggs, w._early_ms
         )
+        if self.stream._idle_timeout is not None:
+            if unit == "integer":
+                raise ConfigError(
+                    "idle_timeout advances event time with the wall clock, so it needs a Datetime "
+                    "time column, not an integer one"
+                )
+            self.idle_ms = wall_ms(self.stream._idle_timeout, "idle_timeout")
         self.empty_batch = df.head(0)
         self.time_dtype = schema[tcol]
 
     # -- running --------------------------------------------------------------------------
     def step(self, df: pl.DataFrame) -> pl.DataFrame:
+        now = _clock.now_ms()
+        if df.height == 0 and self.op is not None and self.op.is_bound():
+            # A heartbeat from a live source: nothing to add, but time has passed.
+            return self._heartbeat(now)
         self.batches += 1
         self.rows_in += df.height
         before = df.height
+        idle_out = self._idle(now) if self.op is not None and self.op.is_bound() else None
+        if self.stream._processing_time is not None:
+            stamp = max(_clock.now_us(), self.last_stamp_us)
+            self.last_stamp_us = stamp
+            df = df.with_columns(
+                pl.lit(stamp, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).alias(self.stream._time)
+            )
         df = self.apply_ops(df)
         self.rows_filtered += before - df.height
         if self.op is None:
@@ -379,7 +454,10 @@ class _Execution:
             prepared = df.select(self.select)
         except pl.exceptions.PolarsError as e:
             raise SchemaError(f"could not prepare a micro-batch for the window operator: {e}") from e
-        out, late, rejected = self.op.process(prepared)
+        out, late, rejected = self.op.process(prepared, now)
+        if df.height:
+            self.last_row_ms = now
+            self.wm_at_last_row = self.op.metrics()["watermark"]
         late_df = pl.DataFrame(late)
         if late_df.height:
             self.late_parts.append(self._gather(df, late_df, "late_by"))
@@ -393,7 +471,27 @@ class _Execution:
             self._instant(m["watermark"]),
             m["rows_late"],
         )
-        return self._finish_output(out)
+        result = self._finish_output(out)
+        if idle_out is not None and idle_out.height:
+            result = pl.concat([idle_out, result], how="vertical") if result.height else idle_out
+        return result
+
+    def _heartbeat(self, now: int) -> pl.DataFrame:
+        idle = self._idle(now)
+        tick = self._finish_output(self.op.tick(now))
+        parts = [p for p in (idle, tick) if p is not None and p.height]
+        return pl.concat(parts, how="vertical") if len(parts) > 1 else (parts[0] if parts else tick)
+
+    def _idle(self, now: int) -> pl.DataFrame | None:
+        """With idle_timeout: after that long without rows, event time follows the wall clock."""
+        if self.idle_ms is None or self.last_row_ms is None or self.wm_at_last_row is None:
+            return None
+        quiet = now - self.last_row_ms
+        if quiet < self.idle_ms:
+            return None
+        per_ms = {"ns": 1_000_000, "us": 1_000, "ms": 1, "s": 0}[self.unit]
+        advance = quiet * per_ms if per_ms else quiet // 1000
+        return self._finish_output(self.op.advance_watermark(self.wm_at_last_row + advance))
 
     def finish(self) -> pl.DataFrame:
         if self.op is None or not self.op.is_bound() or not self.stream._flush:

@@ -83,3 +83,14 @@ def instant_to_python(value: int | None, dtype: pl.DataType) -> object:
     if value is None:
         return None
     return pl.Series([value], dtype=pl.Int64).cast(dtype).item()
+
+
+def wall_ms(value: DurationLike, what: str) -> int:
+    """A wall-clock duration (string or timedelta) in milliseconds."""
+    if isinstance(value, dt.timedelta):
+        return int(value.total_seconds() * 1000)
+    if isinstance(value, str):
+        return _core.parse_duration(value, "ms", what) if not value.strip().endswith(("us", "ns")) else (
+            _core.parse_duration(value, "ns", what) // 1_000_000
+        )
+    raise ConfigError(f"{what}: expected a duration such as '10s' or a timedelta, got {value!r}")

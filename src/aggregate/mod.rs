@@ -165,6 +165,8 @@ pub trait GroupsAccumulator: Send + Sync {
     fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32]) -> Result<()>;
     /// Merges slot `src` into slot `dst`.
     fn merge(&mut self, dst: u32, src: u32);
+    /// Makes slot `dst` hold a copy of slot `src`'s state.
+    fn copy(&mut self, dst: u32, src: u32);
     /// Appends the current value of each slot to the pending output column.
     fn snapshot(&mut self, slots: &[u32]);
     /// Takes the pending output column.
@@ -247,6 +249,15 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
     fn merge(&mut self, dst: u32, src: u32) {
         let other = self.states[src as usize].clone();
         self.states[dst as usize].merge(&other);
+    }
+
+    fn copy(&mut self, dst: u32, src: u32) {
+        let state = self.states[src as usize].clone();
+        let d = dst as usize;
+        if d >= self.states.len() {
+            self.states.resize(d + 1, A::default());
+        }
+        self.states[d] = state;
     }
 
     fn snapshot(&mut self, slots: &[u32]) {

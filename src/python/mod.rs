@@ -144,7 +144,7 @@ impl WindowArgs {
 #[pymethods]
 impl WindowOperator {
     #[new]
-    #[pyo3(signature = (time_column, time_unit, by, window, delay, lateness, emit, late, aggs))]
+    #[pyo3(signature = (time_column, time_unit, by, window, delay, lateness, emit, late, aggs, early_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         time_column: String,
@@ -156,13 +156,15 @@ impl WindowOperator {
         emit: &str,
         late: &str,
         aggs: Vec<AggTuple>,
+        early_ms: Option<i64>,
     ) -> PyResult<Self> {
         let emit = match emit {
             "final" => EmitMode::Final,
             "amend" => EmitMode::Amend,
+            "changelog" => EmitMode::Changelog,
             other => {
                 return Err(ConfigError::new_err(format!(
-                    "unknown emit mode '{other}'; expected 'final' or 'amend'"
+                    "unknown emit mode '{other}'; expected 'final', 'amend' or 'changelog'"
                 )))
             }
         };
@@ -193,6 +195,7 @@ impl WindowOperator {
             emit,
             late,
             aggs,
+            early_ms,
         };
         Operator::validate(&config).map_err(to_py)?;
         Ok(WindowOperator { inner: Operator::new(config), rows_seen: 0 })
@@ -201,10 +204,12 @@ impl WindowOperator {
     /// Processes a batch (or stream of batches). Returns (output, late, rejected), where late
     /// has columns (row, late_by) and rejected (row, reason); `row` counts from the first row
     /// of this call.
+    #[pyo3(signature = (data, now_ms=None))]
     fn process(
         &mut self,
         py: Python<'_>,
         data: AnyRecordBatch,
+        now_ms: Option<i64>,
     ) -> PyResult<(PyRecordBatch, PyRecordBatch, PyRecordBatch)> {
         let reader = data.into_reader()?;
         let batches = reader
@@ -218,7 +223,7 @@ impl WindowOperator {
                 let (mut rej_rows, mut reasons) = (Vec::new(), Vec::new());
                 let mut offset = 0u64;
                 for b in &batches {
-                    let r = inner.process(b)?;
+                    let r = inner.process_at(b, now_ms)?;
                     outputs.push(r.output);
                     late_rows.extend(r.late_rows.iter().map(|&i| offset + i as u64));
                     late_by.extend(r.late_by);
@@ -256,6 +261,18 @@ impl WindowOperator {
         let inner = &mut self.inner;
         let out = py.detach(move || inner.finish()).map_err(to_py)?;
         Ok(out.into())
+    }
+
+    /// A heartbeat without rows at wall-clock `now_ms`: emits early revisions that are due.
+    fn tick(&mut self, py: Python<'_>, now_ms: i64) -> PyResult<PyRecordBatch> {
+        let inner = &mut self.inner;
+        Ok(py.detach(move || inner.tick(now_ms)).map_err(to_py)?.into())
+    }
+
+    /// Moves the watermark to at least `instant`, emitting what that completes or closes.
+    fn advance_watermark(&mut self, py: Python<'_>, instant: i64) -> PyResult<PyRecordBatch> {
+        let inner = &mut self.inner;
+        Ok(py.detach(move || inner.advance_watermark(instant)).map_err(to_py)?.into())
     }
 
     /// True once the first batch fixed the schema.
