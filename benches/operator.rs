@@ -57,7 +57,7 @@ fn config(aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfi
         time_column: "event_time".into(),
         time_unit: TimeUnit::Microsecond,
         by: vec!["event_source".into(), "event_name".into()],
-        window: spec,
+        window: spec.into(),
         delay: 5_000_000,
         lateness: 60_000_000,
         emit,

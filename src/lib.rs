@@ -12,9 +12,11 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod operator;
+pub mod session;
 pub mod time;
 pub mod window;
 

@@ -74,7 +74,7 @@ pub struct OperatorConfig {
     /// Key columns.
     pub by: Vec<String>,
     /// Window layout.
-    pub window: WindowSpec,
+    pub window: Windowing,
     /// Watermark delay (bounded out-of-orderness).
     pub delay: i64,
     /// Allowed lateness after a window completes.
@@ -88,6 +88,26 @@ pub struct OperatorConfig {
     pub early_ms: Option<i64>,
     /// Aggregates, in output order.
     pub aggs: Vec<AggSpec>,
+}
+
+/// How rows are grouped into windows.
+#[derive(Debug, Clone, Copy)]
+pub enum Windowing {
+    /// Windows aligned to a grid (tumbling, hopping, cumulative, calendar).
+    Aligned(WindowSpec),
+    /// Per-key sessions: rows at most `gap` apart share a window `[first, last + gap)`.
+    Session {
+        /// The largest distance between two rows of one session (inclusive).
+        gap: i64,
+        /// The longest a session may span, if bounded.
+        max_duration: Option<i64>,
+    },
+}
+
+impl From<WindowSpec> for Windowing {
+    fn from(spec: WindowSpec) -> Self {
+        Windowing::Aligned(spec)
+    }
 }
 
 /// What one input batch produced.
@@ -133,19 +153,34 @@ pub struct Metrics {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum TimeKind {
+pub(crate) enum TimeKind {
     Timestamp(ArrowUnit),
     Integer,
     Text,
 }
 
-struct Bound {
-    schema: SchemaRef,
-    time_index: usize,
-    time_kind: TimeKind,
-    key_indices: Vec<usize>,
-    output_schema: SchemaRef,
-    window_type: DataType,
+pub(crate) struct Bound {
+    pub(crate) schema: SchemaRef,
+    pub(crate) time_index: usize,
+    pub(crate) time_kind: TimeKind,
+    pub(crate) key_indices: Vec<usize>,
+    pub(crate) output_schema: SchemaRef,
+    pub(crate) window_type: DataType,
+}
+
+impl Bound {
+    /// Fails when a later batch's schema differs from the first one's.
+    pub(crate) fn check(&self, schema: &SchemaRef) -> Result<()> {
+        if self.schema.fields() == schema.fields() {
+            return Ok(());
+        }
+        Err(Error::Schema(format!(
+            "a batch's schema changed mid-stream: expected {:?}, got {:?}; every batch of a \
+             stream must have the same columns and types",
+            field_list(&self.schema),
+            field_list(schema)
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -181,7 +216,7 @@ impl Pane {
 ///
 /// let config = OperatorConfig {
 ///     time_column: "t".into(), time_unit: TimeUnit::Integer, by: vec!["k".into()],
-///     window: WindowSpec::tumbling(10, 0).unwrap(), delay: 0, lateness: 0,
+///     window: WindowSpec::tumbling(10, 0).unwrap().into(), delay: 0, lateness: 0,
 ///     emit: EmitMode::Final, late: LateMode::Collect, early_ms: None,
 ///     aggs: vec![AggSpec { kind: AggKind::Count, column: None, filter: None, name: "count".into() }],
 /// };
@@ -200,6 +235,7 @@ impl Pane {
 /// ```
 pub struct WindowOperator {
     config: OperatorConfig,
+    spec: WindowSpec,
     bound: Option<Bound>,
     keys: Option<KeyInterner>,
     accs: Vec<Box<dyn GroupsAccumulator>>,
@@ -230,9 +266,15 @@ pub struct WindowOperator {
 
 impl WindowOperator {
     /// A new operator; the input schema is bound on the first batch.
+    ///
+    /// Panics when `config.window` is not [`Windowing::Aligned`]; [`crate::Operator::new`]
+    /// picks the operator for any windowing.
     pub fn new(config: OperatorConfig) -> Self {
-        let spec = config.window;
+        let Windowing::Aligned(spec) = config.window else {
+            panic!("WindowOperator needs aligned windows; use Operator::new for sessions");
+        };
         let mut op = WindowOperator {
+            spec,
             done_complete: spec.passed_upto(i64::MIN, 0),
             done_closed: spec.passed_upto(i64::MIN, config.lateness),
             late_before: i64::MIN,
@@ -263,7 +305,7 @@ impl WindowOperator {
     }
 
     fn refresh_thresholds(&mut self) {
-        let spec = self.config.window;
+        let spec = self.spec;
         self.late_before = spec.start(self.done_closed.saturating_add(1));
         self.next_complete_at = spec.end(self.done_complete.saturating_add(1));
         self.next_close_at =
@@ -322,98 +364,10 @@ impl WindowOperator {
 
     fn bind(&mut self, schema: &SchemaRef) -> Result<()> {
         if let Some(b) = &self.bound {
-            if b.schema.fields() == schema.fields() {
-                return Ok(());
-            }
-            return Err(Error::Schema(format!(
-                "a batch's schema changed mid-stream: expected {:?}, got {:?}; every batch of \
-                 a stream must have the same columns and types",
-                field_list(&b.schema),
-                field_list(schema)
-            )));
+            return b.check(schema);
         }
-        let find = |name: &str, what: &str| -> Result<usize> {
-            schema.index_of(name).map_err(|_| {
-                Error::Schema(format!(
-                    "{what} column '{name}' not found; the stream has columns {:?}",
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>()
-                ))
-            })
-        };
-        let c = &self.config;
-        let time_index = find(&c.time_column, "time")?;
-        let time_type = schema.field(time_index).data_type().clone();
-        let (time_kind, window_type) = match (&time_type, c.time_unit) {
-            (DataType::Timestamp(u, tz), unit) if unit_matches(*u, unit) => {
-                (TimeKind::Timestamp(*u), DataType::Timestamp(*u, tz.clone()))
-            }
-            (DataType::Int64, TimeUnit::Integer) => (TimeKind::Integer, DataType::Int64),
-            (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, TimeUnit::Microsecond) => {
-                (TimeKind::Text, DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())))
-            }
-            (other, unit) => {
-                return Err(Error::Schema(format!(
-                    "time column '{}' has type {other}, which does not match the time unit \
-                     {} the query was built for; use a Datetime, an integer or an ISO 8601 \
-                     string column",
-                    c.time_column,
-                    unit.name()
-                )))
-            }
-        };
-        let key_indices: Vec<usize> =
-            c.by.iter().map(|k| find(k, "key")).collect::<Result<_>>()?;
-        let key_types: Vec<DataType> =
-            key_indices.iter().map(|&i| schema.field(i).data_type().clone()).collect();
-        let keys = KeyInterner::new(&key_types)?;
-        let mut accs = Vec::with_capacity(c.aggs.len());
-        for a in &c.aggs {
-            let input = match &a.column {
-                None => None,
-                Some(col) => {
-                    let i = find(col, "aggregate input")?;
-                    Some((i, schema.field(i).data_type()))
-                }
-            };
-            let filter = match &a.filter {
-                None => None,
-                Some(col) => {
-                    let i = find(col, "filter")?;
-                    if schema.field(i).data_type() != &DataType::Boolean {
-                        return Err(Error::Schema(format!(
-                            "the where= condition of '{}' must be boolean, got {}",
-                            a.name,
-                            schema.field(i).data_type()
-                        )));
-                    }
-                    Some(i)
-                }
-            };
-            accs.push(aggregate::build(a, input, filter)?);
-        }
-        let mut fields: Vec<Field> = key_indices
-            .iter()
-            .map(|&i| {
-                let f = schema.field(i);
-                Field::new(f.name(), f.data_type().clone(), true)
-            })
-            .collect();
-        fields.push(Field::new("window_start", window_type.clone(), false));
-        fields.push(Field::new("window_end", window_type.clone(), false));
-        match c.emit {
-            EmitMode::Amend => fields.push(Field::new("revision", DataType::UInt32, false)),
-            EmitMode::Changelog => fields.push(Field::new("op", DataType::Utf8, false)),
-            EmitMode::Final => {}
-        }
-        fields.extend(accs.iter().map(|a| a.field()));
-        self.bound = Some(Bound {
-            schema: schema.clone(),
-            time_index,
-            time_kind,
-            key_indices,
-            output_schema: Arc::new(Schema::new(fields)),
-            window_type,
-        });
+        let (bound, keys, accs) = bind_schema(&self.config, schema)?;
+        self.bound = Some(bound);
         self.keys = Some(keys);
         self.accs = accs;
         Ok(())
@@ -449,7 +403,7 @@ impl WindowOperator {
             rejected_rows: Vec::new(),
             reasons: Vec::new(),
         };
-        let spec = self.config.window;
+        let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
         self.metrics.rows_in += n as u64;
@@ -630,7 +584,7 @@ impl WindowOperator {
 
     /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
     fn moment(&mut self, end_of_input: bool) {
-        let spec = self.config.window;
+        let spec = self.spec;
         let amend = self.config.emit.updates();
         let wm = self.watermark.current();
         let mut emit: Vec<u32> = Vec::new();
@@ -755,7 +709,7 @@ impl WindowOperator {
 
     fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.bound.as_ref().expect("bound");
-        let spec = self.config.window;
+        let spec = self.spec;
         let mut columns: Vec<ArrayRef> =
             self.keys.as_ref().expect("bound").to_arrays(&self.out_keys)?;
         let starts = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.start(w)));
@@ -795,6 +749,96 @@ impl WindowOperator {
     }
 }
 
+/// Resolves a query's columns against the first batch's schema: the time column's kind, the
+/// key columns, the accumulators and the output schema.
+pub(crate) fn bind_schema(
+    c: &OperatorConfig,
+    schema: &SchemaRef,
+) -> Result<(Bound, KeyInterner, Vec<Box<dyn GroupsAccumulator>>)> {
+    let find = |name: &str, what: &str| -> Result<usize> {
+        schema.index_of(name).map_err(|_| {
+            Error::Schema(format!(
+                "{what} column '{name}' not found; the stream has columns {:?}",
+                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>()
+            ))
+        })
+    };
+    let time_index = find(&c.time_column, "time")?;
+    let time_type = schema.field(time_index).data_type().clone();
+    let (time_kind, window_type) = match (&time_type, c.time_unit) {
+        (DataType::Timestamp(u, tz), unit) if unit_matches(*u, unit) => {
+            (TimeKind::Timestamp(*u), DataType::Timestamp(*u, tz.clone()))
+        }
+        (DataType::Int64, TimeUnit::Integer) => (TimeKind::Integer, DataType::Int64),
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, TimeUnit::Microsecond) => {
+            (TimeKind::Text, DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())))
+        }
+        (other, unit) => {
+            return Err(Error::Schema(format!(
+                "time column '{}' has type {other}, which does not match the time unit \
+                 {} the query was built for; use a Datetime, an integer or an ISO 8601 \
+                 string column",
+                c.time_column,
+                unit.name()
+            )))
+        }
+    };
+    let key_indices: Vec<usize> =
+        c.by.iter().map(|k| find(k, "key")).collect::<Result<_>>()?;
+    let key_types: Vec<DataType> =
+        key_indices.iter().map(|&i| schema.field(i).data_type().clone()).collect();
+    let keys = KeyInterner::new(&key_types)?;
+    let mut accs = Vec::with_capacity(c.aggs.len());
+    for a in &c.aggs {
+        let input = match &a.column {
+            None => None,
+            Some(col) => {
+                let i = find(col, "aggregate input")?;
+                Some((i, schema.field(i).data_type()))
+            }
+        };
+        let filter = match &a.filter {
+            None => None,
+            Some(col) => {
+                let i = find(col, "filter")?;
+                if schema.field(i).data_type() != &DataType::Boolean {
+                    return Err(Error::Schema(format!(
+                        "the where= condition of '{}' must be boolean, got {}",
+                        a.name,
+                        schema.field(i).data_type()
+                    )));
+                }
+                Some(i)
+            }
+        };
+        accs.push(aggregate::build(a, input, filter)?);
+    }
+    let mut fields: Vec<Field> = key_indices
+        .iter()
+        .map(|&i| {
+            let f = schema.field(i);
+            Field::new(f.name(), f.data_type().clone(), true)
+        })
+        .collect();
+    fields.push(Field::new("window_start", window_type.clone(), false));
+    fields.push(Field::new("window_end", window_type.clone(), false));
+    match c.emit {
+        EmitMode::Amend => fields.push(Field::new("revision", DataType::UInt32, false)),
+        EmitMode::Changelog => fields.push(Field::new("op", DataType::Utf8, false)),
+        EmitMode::Final => {}
+    }
+    fields.extend(accs.iter().map(|a| a.field()));
+    let bound = Bound {
+        schema: schema.clone(),
+        time_index,
+        time_kind,
+        key_indices,
+        output_schema: Arc::new(Schema::new(fields)),
+        window_type,
+    };
+    Ok((bound, keys, accs))
+}
+
 fn field_list(schema: &Schema) -> Vec<String> {
     schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
 }
@@ -809,7 +853,7 @@ fn unit_matches(arrow: ArrowUnit, unit: TimeUnit) -> bool {
     )
 }
 
-fn as_window_type(values: Int64Array, t: &DataType) -> Result<ArrayRef> {
+pub(crate) fn as_window_type(values: Int64Array, t: &DataType) -> Result<ArrayRef> {
     let data = values.into_data().into_builder().data_type(t.clone()).build()?;
     Ok(arrow_array::make_array(data))
 }
@@ -857,7 +901,7 @@ pub fn fmt_span(span: i64, unit: TimeUnit) -> String {
     out
 }
 
-enum Times<'a> {
+pub(crate) enum Times<'a> {
     Ints(&'a Int64Array),
     Stamps(Vec<Option<i64>>),
     Text(Vec<std::result::Result<i64, String>>),
@@ -865,7 +909,7 @@ enum Times<'a> {
 
 impl Times<'_> {
     #[inline]
-    fn value(&self, i: usize) -> std::result::Result<i64, String> {
+    pub(crate) fn value(&self, i: usize) -> std::result::Result<i64, String> {
         match self {
             Times::Ints(a) => {
                 if a.is_valid(i) {
@@ -880,7 +924,7 @@ impl Times<'_> {
     }
 }
 
-fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
+pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
     Ok(match kind {
         TimeKind::Integer => Times::Ints(col.as_primitive::<arrow_array::types::Int64Type>()),
         TimeKind::Timestamp(u) => Times::Stamps(match u {

@@ -76,7 +76,7 @@ fn config(spec: WindowSpec, delay: i64, lateness: i64, emit: EmitMode) -> Operat
         time_column: "t".into(),
         time_unit: TimeUnit::Integer,
         by: vec!["k".into()],
-        window: spec,
+        window: spec.into(),
         delay,
         lateness,
         emit,

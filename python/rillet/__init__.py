@@ -22,7 +22,7 @@ from rillet._errors import (
     SourceError,
 )
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
-from rillet._windows import WindowSpec, cumulative, hopping, tumbling
+from rillet._windows import WindowSpec, cumulative, hopping, session, tumbling
 
 __all__ = [
     "Agg",
@@ -46,6 +46,7 @@ __all__ = [
     "mean",
     "min",
     "processing_time",
+    "session",
     "stream",
     "sum",
     "tumbling",

@@ -30,6 +30,17 @@ class WindowSpec:
     def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
         """Engine parameters for a time column of `unit` ('ns', 'us', 'ms' or 'integer')
         whose time zone is `column_tz`."""
+        if self.kind == "session":
+            gap = to_units(self.every, unit, "session gap")
+            if gap <= 0:
+                raise ConfigError(f"session gap must be a positive duration, got {self.every!r}")
+            max_d = 0 if self.period is None else to_units(self.period, unit, "session max_duration")
+            if self.period is not None and max_d < gap:
+                raise ConfigError(
+                    f"session max_duration ({self.period!r}) must be at least the gap ({self.every!r})"
+                )
+            return dict(kind="session", period=gap, every=max_d, offset=0, period_months=0,
+                        every_months=0, tz=None)
         if unit == "integer":
             if self.tz is not None:
                 raise ConfigError(f"tz={self.tz!r} needs a Datetime time column, not an integer one")
@@ -104,6 +115,8 @@ class WindowSpec:
     def __repr__(self) -> str:
         if self.kind == "tumbling":
             body = f"{self.every!r}"
+        elif self.kind == "session":
+            body = f"{self.every!r}" + ("" if self.period is None else f", max_duration={self.period!r}")
         elif self.kind == "cumulative":
             body = f"period={self.period!r}, step={self.every!r}"
         else:
@@ -199,3 +212,19 @@ def cumulative(period: DurationLike, step: DurationLike, offset: DurationLike | 
     validate_duration(step, "cumulative window step")
     validate_duration(offset, "cumulative window offset")
     return WindowSpec("cumulative", period, step, offset, None)
+
+
+def session(gap: DurationLike, max_duration: DurationLike | None = None) -> WindowSpec:
+    """Per-key sessions: rows no more than ``gap`` apart share a session, whose window is
+    ``[first, last + gap)`` (Flink and Spark session windows). Two rows exactly ``gap`` apart
+    share a session; a row that bridges two sessions, late ones included, merges them.
+    ``max_duration`` caps a session's span: a row that would stretch a session beyond it
+    starts a new session instead.
+
+    >>> import rillet as rl
+    >>> rl.session("30s")
+    rl.session('30s')
+    """
+    validate_duration(gap, "session gap")
+    validate_duration(max_duration, "session max_duration")
+    return WindowSpec("session", max_duration, gap, None, None)

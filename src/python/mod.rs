@@ -2,7 +2,8 @@
 
 use crate::aggregate::{AggKind, AggSpec};
 use crate::error::Error;
-use crate::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator as Operator};
+use crate::engine::Operator;
+use crate::operator::{EmitMode, LateMode, OperatorConfig, Windowing};
 use crate::time::{Duration, TimeUnit};
 use crate::window::{Calendar, CalendarLength, Cumulative, WindowSpec};
 use arrow_array::{Int64Array, RecordBatch, StringArray, UInt64Array};
@@ -105,10 +106,16 @@ struct WindowArgs {
 }
 
 impl WindowArgs {
-    fn spec(&self, unit: TimeUnit) -> Result<WindowSpec, Error> {
-        match self.kind.as_str() {
-            "fixed" => WindowSpec::hopping(self.period, self.every, self.offset),
-            "cumulative" => Ok(WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?)),
+    fn windowing(&self, unit: TimeUnit) -> Result<Windowing, Error> {
+        let spec = match self.kind.as_str() {
+            "session" => {
+                return Ok(Windowing::Session {
+                    gap: self.period,
+                    max_duration: (self.every > 0).then_some(self.every),
+                })
+            }
+            "fixed" => WindowSpec::hopping(self.period, self.every, self.offset)?,
+            "cumulative" => WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?),
             "calendar" => {
                 let per_second = match unit {
                     TimeUnit::Nanosecond => 1_000_000_000,
@@ -128,16 +135,17 @@ impl WindowArgs {
                         CalendarLength::Wall(wall)
                     }
                 };
-                Ok(WindowSpec::Calendar(Calendar::new(
+                WindowSpec::Calendar(Calendar::new(
                     self.tz.as_deref().unwrap_or("UTC"),
                     per_second,
                     len(self.every_months, self.every),
                     len(self.period_months, self.period),
                     self.offset,
-                )?))
+                )?)
             }
-            other => Err(Error::Config(format!("unknown window kind '{other}'"))),
-        }
+            other => return Err(Error::Config(format!("unknown window kind '{other}'"))),
+        };
+        Ok(Windowing::Aligned(spec))
     }
 }
 
@@ -189,7 +197,7 @@ impl WindowOperator {
             time_column,
             time_unit: parse_unit(time_unit)?,
             by,
-            window: window.spec(parse_unit(time_unit)?).map_err(to_py)?,
+            window: window.windowing(parse_unit(time_unit)?).map_err(to_py)?,
             delay,
             lateness,
             emit,
@@ -197,8 +205,7 @@ impl WindowOperator {
             aggs,
             early_ms,
         };
-        Operator::validate(&config).map_err(to_py)?;
-        Ok(WindowOperator { inner: Operator::new(config), rows_seen: 0 })
+        Ok(WindowOperator { inner: Operator::new(config).map_err(to_py)?, rows_seen: 0 })
     }
 
     /// Processes a batch (or stream of batches). Returns (output, late, rejected), where late
