@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD_DIR = Path(os.environ.get("RILLET_BENCH_WORKLOAD", ROOT.parent / "shared" / "bench"))
 DATA_DIR = Path("/tmp/rillet-bench")
 RESULTS = ROOT / "bench" / "results" / "results.jsonl"
-QUERIES = ("K1", "K2", "K6")
+QUERIES = ("K1", "K2", "K3", "K6")
 ENGINES = ("rillet", "polars-tru", "polars-dyn", "duckdb-1t", "duckdb-2t")
 #: K1/K2 allowed lateness: the workload's rows arrive at most 15 minutes after their event time.
 BATCH_LATENESS = "15m"
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--events", type=int, default=1_000_000, help="events in the workload (default 1,000,000)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per (query, engine); the median is reported")
-    ap.add_argument("--queries", default=",".join(QUERIES), help="comma list from K1,K2,K6 (default: all)")
+    ap.add_argument("--queries", default=",".join(QUERIES), help="comma list from K1,K2,K3,K6 (default: all)")
     ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma list from {','.join(ENGINES)} (default: all)")
     ap.add_argument("--seed", type=int, default=42, help="gen_events.py seed (default 42, as WORKLOAD.md)")
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"Parquet cache (default {DATA_DIR})")
@@ -180,7 +180,16 @@ def rillet_queries(df: Any) -> dict[str, Callable[[], tuple[Any, dict]]]:
         )
         return run.output, {"dropped": run.metrics["rows_late"]}
 
-    return {"K1": k1, "K2": k2, "K6": k6}
+    def k3() -> tuple[Any, dict]:
+        run = (
+            rl.stream(df, time="event_time", watermark="5s")
+            .window(rl.session("30s"), by="source_ip", lateness=BATCH_LATENESS)
+            .agg(rl.count())
+            .run(progress=False)
+        )
+        return run.output, {"late": run.metrics["rows_late"]}
+
+    return {"K1": k1, "K2": k2, "K3": k3, "K6": k6}
 
 
 def polars_queries(df: Any, style: str) -> dict[str, Callable[[], tuple[Any, dict]]]:
@@ -194,7 +203,8 @@ def polars_queries(df: Any, style: str) -> dict[str, Callable[[], tuple[Any, dic
         return run
 
     # K6 for a batch engine: K1 over every row (no late-data handling), the bound.
-    return {"K1": bind(polars_batch.k1), "K2": bind(polars_batch.k2), "K6": bind(polars_batch.k1)}
+    return {"K1": bind(polars_batch.k1), "K2": bind(polars_batch.k2), "K3": bind(polars_batch.k3),
+            "K6": bind(polars_batch.k1)}
 
 
 def duckdb_queries(table: Any, threads: int) -> dict[str, Callable[[], tuple[Any, dict]]]:
@@ -205,7 +215,8 @@ def duckdb_queries(table: Any, threads: int) -> dict[str, Callable[[], tuple[Any
     def bind(fn: Callable) -> Callable[[], tuple[Any, dict]]:
         return lambda: (fn(con), {})
 
-    return {"K1": bind(duckdb_batch.k1), "K2": bind(duckdb_batch.k2), "K6": bind(duckdb_batch.k1)}
+    return {"K1": bind(duckdb_batch.k1), "K2": bind(duckdb_batch.k2), "K3": bind(duckdb_batch.k3),
+            "K6": bind(duckdb_batch.k1)}
 
 
 # ------------------------------------------------------------------------------ checking
@@ -340,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref = polars_batch.k1(df.filter(~pl.Series(drop)))
                 dropped = int(np.count_nonzero(drop))
             else:
-                ref = {"K1": polars_batch.k1, "K2": polars_batch.k2}[query](df)
+                ref = {"K1": polars_batch.k1, "K2": polars_batch.k2, "K3": polars_batch.k3}[query](df)
                 dropped = None
             refs[query] = (checksum(ref), normalized(ref), dropped)
         return refs[query]

@@ -3,6 +3,7 @@
 use crate::error::Result;
 use crate::operator::{BatchResult, Metrics, OperatorConfig, WindowOperator, Windowing};
 use crate::session::SessionOperator;
+use crate::sliding::SlidingOperator;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
@@ -12,6 +13,8 @@ pub enum Operator {
     Window(Box<WindowOperator>),
     /// Session windows.
     Session(Box<SessionOperator>),
+    /// Per-row sliding windows.
+    Sliding(Box<SlidingOperator>),
 }
 
 macro_rules! each {
@@ -19,6 +22,7 @@ macro_rules! each {
         match $self {
             Operator::Window($op) => $body,
             Operator::Session($op) => $body,
+            Operator::Sliding($op) => $body,
         }
     };
 }
@@ -30,6 +34,7 @@ impl Operator {
         Ok(match config.window {
             Windowing::Aligned(_) => Operator::Window(Box::new(WindowOperator::new(config))),
             Windowing::Session { .. } => Operator::Session(Box::new(SessionOperator::new(config)?)),
+            Windowing::Sliding { .. } => Operator::Sliding(Box::new(SlidingOperator::new(config)?)),
         })
     }
 

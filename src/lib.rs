@@ -17,6 +17,7 @@ pub mod error;
 pub mod keys;
 pub mod operator;
 pub mod session;
+pub mod sliding;
 pub mod time;
 pub mod window;
 

@@ -102,6 +102,11 @@ pub enum Windowing {
         /// The longest a session may span, if bounded.
         max_duration: Option<i64>,
     },
+    /// One window per row: the same key's rows in `(t - period, t]`.
+    Sliding {
+        /// How far back each row's window reaches.
+        period: i64,
+    },
 }
 
 impl From<WindowSpec> for Windowing {
@@ -333,7 +338,11 @@ impl WindowOperator {
             )));
         }
         let mut names: Vec<&str> = config.by.iter().map(String::as_str).collect();
-        names.extend(["window_start", "window_end"]);
+        if let Windowing::Sliding { .. } = config.window {
+            names.push(&config.time_column);
+        } else {
+            names.extend(["window_start", "window_end"]);
+        }
         match config.emit {
             EmitMode::Amend => names.push("revision"),
             EmitMode::Changelog => names.push("op"),
@@ -820,8 +829,13 @@ pub(crate) fn bind_schema(
             Field::new(f.name(), f.data_type().clone(), true)
         })
         .collect();
-    fields.push(Field::new("window_start", window_type.clone(), false));
-    fields.push(Field::new("window_end", window_type.clone(), false));
+    if let Windowing::Sliding { .. } = c.window {
+        // One output row per input row: its time instead of window bounds.
+        fields.push(Field::new(&c.time_column, window_type.clone(), false));
+    } else {
+        fields.push(Field::new("window_start", window_type.clone(), false));
+        fields.push(Field::new("window_end", window_type.clone(), false));
+    }
     match c.emit {
         EmitMode::Amend => fields.push(Field::new("revision", DataType::UInt32, false)),
         EmitMode::Changelog => fields.push(Field::new("op", DataType::Utf8, false)),

@@ -22,7 +22,7 @@ from rillet._errors import (
     SourceError,
 )
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
-from rillet._windows import WindowSpec, cumulative, hopping, session, tumbling
+from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
 
 __all__ = [
     "Agg",
@@ -47,6 +47,7 @@ __all__ = [
     "min",
     "processing_time",
     "session",
+    "sliding",
     "stream",
     "sum",
     "tumbling",

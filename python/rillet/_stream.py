@@ -217,7 +217,8 @@ class Windowed:
                     f"agg() takes rillet aggregates such as rl.count() or rl.sum('bytes'), got "
                     f"{type(a).__name__} {a!r}"
                 )
-        generated = {"window_start", "window_end"} | {"amend": {"revision"}, "changelog": {"op"}}.get(self._emit, set())
+        bounds = {self._stream._time} if self._spec.kind == "sliding" else {"window_start", "window_end"}
+        generated = bounds | {"amend": {"revision"}, "changelog": {"op"}}.get(self._emit, set())
         for k in self._by:
             if k in generated:
                 raise ConfigError(

@@ -30,6 +30,12 @@ class WindowSpec:
     def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
         """Engine parameters for a time column of `unit` ('ns', 'us', 'ms' or 'integer')
         whose time zone is `column_tz`."""
+        if self.kind == "sliding":
+            period = to_units(self.period, unit, "sliding window period")
+            if period <= 0:
+                raise ConfigError(f"sliding window period must be positive, got {self.period!r}")
+            return dict(kind="sliding", period=period, every=0, offset=0, period_months=0,
+                        every_months=0, tz=None)
         if self.kind == "session":
             gap = to_units(self.every, unit, "session gap")
             if gap <= 0:
@@ -115,6 +121,8 @@ class WindowSpec:
     def __repr__(self) -> str:
         if self.kind == "tumbling":
             body = f"{self.every!r}"
+        elif self.kind == "sliding":
+            body = f"{self.period!r}"
         elif self.kind == "session":
             body = f"{self.every!r}" + ("" if self.period is None else f", max_duration={self.period!r}")
         elif self.kind == "cumulative":
@@ -228,3 +236,17 @@ def session(gap: DurationLike, max_duration: DurationLike | None = None) -> Wind
     validate_duration(gap, "session gap")
     validate_duration(max_duration, "session max_duration")
     return WindowSpec("session", max_duration, gap, None, None)
+
+
+def sliding(period: DurationLike) -> WindowSpec:
+    """One output row per input row, aggregating the same key's rows with time in
+    ``(t - period, t]`` (Kinesis Analytics' ``RANGE INTERVAL ... PRECEDING``, polars'
+    ``rolling``). Rows are emitted in event-time order once the watermark has passed their
+    time; each carries its ``by`` values and its time column instead of window bounds.
+
+    >>> import rillet as rl
+    >>> rl.sliding("5m")
+    rl.sliding('5m')
+    """
+    validate_duration(period, "sliding window period")
+    return WindowSpec("sliding", period, period, None, None)

@@ -114,6 +114,7 @@ impl WindowArgs {
                     max_duration: (self.every > 0).then_some(self.every),
                 })
             }
+            "sliding" => return Ok(Windowing::Sliding { period: self.period }),
             "fixed" => WindowSpec::hopping(self.period, self.every, self.offset)?,
             "cumulative" => WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?),
             "calendar" => {
