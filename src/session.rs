@@ -218,8 +218,10 @@ impl SessionOperator {
             if updates && s.emitted {
                 self.amended.push(slot);
             }
-            let moved = self.watermark.observe(t);
-            if !self.amended.is_empty() || !self.pending.is_empty() || (moved && self.due()) {
+            self.watermark.observe(t);
+            // A row can complete a session without moving the watermark (a late row that
+            // starts a session already complete), so check what is due after every row.
+            if !self.amended.is_empty() || !self.pending.is_empty() || self.due() {
                 self.update_accumulators(batch)?;
                 self.moment(false);
             }

@@ -325,9 +325,8 @@ def test_calendar_tumbling_matches_polars_group_by_dynamic(zone: str, every: str
 
 
 # -- the brute force on random streams with late rows ---------------------------------------
-# Only whole-hour boundaries and offsets here: windows with a boundary inside a DST gap that is
-# not a quarter-hour, or strictly inside a repeated wall-clock hour, hit the two engine bugs
-# pinned by the xfail tests at the end of this file. Widen LAYOUTS when they are fixed.
+# Boundaries inside DST gaps and repeated hours have their own regression tests at the end of
+# this file (test_windows_around_dst_changes_match_bruteforce and the two named ones).
 LAYOUTS = [
     Layout("1d"), Layout("2d"), Layout("1d12h"), Layout("1w"), Layout("2w"), Layout("1mo"),
     Layout("2mo"), Layout("1q"), Layout("1y"), Layout("1d", offset="6h"),
@@ -823,20 +822,11 @@ FOLD_SANTIAGO = _utc(2024, 4, 7, 3)   # 24:00 -03 -> 23:00 -04
     (Layout("1h", offset="30m", tz="Europe/Paris"), GAP_PARIS),
     (Layout("1d", offset="2h30m"), GAP_PARIS),
     (Layout("1h", period="3h", tz="Australia/Sydney"), GAP_SYDNEY),
-    pytest.param(Layout("1h", offset="10m", tz="Europe/Paris"), GAP_PARIS, marks=pytest.mark.xfail(
-        strict=True, reason="bug: a boundary inside a DST gap that is not on a quarter hour "
-        "maps past the gap's end (Calendar::instant steps 15 minutes at a time)")),
-    pytest.param(Layout("1d", offset="2h7m"), GAP_SYDNEY, marks=pytest.mark.xfail(
-        strict=True, reason="bug: a boundary inside a DST gap that is not on a quarter hour "
-        "maps past the gap's end")),
-    pytest.param(Layout("30m", tz="Europe/Paris"), FOLD_PARIS, marks=pytest.mark.xfail(
-        strict=True, reason="bug: rows in the second occurrence of a repeated wall-clock hour "
-        "are put in the window of their wall time, which ended an hour earlier")),
-    pytest.param(Layout("1d", offset="2h30m"), FOLD_PARIS, marks=pytest.mark.xfail(
-        strict=True, reason="bug: a boundary strictly inside a repeated wall-clock hour")),
-    pytest.param(Layout("30m", period="1h", tz="America/Santiago"), FOLD_SANTIAGO,
-                 marks=pytest.mark.xfail(strict=True, reason="bug: hopping windows starting "
-                                         "inside a repeated hour miss its second occurrence")),
+    (Layout("1h", offset="10m", tz="Europe/Paris"), GAP_PARIS),
+    (Layout("1d", offset="2h7m"), GAP_SYDNEY),
+    (Layout("30m", tz="Europe/Paris"), FOLD_PARIS),
+    (Layout("1d", offset="2h30m"), FOLD_PARIS),
+    (Layout("30m", period="1h", tz="America/Santiago"), FOLD_SANTIAGO),
 ])
 def test_windows_around_dst_changes_match_bruteforce(layout: Layout, centre: dt.datetime,
                                                      watermark: str) -> None:
@@ -850,9 +840,6 @@ def test_windows_around_dst_changes_match_bruteforce(layout: Layout, centre: dt.
     assert got == _bruteforce_counts(layout, instants, column_tz)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a wall-clock boundary inside a DST gap but not on a "
-                   "quarter hour maps past the gap's end, giving an empty window [01:10, 01:10) "
-                   "that holds rows")
 def test_boundary_inside_a_gap_maps_to_the_first_instant_after_it() -> None:
     """Paris 2025-03-30: local 02:00-03:00 does not exist (01:00 UTC). With '1h' windows at :10
     past on Paris' wall clock, the boundary 02:10 local does not exist, so it maps to the first
@@ -867,8 +854,6 @@ def test_boundary_inside_a_gap_maps_to_the_first_instant_after_it() -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rows in the second occurrence of a repeated "
-                   "wall-clock hour are assigned to an already-ended window and silently lost")
 def test_rows_in_a_repeated_hour_are_not_lost() -> None:
     """Paris 2025-10-26: 03:00 CEST -> 02:00 CET at 01:00 UTC, so 02:00-03:00 local happens
     twice. '30m' windows on Paris' wall clock: [02:30, 03:00) local starts at the first 02:30

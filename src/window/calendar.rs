@@ -117,16 +117,29 @@ impl Calendar {
         if let Some(off) = at(&naive) {
             return wall.checked_sub(off * self.per_second);
         }
-        // In a gap: the first wall-clock time after it maps to the transition instant.
-        let mut later = naive;
-        for _ in 0..(48 * 4) {
-            later += chrono::Duration::minutes(15);
-            if let Some(off) = at(&later) {
-                let secs = later.and_utc().timestamp() - off;
-                return secs.checked_mul(self.per_second);
+        // In a gap: the earliest instant whose wall-clock time is at or after `wall` is the
+        // transition itself. Read with the offset in force before the gap, `wall` names an
+        // instant just after the transition; the transition lies at most one gap earlier.
+        let offset_at = |secs: i64| -> Option<i64> {
+            let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
+            Some(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64)
+        };
+        let guess = naive.and_utc().timestamp();
+        let before = offset_at(guess - 2 * 86_400)?;
+        let after = offset_at(guess + 2 * 86_400)?;
+        let candidate = guess - before;
+        let (mut lo, mut hi) = (candidate - (after - before).abs() - 1, candidate);
+        // Invariant: offset(lo) != offset(candidate), offset(hi) == offset(candidate).
+        let target = offset_at(candidate)?;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if offset_at(mid)? == target {
+                hi = mid;
+            } else {
+                lo = mid;
             }
         }
-        None
+        hi.checked_mul(self.per_second)
     }
 
     fn month_number(&self, wall: i64) -> Option<i64> {
@@ -180,14 +193,22 @@ impl Calendar {
 
     /// First and last window containing `t`.
     pub fn indices(&self, t: i64) -> (i64, i64) {
-        let Some(last) = self.wall(t).and_then(|w| self.index_of_wall(w)) else {
+        let Some(mut last) = self.wall(t).and_then(|w| self.index_of_wall(w)) else {
             return (1, 0);
         };
-        if self.tumbling() {
-            return (last, last);
+        // The wall clock repeats an hour when clocks go back, so the wall-clock index is only
+        // a first guess: the last window is the one with the latest start at or before t.
+        while last < MAX_INDEX && self.start(last + 1) <= t {
+            last += 1;
+        }
+        while last > MIN_INDEX && self.start(last) > t {
+            last -= 1;
         }
         if self.end(last) <= t {
             return (last + 1, last);
+        }
+        if self.tumbling() {
+            return (last, last);
         }
         let mut first = last;
         while first > MIN_INDEX && self.end(first - 1) > t {
@@ -288,6 +309,29 @@ mod tests {
         }
         assert_eq!(c.passed_upto(i64::MIN, 0), MIN_INDEX);
         assert_eq!(c.start(MIN_INDEX + 1), i64::MIN);
+    }
+
+    #[test]
+    fn a_boundary_inside_a_gap_maps_to_the_transition() {
+        // Paris skips 02:00-03:00 on 2025-03-30; an hourly grid offset by 10 minutes has a
+        // boundary at 02:10, which maps to the transition 01:00Z.
+        let hour = Calendar::new("Europe/Paris", 1, CalendarLength::Wall(H), CalendarLength::Wall(H), 600).unwrap();
+        let (s, e) = window_of(&hour, "2025-03-30T01:05:00Z");
+        assert_eq!((s, e), (utc("2025-03-30T01:00:00Z"), utc("2025-03-30T01:10:00Z")));
+        let (s, e) = window_of(&hour, "2025-03-30T00:50:00Z");
+        assert_eq!((s, e), (utc("2025-03-30T00:10:00Z"), utc("2025-03-30T01:00:00Z")));
+    }
+
+    #[test]
+    fn rows_in_a_repeated_hour_land_in_a_window_that_contains_them() {
+        // Paris repeats 02:00-03:00 on 2025-10-26 (00:00Z-01:00Z then 01:00Z-02:00Z).
+        let half = Calendar::new("Europe/Paris", 1, CalendarLength::Wall(1800), CalendarLength::Wall(1800), 0).unwrap();
+        for minute in (0..120).step_by(10) {
+            let t = utc("2025-10-26T00:00:00Z") + minute * 60;
+            let (f, l) = half.indices(t);
+            assert_eq!(f, l);
+            assert!(half.start(l) <= t && t < half.end(l), "t = {t}");
+        }
     }
 
     #[test]
