@@ -415,6 +415,10 @@ impl WindowOperator {
         let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
+        // The last row's window, when windows do not overlap: most rows share it, and a
+        // calendar window costs a time-zone lookup to find.
+        let disjoint = spec.disjoint();
+        let mut cached: (i64, i64, i64) = (i64::MAX, i64::MIN, 0);
         self.metrics.rows_in += n as u64;
         for i in 0..n {
             let t = match times.value(i) {
@@ -453,7 +457,15 @@ impl WindowOperator {
                 continue;
             }
             self.metrics.rows_accepted += 1;
-            let (first, last) = spec.indices(t);
+            let (first, last) = if t >= cached.0 && t < cached.1 {
+                (cached.2, cached.2)
+            } else {
+                let (f, l) = spec.indices(t);
+                if disjoint && f == l {
+                    cached = (spec.start(f), spec.end(f), f);
+                }
+                (f, l)
+            };
             let key = key_ids[i];
             for w in first.max(self.done_closed + 1)..=last {
                 let slot = self.pane(w, key);

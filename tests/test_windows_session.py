@@ -46,15 +46,6 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from test_emission_modes import replay_changelog
 
-# The engine as built emits an amend/changelog session that is *already complete when it is
-# created* (t + gap <= wm(i) < t + gap + lateness) only at the next row that moves the
-# watermark or amends an emitted session (or at the flush), not right after the row that
-# created it as the spec (and the tumbling operator) does. The xfail tests
-# ``test_amend_session_complete_on_arrival_is_emitted_at_once*`` pin the spec; the random
-# amend/changelog comparisons model the engine's current timing so that they keep checking
-# everything else. Flip this to False once the engine is fixed.
-ENGINE_DEFERS_COMPLETE_ON_ARRIVAL = True
-
 AGG_NAMES = ["count", "x_count", "x_sum", "x_min", "x_max", "y_mean"]
 
 
@@ -93,10 +84,9 @@ class OracleResult:
 
 class SessionOracle:
     def __init__(self, gap: int, delay: int, lateness: int, max_duration: int | None = None,
-                 emit: str = "final", defer_complete_on_arrival: bool = False) -> None:
+                 emit: str = "final") -> None:
         self.gap, self.delay, self.lateness = gap, delay, lateness
         self.max_duration, self.emit = max_duration, emit
-        self.defer = defer_complete_on_arrival
 
     def _span(self, sessions: Sequence[_Session], t: int) -> int:
         start = min([t, *(s.start for s in sessions)])
@@ -144,9 +134,10 @@ class SessionOracle:
                         continue
                     mine.remove(other)
                     if other.emitted:
-                        # an emitted session has an earlier end than any unemitted one
+                        # The survivor has the earliest end, so it was emitted too.
                         assert changed.emitted
-                        deleted.append(other)
+                        if self.emit == "changelog":
+                            deleted.append(other)
                     changed.rows.extend(other.rows)
                     changed.start = min(changed.start, other.start)
                     changed.last = max(changed.last, other.last)
@@ -155,10 +146,7 @@ class SessionOracle:
                 changed.last = max(changed.last, t)
             res.status.append("accepted")
             res.late_by.append(None)
-            moved = wm is None or t - self.delay > wm
             wm = t - self.delay if wm is None else max(wm, t - self.delay)
-            if self.defer and not moved and not changed.emitted:
-                continue  # the engine only looks again at the next watermark move
             res.out.extend(self._moment(i, sessions, wm, changed, deleted))
         if flush:
             res.out.extend(self._moment(len(times), sessions, None, None, []))
@@ -238,8 +226,7 @@ class SessionCase:
         return [tuple(r) for r in self.df.select(self.keys).iter_rows()]
 
     def oracle(self, emit: str = "final") -> OracleResult:
-        defer = ENGINE_DEFERS_COMPLETE_ON_ARRIVAL and emit != "final"
-        o = SessionOracle(self.gap, self.delay, self.lateness, self.max_duration, emit, defer)
+        o = SessionOracle(self.gap, self.delay, self.lateness, self.max_duration, emit)
         return o.run(self.times, self.row_keys(), self.flush)
 
 
@@ -683,7 +670,7 @@ def test_null_times_are_rejected(size: int | None) -> None:
 def test_amend_session_extended_after_completion(size: int | None) -> None:
     """gap 5, lateness 20: a {0}; b at 7 makes wm 7, so a's [0, 5) completes (rev 0). a at 3
     extends it to [0, 8): rev 1 right away, although [0, 8) is no longer complete (wm 7); b at
-    8 completes it again, with no new revision (nothing changed). The flush emits b [7, 12)."""
+    8 completes it again, with no new revision (nothing changed). The flush emits b [7, 13)."""
     run = _run([0, 7, 3, 8], keys=["a", "b", "a", "b"], lateness=20, emit="amend", size=size)
     assert run.output.rows() == [
         ("a", 0, 5, 0, 1, 0), ("a", 0, 8, 1, 2, 2), ("b", 7, 13, 0, 2, 1 + 3)
@@ -696,10 +683,10 @@ def test_amend_session_extended_after_completion(size: int | None) -> None:
     ]
 
 
-# -- known engine bug: complete-on-arrival sessions are emitted late ------------------------
+# -- regression: a session complete on arrival is emitted right away ----------------------
+# (The engine used to run a moment only when the watermark moved, so such a session was
+# emitted at the next watermark move, or never with flush=False.)
 @SIZES
-@pytest.mark.xfail(strict=True, reason="engine defers the first emission of a session that is "
-                   "complete when created until the next watermark move (tumbling does not)")
 def test_amend_session_complete_on_arrival_is_emitted_at_once(size: int | None) -> None:
     """gap 5, lateness 10: a at 0, a at 10 (wm 10: [0, 5) rev 0). b at 3 starts [3, 8), which
     is already complete (8 <= 10) but open (18 > 10): its revision 0 is due right after it,
@@ -715,12 +702,33 @@ def test_amend_session_complete_on_arrival_is_emitted_at_once(size: int | None) 
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="engine never emits a session complete on arrival when "
-                   "no later row moves the watermark and flush=False")
 def test_amend_session_complete_on_arrival_is_emitted_at_once_without_flush() -> None:
     """Same as above with rows a 0, a 10, b 3 and flush=False: b's [3, 8) is complete (wm 10)
     so amend and changelog owe its revision 0 / +I, exactly as tumbling(5) emits [0, 5)/b."""
     run = _run([0, 10, 3], keys=["a", "a", "b"], lateness=10, emit="amend", flush=False)
     assert run.output.select("k", "window_start", "revision").rows() == [
         ("a", 0, 0), ("b", 3, 0)
+    ]
+
+
+def test_changelog_merge_into_a_session_complete_on_arrival() -> None:
+    """gap 1, lateness 4, delay 0: 10, 12 (wm 12: [10, 11) +I). 8 starts [8, 9), complete on
+    arrival (9 <= 12 < 13): +I right away. 9 bridges [8, 9) and [10, 11): the survivor [8, 9)
+    is updated (-U/+U) and [10, 11) deleted. (Deferring [8, 9)'s +I gave +I [8, 11) then
+    -D [10, 11) instead.)"""
+    expected = [
+        (10, 11, "+I", 1),
+        (8, 9, "+I", 1),    # after 8
+        (8, 9, "-U", 1),    # after 9
+        (8, 11, "+U", 3),
+        (10, 11, "-D", 1),
+        (12, 13, "+I", 1),  # flush
+    ]
+    ref = SessionOracle(1, 0, 4, emit="changelog").run([10, 12, 8, 9], [()] * 4)
+    assert [(o.start, o.end, o.tag, len(o.rows)) for o in ref.out] == expected
+    log = _run([10, 12, 8, 9], gap=1, lateness=4, emit="changelog").output
+    assert log.select("window_start", "window_end", "op", "count").rows() == expected
+    amend = _run([10, 12, 8, 9], gap=1, lateness=4, emit="amend").output
+    assert amend.select("window_start", "window_end", "revision", "count").rows() == [
+        (10, 11, 0, 1), (8, 9, 0, 1), (8, 11, 1, 3), (12, 13, 0, 1)
     ]

@@ -86,6 +86,11 @@ impl Calendar {
         self.every == self.period
     }
 
+    /// True when no two windows overlap.
+    pub fn disjoint(&self) -> bool {
+        self.tumbling() || self.has_gaps()
+    }
+
     /// True when some instants belong to no window.
     pub fn has_gaps(&self) -> bool {
         match (self.period, self.every) {

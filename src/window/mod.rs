@@ -93,6 +93,16 @@ impl WindowSpec {
         }
     }
 
+    /// True when no two windows overlap, so a row's window can be reused for later rows in
+    /// the same `[start, end)`.
+    pub fn disjoint(&self) -> bool {
+        match self {
+            WindowSpec::Fixed(f) => f.period <= f.every,
+            WindowSpec::Cumulative(c) => c.period == c.step,
+            WindowSpec::Calendar(c) => c.disjoint(),
+        }
+    }
+
     /// True when some instants belong to no window (hopping with `period < every`).
     pub fn has_gaps(&self) -> bool {
         match self {
