@@ -401,6 +401,9 @@ class _Execution:
                 select.append(a.where.alias(where_name))
             aggs.append((a.kind, col_name, where_name, a.name))
         tdtype = schema[tcol]
+        if w._spec.kind == "sliding" and tdtype.is_integer() and tdtype != pl.Int64:
+            # Sliding output carries the row's own time: give it back in its own type.
+            self.casts[tcol] = tdtype
         column_tz = tdtype.time_zone if isinstance(tdtype, pl.Datetime) else ("UTC" if tdtype == pl.String else None)
         window = w._spec.resolve(unit, column_tz)
         delay = to_units(self.stream._watermark, unit, "watermark")
