@@ -68,7 +68,7 @@ fn config(aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfi
 }
 
 fn agg(kind: AggKind, column: Option<&str>, name: &str) -> AggSpec {
-    AggSpec { kind, column: column.map(String::from), filter: None, name: name.into() }
+    AggSpec { kind, column: column.map(String::from), filter: None, name: name.into(), options: Default::default() }
 }
 
 fn bench(c: &mut Criterion) {

@@ -12,7 +12,7 @@
 //!                          ... wm >= 60 + lateness: closed (emit in final mode, state freed)
 //! ```
 
-use crate::aggregate::{self, AggSpec, GroupsAccumulator};
+use crate::aggregate::{self, AggSpec, GroupsAccumulator, RowContext};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::time::{parse_timestamp, TimeUnit};
@@ -223,7 +223,8 @@ impl Pane {
 ///     time_column: "t".into(), time_unit: TimeUnit::Integer, by: vec!["k".into()],
 ///     window: WindowSpec::tumbling(10, 0).unwrap().into(), delay: 0, lateness: 0,
 ///     emit: EmitMode::Final, late: LateMode::Collect, early_ms: None,
-///     aggs: vec![AggSpec { kind: AggKind::Count, column: None, filter: None, name: "count".into() }],
+///     aggs: vec![AggSpec { kind: AggKind::Count, column: None, filter: None, name: "count".into(),
+///                          options: Default::default() }],
 /// };
 /// let mut op = WindowOperator::new(config);
 /// let schema = Arc::new(Schema::new(vec![
@@ -265,6 +266,8 @@ pub struct WindowOperator {
     out_keys: Vec<u32>,
     out_revisions: Vec<u32>,
     last_early_ms: Option<i64>,
+    batch_times: Vec<i64>,
+    batch_seq: u64,
     metrics: Metrics,
     finished: bool,
 }
@@ -302,6 +305,8 @@ impl WindowOperator {
             out_keys: Vec::new(),
             out_revisions: Vec::new(),
             last_early_ms: None,
+            batch_times: Vec::new(),
+            batch_seq: 0,
             metrics: Metrics::default(),
             finished: false,
         };
@@ -415,6 +420,8 @@ impl WindowOperator {
         let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
+        self.batch_seq = self.metrics.rows_in;
+        batch_times(&self.accs, &times, n, &mut self.batch_times);
         // The last row's window, when windows do not overlap: most rows share it, and a
         // calendar window costs a time-zone lookup to find.
         let disjoint = spec.disjoint();
@@ -595,8 +602,9 @@ impl WindowOperator {
         if self.pair_rows.is_empty() {
             return Ok(());
         }
+        let ctx = RowContext { times: &self.batch_times, seq_base: self.batch_seq };
         for acc in &mut self.accs {
-            acc.update(batch, &self.pair_rows, &self.pair_slots)?;
+            acc.update(batch, &self.pair_rows, &self.pair_slots, &ctx)?;
         }
         self.pair_rows.clear();
         self.pair_slots.clear();
@@ -770,6 +778,19 @@ impl WindowOperator {
     }
 }
 
+/// Fills `out` with the batch's event times when an accumulator reads them (first/last).
+pub(crate) fn batch_times(
+    accs: &[Box<dyn GroupsAccumulator>],
+    times: &Times<'_>,
+    n: usize,
+    out: &mut Vec<i64>,
+) {
+    out.clear();
+    if accs.iter().any(|a| a.needs_time()) {
+        out.extend((0..n).map(|i| times.value(i).unwrap_or(0)));
+    }
+}
+
 /// Resolves a query's columns against the first batch's schema: the time column's kind, the
 /// key columns, the accumulators and the output schema.
 pub(crate) fn bind_schema(
@@ -832,7 +853,11 @@ pub(crate) fn bind_schema(
                 Some(i)
             }
         };
-        accs.push(aggregate::build(a, input, filter)?);
+        let weight = match &a.options.weight {
+            None => None,
+            Some(col) => Some(find(col, "weight")?),
+        };
+        accs.push(aggregate::build(a, input, weight, filter)?);
     }
     let mut fields: Vec<Field> = key_indices
         .iter()

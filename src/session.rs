@@ -11,11 +11,11 @@
 //! completes when the watermark reaches its end and closes `lateness` later. A row that joins
 //! no open session and whose own window `[t, t + gap)` is already closed is late.
 
-use crate::aggregate::GroupsAccumulator;
+use crate::aggregate::{GroupsAccumulator, RowContext};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    as_window_type, bind_schema, fmt_instant, fmt_span, read_times, BatchResult, Bound,
+    as_window_type, batch_times, bind_schema, fmt_instant, fmt_span, read_times, BatchResult, Bound,
     EmitMode, LateMode, Metrics, OperatorConfig, Windowing, ROW_KINDS,
 };
 use crate::window::Watermark;
@@ -81,6 +81,8 @@ pub struct SessionOperator {
     copies_after_flush: Vec<u32>,
     /// Sessions merged away with a pending `-D`, freed once it is out.
     retired: Vec<u32>,
+    batch_times: Vec<i64>,
+    batch_seq: u64,
     metrics: Metrics,
     finished: bool,
 }
@@ -127,6 +129,8 @@ impl SessionOperator {
             last_early_ms: None,
             copies_after_flush: Vec::new(),
             retired: Vec::new(),
+            batch_times: Vec::new(),
+            batch_seq: 0,
             metrics: Metrics::default(),
             finished: false,
         })
@@ -174,6 +178,8 @@ impl SessionOperator {
             rejected_rows: Vec::new(),
             reasons: Vec::new(),
         };
+        self.batch_seq = self.metrics.rows_in;
+        batch_times(&self.accs, &times, n, &mut self.batch_times);
         self.metrics.rows_in += n as u64;
         let updates = self.config.emit.updates();
         for i in 0..n {
@@ -405,8 +411,9 @@ impl SessionOperator {
         if self.pair_rows.is_empty() {
             return Ok(());
         }
+        let ctx = RowContext { times: &self.batch_times, seq_base: self.batch_seq };
         for acc in &mut self.accs {
-            acc.update(batch, &self.pair_rows, &self.pair_slots)?;
+            acc.update(batch, &self.pair_rows, &self.pair_slots, &ctx)?;
         }
         self.pair_rows.clear();
         self.pair_slots.clear();

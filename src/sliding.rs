@@ -17,11 +17,11 @@
 //! aggregates. Every row is merged O(1) times amortised, and only `merge` is needed, so any
 //! mergeable accumulator (min, max, sketches) works without an inverse.
 
-use crate::aggregate::GroupsAccumulator;
+use crate::aggregate::{GroupsAccumulator, RowContext};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    as_window_type, bind_schema, fmt_instant, fmt_span, read_times, BatchResult, Bound,
+    as_window_type, batch_times, bind_schema, fmt_instant, fmt_span, read_times, BatchResult, Bound,
     EmitMode, LateMode, Metrics, OperatorConfig, Windowing, ROW_KINDS,
 };
 use crate::window::Watermark;
@@ -94,6 +94,8 @@ pub struct SlidingOperator {
     out_times: Vec<i64>,
     out_tags: Vec<u32>,
     last_early_ms: Option<i64>,
+    batch_times: Vec<i64>,
+    batch_seq: u64,
     metrics: Metrics,
     finished: bool,
 }
@@ -138,6 +140,8 @@ impl SlidingOperator {
             out_times: Vec::new(),
             out_tags: Vec::new(),
             last_early_ms: None,
+            batch_times: Vec::new(),
+            batch_seq: 0,
             metrics: Metrics::default(),
             finished: false,
         })
@@ -192,6 +196,8 @@ impl SlidingOperator {
             rejected_rows: Vec::new(),
             reasons: Vec::new(),
         };
+        self.batch_seq = self.metrics.rows_in;
+        batch_times(&self.accs, &times, n, &mut self.batch_times);
         self.metrics.rows_in += n as u64;
         let updates = self.config.emit.updates();
         for i in 0..n {
@@ -303,8 +309,9 @@ impl SlidingOperator {
         if self.pair_rows.is_empty() {
             return Ok(());
         }
+        let ctx = RowContext { times: &self.batch_times, seq_base: self.batch_seq };
         for acc in &mut self.accs {
-            acc.update(batch, &self.pair_rows, &self.pair_slots)?;
+            acc.update(batch, &self.pair_rows, &self.pair_slots, &ctx)?;
         }
         self.pair_rows.clear();
         self.pair_slots.clear();

@@ -71,6 +71,7 @@ fn config(spec: WindowSpec, delay: i64, lateness: i64, emit: EmitMode) -> Operat
         column: column.map(String::from),
         filter: None,
         name: name.into(),
+        options: Default::default(),
     };
     OperatorConfig {
         time_column: "t".into(),

@@ -11,7 +11,24 @@ DataFrames, with late data kept and visible rather than lost.
 """
 from __future__ import annotations
 
-from rillet._aggregates import Agg, count, max, mean, min, sum
+from rillet._aggregates import (
+    Agg,
+    approx_count_distinct,
+    approx_quantile,
+    count,
+    count_distinct,
+    first,
+    last,
+    max,
+    mean,
+    median,
+    min,
+    quantile,
+    std,
+    sum,
+    top_k,
+    var,
+)
 from rillet._core import __version__
 from rillet._errors import (
     ConfigError,
@@ -39,16 +56,26 @@ __all__ = [
     "WindowSpec",
     "Windowed",
     "__version__",
+    "approx_count_distinct",
+    "approx_quantile",
     "count",
+    "count_distinct",
     "cumulative",
+    "first",
     "hopping",
+    "last",
     "max",
     "mean",
+    "median",
     "min",
     "processing_time",
+    "quantile",
     "session",
     "sliding",
+    "std",
     "stream",
     "sum",
+    "top_k",
     "tumbling",
+    "var",
 ]

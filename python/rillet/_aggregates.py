@@ -1,7 +1,9 @@
 """Aggregate specifications: what to compute per window and key."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import polars as pl
 
@@ -17,6 +19,8 @@ class Agg:
     column: str | pl.Expr | None
     where: pl.Expr | None
     name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    weight: str | pl.Expr | None = None
 
     def alias(self, name: str) -> Agg:
         """The same aggregate under another output column name."""
@@ -38,7 +42,8 @@ class Agg:
         return f"rl.{self.kind}({arg}{where}).alias({self.name!r})"
 
 
-def _make(kind: str, column: str | pl.Expr | None, where: pl.Expr | None, suffix: str) -> Agg:
+def _make(kind: str, column: str | pl.Expr | None, where: pl.Expr | None, suffix: str,
+          options: dict[str, Any] | None = None, weight: str | pl.Expr | None = None) -> Agg:
     if column is not None and not isinstance(column, (str, pl.Expr)):
         raise ConfigError(
             f"rl.{kind}() takes a column name or a polars expression, got {type(column).__name__}"
@@ -53,7 +58,7 @@ def _make(kind: str, column: str | pl.Expr | None, where: pl.Expr | None, suffix
     else:
         base = column if isinstance(column, str) else column.meta.output_name()
         name = f"{base}_{suffix}"
-    return Agg(kind, column, where, name)
+    return Agg(kind, column, where, name, dict(options or {}), weight)
 
 
 def count(column: str | pl.Expr | None = None, *, where: pl.Expr | None = None) -> Agg:
@@ -81,11 +86,150 @@ def max(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:  # noqa:
     return _make("max", column, where, "max")
 
 
+def var(column: str | pl.Expr, ddof: int = 1, *, where: pl.Expr | None = None) -> Agg:
+    """Variance with ``ddof`` delta degrees of freedom (``{col}_var``); null under ``ddof + 1``
+    values. Numerically stable (shifted Welford, merged with Chan's formula)."""
+    return _make("var", column, where, "var", {"ddof": _ddof(ddof)})
+
+
+def std(column: str | pl.Expr, ddof: int = 1, *, where: pl.Expr | None = None) -> Agg:
+    """Standard deviation with ``ddof`` (``{col}_std``); null under ``ddof + 1`` values."""
+    return _make("std", column, where, "std", {"ddof": _ddof(ddof)})
+
+
+def _ddof(ddof: int) -> int:
+    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
+        raise ConfigError(f"ddof must be a non-negative integer (0 or 1 usually), got {ddof!r}")
+    return ddof
+
+
+def first(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
+    """The value of the earliest row by event time, ties by arrival (``{col}_first``)."""
+    return _make("first", column, where, "first")
+
+
+def last(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
+    """The value of the latest row by event time, ties by arrival (``{col}_last``)."""
+    return _make("last", column, where, "last")
+
+
+def count_distinct(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
+    """Exact number of distinct non-null values (``{col}_count_distinct``)."""
+    return _make("count_distinct", column, where, "count_distinct")
+
+
+def approx_count_distinct(column: str | pl.Expr, precision: int = 14, *,
+                          where: pl.Expr | None = None) -> Agg:
+    """HyperLogLog distinct count (``{col}_approx_count_distinct``): exact while a window holds
+    at most 2^precision / 2 distinct values (8,192 at the default 14), then within about
+    1.04 / sqrt(2^precision) relative standard error (0.8% at 14). Merging is exact."""
+    if not isinstance(precision, int) or isinstance(precision, bool) or not 4 <= precision <= 18:
+        raise ConfigError(f"precision must be an integer from 4 to 18 (14 by default), got {precision!r}")
+    return _make("approx_count_distinct", column, where, "approx_count_distinct",
+                 {"precision": precision})
+
+
+def _quantile_suffix(q: float) -> str:
+    return f"q{q * 100:g}"
+
+
+def _check_q(q: Any, fn: str) -> float:
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 <= q <= 1.0:
+        raise ConfigError(f"{fn}: q must be a number in [0, 1] (e.g. 0.99), got {q!r}")
+    return float(q)
+
+
+def quantile(column: str | pl.Expr, q: float | Sequence[float], *,
+             where: pl.Expr | None = None) -> Agg | list[Agg]:
+    """Exact quantile by nearest rank, as polars' ``quantile(q, "nearest")``
+    (``{col}_q{q*100}``); a list of ``q`` gives one aggregate per quantile."""
+    if isinstance(q, Sequence) and not isinstance(q, str):
+        return [quantile(column, x, where=where) for x in q]  # type: ignore[misc]
+    q = _check_q(q, "rl.quantile")
+    return _make("quantile", column, where, _quantile_suffix(q), {"q": q})
+
+
+def median(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
+    """Exact median by nearest rank (``{col}_median``): ``quantile(col, 0.5)``. Note that
+    polars' ``median()`` averages the two middle values; this picks one of them."""
+    return _make("quantile", column, where, "median", {"q": 0.5})
+
+
+def approx_quantile(column: str | pl.Expr, q: float | Sequence[float], relative_error: float = 0.01,
+                    *, where: pl.Expr | None = None) -> Agg | list[Agg]:
+    """Approximate quantile from a mergeable DDSketch (``{col}_q{q*100}``): the result is within
+    ``relative_error`` of a true value of that rank, after any merges. A list of ``q`` gives
+    one aggregate per quantile."""
+    if isinstance(q, Sequence) and not isinstance(q, str):
+        return [approx_quantile(column, x, relative_error, where=where) for x in q]  # type: ignore[misc]
+    q = _check_q(q, "rl.approx_quantile")
+    if isinstance(relative_error, bool) or not isinstance(relative_error, (int, float)) or not 0 < relative_error < 1:
+        raise ConfigError(f"relative_error must be between 0 and 1 (e.g. 0.01), got {relative_error!r}")
+    return _make("approx_quantile", column, where, _quantile_suffix(q),
+                 {"q": q, "relative_error": float(relative_error)})
+
+
+def top_k(column: str | pl.Expr, k: int, weight: str | pl.Expr | None = None, approx: bool = False,
+          *, where: pl.Expr | None = None, capacity: int | None = None) -> Agg:
+    """The ``k`` most frequent values (``{col}_top_k``): a list of structs ``{value, count}``
+    (``{value, weight}`` with ``weight=``), count descending then value ascending. Nulls are
+    not items. ``approx=True`` uses a Space-Saving summary of ``capacity`` counters (default
+    max(10k, 1000)) and adds an ``error`` field: ``count`` is an upper bound and
+    ``count - error`` a lower bound; any item above N / capacity is present."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"rl.top_k: k must be a positive integer, got {k!r}")
+    if not isinstance(approx, bool):
+        raise ConfigError(f"rl.top_k: approx must be True or False, got {approx!r}")
+    if capacity is not None and (not isinstance(capacity, int) or capacity < k):
+        raise ConfigError(f"rl.top_k: capacity must be an integer of at least k ({k}), got {capacity!r}")
+    if weight is not None and not isinstance(weight, (str, pl.Expr)):
+        raise ConfigError(f"rl.top_k: weight takes a column name or expression, got {weight!r}")
+    opts: dict[str, Any] = {"k": k, "approx": approx}
+    if capacity is not None:
+        opts["capacity"] = capacity
+    return _make("top_k", column, where, "top_k", opts, weight)
+
+
+_FLOATING = ("var", "std", "quantile", "approx_quantile")
+_VALUES = ("first", "last", "count_distinct", "approx_count_distinct", "top_k")
+
+
 def engine_input(agg: Agg, dtype: pl.DataType) -> tuple[pl.DataType | None, pl.DataType | None]:
     """(dtype to cast the input to before the engine, dtype to cast the result back to)."""
     name = agg.input_name()
     if agg.kind == "count":
         return None, None
+    if agg.kind in _FLOATING:
+        if dtype.is_numeric() or dtype == pl.Boolean:
+            return (None if dtype == pl.Float64 else pl.Float64), None
+        raise SchemaError(
+            f"rl.{agg.kind}({name!r}) needs a numeric column, but {name!r} is {dtype}; cast it "
+            "with .with_columns(pl.col(...).cast(pl.Float64)) first"
+        )
+    if agg.kind in _VALUES:
+        back = agg.kind in ("first", "last", "top_k")
+        if dtype == pl.Int64 or dtype == pl.Float64 or dtype == pl.String:
+            engine, out = None, None
+        elif dtype.is_integer() or dtype.is_temporal() or dtype == pl.Boolean:
+            engine, out = pl.Int64, dtype
+        elif dtype.is_float():
+            engine, out = pl.Float64, dtype
+        elif isinstance(dtype, (pl.Categorical, pl.Enum)):
+            engine, out = pl.String, None
+        else:
+            raise SchemaError(
+                f"rl.{agg.kind}({name!r}) takes integer, float, boolean, temporal or string "
+                f"values, but {name!r} is {dtype}"
+            )
+        if not back or out is None:
+            return engine, None
+        if agg.kind == "top_k":
+            count = ("weight", pl.Float64) if agg.weight is not None else ("count", pl.Int64)
+            fields = {"value": out, count[0]: count[1]}
+            if agg.options.get("approx"):
+                fields["error"] = count[1]
+            return engine, pl.List(pl.Struct(fields))
+        return engine, out
     if agg.kind in ("sum", "mean"):
         if dtype.is_integer() or dtype == pl.Boolean:
             return (pl.Int64, None) if agg.kind == "sum" else (pl.Float64, None)

@@ -399,7 +399,18 @@ class _Execution:
                     )
                 where_name = f"__rl_w{i}"
                 select.append(a.where.alias(where_name))
-            aggs.append((a.kind, col_name, where_name, a.name))
+            options = dict(a.options)
+            if a.weight is not None:
+                wexpr = pl.col(a.weight) if isinstance(a.weight, str) else a.weight
+                try:
+                    wdtype = probe.select(wexpr).to_series().dtype
+                except pl.exceptions.PolarsError as e:
+                    raise SchemaError(f"weight= of {a.name!r}: {e}") from e
+                if not wdtype.is_numeric():
+                    raise SchemaError(f"weight= of {a.name!r} must be numeric, but it is {wdtype}")
+                options["weight"] = f"__rl_x{i}"
+                select.append(wexpr.cast(pl.Float64).alias(f"__rl_x{i}"))
+            aggs.append((a.kind, col_name, where_name, a.name, options))
         tdtype = schema[tcol]
         if w._spec.kind == "sliding" and tdtype.is_integer() and tdtype != pl.Int64:
             # Sliding output carries the row's own time: give it back in its own type.

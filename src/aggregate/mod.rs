@@ -7,10 +7,20 @@
 //! `evaluate`: sessions, hopping panes and distributed partials all reuse `merge`.
 
 mod basic;
+mod distinct;
+mod quantile;
+pub mod rows;
+mod stats;
 mod sum;
+mod topk;
 
 pub use basic::{Count, Max, Mean, Min, Sum};
+pub use distinct::{hash64, ExactDistinct, HllConfig, HyperLogLog};
+pub use quantile::{DDSketch, ExactQuantile, QuantileConfig, SketchConfig};
+pub use rows::{RowContext, RowSlots, RowState};
+pub use stats::{FirstLast, FirstLastConfig, Variance, VarianceConfig};
 pub use sum::CompensatedSum;
+pub use topk::{ExactTopK, SpaceSaving, TopKConfig};
 
 use crate::error::{Error, Result};
 use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch};
@@ -31,6 +41,24 @@ pub enum AggKind {
     Min,
     /// Largest value (NaN only if every value is NaN).
     Max,
+    /// Variance (Welford), with `ddof`.
+    Var,
+    /// Standard deviation, with `ddof`.
+    Std,
+    /// First value by event time, ties by arrival.
+    First,
+    /// Last value by event time, ties by arrival.
+    Last,
+    /// Exact quantile by nearest rank (also the median).
+    Quantile,
+    /// Exact distinct count.
+    CountDistinct,
+    /// HyperLogLog distinct count.
+    ApproxCountDistinct,
+    /// DDSketch quantile.
+    ApproxQuantile,
+    /// Most frequent items (exact, or Space-Saving when approximate).
+    TopK,
 }
 
 impl AggKind {
@@ -42,17 +70,64 @@ impl AggKind {
             "mean" => AggKind::Mean,
             "min" => AggKind::Min,
             "max" => AggKind::Max,
+            "var" => AggKind::Var,
+            "std" => AggKind::Std,
+            "first" => AggKind::First,
+            "last" => AggKind::Last,
+            "quantile" => AggKind::Quantile,
+            "count_distinct" => AggKind::CountDistinct,
+            "approx_count_distinct" => AggKind::ApproxCountDistinct,
+            "approx_quantile" => AggKind::ApproxQuantile,
+            "top_k" => AggKind::TopK,
             other => {
                 return Err(Error::Config(format!(
-                    "unknown aggregate '{other}'; expected one of count, sum, mean, min, max"
+                    "unknown aggregate '{other}'; expected one of count, sum, mean, min, max, \
+                     var, std, first, last, quantile, count_distinct, approx_count_distinct, \
+                     approx_quantile, top_k"
                 )))
             }
         })
     }
 }
 
+/// Parameters of the aggregates that take any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggOptions {
+    /// var/std: delta degrees of freedom.
+    pub ddof: u32,
+    /// quantile/approx_quantile: the quantile in [0, 1].
+    pub q: f64,
+    /// top_k: how many items.
+    pub k: usize,
+    /// top_k(approx=True): Space-Saving counters.
+    pub capacity: usize,
+    /// top_k: approximate (Space-Saving) instead of exact.
+    pub approx: bool,
+    /// top_k: a weight column to sum instead of counting rows.
+    pub weight: Option<String>,
+    /// approx_count_distinct: HyperLogLog precision (4..=18).
+    pub precision: u8,
+    /// approx_quantile: relative accuracy.
+    pub relative_error: f64,
+}
+
+impl Default for AggOptions {
+    fn default() -> Self {
+        AggOptions {
+            ddof: 1,
+            q: 0.5,
+            k: 10,
+            capacity: 0,
+            approx: false,
+            weight: None,
+            precision: 14,
+            relative_error: 0.01,
+        }
+    }
+}
+
 /// One aggregate of a query: what to compute, over which column, under which filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AggSpec {
     /// The function.
     pub kind: AggKind,
@@ -62,6 +137,8 @@ pub struct AggSpec {
     pub filter: Option<String>,
     /// Output column name.
     pub name: String,
+    /// Parameters (ddof, q, k, ...).
+    pub options: AggOptions,
 }
 
 /// A value read from an input array at one row; `None` for null.
@@ -162,7 +239,17 @@ pub trait GroupsAccumulator: Send + Sync {
     /// Makes slot `slot` exist and hold an empty state.
     fn reset(&mut self, slot: u32);
     /// Adds row `rows[k]` of `batch` to slot `slots[k]` for every k.
-    fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32]) -> Result<()>;
+    fn update(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[u32],
+        slots: &[u32],
+        ctx: &RowContext<'_>,
+    ) -> Result<()>;
+    /// True when updates read the rows' event times (`RowContext::times`).
+    fn needs_time(&self) -> bool {
+        false
+    }
     /// Merges slot `src` into slot `dst`.
     fn merge(&mut self, dst: u32, src: u32);
     /// Makes slot `dst` hold a copy of slot `src`'s state.
@@ -224,7 +311,13 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
         }
     }
 
-    fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32]) -> Result<()> {
+    fn update(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[u32],
+        slots: &[u32],
+        _: &RowContext<'_>,
+    ) -> Result<()> {
         let values = values_of(batch, self.input);
         let filter = match self.filter {
             None => None,
@@ -277,12 +370,17 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
     }
 }
 
-/// Builds the accumulator for `spec` given the type of its input column.
+/// Builds the accumulator for `spec` given the type of its input column, the index of its
+/// weight column (top_k) and of its filter.
 pub fn build(
     spec: &AggSpec,
     input: Option<(usize, &DataType)>,
+    weight: Option<usize>,
     filter: Option<usize>,
 ) -> Result<Box<dyn GroupsAccumulator>> {
+    if let Some(acc) = build_rows(spec, input, weight, filter)? {
+        return Ok(acc);
+    }
     let name = spec.name.clone();
     let col = input.map(|(i, _)| i);
     let numeric = |what: &str| -> Result<bool> {
@@ -324,5 +422,159 @@ pub fn build(
                 Box::new(Slots::<Max<f64>>::new(name, col, filter))
             }
         }
+        _ => {
+            return Err(Error::Internal(format!("aggregate {:?} is built elsewhere", spec.kind)))
+        }
     })
+}
+
+fn value_type(spec: &AggSpec, input: Option<(usize, &DataType)>) -> Result<(usize, DataType)> {
+    let (i, t) = input.ok_or_else(|| {
+        Error::Config(format!("{}() needs a column", spec.name))
+    })?;
+    let out = match t {
+        DataType::Int64 => DataType::Int64,
+        DataType::Float64 => DataType::Float64,
+        DataType::Boolean => DataType::Boolean,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        other => {
+            return Err(Error::Schema(format!(
+                "'{}' takes integer, float, boolean or string values, got {other}",
+                spec.name
+            )))
+        }
+    };
+    Ok((i, out))
+}
+
+fn numeric_input(spec: &AggSpec, input: Option<(usize, &DataType)>) -> Result<usize> {
+    let (i, t) = value_type(spec, input)?;
+    if t == DataType::Utf8 {
+        return Err(Error::Schema(format!(
+            "'{}' needs a numeric column, got strings; cast it to a number first",
+            spec.name
+        )));
+    }
+    Ok(i)
+}
+
+/// The accumulators with per-pane state of any shape (sets, sketches, event-time order).
+fn build_rows(
+    spec: &AggSpec,
+    input: Option<(usize, &DataType)>,
+    weight: Option<usize>,
+    filter: Option<usize>,
+) -> Result<Option<Box<dyn GroupsAccumulator>>> {
+    use rows::OutBuilder;
+    let o = &spec.options;
+    let name = spec.name.clone();
+    let f64_out = || (OutBuilder::scalar(&DataType::Float64), DataType::Float64);
+    let i64_out = || (OutBuilder::scalar(&DataType::Int64), DataType::Int64);
+    let q_ok = |q: f64| {
+        if (0.0..=1.0).contains(&q) {
+            Ok(q)
+        } else {
+            Err(Error::Config(format!("'{name}': the quantile must be in [0, 1], got {q}")))
+        }
+    };
+    Ok(Some(match spec.kind {
+        AggKind::Var | AggKind::Std => {
+            let i = numeric_input(spec, input)?;
+            let (b, t) = f64_out();
+            let cfg = VarianceConfig { ddof: o.ddof, std: spec.kind == AggKind::Std };
+            Box::new(RowSlots::<Variance>::new(name, i, None, filter, cfg, b, t))
+        }
+        AggKind::First | AggKind::Last => {
+            let (i, t) = value_type(spec, input)?;
+            let cfg = FirstLastConfig { last: spec.kind == AggKind::Last };
+            Box::new(TimeAware(RowSlots::<FirstLast>::new(name, i, None, filter, cfg, OutBuilder::scalar(&t), t)))
+        }
+        AggKind::Quantile => {
+            let i = numeric_input(spec, input)?;
+            let (b, t) = f64_out();
+            let cfg = QuantileConfig { q: q_ok(o.q)? };
+            Box::new(RowSlots::<ExactQuantile>::new(name, i, None, filter, cfg, b, t))
+        }
+        AggKind::ApproxQuantile => {
+            let i = numeric_input(spec, input)?;
+            if !(o.relative_error > 0.0 && o.relative_error < 1.0) {
+                return Err(Error::Config(format!(
+                    "'{name}': relative_error must be between 0 and 1 (e.g. 0.01), got {}",
+                    o.relative_error
+                )));
+            }
+            let (b, t) = f64_out();
+            let cfg = SketchConfig::new(q_ok(o.q)?, o.relative_error);
+            Box::new(RowSlots::<DDSketch>::new(name, i, None, filter, cfg, b, t))
+        }
+        AggKind::CountDistinct => {
+            let (i, _) = value_type(spec, input)?;
+            let (b, t) = i64_out();
+            Box::new(RowSlots::<ExactDistinct>::new(name, i, None, filter, (), b, t))
+        }
+        AggKind::ApproxCountDistinct => {
+            let (i, _) = value_type(spec, input)?;
+            if !(4..=18).contains(&o.precision) {
+                return Err(Error::Config(format!(
+                    "'{name}': precision must be between 4 and 18 (14 gives about 0.8% error), \
+                     got {}",
+                    o.precision
+                )));
+            }
+            let (b, t) = i64_out();
+            let cfg = HllConfig { precision: o.precision };
+            Box::new(RowSlots::<HyperLogLog>::new(name, i, None, filter, cfg, b, t))
+        }
+        AggKind::TopK => {
+            let (i, vt) = value_type(spec, input)?;
+            if o.k == 0 {
+                return Err(Error::Config(format!("'{name}': k must be at least 1")));
+            }
+            let weighted = weight.is_some();
+            let capacity = if o.capacity > 0 { o.capacity } else { (o.k * 10).max(1000) };
+            let cfg = TopKConfig { k: o.k, capacity, weighted };
+            let tb = rows::TopKBuilder::new(vt, weighted, o.approx);
+            let t = tb.data_type();
+            let b = OutBuilder::TopK(Box::new(tb));
+            if o.approx {
+                Box::new(RowSlots::<SpaceSaving>::new(name, i, weight, filter, cfg, b, t))
+            } else {
+                Box::new(RowSlots::<ExactTopK>::new(name, i, weight, filter, cfg, b, t))
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Marks an accumulator as reading event times (first/last).
+struct TimeAware<G: GroupsAccumulator>(G);
+
+impl<G: GroupsAccumulator> GroupsAccumulator for TimeAware<G> {
+    fn reset(&mut self, slot: u32) {
+        self.0.reset(slot)
+    }
+    fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32], ctx: &RowContext<'_>) -> Result<()> {
+        self.0.update(batch, rows, slots, ctx)
+    }
+    fn needs_time(&self) -> bool {
+        true
+    }
+    fn merge(&mut self, dst: u32, src: u32) {
+        self.0.merge(dst, src)
+    }
+    fn copy(&mut self, dst: u32, src: u32) {
+        self.0.copy(dst, src)
+    }
+    fn snapshot(&mut self, slots: &[u32]) {
+        self.0.snapshot(slots)
+    }
+    fn finish(&mut self) -> ArrayRef {
+        self.0.finish()
+    }
+    fn field(&self) -> Field {
+        self.0.field()
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
 }

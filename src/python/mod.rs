@@ -1,6 +1,6 @@
 //! The Python binding: the only code that touches pyo3.
 
-use crate::aggregate::{AggKind, AggSpec};
+use crate::aggregate::{AggKind, AggOptions, AggSpec};
 use crate::error::Error;
 use crate::engine::Operator;
 use crate::operator::{EmitMode, LateMode, OperatorConfig, Windowing};
@@ -76,6 +76,36 @@ fn duration_parts(text: &str, what: &str) -> PyResult<(i64, i64, i64, i64, i64, 
     Ok((d.months, d.weeks, d.days, d.nanos, d.index, d.negative))
 }
 
+fn agg_options(d: Option<&Bound<'_, PyDict>>) -> PyResult<AggOptions> {
+    let mut o = AggOptions::default();
+    let Some(d) = d else { return Ok(o) };
+    if let Some(v) = d.get_item("ddof")? {
+        o.ddof = v.extract()?;
+    }
+    if let Some(v) = d.get_item("q")? {
+        o.q = v.extract()?;
+    }
+    if let Some(v) = d.get_item("k")? {
+        o.k = v.extract()?;
+    }
+    if let Some(v) = d.get_item("capacity")? {
+        o.capacity = v.extract()?;
+    }
+    if let Some(v) = d.get_item("approx")? {
+        o.approx = v.extract()?;
+    }
+    if let Some(v) = d.get_item("weight")? {
+        o.weight = v.extract()?;
+    }
+    if let Some(v) = d.get_item("precision")? {
+        o.precision = v.extract()?;
+    }
+    if let Some(v) = d.get_item("relative_error")? {
+        o.relative_error = v.extract()?;
+    }
+    Ok(o)
+}
+
 /// The keyed event-time window operator.
 #[pyclass(module = "rillet._core")]
 struct WindowOperator {
@@ -83,7 +113,7 @@ struct WindowOperator {
     rows_seen: u64,
 }
 
-type AggTuple = (String, Option<String>, Option<String>, String);
+type AggTuple<'py> = (String, Option<String>, Option<String>, String, Option<Bound<'py, PyDict>>);
 
 /// A window layout as the Python layer describes it, durations already in the time unit
 /// (months counted apart for calendar windows).
@@ -164,7 +194,7 @@ impl WindowOperator {
         lateness: i64,
         emit: &str,
         late: &str,
-        aggs: Vec<AggTuple>,
+        aggs: Vec<AggTuple<'_>>,
         early_ms: Option<i64>,
     ) -> PyResult<Self> {
         let emit = match emit {
@@ -189,11 +219,11 @@ impl WindowOperator {
         };
         let aggs = aggs
             .into_iter()
-            .map(|(kind, column, filter, name)| {
-                Ok(AggSpec { kind: AggKind::parse(&kind)?, column, filter, name })
+            .map(|(kind, column, filter, name, opts)| {
+                let options = agg_options(opts.as_ref())?;
+                Ok(AggSpec { kind: AggKind::parse(&kind).map_err(to_py)?, column, filter, name, options })
             })
-            .collect::<Result<Vec<_>, Error>>()
-            .map_err(to_py)?;
+            .collect::<PyResult<Vec<_>>>()?;
         let config = OperatorConfig {
             time_column,
             time_unit: parse_unit(time_unit)?,

@@ -1,0 +1,236 @@
+//! Quantiles: exact (all values kept, nearest rank as polars' "nearest") and approximate
+//! (DDSketch: logarithmic buckets with a relative-error guarantee that survives merging).
+
+use super::rows::{Column, OutBuilder, RowContext, RowState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Settings of a quantile.
+pub struct QuantileConfig {
+    /// The quantile, in [0, 1].
+    pub q: f64,
+}
+
+/// Every value of the pane; the quantile by nearest rank: the value at index
+/// `round((n - 1) * q)` of the sorted values (polars' `interpolation="nearest"`). NaN sorts
+/// last, as in polars.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExactQuantile(Vec<f64>);
+
+impl ExactQuantile {
+    /// The quantile of the values seen; None when there are none.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut v = self.0.clone();
+        let idx = (((v.len() - 1) as f64) * q).round() as usize;
+        let idx = idx.min(v.len() - 1);
+        let (_, x, _) = v.select_nth_unstable_by(idx, |a, b| {
+            let key = |x: &f64| if x.is_nan() { f64::INFINITY } else { *x };
+            key(a).partial_cmp(&key(b)).expect("no NaN keys").then(a.is_nan().cmp(&b.is_nan()))
+        });
+        Some(*x)
+    }
+}
+
+impl RowState for ExactQuantile {
+    type Config = QuantileConfig;
+    fn new(_: &QuantileConfig) -> Self {
+        ExactQuantile::default()
+    }
+    #[inline]
+    fn update(&mut self, _: &QuantileConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+        if let Some(x) = col.f64(row) {
+            self.0.push(x);
+        }
+    }
+    fn merge(&mut self, _: &QuantileConfig, other: &Self) {
+        self.0.extend_from_slice(&other.0);
+    }
+    fn evaluate(&self, cfg: &QuantileConfig, out: &mut OutBuilder) {
+        out.push_f64(self.quantile(cfg.q));
+    }
+    fn size(&self) -> usize {
+        self.0.capacity() * 8 + 24
+    }
+}
+
+/// Settings of [`DDSketch`].
+pub struct SketchConfig {
+    /// The quantile, in [0, 1].
+    pub q: f64,
+    /// Relative accuracy: a returned quantile is within this fraction of a true value of
+    /// that rank.
+    pub relative_error: f64,
+    ln_gamma: f64,
+    gamma: f64,
+}
+
+impl SketchConfig {
+    /// Buckets for `relative_error`.
+    pub fn new(q: f64, relative_error: f64) -> Self {
+        let gamma = (1.0 + relative_error) / (1.0 - relative_error);
+        SketchConfig { q, relative_error, ln_gamma: gamma.ln(), gamma }
+    }
+
+    #[inline]
+    fn index(&self, x: f64) -> i32 {
+        (x.ln() / self.ln_gamma).ceil() as i32
+    }
+
+    fn value(&self, index: i32) -> f64 {
+        2.0 * self.gamma.powi(index) / (self.gamma + 1.0)
+    }
+}
+
+/// DDSketch (Masson, Rim, Lee 2019): value `x > 0` goes to bucket `ceil(log_gamma(x))`;
+/// negative values mirror it; zeros and infinities are counted apart; NaN is skipped.
+/// Merging adds bucket counts, so the relative-error guarantee holds after any merges.
+///
+/// ```
+/// use _core::aggregate::{DDSketch, SketchConfig};
+/// let cfg = SketchConfig::new(0.99, 0.01);
+/// let mut s = DDSketch::default();
+/// for i in 1..=1000 { s.add(&cfg, i as f64); }
+/// let q = s.quantile(&cfg, 0.99).unwrap();
+/// assert!((q - 990.0).abs() <= 0.01 * 990.0 + 1e-9);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DDSketch {
+    positive: BTreeMap<i32, u64>,
+    negative: BTreeMap<i32, u64>,
+    zeros: u64,
+    pos_inf: u64,
+    neg_inf: u64,
+    count: u64,
+}
+
+const MIN_POSITIVE: f64 = 1e-300;
+
+impl DDSketch {
+    /// Adds a value.
+    #[inline]
+    pub fn add(&mut self, cfg: &SketchConfig, x: f64) {
+        if x.is_nan() {
+            return;
+        }
+        self.count += 1;
+        if x == f64::INFINITY {
+            self.pos_inf += 1;
+        } else if x == f64::NEG_INFINITY {
+            self.neg_inf += 1;
+        } else if x.abs() < MIN_POSITIVE {
+            self.zeros += 1;
+        } else if x > 0.0 {
+            *self.positive.entry(cfg.index(x)).or_insert(0) += 1;
+        } else {
+            *self.negative.entry(cfg.index(-x)).or_insert(0) += 1;
+        }
+    }
+
+    /// Adds another sketch (of the same accuracy).
+    pub fn merge(&mut self, other: &DDSketch) {
+        for (&i, &c) in &other.positive {
+            *self.positive.entry(i).or_insert(0) += c;
+        }
+        for (&i, &c) in &other.negative {
+            *self.negative.entry(i).or_insert(0) += c;
+        }
+        self.zeros += other.zeros;
+        self.pos_inf += other.pos_inf;
+        self.neg_inf += other.neg_inf;
+        self.count += other.count;
+    }
+
+    /// The `q` quantile at rank `round(q * (n - 1))`, the exact quantile's nearest rank;
+    /// None when empty.
+    pub fn quantile(&self, cfg: &SketchConfig, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((self.count - 1) as f64 * q).round() as u64;
+        let mut seen = self.neg_inf;
+        if rank < seen {
+            return Some(f64::NEG_INFINITY);
+        }
+        for (&i, &c) in self.negative.iter().rev() {
+            seen += c;
+            if rank < seen {
+                return Some(-cfg.value(i));
+            }
+        }
+        seen += self.zeros;
+        if rank < seen {
+            return Some(0.0);
+        }
+        for (&i, &c) in &self.positive {
+            seen += c;
+            if rank < seen {
+                return Some(cfg.value(i));
+            }
+        }
+        Some(f64::INFINITY)
+    }
+}
+
+impl RowState for DDSketch {
+    type Config = SketchConfig;
+    fn new(_: &SketchConfig) -> Self {
+        DDSketch::default()
+    }
+    #[inline]
+    fn update(&mut self, cfg: &SketchConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+        if let Some(x) = col.f64(row) {
+            self.add(cfg, x);
+        }
+    }
+    fn merge(&mut self, _: &SketchConfig, other: &Self) {
+        DDSketch::merge(self, other)
+    }
+    fn evaluate(&self, cfg: &SketchConfig, out: &mut OutBuilder) {
+        out.push_f64(self.quantile(cfg, cfg.q));
+    }
+    fn size(&self) -> usize {
+        (self.positive.len() + self.negative.len()) * 24 + 96
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_like_polars() {
+        let mut e = ExactQuantile::default();
+        for x in [5.0, 1.0, 3.0, 2.0, 4.0] {
+            e.0.push(x);
+        }
+        assert_eq!(e.quantile(0.5), Some(3.0));
+        assert_eq!(e.quantile(0.0), Some(1.0));
+        assert_eq!(e.quantile(1.0), Some(5.0));
+        assert_eq!(e.quantile(0.6), Some(3.0)); // round(4 * 0.6 = 2.4) = 2
+        assert_eq!(e.quantile(0.7), Some(4.0)); // round(2.8) = 3
+        e.0.push(f64::NAN);
+        assert!(e.quantile(1.0).unwrap().is_nan());
+    }
+
+    #[test]
+    fn sketch_error_bound_holds_after_merging() {
+        let cfg = SketchConfig::new(0.5, 0.01);
+        let (mut a, mut b, mut all) = (DDSketch::default(), DDSketch::default(), Vec::new());
+        for i in 0..20_000 {
+            let x = ((i * 7919) % 20_000) as f64 * 0.37 - 1000.0;
+            if i % 2 == 0 { a.add(&cfg, x) } else { b.add(&cfg, x) }
+            all.push(x);
+        }
+        a.merge(&b);
+        all.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        for q in [0.01, 0.25, 0.5, 0.9, 0.99] {
+            let rank = ((all.len() - 1) as f64 * q).round() as usize;
+            let truth = all[rank];
+            let got = a.quantile(&cfg, q).unwrap();
+            assert!((got - truth).abs() <= 0.01 * truth.abs() + 1e-9, "q {q}: {got} vs {truth}");
+        }
+    }
+}

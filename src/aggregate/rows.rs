@@ -1,0 +1,456 @@
+//! Accumulators over typed columns with a per-pane state of any shape (sets, sketches,
+//! heaps), driven like every [`GroupsAccumulator`] over whole batches.
+
+use super::GroupsAccumulator;
+use crate::error::{Error, Result};
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StructArray};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{DataType, Field, Fields};
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
+
+/// What an update may need besides the value: the row's event time and arrival order.
+pub struct RowContext<'a> {
+    /// Event time of every row of the batch (0 for rows without a valid time).
+    pub times: &'a [i64],
+    /// Arrival number of the batch's first row; row `r` arrived as `seq_base + r`.
+    pub seq_base: u64,
+}
+
+/// An input column, typed once per batch.
+pub enum Column<'a> {
+    /// 64-bit integers (and anything the Python layer cast to them).
+    I64(&'a Int64Array),
+    /// 64-bit floats.
+    F64(&'a Float64Array),
+    /// Booleans.
+    Bool(&'a BooleanArray),
+    /// Strings in any of Arrow's layouts.
+    Str(&'a dyn Array),
+}
+
+impl<'a> Column<'a> {
+    /// Types a column, or says which types are accepted.
+    pub fn of(array: &'a ArrayRef, what: &str) -> Result<Column<'a>> {
+        Ok(match array.data_type() {
+            DataType::Int64 => Column::I64(array.as_primitive()),
+            DataType::Float64 => Column::F64(array.as_primitive()),
+            DataType::Boolean => Column::Bool(array.as_boolean()),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Column::Str(array.as_ref()),
+            other => {
+                return Err(Error::Schema(format!(
+                    "{what} takes integer, float, boolean or string values, got {other}"
+                )))
+            }
+        })
+    }
+
+    /// True when row `i` holds a value.
+    #[inline]
+    pub fn is_valid(&self, i: usize) -> bool {
+        match self {
+            Column::I64(a) => a.is_valid(i),
+            Column::F64(a) => a.is_valid(i),
+            Column::Bool(a) => a.is_valid(i),
+            Column::Str(a) => a.is_valid(i),
+        }
+    }
+
+    /// The value of row `i` as a float (integers converted; strings are not numbers).
+    #[inline]
+    pub fn f64(&self, i: usize) -> Option<f64> {
+        match self {
+            Column::F64(a) => a.is_valid(i).then(|| a.value(i)),
+            Column::I64(a) => a.is_valid(i).then(|| a.value(i) as f64),
+            Column::Bool(a) => a.is_valid(i).then(|| a.value(i) as u8 as f64),
+            Column::Str(_) => None,
+        }
+    }
+
+    /// The value of row `i` as a [`Scalar`].
+    #[inline]
+    pub fn scalar(&self, i: usize) -> Option<Scalar> {
+        if !self.is_valid(i) {
+            return None;
+        }
+        Some(match self {
+            Column::I64(a) => Scalar::I64(a.value(i)),
+            Column::F64(a) => Scalar::F64(a.value(i)),
+            Column::Bool(a) => Scalar::Bool(a.value(i)),
+            Column::Str(a) => Scalar::Str(str_at(*a, i).into()),
+        })
+    }
+
+    /// The bytes that identify row `i`'s value (for hashing and distinct sets), written into
+    /// `buf`; None for null.
+    #[inline]
+    pub fn key<'b>(&'b self, i: usize, buf: &'b mut [u8; 8]) -> Option<&'b [u8]> {
+        if !self.is_valid(i) {
+            return None;
+        }
+        Some(match self {
+            Column::I64(a) => {
+                *buf = a.value(i).to_le_bytes();
+                &buf[..]
+            }
+            Column::F64(a) => {
+                *buf = canonical_f64(a.value(i)).to_le_bytes();
+                &buf[..]
+            }
+            Column::Bool(a) => {
+                buf[0] = a.value(i) as u8;
+                &buf[..1]
+            }
+            Column::Str(a) => str_at(*a, i).as_bytes(),
+        })
+    }
+
+    /// The Arrow type values of this column are output as.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Column::I64(_) => DataType::Int64,
+            Column::F64(_) => DataType::Float64,
+            Column::Bool(_) => DataType::Boolean,
+            Column::Str(_) => DataType::Utf8,
+        }
+    }
+}
+
+/// Float bits with every NaN alike and -0.0 equal to 0.0, so equal values hash alike.
+#[inline]
+pub fn canonical_f64(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+#[inline]
+fn str_at(a: &dyn Array, i: usize) -> &str {
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(i),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+        _ => a.as_string_view().value(i),
+    }
+}
+
+/// One value of any supported input type, owned.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub enum Scalar {
+    /// An integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(Box<str>),
+}
+
+impl Scalar {
+    /// Total order used for tie-breaks: by value ascending (floats by total order).
+    pub fn cmp_value(&self, other: &Scalar) -> std::cmp::Ordering {
+        use Scalar::*;
+        match (self, other) {
+            (I64(a), I64(b)) => a.cmp(b),
+            (F64(a), F64(b)) => a.total_cmp(b),
+            (Bool(a), Bool(b)) => a.cmp(b),
+            (Str(a), Str(b)) => a.cmp(b),
+            _ => std::cmp::Ordering::Equal,
+        }
+    }
+}
+
+/// Output column builders.
+pub enum OutBuilder {
+    /// Int64 values.
+    I64(Int64Builder),
+    /// Float64 values.
+    F64(Float64Builder),
+    /// Boolean values.
+    Bool(BooleanBuilder),
+    /// String values.
+    Str(StringBuilder),
+    /// A list of structs per row: `{value, count | weight, [error]}`.
+    TopK(Box<TopKBuilder>),
+}
+
+impl OutBuilder {
+    /// A builder for scalar values of `t`.
+    pub fn scalar(t: &DataType) -> OutBuilder {
+        match t {
+            DataType::Int64 => OutBuilder::I64(Int64Builder::new()),
+            DataType::Boolean => OutBuilder::Bool(BooleanBuilder::new()),
+            DataType::Utf8 => OutBuilder::Str(StringBuilder::new()),
+            _ => OutBuilder::F64(Float64Builder::new()),
+        }
+    }
+
+    /// Appends a scalar (or null); the scalar must match the builder's type.
+    pub fn push_scalar(&mut self, v: Option<&Scalar>) {
+        match (self, v) {
+            (OutBuilder::I64(b), Some(Scalar::I64(x))) => b.append_value(*x),
+            (OutBuilder::F64(b), Some(Scalar::F64(x))) => b.append_value(*x),
+            (OutBuilder::Bool(b), Some(Scalar::Bool(x))) => b.append_value(*x),
+            (OutBuilder::Str(b), Some(Scalar::Str(x))) => b.append_value(x),
+            (b, _) => b.push_null(),
+        }
+    }
+
+    /// Appends a null.
+    pub fn push_null(&mut self) {
+        match self {
+            OutBuilder::I64(b) => b.append_null(),
+            OutBuilder::F64(b) => b.append_null(),
+            OutBuilder::Bool(b) => b.append_null(),
+            OutBuilder::Str(b) => b.append_null(),
+            OutBuilder::TopK(b) => b.push(&[]),
+        }
+    }
+
+    /// Appends an integer.
+    pub fn push_i64(&mut self, v: Option<i64>) {
+        match (self, v) {
+            (OutBuilder::I64(b), Some(x)) => b.append_value(x),
+            (OutBuilder::F64(b), Some(x)) => b.append_value(x as f64),
+            (b, _) => b.push_null(),
+        }
+    }
+
+    /// Appends a float.
+    pub fn push_f64(&mut self, v: Option<f64>) {
+        match (self, v) {
+            (OutBuilder::F64(b), Some(x)) => b.append_value(x),
+            (b, _) => b.push_null(),
+        }
+    }
+
+    /// The built column.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            OutBuilder::I64(b) => Arc::new(b.finish()),
+            OutBuilder::F64(b) => Arc::new(b.finish()),
+            OutBuilder::Bool(b) => Arc::new(b.finish()),
+            OutBuilder::Str(b) => Arc::new(b.finish()),
+            OutBuilder::TopK(b) => b.finish(),
+        }
+    }
+}
+
+/// Builds `list<struct<value, count|weight, [error]>>` columns.
+pub struct TopKBuilder {
+    value_type: DataType,
+    weighted: bool,
+    with_error: bool,
+    offsets: Vec<i32>,
+    values: Box<OutBuilder>,
+    counts: Vec<f64>,
+    errors: Vec<f64>,
+}
+
+/// One entry of a top-K list.
+pub struct TopKEntry<'a> {
+    /// The item.
+    pub value: &'a Scalar,
+    /// Its count (or summed weight).
+    pub count: f64,
+    /// The most the count can overstate (approximate top-K).
+    pub error: f64,
+}
+
+impl TopKBuilder {
+    /// A builder for items of `value_type`.
+    pub fn new(value_type: DataType, weighted: bool, with_error: bool) -> Self {
+        TopKBuilder {
+            values: Box::new(OutBuilder::scalar(&value_type)),
+            value_type,
+            weighted,
+            with_error,
+            offsets: vec![0],
+            counts: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn struct_fields(&self) -> Fields {
+        let count = if self.weighted {
+            Field::new("weight", DataType::Float64, false)
+        } else {
+            Field::new("count", DataType::Int64, false)
+        };
+        let mut f = vec![Field::new("value", self.value_type.clone(), true), count];
+        if self.with_error {
+            f.push(Field::new(
+                "error",
+                if self.weighted { DataType::Float64 } else { DataType::Int64 },
+                false,
+            ));
+        }
+        Fields::from(f)
+    }
+
+    /// The list type.
+    pub fn data_type(&self) -> DataType {
+        DataType::List(Arc::new(Field::new("item", DataType::Struct(self.struct_fields()), true)))
+    }
+
+    /// Appends one row's list.
+    pub fn push(&mut self, entries: &[TopKEntry<'_>]) {
+        for e in entries {
+            self.values.push_scalar(Some(e.value));
+            self.counts.push(e.count);
+            self.errors.push(e.error);
+        }
+        let last = *self.offsets.last().expect("offsets start at 0");
+        self.offsets.push(last + entries.len() as i32);
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let numbers = |v: &[f64]| -> ArrayRef {
+            if self.weighted {
+                Arc::new(Float64Array::from(v.to_vec()))
+            } else {
+                Arc::new(Int64Array::from_iter_values(v.iter().map(|&x| x as i64)))
+            }
+        };
+        let mut columns: Vec<ArrayRef> = vec![self.values.finish(), numbers(&self.counts)];
+        if self.with_error {
+            columns.push(numbers(&self.errors));
+        }
+        let fields = self.struct_fields();
+        let items = StructArray::new(fields.clone(), columns, None);
+        let offsets = OffsetBuffer::new(std::mem::replace(&mut self.offsets, vec![0]).into());
+        self.counts.clear();
+        self.errors.clear();
+        let field = Arc::new(Field::new("item", DataType::Struct(fields), true));
+        Arc::new(ListArray::new(field, offsets, Arc::new(items), None))
+    }
+}
+
+/// The state of one aggregate over one pane, for accumulators that need more than a fixed
+/// numeric input: sets, sketches, event-time order.
+pub trait RowState: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {
+    /// Settings shared by every pane (precision, k, ...).
+    type Config: Send + Sync + 'static;
+    /// An empty state.
+    fn new(cfg: &Self::Config) -> Self;
+    /// Adds row `row` (its value is not null); `aux` is the second input (top-K weights).
+    fn update(
+        &mut self,
+        cfg: &Self::Config,
+        col: &Column<'_>,
+        aux: Option<&Column<'_>>,
+        row: usize,
+        ctx: &RowContext<'_>,
+    );
+    /// Adds another pane's state.
+    fn merge(&mut self, cfg: &Self::Config, other: &Self);
+    /// Appends the result.
+    fn evaluate(&self, cfg: &Self::Config, out: &mut OutBuilder);
+    /// Approximate bytes held.
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+}
+
+/// A [`GroupsAccumulator`] of one [`RowState`] per slot.
+pub struct RowSlots<S: RowState> {
+    name: String,
+    input: usize,
+    aux: Option<usize>,
+    filter: Option<usize>,
+    cfg: S::Config,
+    states: Vec<S>,
+    out: OutBuilder,
+    out_type: DataType,
+}
+
+impl<S: RowState> RowSlots<S> {
+    /// Reads column `input` where `filter` is true; results go to `out` of type `out_type`.
+    pub fn new(
+        name: String,
+        input: usize,
+        aux: Option<usize>,
+        filter: Option<usize>,
+        cfg: S::Config,
+        out: OutBuilder,
+        out_type: DataType,
+    ) -> Self {
+        RowSlots { name, input, aux, filter, cfg, states: Vec::new(), out, out_type }
+    }
+}
+
+impl<S: RowState> GroupsAccumulator for RowSlots<S> {
+    fn reset(&mut self, slot: u32) {
+        let s = slot as usize;
+        let fresh = S::new(&self.cfg);
+        if s >= self.states.len() {
+            self.states.resize(s + 1, fresh);
+        } else {
+            self.states[s] = fresh;
+        }
+    }
+
+    fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32], ctx: &RowContext<'_>) -> Result<()> {
+        let col = Column::of(batch.column(self.input), &self.name)?;
+        let aux = match self.aux {
+            None => None,
+            Some(i) => Some(Column::of(batch.column(i), &self.name)?),
+        };
+        let filter = match self.filter {
+            None => None,
+            Some(i) => Some(batch.column(i).as_boolean()),
+        };
+        for (&r, &s) in rows.iter().zip(slots) {
+            let r = r as usize;
+            if let Some(f) = filter {
+                if !(f.is_valid(r) && f.value(r)) {
+                    continue;
+                }
+            }
+            if col.is_valid(r) {
+                self.states[s as usize].update(&self.cfg, &col, aux.as_ref(), r, ctx);
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, dst: u32, src: u32) {
+        let other = self.states[src as usize].clone();
+        self.states[dst as usize].merge(&self.cfg, &other);
+    }
+
+    fn copy(&mut self, dst: u32, src: u32) {
+        let state = self.states[src as usize].clone();
+        let d = dst as usize;
+        if d >= self.states.len() {
+            self.states.resize(d + 1, S::new(&self.cfg));
+        }
+        self.states[d] = state;
+    }
+
+    fn snapshot(&mut self, slots: &[u32]) {
+        for &s in slots {
+            self.states[s as usize].evaluate(&self.cfg, &mut self.out);
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        self.out.finish()
+    }
+
+    fn field(&self) -> Field {
+        Field::new(&self.name, self.out_type.clone(), true)
+    }
+
+    fn size(&self) -> usize {
+        self.states.iter().map(|s| s.size()).sum()
+    }
+}
