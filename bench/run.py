@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD_DIR = Path(os.environ.get("RILLET_BENCH_WORKLOAD", ROOT.parent / "shared" / "bench"))
 DATA_DIR = Path("/tmp/rillet-bench")
 RESULTS = ROOT / "bench" / "results" / "results.jsonl"
-QUERIES = ("K1", "K2", "K3", "K6")
+QUERIES = ("K1", "K2", "K3", "K4", "K5", "K5a", "K6")
 ENGINES = ("rillet", "polars-tru", "polars-dyn", "duckdb-1t", "duckdb-2t")
 #: K1/K2 allowed lateness: the workload's rows arrive at most 15 minutes after their event time.
 BATCH_LATENESS = "15m"
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--events", type=int, default=1_000_000, help="events in the workload (default 1,000,000)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per (query, engine); the median is reported")
-    ap.add_argument("--queries", default=",".join(QUERIES), help="comma list from K1,K2,K3,K6 (default: all)")
+    ap.add_argument("--queries", default=",".join(QUERIES), help="comma list from K1,K2,K3,K4,K5,K5a,K6 (default: all)")
     ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma list from {','.join(ENGINES)} (default: all)")
     ap.add_argument("--seed", type=int, default=42, help="gen_events.py seed (default 42, as WORKLOAD.md)")
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"Parquet cache (default {DATA_DIR})")
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="folder with gen_events.py and peers/ (default ../shared/bench, or $RILLET_BENCH_WORKLOAD)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="JSON lines to append to (default bench/results/results.jsonl)")
     a = ap.parse_args(argv)
-    a.queries = [q.strip().upper() for q in a.queries.split(",") if q.strip()]
+    a.queries = [q.strip().upper().replace("K5A", "K5a") for q in a.queries.split(",") if q.strip()]
     a.engines = [e.strip() for e in a.engines.split(",") if e.strip()]
     for q in a.queries:
         if q not in QUERIES:
@@ -189,7 +189,31 @@ def rillet_queries(df: Any) -> dict[str, Callable[[], tuple[Any, dict]]]:
         )
         return run.output, {"late": run.metrics["rows_late"]}
 
-    return {"K1": k1, "K2": k2, "K3": k3, "K6": k6}
+    def k4() -> tuple[Any, dict]:
+        run = (
+            rl.stream(df, time="event_time", watermark="5s")
+            .window(rl.tumbling("1m"), lateness=BATCH_LATENESS)
+            .agg(rl.top_k("event_name", 10).alias("top"))
+            .run(progress=False)
+        )
+        ranked = (
+            run.output.explode("top").unnest("top").rename({"value": "event_name"})
+            .with_columns(rank=pl.int_range(1, pl.len() + 1).over("window_start"))
+        )
+        return ranked, {"late": run.metrics["rows_late"]}
+
+    def k5_with(agg: Any) -> tuple[Any, dict]:
+        run = (
+            rl.stream(df, time="event_time", watermark="5s")
+            .window(rl.tumbling("1m"), by="event_source", lateness=BATCH_LATENESS)
+            .agg(agg.alias("count"))
+            .run(progress=False)
+        )
+        return run.output, {"late": run.metrics["rows_late"]}
+
+    return {"K1": k1, "K2": k2, "K3": k3, "K4": k4,
+            "K5": lambda: k5_with(rl.count_distinct("user")),
+            "K5a": lambda: k5_with(rl.approx_count_distinct("user")), "K6": k6}
 
 
 def polars_queries(df: Any, style: str) -> dict[str, Callable[[], tuple[Any, dict]]]:
@@ -204,6 +228,7 @@ def polars_queries(df: Any, style: str) -> dict[str, Callable[[], tuple[Any, dic
 
     # K6 for a batch engine: K1 over every row (no late-data handling), the bound.
     return {"K1": bind(polars_batch.k1), "K2": bind(polars_batch.k2), "K3": bind(polars_batch.k3),
+            "K4": bind(polars_batch.k4), "K5": bind(polars_batch.k5), "K5a": bind(polars_batch.k5a),
             "K6": bind(polars_batch.k1)}
 
 
@@ -216,6 +241,7 @@ def duckdb_queries(table: Any, threads: int) -> dict[str, Callable[[], tuple[Any
         return lambda: (fn(con), {})
 
     return {"K1": bind(duckdb_batch.k1), "K2": bind(duckdb_batch.k2), "K3": bind(duckdb_batch.k3),
+            "K4": bind(duckdb_batch.k4), "K5": bind(duckdb_batch.k5), "K5a": bind(duckdb_batch.k5a),
             "K6": bind(duckdb_batch.k1)}
 
 
@@ -257,6 +283,18 @@ def compare(result: Any, ref_checksum: str, ref_frame: Any) -> tuple[bool, str]:
         except AssertionError:
             return False, "NO"
     return True, f"yes (floats within {FLOAT_RTOL:g})"
+
+
+def approx_error(result: Any, exact: Any) -> float:
+    """The worst relative error of an approximate distinct count against the exact one."""
+    import polars as pl
+
+    keys = ["window_start", "event_source"]
+    got = normalized(result).select(*keys, pl.col("count").alias("approx"))
+    j = got.join(exact.select(*keys, "count"), on=keys)
+    if j.height != exact.height:
+        return float("inf")
+    return float(((j["approx"] - j["count"]).abs() / j["count"]).max())
 
 
 # ------------------------------------------------------------------------------ running
@@ -351,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                 ref = polars_batch.k1(df.filter(~pl.Series(drop)))
                 dropped = int(np.count_nonzero(drop))
             else:
-                ref = {"K1": polars_batch.k1, "K2": polars_batch.k2, "K3": polars_batch.k3}[query](df)
+                ref = {"K1": polars_batch.k1, "K2": polars_batch.k2, "K3": polars_batch.k3,
+                       "K4": polars_batch.k4, "K5": polars_batch.k5,
+                       "K5a": polars_batch.k5}[query](df)
                 dropped = None
             refs[query] = (checksum(ref), normalized(ref), dropped)
         return refs[query]
@@ -392,6 +432,13 @@ def main(argv: list[str] | None = None) -> int:
                 if query == "K6" and name != "rillet":
                     note = "batch K1 time (no late-data handling)"
                     matches = "n/a (batch K1)"
+                elif query == "K5a":
+                    err = approx_error(result, ref_frame)
+                    ok = err <= 0.02
+                    matches = f"max rel err {err:.4f}" + ("" if ok else " (over 2%)")
+                    rec["matches"] = ok
+                    rec["k5a_max_rel_err"] = err
+                    failures += not ok
                 else:
                     ok, matches = compare(result, ref_checksum, ref_frame)
                     if query == "K6":

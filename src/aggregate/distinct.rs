@@ -3,7 +3,7 @@
 
 use super::rows::{Column, OutBuilder, RowContext, RowState};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use hashbrown::HashSet;
 
 /// A 64-bit hash of a value's identifying bytes; the same on every machine and run, so sketches
 /// built apart merge (wyhash-style multiply-mix, then a splitmix64 finaliser).

@@ -29,8 +29,12 @@ pub enum Column<'a> {
     F64(&'a Float64Array),
     /// Booleans.
     Bool(&'a BooleanArray),
-    /// Strings in any of Arrow's layouts.
-    Str(&'a dyn Array),
+    /// Strings (offsets).
+    Str(&'a arrow_array::StringArray),
+    /// Strings (64-bit offsets).
+    LargeStr(&'a arrow_array::LargeStringArray),
+    /// Strings (views, as polars exports them).
+    StrView(&'a arrow_array::StringViewArray),
 }
 
 impl<'a> Column<'a> {
@@ -40,7 +44,9 @@ impl<'a> Column<'a> {
             DataType::Int64 => Column::I64(array.as_primitive()),
             DataType::Float64 => Column::F64(array.as_primitive()),
             DataType::Boolean => Column::Bool(array.as_boolean()),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Column::Str(array.as_ref()),
+            DataType::Utf8 => Column::Str(array.as_string::<i32>()),
+            DataType::LargeUtf8 => Column::LargeStr(array.as_string::<i64>()),
+            DataType::Utf8View => Column::StrView(array.as_string_view()),
             other => {
                 return Err(Error::Schema(format!(
                     "{what} takes integer, float, boolean or string values, got {other}"
@@ -57,6 +63,18 @@ impl<'a> Column<'a> {
             Column::F64(a) => a.is_valid(i),
             Column::Bool(a) => a.is_valid(i),
             Column::Str(a) => a.is_valid(i),
+            Column::LargeStr(a) => a.is_valid(i),
+            Column::StrView(a) => a.is_valid(i),
+        }
+    }
+
+    #[inline]
+    fn str_value(&self, i: usize) -> &'a str {
+        match self {
+            Column::Str(a) => a.value(i),
+            Column::LargeStr(a) => a.value(i),
+            Column::StrView(a) => a.value(i),
+            _ => "",
         }
     }
 
@@ -67,7 +85,7 @@ impl<'a> Column<'a> {
             Column::F64(a) => a.is_valid(i).then(|| a.value(i)),
             Column::I64(a) => a.is_valid(i).then(|| a.value(i) as f64),
             Column::Bool(a) => a.is_valid(i).then(|| a.value(i) as u8 as f64),
-            Column::Str(_) => None,
+            _ => None,
         }
     }
 
@@ -81,7 +99,7 @@ impl<'a> Column<'a> {
             Column::I64(a) => Scalar::I64(a.value(i)),
             Column::F64(a) => Scalar::F64(a.value(i)),
             Column::Bool(a) => Scalar::Bool(a.value(i)),
-            Column::Str(a) => Scalar::Str(str_at(*a, i).into()),
+            _ => Scalar::Str(self.str_value(i).into()),
         })
     }
 
@@ -105,7 +123,7 @@ impl<'a> Column<'a> {
                 buf[0] = a.value(i) as u8;
                 &buf[..1]
             }
-            Column::Str(a) => str_at(*a, i).as_bytes(),
+            _ => self.str_value(i).as_bytes(),
         })
     }
 
@@ -115,7 +133,7 @@ impl<'a> Column<'a> {
             Column::I64(_) => DataType::Int64,
             Column::F64(_) => DataType::Float64,
             Column::Bool(_) => DataType::Boolean,
-            Column::Str(_) => DataType::Utf8,
+            _ => DataType::Utf8,
         }
     }
 }
@@ -129,15 +147,6 @@ pub fn canonical_f64(v: f64) -> u64 {
         0
     } else {
         v.to_bits()
-    }
-}
-
-#[inline]
-fn str_at(a: &dyn Array, i: usize) -> &str {
-    match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().value(i),
-        DataType::LargeUtf8 => a.as_string::<i64>().value(i),
-        _ => a.as_string_view().value(i),
     }
 }
 

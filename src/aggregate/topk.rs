@@ -4,7 +4,7 @@
 
 use super::rows::{Column, OutBuilder, RowContext, RowState, Scalar, TopKEntry};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// Settings of a top-K.
 pub struct TopKConfig {
