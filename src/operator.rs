@@ -115,6 +115,55 @@ impl From<WindowSpec> for Windowing {
     }
 }
 
+/// How final-mode windows are built from slices: hopping windows of `n` slices of `every`,
+/// or cumulative windows of 1..k slices of `step` within a block.
+#[derive(Debug, Clone, Copy)]
+enum Slicer {
+    Hop { n: i64 },
+    Cumulative { k: i64 },
+}
+
+impl Slicer {
+    fn for_spec(spec: &WindowSpec, config: &OperatorConfig) -> Option<Slicer> {
+        if config.emit != EmitMode::Final || config.early_ms.is_some() {
+            return None;
+        }
+        match spec {
+            WindowSpec::Fixed(f) if f.period > f.every && f.period % f.every == 0 => {
+                Some(Slicer::Hop { n: f.period / f.every })
+            }
+            WindowSpec::Cumulative(c) if c.period > c.step => {
+                Some(Slicer::Cumulative { k: c.period / c.step })
+            }
+            _ => None,
+        }
+    }
+
+    /// The slice a row belongs to, from its first and last window.
+    fn slice_of(self, first: i64, last: i64) -> i64 {
+        match self {
+            Slicer::Hop { .. } => last,
+            Slicer::Cumulative { .. } => first,
+        }
+    }
+
+    /// The slices window `w` covers.
+    fn slices(self, w: i64) -> (i64, i64) {
+        match self {
+            Slicer::Hop { n } => (w, w.saturating_add(n - 1)),
+            Slicer::Cumulative { k } => (w.div_euclid(k).saturating_mul(k), w),
+        }
+    }
+
+    /// The windows slice `s` is part of.
+    fn windows_of(self, s: i64) -> (i64, i64) {
+        match self {
+            Slicer::Hop { n } => (s.saturating_sub(n - 1), s),
+            Slicer::Cumulative { k } => (s, s.div_euclid(k).saturating_mul(k).saturating_add(k - 1)),
+        }
+    }
+}
+
 /// What one input batch produced.
 #[derive(Debug)]
 pub struct BatchResult {
@@ -242,6 +291,10 @@ impl Pane {
 pub struct WindowOperator {
     config: OperatorConfig,
     spec: WindowSpec,
+    /// Final-mode hopping and cumulative windows keep one pane per slice instead of one per
+    /// window: a row updates one slice, and a window is the merge of its slices when it
+    /// closes, instead of updating `period / every` windows per row.
+    slicer: Option<Slicer>,
     bound: Option<Bound>,
     keys: Option<KeyInterner>,
     accs: Vec<Box<dyn GroupsAccumulator>>,
@@ -281,8 +334,10 @@ impl WindowOperator {
         let Windowing::Aligned(spec) = config.window else {
             panic!("WindowOperator needs aligned windows; use Operator::new for sessions");
         };
+        let slicer = Slicer::for_spec(&spec, &config);
         let mut op = WindowOperator {
             spec,
+            slicer,
             done_complete: spec.passed_upto(i64::MIN, 0),
             done_closed: spec.passed_upto(i64::MIN, config.lateness),
             late_before: i64::MIN,
@@ -474,6 +529,11 @@ impl WindowOperator {
                 (f, l)
             };
             let key = key_ids[i];
+            if let Some(sl) = self.slicer {
+                let slot = self.pane(sl.slice_of(first, last), key);
+                self.pair_rows.push(i as u32);
+                self.pair_slots.push(slot);
+            } else {
             for w in first.max(self.done_closed + 1)..=last {
                 let slot = self.pane(w, key);
                 self.pair_rows.push(i as u32);
@@ -482,6 +542,7 @@ impl WindowOperator {
                 if amend && w <= self.done_complete {
                     self.amended.push(slot);
                 }
+            }
             }
             let moved = self.watermark.observe(t);
             let wm = self.watermark.current();
@@ -637,7 +698,19 @@ impl WindowOperator {
         }
         let closed = if end_of_input { i64::MAX } else { spec.passed_upto(wm, self.config.lateness) };
         let mut freed: Vec<u32> = Vec::new();
-        if closed > self.done_closed {
+        if let Some(sl) = self.slicer {
+            if closed > self.done_closed {
+                self.emit_sliced(sl, self.done_closed, closed);
+                while let Some((&slice, _)) = self.windows.first_key_value() {
+                    if sl.windows_of(slice).1 > closed {
+                        break;
+                    }
+                    let (_, slots) = self.windows.pop_first().expect("present");
+                    freed.extend(slots);
+                }
+                self.done_closed = closed;
+            }
+        } else if closed > self.done_closed {
             let rest = if closed == i64::MAX {
                 BTreeMap::new()
             } else {
@@ -664,6 +737,72 @@ impl WindowOperator {
             }
         }
         self.refresh_thresholds();
+    }
+
+    /// Emits the windows in `(after, upto]` that hold data, each the merge of its slices.
+    fn emit_sliced(&mut self, sl: Slicer, after: i64, upto: i64) {
+        let last_slice = sl.slices(upto).1;
+        let mut wins: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+        for (&slice, _) in self.windows.range(..=last_slice) {
+            let (lo, hi) = sl.windows_of(slice);
+            let mut w = lo.max(after.saturating_add(1));
+            while w <= hi.min(upto) {
+                wins.insert(w);
+                w += 1;
+            }
+        }
+        let mut entries: Vec<(i64, u32, u32)> = Vec::new();
+        let mut by_key: Vec<(u32, u32)> = Vec::new();
+        for w in wins {
+            let (lo, hi) = sl.slices(w);
+            by_key.clear();
+            for (_, slots) in self.windows.range(lo..=hi) {
+                by_key.extend(slots.iter().map(|&s| (self.panes[s as usize].key, s)));
+            }
+            by_key.sort_unstable();
+            let mut i = 0;
+            while i < by_key.len() {
+                let key = by_key[i].0;
+                let temp = self.temp_slot();
+                while i < by_key.len() && by_key[i].0 == key {
+                    for acc in &mut self.accs {
+                        acc.merge(temp, by_key[i].1);
+                    }
+                    i += 1;
+                }
+                entries.push((w, key, temp));
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        let keys = self.keys.as_ref().expect("bound");
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| keys.compare(a.1, b.1)));
+        let temps: Vec<u32> = entries.iter().map(|e| e.2).collect();
+        for acc in &mut self.accs {
+            acc.snapshot(&temps);
+        }
+        for (w, key, temp) in entries {
+            self.out_windows.push(w);
+            self.out_keys.push(key);
+            self.out_revisions.push(0);
+            self.free.push(temp);
+        }
+        self.metrics.rows_emitted += temps.len() as u64;
+    }
+
+    fn temp_slot(&mut self) -> u32 {
+        let s = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.panes.push(Pane::new(0, 0, false));
+                (self.panes.len() - 1) as u32
+            }
+        };
+        for acc in &mut self.accs {
+            acc.reset(s);
+        }
+        s
     }
 
     /// Appends rows for these panes to the pending output, ordered by window end, window
@@ -769,6 +908,20 @@ impl WindowOperator {
         m.max_event_time = self.watermark.max_seen();
         m.open_windows = self.windows.len() as u64;
         m.open_panes = self.pane_index.len() as u64;
+        if let Some(sl) = self.slicer {
+            // State is kept per slice; report open windows and (window, key) panes.
+            let mut panes: hashbrown::HashSet<(i64, u32)> = hashbrown::HashSet::new();
+            let mut windows: hashbrown::HashSet<i64> = hashbrown::HashSet::new();
+            for (&slice, slots) in &self.windows {
+                let (lo, hi) = sl.windows_of(slice);
+                for w in lo.max(self.done_closed.saturating_add(1))..=hi {
+                    windows.insert(w);
+                    panes.extend(slots.iter().map(|&s| (w, self.panes[s as usize].key)));
+                }
+            }
+            m.open_windows = windows.len() as u64;
+            m.open_panes = panes.len() as u64;
+        }
         let keys = self.keys.as_ref();
         m.keys = keys.map_or(0, |k| k.len() as u64);
         let accs: usize = self.accs.iter().map(|a| a.size()).sum();

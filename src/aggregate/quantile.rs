@@ -75,12 +75,15 @@ impl SketchConfig {
     }
 
     #[inline]
-    fn index(&self, x: f64) -> i32 {
-        (x.ln() / self.ln_gamma).ceil() as i32
+    fn index(&self, x: f64) -> i64 {
+        (x.ln() / self.ln_gamma).ceil() as i64
     }
 
-    fn value(&self, index: i32) -> f64 {
-        2.0 * self.gamma.powi(index) / (self.gamma + 1.0)
+    /// The bucket's representative, within the relative error of every value in it; kept
+    /// finite and non-zero at the ends of the float range.
+    fn value(&self, index: i64) -> f64 {
+        let v = (index as f64 * self.ln_gamma + (2.0 / (self.gamma + 1.0)).ln()).exp();
+        v.clamp(f64::from_bits(1), f64::MAX)
     }
 }
 
@@ -98,15 +101,13 @@ impl SketchConfig {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DDSketch {
-    positive: BTreeMap<i32, u64>,
-    negative: BTreeMap<i32, u64>,
+    positive: BTreeMap<i64, u64>,
+    negative: BTreeMap<i64, u64>,
     zeros: u64,
     pos_inf: u64,
     neg_inf: u64,
     count: u64,
 }
-
-const MIN_POSITIVE: f64 = 1e-300;
 
 impl DDSketch {
     /// Adds a value.
@@ -120,7 +121,7 @@ impl DDSketch {
             self.pos_inf += 1;
         } else if x == f64::NEG_INFINITY {
             self.neg_inf += 1;
-        } else if x.abs() < MIN_POSITIVE {
+        } else if x == 0.0 {
             self.zeros += 1;
         } else if x > 0.0 {
             *self.positive.entry(cfg.index(x)).or_insert(0) += 1;

@@ -63,7 +63,15 @@ impl Variance {
 
     /// The variance with `ddof` delta degrees of freedom; None under `ddof + 1` values.
     pub fn variance(&self, ddof: u32) -> Option<f64> {
-        (self.n > ddof as u64).then(|| (self.m2 / (self.n - ddof as u64) as f64).max(0.0))
+        // Rounding can leave m2 a hair below zero; NaN (from NaN or inf inputs) stays NaN.
+        (self.n > ddof as u64).then(|| {
+            let v = self.m2 / (self.n - ddof as u64) as f64;
+            if v < 0.0 {
+                0.0
+            } else {
+                v
+            }
+        })
     }
 }
 
