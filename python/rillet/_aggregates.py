@@ -163,8 +163,11 @@ def approx_quantile(column: str | pl.Expr, q: float | Sequence[float], relative_
     if isinstance(q, Sequence) and not isinstance(q, str):
         return [approx_quantile(column, x, relative_error, where=where) for x in q]  # type: ignore[misc]
     q = _check_q(q, "rl.approx_quantile")
-    if isinstance(relative_error, bool) or not isinstance(relative_error, (int, float)) or not 0 < relative_error < 1:
-        raise ConfigError(f"relative_error must be between 0 and 1 (e.g. 0.01), got {relative_error!r}")
+    if isinstance(relative_error, bool) or not isinstance(relative_error, (int, float)) or not 1e-12 <= relative_error < 1:
+        raise ConfigError(
+            f"relative_error must be at least 1e-12 (finer than floats can hold) and below 1, "
+            f"e.g. 0.01; got {relative_error!r}"
+        )
     return _make("approx_quantile", column, where, _quantile_suffix(q),
                  {"q": q, "relative_error": float(relative_error)})
 

@@ -497,9 +497,10 @@ fn build_rows(
         }
         AggKind::ApproxQuantile => {
             let i = numeric_input(spec, input)?;
-            if !(o.relative_error > 0.0 && o.relative_error < 1.0) {
+            if !(o.relative_error >= 1e-12 && o.relative_error < 1.0) {
                 return Err(Error::Config(format!(
-                    "'{name}': relative_error must be between 0 and 1 (e.g. 0.01), got {}",
+                    "'{name}': relative_error must be at least 1e-12 (finer than floats can \
+                     hold) and below 1, e.g. 0.01; got {}",
                     o.relative_error
                 )));
             }
