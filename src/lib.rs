@@ -18,6 +18,7 @@ pub mod keys;
 pub mod operator;
 pub mod session;
 pub mod sliding;
+pub mod source;
 pub mod time;
 pub mod window;
 

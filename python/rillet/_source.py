@@ -40,7 +40,7 @@ def known_rows(source: Any) -> int | None:
     return None
 
 
-def frames(source: Any) -> Iterator[pl.DataFrame]:
+def frames(source: Any) -> Iterator[Any]:
     """Yields the source's micro-batches in arrival order."""
     if isinstance(source, pl.DataFrame):
         if source.height <= REPLAY_SLICE:
@@ -51,6 +51,9 @@ def frames(source: Any) -> Iterator[pl.DataFrame]:
         return
     if isinstance(source, pl.LazyFrame) or _is_arrow(source):
         yield from frames(to_frame(source))
+        return
+    if hasattr(source, "chunks") and callable(source.chunks):
+        yield from source.chunks()  # file sources: rows plus the rows that did not parse
         return
     if hasattr(source, "batches") and callable(source.batches):
         yield from (to_frame(b) for b in source.batches())

@@ -314,6 +314,7 @@ class _Execution:
         self.empty_batch: pl.DataFrame | None = None
         self.rows_in = 0
         self.rows_filtered = 0
+        self.source_rejected = 0
         self.idle_ms: int | None = None
         self.last_row_ms: int | None = None
         self.wm_at_last_row: int | None = None
@@ -441,8 +442,15 @@ class _Execution:
         self.time_dtype = schema[tcol]
 
     # -- running --------------------------------------------------------------------------
-    def step(self, df: pl.DataFrame) -> pl.DataFrame:
+    def step(self, df: Any) -> pl.DataFrame:
         now = _clock.now_ms()
+        if not isinstance(df, pl.DataFrame):  # a file source's chunk: rows + unreadable rows
+            bad = df.bad
+            df = df.frame
+            if bad.height:
+                self.rows_in += bad.height
+                self.source_rejected += bad.height
+                self.rejected_parts.append(bad)
         if df.height == 0 and self.op is not None and self.op.is_bound():
             # A heartbeat from a live source: nothing to add, but time has passed.
             return self._heartbeat(now)
@@ -554,7 +562,9 @@ class _Execution:
 
     def rejected_frame(self) -> pl.DataFrame:
         if self.rejected_parts:
-            return pl.concat(self.rejected_parts, how="vertical")
+            # Rows rejected by the engine carry their columns; rows a file source could not
+            # parse carry file, line and text instead.
+            return pl.concat(self.rejected_parts, how="diagonal_relaxed")
         if self.empty_batch is None:
             return pl.DataFrame({"reason": []}, schema={"reason": pl.String})
         return self.empty_batch.with_columns(pl.lit(None, dtype=pl.String).alias("reason")).head(0)
@@ -576,7 +586,7 @@ class _Execution:
             "rows_filtered": self.rows_filtered,
             "rows_accepted": 0,
             "rows_late": 0,
-            "rows_rejected": 0,
+            "rows_rejected": self.source_rejected,
             "rows_emitted": 0,
             "watermark": None,
             "max_event_time": None,
@@ -591,6 +601,7 @@ class _Execution:
             m["max_event_time"] = self._instant(m["max_event_time"])
             del m["rows_in"]
             m["rows_in"] = self.rows_in
+            m["rows_rejected"] += self.source_rejected
         elapsed = _time.perf_counter() - self.started
         m["batches"] = self.batches
         m["elapsed_s"] = round(elapsed, 6)

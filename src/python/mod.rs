@@ -337,6 +337,55 @@ impl WindowOperator {
     }
 }
 
+/// Reads JSON Lines files in order, in chunks: (rows, bad rows) per chunk.
+#[pyclass(module = "rillet._core")]
+struct JsonlReader {
+    source: crate::source::JsonlSource,
+    // A reader is used from one thread at a time; the lock makes the class shareable.
+    cursor: std::sync::Mutex<crate::source::Cursor>,
+}
+
+#[pymethods]
+impl JsonlReader {
+    #[new]
+    #[pyo3(signature = (paths, batch_rows=65536, infer_rows=1000))]
+    fn new(paths: Vec<String>, batch_rows: usize, infer_rows: usize) -> PyResult<Self> {
+        let source = crate::source::JsonlSource::new(crate::source::paths(&paths), None, batch_rows, infer_rows)
+            .map_err(to_py)?;
+        let cursor = std::sync::Mutex::new(source.cursor());
+        Ok(JsonlReader { source, cursor })
+    }
+
+    /// The next chunk as (rows, bad rows), or None at the end. Bad rows have columns
+    /// file, line, reason, text.
+    fn next_chunk(&mut self, py: Python<'_>) -> PyResult<Option<(PyRecordBatch, PyRecordBatch)>> {
+        let (source, cursor) = (&self.source, &self.cursor);
+        let next = py
+            .detach(move || {
+                let mut c = cursor.lock().map_err(|_| Error::Internal("reader lock poisoned".into()))?;
+                source.next_batch(&mut c)
+            })
+            .map_err(to_py)?;
+        let Some(b) = next else { return Ok(None) };
+        let bad = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("file", DataType::Utf8, false),
+                Field::new("line", DataType::UInt64, false),
+                Field::new("reason", DataType::Utf8, false),
+                Field::new("text", DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from_iter_values(b.bad.iter().map(|r| r.file.as_str()))),
+                Arc::new(UInt64Array::from_iter_values(b.bad.iter().map(|r| r.line))),
+                Arc::new(StringArray::from_iter_values(b.bad.iter().map(|r| r.reason.as_str()))),
+                Arc::new(StringArray::from_iter_values(b.bad.iter().map(|r| r.text.as_str()))),
+            ],
+        )
+        .map_err(|e| to_py(e.into()))?;
+        Ok(Some((b.batch.into(), bad.into())))
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -347,6 +396,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SinkError", py.get_type::<SinkError>())?;
     m.add("LateDataError", py.get_type::<LateDataError>())?;
     m.add_class::<WindowOperator>()?;
+    m.add_class::<JsonlReader>()?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;

@@ -1,0 +1,253 @@
+//! Newline-delimited JSON (plain or `.gz`), decoded with arrow-json. A schema is inferred from
+//! the first rows (or given); a later row with a missing field gets null, a field not in the
+//! schema is ignored, and a row that does not parse, or has a value of the wrong type, becomes
+//! a [`BadRow`] while the rest of its chunk is kept.
+
+use super::{excerpt, open, read_line, read_prefix, BadRow, SourceBatch};
+use crate::error::{Error, Result};
+use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use arrow_schema::SchemaRef;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a [`JsonlSource`] is in its files.
+pub struct Cursor {
+    file: usize,
+    reader: Option<Box<dyn BufRead + Send>>,
+    line: u64,
+    done: bool,
+}
+
+/// JSON Lines files, read in order.
+pub struct JsonlSource {
+    files: Vec<PathBuf>,
+    schema: SchemaRef,
+    batch_rows: usize,
+    /// Fields whose values have conflicting JSON types across rows (an object here, an array
+    /// there): read as their JSON text, so nothing is lost.
+    text_fields: Vec<String>,
+}
+
+impl JsonlSource {
+    /// Files read in this order; the schema is inferred from up to `infer_rows` rows of the
+    /// first non-empty file unless given.
+    pub fn new(files: Vec<PathBuf>, schema: Option<SchemaRef>, batch_rows: usize, infer_rows: usize) -> Result<Self> {
+        if files.is_empty() {
+            return Err(Error::Source("no files to read; check the path or glob".into()));
+        }
+        let schema = match schema {
+            Some(s) => s,
+            None => {
+                let mut values = Vec::new();
+                for f in &files {
+                    for line in read_prefix(f, infer_rows)? {
+                        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                            if v.is_object() {
+                                values.push(v);
+                            }
+                        }
+                    }
+                    if !values.is_empty() {
+                        break;
+                    }
+                }
+                if values.is_empty() {
+                    return Err(Error::Source(format!(
+                        "found no JSON object to infer a schema from in {}; give schema= or \
+                         check that the files hold one JSON object per line",
+                        files[0].display()
+                    )));
+                }
+                let (schema, text_fields) = infer_schema(values)?;
+                return Ok(JsonlSource { files, schema, batch_rows: batch_rows.max(1), text_fields });
+            }
+        };
+        Ok(JsonlSource { files, schema, batch_rows: batch_rows.max(1), text_fields: Vec::new() })
+    }
+
+    /// Fields read as JSON text because their type differs between rows.
+    pub fn text_fields(&self) -> &[String] {
+        &self.text_fields
+    }
+
+    fn rewrite(&self, line: &[u8]) -> Vec<u8> {
+        if self.text_fields.is_empty() {
+            return line.to_vec();
+        }
+        match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(mut map)) => {
+                for f in &self.text_fields {
+                    if let Some(v) = map.get_mut(f) {
+                        if !v.is_string() && !v.is_null() {
+                            *v = serde_json::Value::String(v.to_string());
+                        }
+                    }
+                }
+                serde_json::to_vec(&serde_json::Value::Object(map)).unwrap_or_else(|_| line.to_vec())
+            }
+            _ => line.to_vec(),
+        }
+    }
+
+    /// The schema rows are read with.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Reads every file in order, calling `f` with each chunk; stops at the first error.
+    pub fn for_each(&self, mut f: impl FnMut(SourceBatch) -> Result<()>) -> Result<()> {
+        let mut cursor = self.cursor();
+        while let Some(b) = self.next_batch(&mut cursor)? {
+            f(b)?;
+        }
+        Ok(())
+    }
+
+    /// A position at the start of the first file.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { file: 0, reader: None, line: 0, done: false }
+    }
+
+    /// The next chunk after `cursor`, or None at the end of the last file.
+    pub fn next_batch(&self, cursor: &mut Cursor) -> Result<Option<SourceBatch>> {
+        let mut buf = Vec::new();
+        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.batch_rows.min(1 << 16));
+        while !cursor.done {
+            if cursor.file >= self.files.len() {
+                cursor.done = true;
+                break;
+            }
+            let path = &self.files[cursor.file];
+            if cursor.reader.is_none() {
+                cursor.reader = Some(open(path)?);
+                cursor.line = 0;
+            }
+            let reader = cursor.reader.as_mut().expect("open");
+            let more = read_line(reader.as_mut(), &mut buf, path, cursor.line)?;
+            if more {
+                cursor.line += 1;
+                if !buf.iter().all(u8::is_ascii_whitespace) {
+                    chunk.push((cursor.line, std::mem::take(&mut buf)));
+                }
+            } else {
+                cursor.reader = None;
+                cursor.file += 1;
+            }
+            if chunk.len() >= self.batch_rows || (!more && !chunk.is_empty()) {
+                let name = path.display().to_string();
+                return Ok(Some(self.decode(&name, chunk)?));
+            }
+        }
+        Ok(None)
+    }
+
+    fn decoder(&self) -> Result<arrow_json::reader::Decoder> {
+        Ok(ReaderBuilder::new(self.schema.clone())
+            .with_batch_size(self.batch_rows.max(1) + 1)
+            .build_decoder()?)
+    }
+
+    /// Decodes a chunk; when it fails, finds the bad lines one by one and keeps the rest.
+    fn decode(&self, file: &str, chunk: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
+        let chunk: Vec<(u64, Vec<u8>)> = if self.text_fields.is_empty() {
+            chunk
+        } else {
+            chunk.into_iter().map(|(n, l)| (n, self.rewrite(&l))).collect()
+        };
+        let mut joined = Vec::with_capacity(chunk.iter().map(|(_, l)| l.len() + 1).sum());
+        for (_, l) in &chunk {
+            joined.extend_from_slice(l);
+            joined.push(b'\n');
+        }
+        let mut d = self.decoder()?;
+        if let Ok(batch) = decode_all(&mut d, &joined) {
+            if batch.num_rows() == chunk.len() {
+                return Ok(SourceBatch { batch, bad: Vec::new(), file: file.to_string() });
+            }
+        }
+        let mut good = self.decoder()?;
+        let mut bad = Vec::new();
+        for (line, text) in &chunk {
+            let mut one = self.decoder()?;
+            let mut row = text.clone();
+            row.push(b'\n');
+            let reason = match decode_all(&mut one, &row) {
+                Ok(b) if b.num_rows() == 1 => None,
+                Ok(_) => Some("not a JSON object".to_string()),
+                Err(e) => Some(e),
+            };
+            match reason {
+                None => {
+                    good.decode(&row)?;
+                }
+                Some(reason) => bad.push(BadRow {
+                    file: file.to_string(),
+                    line: *line,
+                    reason: format!("unreadable JSON row: {reason}"),
+                    text: excerpt(text),
+                }),
+            }
+        }
+        let batch = good
+            .flush()?
+            .unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
+        Ok(SourceBatch { batch, bad, file: file.to_string() })
+    }
+}
+
+fn decode_all(
+    d: &mut arrow_json::reader::Decoder,
+    bytes: &[u8],
+) -> std::result::Result<arrow_array::RecordBatch, String> {
+    let clean = |e: arrow_schema::ArrowError| e.to_string().trim_start_matches("Json error: ").to_string();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let n = d.decode(&bytes[offset..]).map_err(clean)?;
+        if n == 0 {
+            break;
+        }
+        offset += n;
+    }
+    match d.flush().map_err(clean)? {
+        Some(b) => Ok(b),
+        None => Err("no rows".into()),
+    }
+}
+
+#[allow(dead_code)]
+fn _is_bufread(_: &dyn BufRead) {}
+
+/// Infers a schema; fields whose values disagree in type across rows become text fields.
+fn infer_schema(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String>)> {
+    if let Ok(s) = infer_json_schema_from_iterator(values.iter().cloned().map(Ok)) {
+        return Ok((Arc::new(s), Vec::new()));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for v in &values {
+        if let serde_json::Value::Object(m) = v {
+            for k in m.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+    }
+    let mut fields = Vec::new();
+    let mut text = Vec::new();
+    for name in names {
+        let column = values.iter().filter_map(|v| v.get(&name)).map(|x| {
+            let mut m = serde_json::Map::new();
+            m.insert(name.clone(), x.clone());
+            Ok(serde_json::Value::Object(m))
+        });
+        match infer_json_schema_from_iterator(column) {
+            Ok(s) => fields.push(s.field(0).clone()),
+            Err(_) => {
+                fields.push(arrow_schema::Field::new(&name, arrow_schema::DataType::Utf8, true));
+                text.push(name);
+            }
+        }
+    }
+    Ok((Arc::new(arrow_schema::Schema::new(fields)), text))
+}
