@@ -482,6 +482,8 @@ impl WindowOperator {
         let disjoint = spec.disjoint();
         let mut cached: (i64, i64, i64) = (i64::MAX, i64::MIN, 0);
         self.metrics.rows_in += n as u64;
+        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let t = match times.value(i) {
                 Ok(t) => t,
@@ -660,16 +662,8 @@ impl WindowOperator {
     }
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
-        if self.pair_rows.is_empty() {
-            return Ok(());
-        }
-        let ctx = RowContext { times: &self.batch_times, seq_base: self.batch_seq };
-        for acc in &mut self.accs {
-            acc.update(batch, &self.pair_rows, &self.pair_slots, &ctx)?;
-        }
-        self.pair_rows.clear();
-        self.pair_slots.clear();
-        Ok(())
+        let times = &self.batch_times;
+        apply_pairs(&mut self.accs, batch, &mut self.pair_rows, &mut self.pair_slots, times, self.batch_seq)
     }
 
     /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
@@ -884,15 +878,7 @@ impl WindowOperator {
         let ends = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.end(w)));
         columns.push(as_window_type(starts, &bound.window_type)?);
         columns.push(as_window_type(ends, &bound.window_type)?);
-        match self.config.emit {
-            EmitMode::Amend => {
-                columns.push(Arc::new(UInt32Array::from(std::mem::take(&mut self.out_revisions))))
-            }
-            EmitMode::Changelog => columns.push(Arc::new(StringArray::from_iter_values(
-                self.out_revisions.iter().map(|&k| ROW_KINDS[k as usize]),
-            ))),
-            EmitMode::Final => {}
-        }
+        push_tags(&mut columns, self.config.emit, std::mem::take(&mut self.out_revisions));
         for acc in &mut self.accs {
             columns.push(acc.finish());
         }
@@ -931,6 +917,38 @@ impl WindowOperator {
     }
 }
 
+/// Adds the buffered `(row, slot)` pairs of a batch to every accumulator, then clears them.
+pub(crate) fn apply_pairs(
+    accs: &mut [Box<dyn GroupsAccumulator>],
+    batch: &RecordBatch,
+    rows: &mut Vec<u32>,
+    slots: &mut Vec<u32>,
+    times: &[i64],
+    seq_base: u64,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ctx = RowContext { times, seq_base };
+    for acc in accs.iter_mut() {
+        acc.update(batch, rows, slots, &ctx)?;
+    }
+    rows.clear();
+    slots.clear();
+    Ok(())
+}
+
+/// Appends the emission column of updating modes: `revision` (amend) or `op` (changelog).
+pub(crate) fn push_tags(columns: &mut Vec<ArrayRef>, emit: EmitMode, tags: Vec<u32>) {
+    match emit {
+        EmitMode::Amend => columns.push(Arc::new(UInt32Array::from(tags))),
+        EmitMode::Changelog => columns.push(Arc::new(StringArray::from_iter_values(
+            tags.iter().map(|&k| ROW_KINDS[k as usize]),
+        ))),
+        EmitMode::Final => {}
+    }
+}
+
 /// Fills `out` with the batch's event times when an accumulator reads them (first/last).
 pub(crate) fn batch_times(
     accs: &[Box<dyn GroupsAccumulator>],
@@ -944,12 +962,12 @@ pub(crate) fn batch_times(
     }
 }
 
+/// What binding a schema yields: the resolved columns, the key dictionary, the accumulators.
+pub(crate) type Binding = (Bound, KeyInterner, Vec<Box<dyn GroupsAccumulator>>);
+
 /// Resolves a query's columns against the first batch's schema: the time column's kind, the
 /// key columns, the accumulators and the output schema.
-pub(crate) fn bind_schema(
-    c: &OperatorConfig,
-    schema: &SchemaRef,
-) -> Result<(Bound, KeyInterner, Vec<Box<dyn GroupsAccumulator>>)> {
+pub(crate) fn bind_schema(c: &OperatorConfig, schema: &SchemaRef) -> Result<Binding> {
     let find = |name: &str, what: &str| -> Result<usize> {
         schema.index_of(name).map_err(|_| {
             Error::Schema(format!(

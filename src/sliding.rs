@@ -17,17 +17,16 @@
 //! aggregates. Every row is merged O(1) times amortised, and only `merge` is needed, so any
 //! mergeable accumulator (min, max, sketches) works without an inverse.
 
-use crate::aggregate::{GroupsAccumulator, RowContext};
+use crate::aggregate::GroupsAccumulator;
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    as_window_type, batch_times, bind_schema, fmt_instant, fmt_span, read_times, BatchResult, Bound,
-    EmitMode, LateMode, Metrics, OperatorConfig, Windowing, ROW_KINDS,
+    apply_pairs, as_window_type, batch_times, bind_schema, push_tags, fmt_instant, fmt_span, read_times, BatchResult, Bound,
+    EmitMode, LateMode, Metrics, OperatorConfig, Windowing,
 };
 use crate::window::Watermark;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 const NO_SLOT: u32 = u32::MAX;
 
@@ -200,6 +199,8 @@ impl SlidingOperator {
         batch_times(&self.accs, &times, n, &mut self.batch_times);
         self.metrics.rows_in += n as u64;
         let updates = self.config.emit.updates();
+        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let t = match times.value(i) {
                 Ok(t) => t,
@@ -306,16 +307,8 @@ impl SlidingOperator {
     }
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
-        if self.pair_rows.is_empty() {
-            return Ok(());
-        }
-        let ctx = RowContext { times: &self.batch_times, seq_base: self.batch_seq };
-        for acc in &mut self.accs {
-            acc.update(batch, &self.pair_rows, &self.pair_slots, &ctx)?;
-        }
-        self.pair_rows.clear();
-        self.pair_slots.clear();
-        Ok(())
+        let times = &self.batch_times;
+        apply_pairs(&mut self.accs, batch, &mut self.pair_rows, &mut self.pair_slots, times, self.batch_seq)
     }
 
     // -- the two-stack sliding aggregate of one key -------------------------------------
@@ -663,13 +656,7 @@ impl SlidingOperator {
         let times = Int64Array::from(std::mem::take(&mut self.out_times));
         columns.push(as_window_type(times, &bound.window_type)?);
         let tags = std::mem::take(&mut self.out_tags);
-        match self.config.emit {
-            EmitMode::Amend => columns.push(Arc::new(UInt32Array::from(tags))),
-            EmitMode::Changelog => columns.push(Arc::new(StringArray::from_iter_values(
-                tags.iter().map(|&k| ROW_KINDS[k as usize]),
-            ))),
-            EmitMode::Final => {}
-        }
+        push_tags(&mut columns, self.config.emit, tags);
         for acc in &mut self.accs {
             columns.push(acc.finish());
         }

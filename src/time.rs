@@ -205,10 +205,7 @@ pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
     } else {
         return None;
     };
-    match unit.nanos_per_unit() {
-        Some(per) => Some(nanos.div_euclid(per)),
-        None => None,
-    }
+    unit.nanos_per_unit().map(|per| nanos.div_euclid(per))
 }
 
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {

@@ -140,10 +140,13 @@ fn run(s: &Stream, cfg: OperatorConfig, size: usize) -> (Vec<Row>, Vec<u32>, Vec
 }
 
 /// Brute force: replay row by row with the definition, then aggregate accepted rows.
-fn oracle(s: &Stream, spec: FixedWindows, delay: i64, lateness: i64) -> (BTreeMap<(i64, Option<String>), (i64, Option<f64>, Option<f64>)>, Vec<u32>, Vec<u32>) {
+/// (window start, key) -> (count, sum, max).
+type Expected = BTreeMap<(i64, Option<String>), (i64, Option<f64>, Option<f64>)>;
+
+fn oracle(s: &Stream, spec: FixedWindows, delay: i64, lateness: i64) -> (Expected, Vec<u32>, Vec<u32>) {
     let mut wm = i64::MIN;
     let (mut late, mut rejected) = (vec![], vec![]);
-    let mut windows: BTreeMap<(i64, Option<String>), (i64, Option<f64>, Option<f64>)> = BTreeMap::new();
+    let mut windows: Expected = BTreeMap::new();
     for i in 0..s.t.len() {
         let Some(t) = s.t[i] else {
             rejected.push(i as u32);

@@ -413,10 +413,7 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
             None => None,
             Some(i) => Some(Column::of(batch.column(i), &self.name)?),
         };
-        let filter = match self.filter {
-            None => None,
-            Some(i) => Some(batch.column(i).as_boolean()),
-        };
+        let filter = self.filter.map(|i| batch.column(i).as_boolean());
         for (&r, &s) in rows.iter().zip(slots) {
             let r = r as usize;
             if let Some(f) = filter {

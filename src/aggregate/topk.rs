@@ -75,6 +75,9 @@ impl RowState for ExactTopK {
     }
 }
 
+/// An item's key bytes with its value, count and error.
+type Counter = (Box<[u8]>, (Scalar, f64, f64));
+
 /// Space-Saving (Metwally, Agrawal, El Abbadi 2005), with the merge of Cafaro, Pulimeno and
 /// Tempesta (2016) so partial summaries combine with the same guarantees.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -133,7 +136,7 @@ impl RowState for SpaceSaving {
             }
         }
         if merged.len() > cfg.capacity {
-            let mut all: Vec<(Box<[u8]>, (Scalar, f64, f64))> = merged.into_iter().collect();
+            let mut all: Vec<Counter> = merged.into_iter().collect();
             all.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then_with(|| a.1 .0.cmp_value(&b.1 .0)));
             all.truncate(cfg.capacity);
             merged = all.into_iter().collect();

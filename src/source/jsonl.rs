@@ -150,10 +150,13 @@ impl JsonlSource {
 
     /// Decodes a chunk; when it fails, finds the bad lines one by one and keeps the rest.
     fn decode(&self, file: &str, chunk: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
-        let chunk: Vec<(u64, Vec<u8>)> = if self.text_fields.is_empty() {
-            chunk
+        // Rows with text fields are rewritten for decoding; bad rows report the original.
+        type Lines = Vec<(u64, Vec<u8>)>;
+        let (chunk, originals): (Lines, Option<Vec<Vec<u8>>>) = if self.text_fields.is_empty() {
+            (chunk, None)
         } else {
-            chunk.into_iter().map(|(n, l)| (n, self.rewrite(&l))).collect()
+            let rewritten = chunk.iter().map(|(n, l)| (*n, self.rewrite(l))).collect();
+            (rewritten, Some(chunk.into_iter().map(|(_, l)| l).collect()))
         };
         let mut joined = Vec::with_capacity(chunk.iter().map(|(_, l)| l.len() + 1).sum());
         for (_, l) in &chunk {
@@ -168,7 +171,8 @@ impl JsonlSource {
         }
         let mut good = self.decoder()?;
         let mut bad = Vec::new();
-        for (line, text) in &chunk {
+        for (i, (line, text)) in chunk.iter().enumerate() {
+            let original = originals.as_ref().map_or(text, |o| &o[i]);
             let mut one = self.decoder()?;
             let mut row = text.clone();
             row.push(b'\n');
@@ -185,7 +189,7 @@ impl JsonlSource {
                     file: file.to_string(),
                     line: *line,
                     reason: format!("unreadable JSON row: {reason}"),
-                    text: excerpt(text),
+                    text: excerpt(original),
                 }),
             }
         }
