@@ -38,7 +38,7 @@ from rillet._errors import (
     SinkError,
     SourceError,
 )
-from rillet._files import read_jsonl
+from rillet._files import read_csv, read_jsonl
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
 from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
 
@@ -71,6 +71,7 @@ __all__ = [
     "min",
     "processing_time",
     "quantile",
+    "read_csv",
     "read_jsonl",
     "session",
     "sliding",

@@ -49,24 +49,27 @@ class Chunk:
         self.bad = bad
 
 
-class JsonlFiles:
-    """JSON Lines files (plain or .gz), read in order by the Rust core in bounded memory.
+class FileSource:
+    """Files (plain or .gz), read in order by the Rust core in bounded memory.
 
     Use as a source: ``rl.stream(rl.read_jsonl("logs/*.jsonl.gz"), time="ts")``.
     """
 
-    def __init__(self, path: PathLike, order_by: str | None = None, batch_rows: int = 65_536) -> None:
-        self.files = expand(path, "read_jsonl")
+    def __init__(self, kind: str, path: PathLike, order_by: str | None = None,
+                 batch_rows: int = 65_536, separator: str = ",") -> None:
+        self.kind = kind
+        self.files = expand(path, f"read_{kind}")
         if order_by is not None:
             raise ConfigError(
-                "read_jsonl(order_by=...) is not supported yet; files are replayed in name order"
+                f"read_{kind}(order_by=...) is not supported yet; files are replayed in name order"
             )
         if batch_rows < 1:
             raise ConfigError(f"batch_rows must be positive, got {batch_rows}")
         self.batch_rows = batch_rows
+        self.separator = separator
 
     def chunks(self) -> Iterator[Chunk]:
-        reader = _core.JsonlReader(self.files, self.batch_rows)
+        reader = _core.FileReader(self.kind, self.files, self.batch_rows, 1000, self.separator)
         while True:
             nxt = reader.next_chunk()
             if nxt is None:
@@ -80,10 +83,10 @@ class JsonlFiles:
             yield c.frame
 
     def __repr__(self) -> str:
-        return f"rl.read_jsonl({self.files[0]!r}{'...' if len(self.files) > 1 else ''})"
+        return f"rl.read_{self.kind}({self.files[0]!r}{'...' if len(self.files) > 1 else ''})"
 
 
-def read_jsonl(path: PathLike, order_by: str | None = None, schema: dict | None = None) -> JsonlFiles:
+def read_jsonl(path: PathLike, order_by: str | None = None, schema: dict | None = None) -> FileSource:
     """Replays JSON Lines files (plain or ``.gz``; a path, a glob or a list, name order) as a
     stream. The schema is inferred from the first rows; a later row with a missing field gets
     null, an unknown field is ignored, and a row that does not parse goes to ``run.rejected``
@@ -91,4 +94,18 @@ def read_jsonl(path: PathLike, order_by: str | None = None, schema: dict | None 
     file, after the good rows were processed."""
     if schema is not None:
         raise ConfigError("read_jsonl(schema=...) is not supported yet; the schema is inferred")
-    return JsonlFiles(path, order_by)
+    return FileSource("jsonl", path, order_by)
+
+
+def read_csv(path: PathLike, order_by: str | None = None, schema: dict | None = None,
+             separator: str = ",") -> FileSource:
+    """Replays CSV files with a header row (plain or ``.gz``; a path, a glob or a list, name
+    order) as a stream, parsed in Rust. The schema is inferred from the first rows of the first
+    file (later files must have the same columns in the same order); a record that does not
+    parse (wrong number of fields, a value of the wrong type) goes to ``run.rejected`` with its
+    file, line and reason."""
+    if schema is not None:
+        raise ConfigError("read_csv(schema=...) is not supported yet; the schema is inferred")
+    if not isinstance(separator, str) or len(separator) != 1:
+        raise ConfigError(f"separator must be one character, got {separator!r}")
+    return FileSource("csv", path, order_by, separator=separator)

@@ -337,33 +337,59 @@ impl WindowOperator {
     }
 }
 
-/// Reads JSON Lines files in order, in chunks: (rows, bad rows) per chunk.
+enum Files {
+    Jsonl(crate::source::JsonlSource, crate::source::Cursor),
+    Csv(crate::source::CsvSource, crate::source::CsvCursor),
+}
+
+/// Reads files in order, in chunks: (rows, bad rows) per chunk.
 #[pyclass(module = "rillet._core")]
-struct JsonlReader {
-    source: crate::source::JsonlSource,
+struct FileReader {
     // A reader is used from one thread at a time; the lock makes the class shareable.
-    cursor: std::sync::Mutex<crate::source::Cursor>,
+    files: std::sync::Mutex<Files>,
 }
 
 #[pymethods]
-impl JsonlReader {
+impl FileReader {
     #[new]
-    #[pyo3(signature = (paths, batch_rows=65536, infer_rows=1000))]
-    fn new(paths: Vec<String>, batch_rows: usize, infer_rows: usize) -> PyResult<Self> {
-        let source = crate::source::JsonlSource::new(crate::source::paths(&paths), None, batch_rows, infer_rows)
-            .map_err(to_py)?;
-        let cursor = std::sync::Mutex::new(source.cursor());
-        Ok(JsonlReader { source, cursor })
+    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=","))]
+    fn new(kind: &str, paths: Vec<String>, batch_rows: usize, infer_rows: usize, delimiter: &str) -> PyResult<Self> {
+        let files = crate::source::paths(&paths);
+        let files = match kind {
+            "jsonl" => {
+                let s = crate::source::JsonlSource::new(files, None, batch_rows, infer_rows).map_err(to_py)?;
+                let c = s.cursor();
+                Files::Jsonl(s, c)
+            }
+            "csv" => {
+                let d = match delimiter.as_bytes() {
+                    [b] => *b,
+                    _ => {
+                        return Err(ConfigError::new_err(format!(
+                            "the CSV separator must be one character, got {delimiter:?}"
+                        )))
+                    }
+                };
+                let s = crate::source::CsvSource::new(files, d, batch_rows, infer_rows).map_err(to_py)?;
+                let c = s.cursor();
+                Files::Csv(s, c)
+            }
+            other => return Err(ConfigError::new_err(format!("unknown file kind '{other}'"))),
+        };
+        Ok(FileReader { files: std::sync::Mutex::new(files) })
     }
 
     /// The next chunk as (rows, bad rows), or None at the end. Bad rows have columns
     /// file, line, reason, text.
-    fn next_chunk(&mut self, py: Python<'_>) -> PyResult<Option<(PyRecordBatch, PyRecordBatch)>> {
-        let (source, cursor) = (&self.source, &self.cursor);
+    fn next_chunk(&self, py: Python<'_>) -> PyResult<Option<(PyRecordBatch, PyRecordBatch)>> {
+        let files = &self.files;
         let next = py
             .detach(move || {
-                let mut c = cursor.lock().map_err(|_| Error::Internal("reader lock poisoned".into()))?;
-                source.next_batch(&mut c)
+                let mut f = files.lock().map_err(|_| Error::Internal("reader lock poisoned".into()))?;
+                match &mut *f {
+                    Files::Jsonl(s, c) => s.next_batch(c),
+                    Files::Csv(s, c) => s.next_batch(c),
+                }
             })
             .map_err(to_py)?;
         let Some(b) = next else { return Ok(None) };
@@ -396,7 +422,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SinkError", py.get_type::<SinkError>())?;
     m.add("LateDataError", py.get_type::<LateDataError>())?;
     m.add_class::<WindowOperator>()?;
-    m.add_class::<JsonlReader>()?;
+    m.add_class::<FileReader>()?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;

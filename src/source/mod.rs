@@ -1,8 +1,10 @@
 //! Sources: files replayed in order as Arrow batches, with rows that do not parse kept (file,
 //! line, reason) rather than dropped, and read errors that name the file.
 
+mod csv;
 mod jsonl;
 
+pub use self::csv::{CsvCursor, CsvSource};
 pub use jsonl::{Cursor, JsonlSource};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,168 @@
+//! CSV files (plain or `.gz`) with a header row, decoded with arrow-csv. The schema is
+//! inferred from the first rows of the first file; a record that does not parse (wrong field
+//! count, a value of the wrong type) becomes a [`BadRow`] while the rest of its chunk is kept.
+
+use super::{excerpt, open, BadRow, SourceBatch};
+use crate::error::{Error, Result};
+use arrow_csv::reader::{Format, ReaderBuilder};
+use arrow_schema::SchemaRef;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a [`CsvSource`] is in its files.
+pub struct CsvCursor {
+    file: usize,
+    reader: Option<csv::Reader<Box<dyn BufRead + Send>>>,
+    /// The csv crate counts lines one short in files with CRLF line ends.
+    line_fix: u64,
+    done: bool,
+}
+
+/// CSV files, read in order.
+pub struct CsvSource {
+    files: Vec<PathBuf>,
+    schema: SchemaRef,
+    delimiter: u8,
+    batch_rows: usize,
+}
+
+impl CsvSource {
+    /// Files read in this order; the schema is inferred from up to `infer_rows` records.
+    pub fn new(files: Vec<PathBuf>, delimiter: u8, batch_rows: usize, infer_rows: usize) -> Result<Self> {
+        let first = files
+            .first()
+            .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
+        let format = Format::default().with_header(true).with_delimiter(delimiter);
+        let (schema, _) = format.infer_schema(open(first)?, Some(infer_rows)).map_err(|e| {
+            Error::Source(format!("cannot infer a schema from {}: {e}", first.display()))
+        })?;
+        if schema.fields().is_empty() {
+            return Err(Error::Source(format!(
+                "{} has no header row; CSV sources need one",
+                first.display()
+            )));
+        }
+        Ok(CsvSource { files, schema: Arc::new(schema), delimiter, batch_rows: batch_rows.max(1) })
+    }
+
+    /// The schema rows are read with.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// A position at the start of the first file.
+    pub fn cursor(&self) -> CsvCursor {
+        CsvCursor { file: 0, reader: None, line_fix: 0, done: false }
+    }
+
+    /// The next chunk after `cursor`, or None after the last file.
+    pub fn next_batch(&self, cursor: &mut CsvCursor) -> Result<Option<SourceBatch>> {
+        let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        while !cursor.done {
+            if cursor.file >= self.files.len() {
+                cursor.done = true;
+                break;
+            }
+            let path = &self.files[cursor.file];
+            if cursor.reader.is_none() {
+                cursor.line_fix = u64::from(ends_with_crlf(path)?);
+                cursor.reader = Some(
+                    csv::ReaderBuilder::new()
+                        .delimiter(self.delimiter)
+                        .has_headers(true)
+                        .flexible(true)
+                        .from_reader(open(path)?),
+                );
+            }
+            let reader = cursor.reader.as_mut().expect("open");
+            let more = reader.read_byte_record(&mut record).map_err(|e| {
+                Error::Source(format!(
+                    "cannot read {}: {e} (a truncated or corrupt file?); the rows before it \
+                     were processed",
+                    path.display()
+                ))
+            })?;
+            if more {
+                let line = record.position().map_or(0, |p| p.line()) + cursor.line_fix;
+                records.push((line, self.encode(&record)?));
+            } else {
+                cursor.reader = None;
+                cursor.file += 1;
+            }
+            if records.len() >= self.batch_rows || (!more && !records.is_empty()) {
+                return Ok(Some(self.decode(&path.display().to_string(), records)?));
+            }
+        }
+        Ok(None)
+    }
+
+    fn encode(&self, record: &csv::ByteRecord) -> Result<Vec<u8>> {
+        let mut w = csv::WriterBuilder::new().delimiter(self.delimiter).flexible(true).from_writer(Vec::new());
+        w.write_byte_record(record).map_err(|e| Error::Internal(format!("csv re-encode: {e}")))?;
+        w.into_inner().map_err(|e| Error::Internal(format!("csv re-encode: {e}")))
+    }
+
+    fn decoder(&self, rows: usize) -> arrow_csv::reader::Decoder {
+        ReaderBuilder::new(self.schema.clone())
+            .with_header(false)
+            .with_delimiter(self.delimiter)
+            .with_batch_size(rows + 1)
+            .build_decoder()
+    }
+
+    fn decode(&self, file: &str, records: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
+        let joined: Vec<u8> = records.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+        let mut d = self.decoder(records.len());
+        if let Ok(b) = decode_all(&mut d, &joined) {
+            if b.num_rows() == records.len() {
+                return Ok(SourceBatch { batch: b, bad: Vec::new(), file: file.to_string() });
+            }
+        }
+        let mut good = self.decoder(records.len());
+        let mut bad = Vec::new();
+        for (line, raw) in &records {
+            let mut one = self.decoder(1);
+            match decode_all(&mut one, raw) {
+                Ok(b) if b.num_rows() == 1 => {
+                    good.decode(raw)?;
+                }
+                Ok(_) => bad.push(bad_row(file, *line, "empty record".into(), raw)),
+                Err(e) => bad.push(bad_row(file, *line, e, raw)),
+            }
+        }
+        let batch = good.flush()?.unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
+        Ok(SourceBatch { batch, bad, file: file.to_string() })
+    }
+}
+
+/// True when the file's first line ends with CRLF.
+fn ends_with_crlf(path: &std::path::Path) -> Result<bool> {
+    let mut r = open(path)?;
+    let mut first = Vec::new();
+    r.read_until(b'\n', &mut first)
+        .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))?;
+    Ok(first.ends_with(b"\r\n"))
+}
+
+fn bad_row(file: &str, line: u64, reason: String, raw: &[u8]) -> BadRow {
+    let text = excerpt(raw.strip_suffix(b"\n").unwrap_or(raw));
+    BadRow { file: file.to_string(), line, reason: format!("unreadable CSV record: {reason}"), text }
+}
+
+fn decode_all(d: &mut arrow_csv::reader::Decoder, bytes: &[u8]) -> std::result::Result<arrow_array::RecordBatch, String> {
+    let clean = |e: arrow_schema::ArrowError| e.to_string().trim_start_matches("Csv error: ").to_string();
+    let mut offset = 0;
+    loop {
+        let n = d.decode(&bytes[offset..]).map_err(clean)?;
+        if n == 0 {
+            break;
+        }
+        offset += n;
+    }
+    match d.flush().map_err(clean)? {
+        Some(b) => Ok(b),
+        None => Err("no rows".into()),
+    }
+}
