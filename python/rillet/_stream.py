@@ -287,6 +287,47 @@ class Query:
             ex.close()
         return Run(ex.concat(outputs), ex.late_frame(), ex.rejected_frame(), ex.metrics())
 
+    def _execution(self, progress: bool | None) -> _Execution:
+        return _Execution(self, progress)
+
+    def for_each(self, fn: Any, progress: bool | None = None) -> Run:
+        """Calls ``fn(df)`` with each emitted DataFrame while the query runs; returns the
+        run's late and rejected rows and metrics (the output went to ``fn``)."""
+        from rillet._sinks import CallbackSink, run_into
+
+        return run_into(self, CallbackSink(fn), progress)
+
+    def to_parquet(self, directory: Any, partition_by: str | None = "window_start",
+                   every: str | None = "1h", max_rows: int = 100_000,
+                   progress: bool | None = None) -> Run:
+        """Delivers results to Parquet files in hive-style partitions
+        (``window_start=2026-01-01 10:00:00/part-*.parquet``, ``every`` truncating the
+        partition column), each written to a temporary name and renamed when complete."""
+        from rillet._sinks import FileSink, run_into
+
+        return run_into(self, FileSink(directory, "parquet", partition_by, every, max_rows), progress)
+
+    def to_jsonl(self, directory: Any, partition_by: str | None = "window_start",
+                 every: str | None = "1h", max_rows: int = 100_000,
+                 progress: bool | None = None) -> Run:
+        """As :meth:`to_parquet`, writing JSON Lines files."""
+        from rillet._sinks import FileSink, run_into
+
+        return run_into(self, FileSink(directory, "jsonl", partition_by, every, max_rows), progress)
+
+    def to_database(self, uri: str, table: str, progress: bool | None = None) -> Run:
+        """Keeps ``table`` equal to the results: created if absent with a primary key of the
+        ``by`` columns plus the window bounds; amend revisions and changelog ``+I``/``+U`` rows
+        upsert, ``-D`` rows delete; one transaction per emitted batch. ``sqlite:///path.db`` or
+        ``duckdb:///path.duckdb``."""
+        from rillet._sinks import DatabaseSink, run_into
+
+        w = self._w
+        if w._spec.kind == "sliding":
+            raise ConfigError("to_database needs windowed rows; sliding windows emit one row per input row")
+        keys = [*w._by, "window_start", "window_end"]
+        return run_into(self, DatabaseSink(uri, table, keys), progress)
+
     def collect(self, progress: bool | None = None) -> pl.DataFrame:
         """Runs to the end of the input and returns everything emitted, in emission order."""
         return self.run(progress).output
