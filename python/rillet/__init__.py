@@ -38,6 +38,7 @@ from rillet._errors import (
     SinkError,
     SourceError,
 )
+from rillet._cloudtrail import read_cloudtrail
 from rillet._files import read_csv, read_jsonl
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
 from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
@@ -71,6 +72,7 @@ __all__ = [
     "min",
     "processing_time",
     "quantile",
+    "read_cloudtrail",
     "read_csv",
     "read_jsonl",
     "session",
