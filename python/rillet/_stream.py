@@ -492,6 +492,8 @@ class _Execution:
                 self.rows_in += bad.height
                 self.source_rejected += bad.height
                 self.rejected_parts.append(bad)
+            if df.width == 0:  # nothing readable yet (no schema to bind)
+                return self._empty_output()
         if df.height == 0 and self.op is not None and self.op.is_bound():
             # A heartbeat from a live source: nothing to add, but time has passed.
             return self._heartbeat(now)

@@ -1,0 +1,104 @@
+"""Live sources: a writer thread appends to a file (or drops files in a folder) while a query
+runs; windows close on new rows or, while the file is quiet, on the idle timeout."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import rillet as rl
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _line(seconds: float, k: str = "a") -> str:
+    return json.dumps({"t": (T0 + dt.timedelta(seconds=seconds)).isoformat(), "k": k}) + "\n"
+
+
+def test_tail_sees_appended_rows_and_partial_lines(tmp_path: Path) -> None:
+    path = tmp_path / "live.jsonl"
+    path.write_text(_line(1) + _line(2))
+
+    def writer() -> None:
+        time.sleep(0.2)
+        with open(path, "a") as f:
+            f.write(_line(70)[:10])  # a partial line waits for its newline
+            f.flush()
+            time.sleep(0.2)
+            f.write(_line(70)[10:] + _line(130))
+
+    threading.Thread(target=writer, daemon=True).start()
+    q = rl.stream(rl.tail_jsonl(path, poll="20ms", max_idle="800ms"), time="t").window(
+        rl.tumbling("1m")).agg(rl.count())
+    run = q.run()
+    assert run.output["count"].to_list() == [2, 1, 1]
+    assert run.rejected.height == 0
+    assert run.metrics["rows_in"] == 4
+
+
+def test_idle_timeout_closes_a_window_while_the_file_is_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "quiet.jsonl"
+    path.write_text(_line(1) + _line(59.9))
+    q = (
+        rl.stream(rl.tail_jsonl(path, poll="20ms", max_idle="1500ms"), time="t",
+                  idle_timeout="300ms", flush=False)
+        .window(rl.tumbling("1m")).agg(rl.count())
+    )
+    started = time.monotonic()
+    first = next(iter(q.iter()))
+    waited = time.monotonic() - started
+    # No new row ever arrives: after 0.3 s of quiet, event time follows the wall clock from
+    # the last watermark (00:00:59.9), so [00:00, 00:01) closes without another row.
+    assert first["count"].to_list() == [2]
+    assert waited < 1.5
+
+
+def test_truncation_starts_the_file_over(tmp_path: Path) -> None:
+    path = tmp_path / "trunc.jsonl"
+    path.write_text(_line(1) + _line(2) + _line(3))
+
+    def writer() -> None:
+        time.sleep(0.3)
+        path.write_text(_line(200))  # truncated and rewritten
+
+    threading.Thread(target=writer, daemon=True).start()
+    run = rl.stream(rl.tail_jsonl(path, poll="20ms", max_idle="800ms"), time="t").window(
+        rl.tumbling("1m")).agg(rl.count()).run()
+    assert run.output["count"].to_list() == [3, 1]
+
+
+def test_tail_dir_reads_files_as_they_land_once_each(tmp_path: Path) -> None:
+    (tmp_path / "001.jsonl").write_text(_line(1) + _line(2))
+
+    def writer() -> None:
+        time.sleep(0.3)
+        tmp = tmp_path / ".002.jsonl.tmp"
+        tmp.write_text(_line(61) + _line(62) + _line(125))
+        os.replace(tmp, tmp_path / "002.jsonl")
+
+    threading.Thread(target=writer, daemon=True).start()
+    run = rl.stream(rl.tail_dir(tmp_path, "*.jsonl", poll="20ms", max_idle="800ms"), time="t").window(
+        rl.tumbling("1m")).agg(rl.count()).run()
+    assert run.output["count"].to_list() == [2, 2, 1]
+    assert run.metrics["rows_in"] == 5
+
+
+def test_bad_lines_in_a_tail_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(_line(1) + "{oops\n" + _line(2))
+    run = rl.stream(rl.tail_jsonl(path, poll="20ms", max_idle="300ms"), time="t").window(
+        rl.tumbling("1m")).agg(rl.count()).run()
+    assert run.output["count"].to_list() == [2]
+    bad = run.rejected.filter(pl.col("file").is_not_null())
+    assert bad["line"].to_list() == [2]
+
+
+def test_tail_dir_needs_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(rl.ConfigError, match="not a folder"):
+        rl.tail_dir(tmp_path / "missing")
