@@ -102,3 +102,23 @@ def test_bad_lines_in_a_tail_are_rejected(tmp_path: Path) -> None:
 def test_tail_dir_needs_a_folder(tmp_path: Path) -> None:
     with pytest.raises(rl.ConfigError, match="not a folder"):
         rl.tail_dir(tmp_path / "missing")
+
+
+def test_a_value_of_the_wrong_type_is_rejected_not_nulled(tmp_path: Path) -> None:
+    def row(seconds: int, v: object) -> str:
+        return json.dumps({"t": (T0 + dt.timedelta(seconds=seconds)).isoformat(), "v": v}) + "\n"
+
+    path = tmp_path / "types.jsonl"
+    path.write_text(row(1, 10) + row(2, 20))
+
+    def writer() -> None:
+        time.sleep(0.2)
+        with open(path, "a") as f:
+            f.write(row(3, "abc") + row(4, 40))
+
+    threading.Thread(target=writer, daemon=True).start()
+    run = rl.stream(rl.tail_jsonl(path, poll="20ms", max_idle="600ms"), time="t").window(
+        rl.tumbling("1m")).agg(rl.count(), rl.sum("v")).run()
+    assert run.output.select("count", "v_sum").rows() == [(3, 70)]
+    bad = run.rejected.filter(pl.col("file").is_not_null())
+    assert bad["line"].to_list() == [3]

@@ -40,6 +40,7 @@ from rillet._errors import (
 )
 from rillet._cloudtrail import read_cloudtrail
 from rillet._files import read_csv, read_jsonl
+from rillet._pacing import paced
 from rillet._tail import tail_dir, tail_jsonl
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
 from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
@@ -71,6 +72,7 @@ __all__ = [
     "mean",
     "median",
     "min",
+    "paced",
     "processing_time",
     "quantile",
     "read_cloudtrail",

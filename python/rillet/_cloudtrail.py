@@ -112,6 +112,12 @@ class CloudTrailFiles:
                                                "reason": pl.String, "text": pl.String})
             yield Chunk(frame, bad_df)
 
+    def paced(self, speed: float | None = 10.0, by: str = "eventTime") -> Any:
+        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
+        from rillet._pacing import Paced
+
+        return Paced(self, speed, by)
+
     def batches(self) -> Iterator[pl.DataFrame]:
         for c in self.chunks():
             yield c.frame

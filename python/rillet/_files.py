@@ -6,6 +6,7 @@ import glob as _glob
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -76,6 +77,12 @@ class FileSource:
                 return
             rows, bad = nxt
             yield Chunk(pl.DataFrame(rows), pl.DataFrame(bad))
+
+    def paced(self, speed: float | None = 10.0, by: str = "arrival_time") -> Any:
+        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
+        from rillet._pacing import Paced
+
+        return Paced(self, speed, by)
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """The parsed rows only (bad rows are visible through a query's run.rejected)."""

@@ -37,7 +37,7 @@ class _JsonlDecoder:
         self.schema: dict[str, pl.DataType] | None = None
 
     def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
-        good: list[bytes] = []
+        good: list[tuple[int, bytes]] = []
         bad: list[dict] = []
         for number, raw in lines:
             if not raw.strip():
@@ -46,21 +46,32 @@ class _JsonlDecoder:
                 value = json.loads(raw)
                 if not isinstance(value, dict):
                     raise ValueError("not a JSON object")
-                good.append(raw)
+                good.append((number, raw))
             except ValueError as e:
                 bad.append({"file": self.name, "line": number,
                             "reason": f"unreadable JSON row: {e}",
                             "text": raw[:1000].decode("utf-8", "replace")})
         frame = pl.DataFrame()
-        if good:
-            data = io.BytesIO(b"\n".join(good))
-            if self.schema is None:
-                frame = pl.read_ndjson(data, infer_schema_length=None)
-                self.schema = dict(frame.schema)
-            else:
-                frame = pl.read_ndjson(data, schema=self.schema, ignore_errors=True)
+        if good and self.schema is None:
+            frame = pl.read_ndjson(io.BytesIO(b"\n".join(raw for _, raw in good)), infer_schema_length=None)
+            self.schema = dict(frame.schema)
+        elif good:
+            try:
+                frame = pl.read_ndjson(io.BytesIO(b"\n".join(raw for _, raw in good)), schema=self.schema)
+            except pl.exceptions.PolarsError:
+                # Find the rows whose values do not fit the schema; keep the others.
+                kept = []
+                for number, raw in good:
+                    try:
+                        kept.append(pl.read_ndjson(io.BytesIO(raw), schema=self.schema))
+                    except pl.exceptions.PolarsError as e:
+                        bad.append({"file": self.name, "line": number,
+                                    "reason": f"unreadable JSON row: {str(e).splitlines()[0]}",
+                                    "text": raw[:1000].decode("utf-8", "replace")})
+                frame = pl.concat(kept) if kept else pl.DataFrame(schema=self.schema)
         elif self.schema is not None:
             frame = pl.DataFrame(schema=self.schema)
+        bad.sort(key=lambda r: r["line"])
         return Chunk(frame, pl.DataFrame(bad, schema=_BAD_SCHEMA))
 
 
