@@ -15,7 +15,9 @@ const ROWS: usize = 200_000;
 fn stream() -> RecordBatch {
     let mut x = 42u64;
     let mut next = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         x >> 33
     };
     let services: Vec<String> = (0..20).map(|i| format!("svc{i}.amazonaws.com")).collect();
@@ -24,7 +26,11 @@ fn stream() -> RecordBatch {
     let (mut ts, mut src, mut name, mut bytes, mut lat) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..ROWS {
         t += (next() % 1000) as i64;
-        let jitter = if next() % 50 == 0 { (next() % 30_000_000) as i64 } else { 0 };
+        let jitter = if next() % 50 == 0 {
+            (next() % 30_000_000) as i64
+        } else {
+            0
+        };
         ts.push(t - jitter);
         let s = (next() % 20) as usize;
         src.push(services[s].clone());
@@ -33,7 +39,11 @@ fn stream() -> RecordBatch {
         lat.push((next() % 5000) as f64 / 10.0);
     }
     let schema = Arc::new(Schema::new(vec![
-        Field::new("event_time", DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("event_source", DataType::Utf8, true),
         Field::new("event_name", DataType::Utf8, true),
         Field::new("bytes", DataType::Int64, true),
@@ -68,7 +78,13 @@ fn config(aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfi
 }
 
 fn agg(kind: AggKind, column: Option<&str>, name: &str) -> AggSpec {
-    AggSpec { kind, column: column.map(String::from), filter: None, name: name.into(), options: Default::default() }
+    AggSpec {
+        kind,
+        column: column.map(String::from),
+        filter: None,
+        name: name.into(),
+        options: Default::default(),
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -86,11 +102,30 @@ fn bench(c: &mut Criterion) {
     let cases: Vec<(&str, Vec<AggSpec>, WindowSpec, EmitMode)> = vec![
         ("k1_tumbling_final", k1.clone(), minute, EmitMode::Final),
         ("k1_tumbling_amend", k1, minute, EmitMode::Amend),
-        ("count_only", vec![agg(AggKind::Count, None, "count")], minute, EmitMode::Final),
-        ("sum_f64", vec![agg(AggKind::Sum, Some("latency_ms"), "s")], minute, EmitMode::Final),
-        ("min_i64", vec![agg(AggKind::Min, Some("bytes"), "m")], minute, EmitMode::Final),
-        ("hopping_5m_1m_count", vec![agg(AggKind::Count, None, "count")],
-            WindowSpec::hopping(300_000_000, 60_000_000, 0).unwrap(), EmitMode::Final),
+        (
+            "count_only",
+            vec![agg(AggKind::Count, None, "count")],
+            minute,
+            EmitMode::Final,
+        ),
+        (
+            "sum_f64",
+            vec![agg(AggKind::Sum, Some("latency_ms"), "s")],
+            minute,
+            EmitMode::Final,
+        ),
+        (
+            "min_i64",
+            vec![agg(AggKind::Min, Some("bytes"), "m")],
+            minute,
+            EmitMode::Final,
+        ),
+        (
+            "hopping_5m_1m_count",
+            vec![agg(AggKind::Count, None, "count")],
+            WindowSpec::hopping(300_000_000, 60_000_000, 0).unwrap(),
+            EmitMode::Final,
+        ),
     ];
     for (name, aggs, spec, emit) in cases {
         g.bench_function(name, |b| {

@@ -30,7 +30,11 @@ impl KeyInterner {
     /// An interner for key columns of these types (none: every row has id 0).
     pub fn new(types: &[DataType]) -> Result<Self> {
         if types.is_empty() {
-            return Ok(KeyInterner { converter: None, ids: HashMap::new(), rows: None });
+            return Ok(KeyInterner {
+                converter: None,
+                ids: HashMap::new(),
+                rows: None,
+            });
         }
         let fields: Vec<SortField> = types.iter().map(|t| SortField::new(t.clone())).collect();
         if !RowConverter::supports_fields(&fields) {
@@ -41,7 +45,11 @@ impl KeyInterner {
         }
         let converter = RowConverter::new(fields)?;
         let rows = converter.empty_rows(0, 0);
-        Ok(KeyInterner { converter: Some(converter), ids: HashMap::new(), rows: Some(rows) })
+        Ok(KeyInterner {
+            converter: Some(converter),
+            ids: HashMap::new(),
+            rows: Some(rows),
+        })
     }
 
     /// The key id of every row of a batch, given its key columns (in `by` order).
@@ -67,7 +75,9 @@ impl KeyInterner {
             .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
             .collect::<std::result::Result<_, _>>()?;
         let encoded = self.encode(&distinct)?;
-        let global: Vec<u32> = (0..take.len()).map(|i| self.intern(encoded.as_ref(), i)).collect();
+        let global: Vec<u32> = (0..take.len())
+            .map(|i| self.intern(encoded.as_ref(), i))
+            .collect();
         Ok(codes.into_iter().map(|c| global[c as usize]).collect())
     }
 
@@ -78,7 +88,9 @@ impl KeyInterner {
             DataType::LargeUtf8 => {
                 codes_of(col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)))
             }
-            DataType::Utf8View => codes_of(col.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+            DataType::Utf8View => {
+                codes_of(col.as_string_view().iter().map(|v| v.map(str::as_bytes)))
+            }
             DataType::Binary => codes_of(col.as_binary::<i32>().iter()),
             DataType::LargeBinary => codes_of(col.as_binary::<i64>().iter()),
             DataType::BinaryView => codes_of(col.as_binary_view().iter()),
@@ -208,10 +220,12 @@ fn combine(a: &[u32], a_card: usize, b: &[u32], b_card: usize) -> (Vec<u32>, Vec
     } else {
         let mut seen: HashMap<u64, u32> = HashMap::new();
         for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-            let code = *seen.entry(((x as u64) << 32) | y as u64).or_insert_with(|| {
-                reps.push(i as u32);
-                (reps.len() - 1) as u32
-            });
+            let code = *seen
+                .entry(((x as u64) << 32) | y as u64)
+                .or_insert_with(|| {
+                    reps.push(i as u32);
+                    (reps.len() - 1) as u32
+                });
             codes.push(code);
         }
     }
@@ -228,13 +242,14 @@ mod tests {
     fn equal_keys_share_ids_across_batches_and_types() {
         let types = [DataType::Utf8View, DataType::Int32, DataType::Boolean];
         let mut k = KeyInterner::new(&types).unwrap();
-        let batch = |s: Vec<Option<&str>>, i: Vec<Option<i32>>, b: Vec<Option<bool>>| -> Vec<ArrayRef> {
-            vec![
-                Arc::new(StringViewArray::from(s)),
-                Arc::new(Int32Array::from(i)),
-                Arc::new(BooleanArray::from(b)),
-            ]
-        };
+        let batch =
+            |s: Vec<Option<&str>>, i: Vec<Option<i32>>, b: Vec<Option<bool>>| -> Vec<ArrayRef> {
+                vec![
+                    Arc::new(StringViewArray::from(s)),
+                    Arc::new(Int32Array::from(i)),
+                    Arc::new(BooleanArray::from(b)),
+                ]
+            };
         let a = k
             .batch_ids(
                 &batch(
@@ -251,7 +266,11 @@ mod tests {
         let b = k
             .batch_ids(
                 &batch(
-                    vec![None, Some("x"), Some("a very long string beyond twelve bytes")],
+                    vec![
+                        None,
+                        Some("x"),
+                        Some("a very long string beyond twelve bytes"),
+                    ],
                     vec![None, Some(1), Some(2)],
                     vec![None, Some(true), Some(false)],
                 ),

@@ -130,11 +130,13 @@ impl Slicer {
         }
         match spec {
             WindowSpec::Fixed(f) if f.period > f.every && f.period % f.every == 0 => {
-                Some(Slicer::Hop { n: f.period / f.every })
+                Some(Slicer::Hop {
+                    n: f.period / f.every,
+                })
             }
-            WindowSpec::Cumulative(c) if c.period > c.step => {
-                Some(Slicer::Cumulative { k: c.period / c.step })
-            }
+            WindowSpec::Cumulative(c) if c.period > c.step => Some(Slicer::Cumulative {
+                k: c.period / c.step,
+            }),
             _ => None,
         }
     }
@@ -159,7 +161,9 @@ impl Slicer {
     fn windows_of(self, s: i64) -> (i64, i64) {
         match self {
             Slicer::Hop { n } => (s.saturating_sub(n - 1), s),
-            Slicer::Cumulative { k } => (s, s.div_euclid(k).saturating_mul(k).saturating_add(k - 1)),
+            Slicer::Cumulative { k } => {
+                (s, s.div_euclid(k).saturating_mul(k).saturating_add(k - 1))
+            }
         }
     }
 }
@@ -252,7 +256,15 @@ struct Pane {
 
 impl Pane {
     fn new(window: i64, key: u32, live: bool) -> Pane {
-        Pane { window, key, revision: 0, emitted: false, live, dirty: false, shadow: NO_SLOT }
+        Pane {
+            window,
+            key,
+            revision: 0,
+            emitted: false,
+            live,
+            dirty: false,
+            shadow: NO_SLOT,
+        }
     }
 }
 
@@ -373,8 +385,9 @@ impl WindowOperator {
         let spec = self.spec;
         self.late_before = spec.start(self.done_closed.saturating_add(1));
         self.next_complete_at = spec.end(self.done_complete.saturating_add(1));
-        self.next_close_at =
-            spec.end(self.done_closed.saturating_add(1)).saturating_add(self.config.lateness);
+        self.next_close_at = spec
+            .end(self.done_closed.saturating_add(1))
+            .saturating_add(self.config.lateness);
     }
 
     /// The configuration.
@@ -416,7 +429,9 @@ impl WindowOperator {
             ));
         }
         if config.early_ms.is_some_and(|e| e <= 0) {
-            return Err(Error::Config("early= must be a positive duration, e.g. '10s'".into()));
+            return Err(Error::Config(
+                "early= must be a positive duration, e.g. '10s'".into(),
+            ));
         }
         for a in &config.aggs {
             if names.contains(&a.name.as_str()) {
@@ -460,18 +475,8 @@ impl WindowOperator {
         self.bind(&batch.schema())?;
         let bound = self.bound.as_ref().expect("bound");
         let n = batch.num_rows();
-        let time_col = batch.column(bound.time_index).clone();
-        let times = read_times(&time_col, bound.time_kind)?;
-        let key_cols: Vec<ArrayRef> =
-            bound.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
-        let key_ids = self.keys.as_mut().expect("bound").batch_ids(&key_cols, n)?;
-        let mut result = BatchResult {
-            output: RecordBatch::new_empty(bound.output_schema.clone()),
-            late_rows: Vec::new(),
-            late_by: Vec::new(),
-            rejected_rows: Vec::new(),
-            reasons: Vec::new(),
-        };
+        let (times, key_ids, mut result) =
+            read_batch(bound, self.keys.as_mut().expect("bound"), batch)?;
         let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
@@ -494,30 +499,22 @@ impl WindowOperator {
                     continue;
                 }
             };
-            if t < self.late_before && (!gappy || {
-                let (first, last) = spec.indices(t);
-                first <= last
-            }) {
+            if t < self.late_before
+                && (!gappy || {
+                    let (first, last) = spec.indices(t);
+                    first <= last
+                })
+            {
                 let wm = self.watermark.current();
-                self.metrics.rows_late += 1;
-                match self.config.late {
-                    LateMode::Collect => {
-                        result.late_rows.push(i as u32);
-                        result.late_by.push(wm.saturating_sub(t));
-                    }
-                    LateMode::Drop => {}
-                    LateMode::Raise => {
-                        return Err(Error::LateData(format!(
-                            "row {i} of the batch is late: its time {} is in windows that all \
-                             closed by watermark {} (late by {}); allow more lateness with \
-                             lateness=..., or keep late rows with late=\"collect\" and read \
-                             them from run.late",
-                            fmt_instant(t, self.config.time_unit),
-                            fmt_instant(wm, self.config.time_unit),
-                            fmt_span(wm.saturating_sub(t), self.config.time_unit)
-                        )));
-                    }
-                }
+                route_late(
+                    &self.config,
+                    &mut self.metrics,
+                    &mut result,
+                    i,
+                    t,
+                    wm,
+                    "is in windows that all closed",
+                )?;
                 continue;
             }
             self.metrics.rows_accepted += 1;
@@ -536,15 +533,15 @@ impl WindowOperator {
                 self.pair_rows.push(i as u32);
                 self.pair_slots.push(slot);
             } else {
-            for w in first.max(self.done_closed + 1)..=last {
-                let slot = self.pane(w, key);
-                self.pair_rows.push(i as u32);
-                self.pair_slots.push(slot);
-                self.panes[slot as usize].dirty = true;
-                if amend && w <= self.done_complete {
-                    self.amended.push(slot);
+                for w in first.max(self.done_closed + 1)..=last {
+                    let slot = self.pane(w, key);
+                    self.pair_rows.push(i as u32);
+                    self.pair_slots.push(slot);
+                    self.panes[slot as usize].dirty = true;
+                    if amend && w <= self.done_complete {
+                        self.amended.push(slot);
+                    }
                 }
-            }
             }
             let moved = self.watermark.observe(t);
             let wm = self.watermark.current();
@@ -579,7 +576,9 @@ impl WindowOperator {
     /// whatever that completes or closes.
     pub fn advance_watermark(&mut self, instant: i64) -> Result<RecordBatch> {
         if self.bound.is_none() {
-            return Err(Error::Internal("advance_watermark() before any batch".into()));
+            return Err(Error::Internal(
+                "advance_watermark() before any batch".into(),
+            ));
         }
         if self.watermark.advance_to(instant) {
             self.moment(false);
@@ -591,7 +590,9 @@ impl WindowOperator {
 
     /// Emits the changed, not yet complete panes when the early interval has passed.
     fn early(&mut self, now_ms: i64) {
-        let Some(every) = self.config.early_ms else { return };
+        let Some(every) = self.config.early_ms else {
+            return;
+        };
         let due = self.last_early_ms.is_none_or(|last| now_ms - last >= every);
         if !due {
             return;
@@ -600,7 +601,12 @@ impl WindowOperator {
         let lo = self.done_complete.saturating_add(1);
         let mut emit: Vec<u32> = Vec::new();
         for (_, slots) in self.windows.range(lo..) {
-            emit.extend(slots.iter().copied().filter(|&s| self.panes[s as usize].dirty));
+            emit.extend(
+                slots
+                    .iter()
+                    .copied()
+                    .filter(|&s| self.panes[s as usize].dirty),
+            );
         }
         self.emit_panes(emit);
     }
@@ -663,7 +669,14 @@ impl WindowOperator {
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
         let times = &self.batch_times;
-        apply_pairs(&mut self.accs, batch, &mut self.pair_rows, &mut self.pair_slots, times, self.batch_seq)
+        apply_pairs(
+            &mut self.accs,
+            batch,
+            &mut self.pair_rows,
+            &mut self.pair_slots,
+            times,
+            self.batch_seq,
+        )
     }
 
     /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
@@ -677,10 +690,17 @@ impl WindowOperator {
             self.amended.dedup();
             emit.append(&mut self.amended);
         }
-        let complete = if end_of_input { i64::MAX } else { spec.passed_upto(wm, 0) };
+        let complete = if end_of_input {
+            i64::MAX
+        } else {
+            spec.passed_upto(wm, 0)
+        };
         if complete > self.done_complete {
             if amend {
-                for (_, slots) in self.windows.range(self.done_complete.saturating_add(1)..=complete) {
+                for (_, slots) in self
+                    .windows
+                    .range(self.done_complete.saturating_add(1)..=complete)
+                {
                     // With early firing a pane may already show its current value.
                     emit.extend(slots.iter().copied().filter(|&s| {
                         let p = &self.panes[s as usize];
@@ -690,7 +710,11 @@ impl WindowOperator {
             }
             self.done_complete = complete;
         }
-        let closed = if end_of_input { i64::MAX } else { spec.passed_upto(wm, self.config.lateness) };
+        let closed = if end_of_input {
+            i64::MAX
+        } else {
+            spec.passed_upto(wm, self.config.lateness)
+        };
         let mut freed: Vec<u32> = Vec::new();
         if let Some(sl) = self.slicer {
             if closed > self.done_closed {
@@ -809,7 +833,9 @@ impl WindowOperator {
         let panes = &self.panes;
         emit.sort_unstable_by(|&a, &b| {
             let (pa, pb) = (&panes[a as usize], &panes[b as usize]);
-            pa.window.cmp(&pb.window).then_with(|| keys.compare(pa.key, pb.key))
+            pa.window
+                .cmp(&pb.window)
+                .then_with(|| keys.compare(pa.key, pb.key))
         });
         let mode = self.config.emit;
         let mut values: Vec<u32> = Vec::with_capacity(emit.len());
@@ -872,13 +898,20 @@ impl WindowOperator {
     fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.bound.as_ref().expect("bound");
         let spec = self.spec;
-        let mut columns: Vec<ArrayRef> =
-            self.keys.as_ref().expect("bound").to_arrays(&self.out_keys)?;
+        let mut columns: Vec<ArrayRef> = self
+            .keys
+            .as_ref()
+            .expect("bound")
+            .to_arrays(&self.out_keys)?;
         let starts = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.start(w)));
         let ends = Int64Array::from_iter_values(self.out_windows.iter().map(|&w| spec.end(w)));
         columns.push(as_window_type(starts, &bound.window_type)?);
         columns.push(as_window_type(ends, &bound.window_type)?);
-        push_tags(&mut columns, self.config.emit, std::mem::take(&mut self.out_revisions));
+        push_tags(
+            &mut columns,
+            self.config.emit,
+            std::mem::take(&mut self.out_revisions),
+        );
         for acc in &mut self.accs {
             columns.push(acc.finish());
         }
@@ -915,6 +948,62 @@ impl WindowOperator {
         let panes = self.panes.capacity() * std::mem::size_of::<Pane>();
         m.state_bytes = (accs + index + panes + keys.map_or(0, |k| k.size())) as u64;
     }
+}
+
+/// Reads a batch against the bound schema: its event times, its key ids, and an empty result.
+pub(crate) fn read_batch<'a>(
+    bound: &Bound,
+    keys: &mut KeyInterner,
+    batch: &'a RecordBatch,
+) -> Result<(Times<'a>, Vec<u32>, BatchResult)> {
+    let n = batch.num_rows();
+    let times = read_times(batch.column(bound.time_index), bound.time_kind)?;
+    let key_cols: Vec<ArrayRef> = bound
+        .key_indices
+        .iter()
+        .map(|&i| batch.column(i).clone())
+        .collect();
+    let key_ids = keys.batch_ids(&key_cols, n)?;
+    let result = BatchResult {
+        output: RecordBatch::new_empty(bound.output_schema.clone()),
+        late_rows: Vec::new(),
+        late_by: Vec::new(),
+        rejected_rows: Vec::new(),
+        reasons: Vec::new(),
+    };
+    Ok((times, key_ids, result))
+}
+
+/// Routes late row `i` (time `t`, met by watermark `wm`) as the query asks; `why` says what
+/// had closed, for the error of `late="raise"`.
+pub(crate) fn route_late(
+    config: &OperatorConfig,
+    metrics: &mut Metrics,
+    result: &mut BatchResult,
+    i: usize,
+    t: i64,
+    wm: i64,
+    why: &str,
+) -> Result<()> {
+    metrics.rows_late += 1;
+    match config.late {
+        LateMode::Collect => {
+            result.late_rows.push(i as u32);
+            result.late_by.push(wm.saturating_sub(t));
+        }
+        LateMode::Drop => {}
+        LateMode::Raise => {
+            return Err(Error::LateData(format!(
+                "row {i} of the batch is late: its time {} {why} by watermark {} (late by {}); \
+                 allow more lateness with lateness=..., or keep late rows with \
+                 late=\"collect\" and read them from run.late",
+                fmt_instant(t, config.time_unit),
+                fmt_instant(wm, config.time_unit),
+                fmt_span(wm.saturating_sub(t), config.time_unit)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Adds the buffered `(row, slot)` pairs of a batch to every accumulator, then clears them.
@@ -972,7 +1061,11 @@ pub(crate) fn bind_schema(c: &OperatorConfig, schema: &SchemaRef) -> Result<Bind
         schema.index_of(name).map_err(|_| {
             Error::Schema(format!(
                 "{what} column '{name}' not found; the stream has columns {:?}",
-                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>()
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
             ))
         })
     };
@@ -983,9 +1076,10 @@ pub(crate) fn bind_schema(c: &OperatorConfig, schema: &SchemaRef) -> Result<Bind
             (TimeKind::Timestamp(*u), DataType::Timestamp(*u, tz.clone()))
         }
         (DataType::Int64, TimeUnit::Integer) => (TimeKind::Integer, DataType::Int64),
-        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, TimeUnit::Microsecond) => {
-            (TimeKind::Text, DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())))
-        }
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, TimeUnit::Microsecond) => (
+            TimeKind::Text,
+            DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())),
+        ),
         (other, unit) => {
             return Err(Error::Schema(format!(
                 "time column '{}' has type {other}, which does not match the time unit \
@@ -996,10 +1090,11 @@ pub(crate) fn bind_schema(c: &OperatorConfig, schema: &SchemaRef) -> Result<Bind
             )))
         }
     };
-    let key_indices: Vec<usize> =
-        c.by.iter().map(|k| find(k, "key")).collect::<Result<_>>()?;
-    let key_types: Vec<DataType> =
-        key_indices.iter().map(|&i| schema.field(i).data_type().clone()).collect();
+    let key_indices: Vec<usize> = c.by.iter().map(|k| find(k, "key")).collect::<Result<_>>()?;
+    let key_types: Vec<DataType> = key_indices
+        .iter()
+        .map(|&i| schema.field(i).data_type().clone())
+        .collect();
     let keys = KeyInterner::new(&key_types)?;
     let mut accs = Vec::with_capacity(c.aggs.len());
     for a in &c.aggs {
@@ -1062,7 +1157,11 @@ pub(crate) fn bind_schema(c: &OperatorConfig, schema: &SchemaRef) -> Result<Bind
 }
 
 fn field_list(schema: &Schema) -> Vec<String> {
-    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect()
 }
 
 fn unit_matches(arrow: ArrowUnit, unit: TimeUnit) -> bool {
@@ -1076,7 +1175,11 @@ fn unit_matches(arrow: ArrowUnit, unit: TimeUnit) -> bool {
 }
 
 pub(crate) fn as_window_type(values: Int64Array, t: &DataType) -> Result<ArrayRef> {
-    let data = values.into_data().into_builder().data_type(t.clone()).build()?;
+    let data = values
+        .into_data()
+        .into_builder()
+        .data_type(t.clone())
+        .build()?;
     Ok(arrow_array::make_array(data))
 }
 
@@ -1151,9 +1254,18 @@ pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
         TimeKind::Integer => Times::Ints(col.as_primitive::<arrow_array::types::Int64Type>()),
         TimeKind::Timestamp(u) => Times::Stamps(match u {
             ArrowUnit::Second => col.as_primitive::<TimestampSecondType>().iter().collect(),
-            ArrowUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().iter().collect(),
-            ArrowUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().iter().collect(),
-            ArrowUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().iter().collect(),
+            ArrowUnit::Millisecond => col
+                .as_primitive::<TimestampMillisecondType>()
+                .iter()
+                .collect(),
+            ArrowUnit::Microsecond => col
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .collect(),
+            ArrowUnit::Nanosecond => col
+                .as_primitive::<TimestampNanosecondType>()
+                .iter()
+                .collect(),
         }),
         TimeKind::Text => {
             let parse = |s: Option<&str>| match s {
@@ -1192,7 +1304,10 @@ mod tests {
     fn spans_read_like_durations() {
         assert_eq!(fmt_span(8_000_000, TimeUnit::Microsecond), "8s");
         assert_eq!(fmt_span(125_500, TimeUnit::Millisecond), "2m5.5s");
-        assert_eq!(fmt_span(3_600_000_000_001, TimeUnit::Nanosecond), "1h0.000000001s");
+        assert_eq!(
+            fmt_span(3_600_000_000_001, TimeUnit::Nanosecond),
+            "1h0.000000001s"
+        );
         assert_eq!(fmt_span(0, TimeUnit::Second), "0s");
         assert_eq!(fmt_span(42, TimeUnit::Integer), "42");
     }

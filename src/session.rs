@@ -15,8 +15,8 @@ use crate::aggregate::GroupsAccumulator;
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    apply_pairs, as_window_type, batch_times, bind_schema, push_tags, fmt_instant, fmt_span, read_times, BatchResult, Bound,
-    EmitMode, LateMode, Metrics, OperatorConfig, Windowing,
+    apply_pairs, as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late,
+    BatchResult, Bound, EmitMode, Metrics, OperatorConfig, Windowing,
 };
 use crate::window::Watermark;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
@@ -90,7 +90,9 @@ impl SessionOperator {
     /// A session operator; `config.window` must be [`Windowing::Session`].
     pub fn new(config: OperatorConfig) -> Result<Self> {
         let Windowing::Session { gap, max_duration } = config.window else {
-            return Err(Error::Internal("SessionOperator needs session windowing".into()));
+            return Err(Error::Internal(
+                "SessionOperator needs session windowing".into(),
+            ));
         };
         if gap <= 0 {
             return Err(Error::Config(format!(
@@ -165,18 +167,8 @@ impl SessionOperator {
         }
         let bound = self.bound.as_ref().expect("bound");
         let n = batch.num_rows();
-        let time_col = batch.column(bound.time_index).clone();
-        let times = read_times(&time_col, bound.time_kind)?;
-        let key_cols: Vec<ArrayRef> =
-            bound.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
-        let key_ids = self.keys.as_mut().expect("bound").batch_ids(&key_cols, n)?;
-        let mut result = BatchResult {
-            output: RecordBatch::new_empty(bound.output_schema.clone()),
-            late_rows: Vec::new(),
-            late_by: Vec::new(),
-            rejected_rows: Vec::new(),
-            reasons: Vec::new(),
-        };
+        let (times, key_ids, mut result) =
+            read_batch(bound, self.keys.as_mut().expect("bound"), batch)?;
         self.batch_seq = self.metrics.rows_in;
         batch_times(&self.accs, &times, n, &mut self.batch_times);
         self.metrics.rows_in += n as u64;
@@ -196,25 +188,15 @@ impl SessionOperator {
             let key = key_ids[i];
             let wm = self.watermark.current();
             let Some(slot) = self.place(batch, t, key)? else {
-                self.metrics.rows_late += 1;
-                match self.config.late {
-                    LateMode::Collect => {
-                        result.late_rows.push(i as u32);
-                        result.late_by.push(wm.saturating_sub(t));
-                    }
-                    LateMode::Drop => {}
-                    LateMode::Raise => {
-                        return Err(Error::LateData(format!(
-                            "row {i} of the batch is late: its time {} joins no open session \
-                             and its own session closed by watermark {} (late by {}); allow \
-                             more lateness with lateness=..., or keep late rows with \
-                             late=\"collect\"",
-                            fmt_instant(t, self.config.time_unit),
-                            fmt_instant(wm, self.config.time_unit),
-                            fmt_span(wm.saturating_sub(t), self.config.time_unit)
-                        )));
-                    }
-                }
+                route_late(
+                    &self.config,
+                    &mut self.metrics,
+                    &mut result,
+                    i,
+                    t,
+                    wm,
+                    "joins no open session and its own session closed",
+                )?;
                 continue;
             };
             self.metrics.rows_accepted += 1;
@@ -267,13 +249,22 @@ impl SessionOperator {
             .take_while(|&slot| self.sessions[slot as usize].last >= lo)
             .collect();
         let fits = |start: i64, last: i64| {
-            self.max_duration.is_none_or(|m| last.saturating_add(self.gap) - start <= m)
+            self.max_duration
+                .is_none_or(|m| last.saturating_add(self.gap) - start <= m)
         };
         // The sessions this row joins: all it touches, when the merged span fits.
         let mut join: Vec<u32> = Vec::new();
         if !touching.is_empty() {
-            let start = touching.iter().map(|&s| self.sessions[s as usize].start).min().expect("some");
-            let last = touching.iter().map(|&s| self.sessions[s as usize].last).max().expect("some");
+            let start = touching
+                .iter()
+                .map(|&s| self.sessions[s as usize].start)
+                .min()
+                .expect("some");
+            let last = touching
+                .iter()
+                .map(|&s| self.sessions[s as usize].last)
+                .max()
+                .expect("some");
             if fits(start.min(t), last.max(t)) {
                 join = touching;
             } else if let Some(&one) = touching.iter().find(|&&s| {
@@ -285,7 +276,10 @@ impl SessionOperator {
         }
         if join.is_empty() {
             let wm = self.watermark.current();
-            if t.saturating_add(self.gap).saturating_add(self.config.lateness) <= wm {
+            if t.saturating_add(self.gap)
+                .saturating_add(self.config.lateness)
+                <= wm
+            {
                 return Ok(None);
             }
             let slot = self.alloc();
@@ -410,11 +404,22 @@ impl SessionOperator {
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
         let times = &self.batch_times;
-        apply_pairs(&mut self.accs, batch, &mut self.pair_rows, &mut self.pair_slots, times, self.batch_seq)
+        apply_pairs(
+            &mut self.accs,
+            batch,
+            &mut self.pair_rows,
+            &mut self.pair_slots,
+            times,
+            self.batch_seq,
+        )
     }
 
     fn moment(&mut self, end_of_input: bool) {
-        let wm = if end_of_input { i64::MAX } else { self.watermark.current() };
+        let wm = if end_of_input {
+            i64::MAX
+        } else {
+            self.watermark.current()
+        };
         let updates = self.config.emit.updates();
         let mut emit: Vec<u32> = Vec::new();
         if updates {
@@ -538,7 +543,9 @@ impl SessionOperator {
     }
 
     fn early(&mut self, now_ms: i64) {
-        let Some(every) = self.config.early_ms else { return };
+        let Some(every) = self.config.early_ms else {
+            return;
+        };
         if self.last_early_ms.is_some_and(|last| now_ms - last < every) {
             return;
         }
@@ -585,8 +592,11 @@ impl SessionOperator {
 
     fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.bound.as_ref().expect("bound");
-        let mut columns: Vec<ArrayRef> =
-            self.keys.as_ref().expect("bound").to_arrays(&self.out_keys)?;
+        let mut columns: Vec<ArrayRef> = self
+            .keys
+            .as_ref()
+            .expect("bound")
+            .to_arrays(&self.out_keys)?;
         let starts = Int64Array::from(std::mem::take(&mut self.out_starts));
         let ends = Int64Array::from(std::mem::take(&mut self.out_ends));
         columns.push(as_window_type(starts, &bound.window_type)?);

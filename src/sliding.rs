@@ -21,8 +21,8 @@ use crate::aggregate::GroupsAccumulator;
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    apply_pairs, as_window_type, batch_times, bind_schema, push_tags, fmt_instant, fmt_span, read_times, BatchResult, Bound,
-    EmitMode, LateMode, Metrics, OperatorConfig, Windowing,
+    apply_pairs, as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late,
+    BatchResult, Bound, EmitMode, Metrics, OperatorConfig, Windowing,
 };
 use crate::window::Watermark;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
@@ -103,7 +103,9 @@ impl SlidingOperator {
     /// A sliding operator; `config.window` must be [`Windowing::Sliding`].
     pub fn new(config: OperatorConfig) -> Result<Self> {
         let Windowing::Sliding { period } = config.window else {
-            return Err(Error::Internal("SlidingOperator needs sliding windowing".into()));
+            return Err(Error::Internal(
+                "SlidingOperator needs sliding windowing".into(),
+            ));
         };
         if period <= 0 {
             return Err(Error::Config(format!(
@@ -183,18 +185,8 @@ impl SlidingOperator {
         let _ = now_ms;
         let bound = self.bound.as_ref().expect("bound");
         let n = batch.num_rows();
-        let time_col = batch.column(bound.time_index).clone();
-        let times = read_times(&time_col, bound.time_kind)?;
-        let key_cols: Vec<ArrayRef> =
-            bound.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
-        let key_ids = self.keys.as_mut().expect("bound").batch_ids(&key_cols, n)?;
-        let mut result = BatchResult {
-            output: RecordBatch::new_empty(bound.output_schema.clone()),
-            late_rows: Vec::new(),
-            late_by: Vec::new(),
-            rejected_rows: Vec::new(),
-            reasons: Vec::new(),
-        };
+        let (times, key_ids, mut result) =
+            read_batch(bound, self.keys.as_mut().expect("bound"), batch)?;
         self.batch_seq = self.metrics.rows_in;
         batch_times(&self.accs, &times, n, &mut self.batch_times);
         self.metrics.rows_in += n as u64;
@@ -213,24 +205,15 @@ impl SlidingOperator {
             };
             let wm = self.watermark.current();
             if t.saturating_add(1).saturating_add(self.config.lateness) <= wm {
-                self.metrics.rows_late += 1;
-                match self.config.late {
-                    LateMode::Collect => {
-                        result.late_rows.push(i as u32);
-                        result.late_by.push(wm.saturating_sub(t));
-                    }
-                    LateMode::Drop => {}
-                    LateMode::Raise => {
-                        return Err(Error::LateData(format!(
-                            "row {i} of the batch is late: its time {} closed by watermark {} \
-                             (late by {}); allow more lateness with lateness=..., or keep late \
-                             rows with late=\"collect\"",
-                            fmt_instant(t, self.config.time_unit),
-                            fmt_instant(wm, self.config.time_unit),
-                            fmt_span(wm.saturating_sub(t), self.config.time_unit)
-                        )));
-                    }
-                }
+                route_late(
+                    &self.config,
+                    &mut self.metrics,
+                    &mut result,
+                    i,
+                    t,
+                    wm,
+                    "is in a window that closed",
+                )?;
                 continue;
             }
             self.metrics.rows_accepted += 1;
@@ -308,7 +291,14 @@ impl SlidingOperator {
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
         let times = &self.batch_times;
-        apply_pairs(&mut self.accs, batch, &mut self.pair_rows, &mut self.pair_slots, times, self.batch_seq)
+        apply_pairs(
+            &mut self.accs,
+            batch,
+            &mut self.pair_rows,
+            &mut self.pair_slots,
+            times,
+            self.batch_seq,
+        )
     }
 
     // -- the two-stack sliding aggregate of one key -------------------------------------
@@ -347,7 +337,11 @@ impl SlidingOperator {
             if self.per_key[key as usize].swag.front.is_empty() {
                 self.swag_flip(key);
             }
-            let (_, row, suffix) = self.per_key[key as usize].swag.front.pop().expect("flipped");
+            let (_, row, suffix) = self.per_key[key as usize]
+                .swag
+                .front
+                .pop()
+                .expect("flipped");
             self.free_temp(suffix);
             self.left_swag(row);
         }
@@ -357,7 +351,11 @@ impl SlidingOperator {
         let back = std::mem::take(&mut self.per_key[key as usize].swag.back);
         for &(t, row) in back.iter().rev() {
             let suffix = self.alloc_temp();
-            let prev = self.per_key[key as usize].swag.front.last().map(|&(_, _, s)| s);
+            let prev = self.per_key[key as usize]
+                .swag
+                .front
+                .last()
+                .map(|&(_, _, s)| s);
             for acc in &mut self.accs {
                 acc.copy(suffix, row);
                 if let Some(p) = prev {
@@ -436,7 +434,11 @@ impl SlidingOperator {
 
     // -- emission -----------------------------------------------------------------------
     fn moment(&mut self, end_of_input: bool) {
-        let wm = if end_of_input { i64::MAX } else { self.watermark.current() };
+        let wm = if end_of_input {
+            i64::MAX
+        } else {
+            self.watermark.current()
+        };
         // Keys with rows accepted behind what they already emitted: recompute from there.
         let mut rebuild = std::mem::take(&mut self.rebuild);
         rebuild.sort_unstable();
@@ -455,8 +457,10 @@ impl SlidingOperator {
         }
         // Group rows by (time, key): a key's rows are pushed in time order, and rows with
         // the same time all see each other.
-        let mut due: Vec<(i64, u32, u64, u32)> =
-            due.into_iter().map(|(t, seq, s)| (t, self.rows[s as usize].key, seq, s)).collect();
+        let mut due: Vec<(i64, u32, u64, u32)> = due
+            .into_iter()
+            .map(|(t, seq, s)| (t, self.rows[s as usize].key, seq, s))
+            .collect();
         due.sort_unstable();
         let mut i = 0;
         while i < due.len() {
@@ -489,7 +493,9 @@ impl SlidingOperator {
                 self.free.push(shadow);
             }
         }
-        let expire_before = wm.saturating_sub(self.config.lateness).saturating_sub(self.period);
+        let expire_before = wm
+            .saturating_sub(self.config.lateness)
+            .saturating_sub(self.period);
         while let Some(&(t, _, slot)) = self.retained.first() {
             if !end_of_input && t > expire_before {
                 break;
@@ -508,8 +514,12 @@ impl SlidingOperator {
 
     /// Recomputes a key's outputs from its earliest row accepted behind the frontier.
     fn rebuild_key(&mut self, key: u32) {
-        let Some((from, to)) = self.per_key[key as usize].behind.take() else { return };
-        let Some(frontier) = self.per_key[key as usize].frontier else { return };
+        let Some((from, to)) = self.per_key[key as usize].behind.take() else {
+            return;
+        };
+        let Some(frontier) = self.per_key[key as usize].frontier else {
+            return;
+        };
         self.swag_clear(key);
         let lo = from.saturating_sub(self.period);
         // Rows whose window can hold a new row: time in [from, to + period).
@@ -555,13 +565,23 @@ impl SlidingOperator {
         }
         let order = |seq: u32| (r.t, r.key, r.seq, seq);
         match self.config.emit {
-            EmitMode::Final => {
-                self.outs.push(Out { order: order(0), key: r.key, t: r.t, values: copy, tag: 0 })
-            }
+            EmitMode::Final => self.outs.push(Out {
+                order: order(0),
+                key: r.key,
+                t: r.t,
+                values: copy,
+                tag: 0,
+            }),
             EmitMode::Amend => {
                 let rev = if r.emitted { r.revision + 1 } else { 0 };
                 self.rows[slot as usize].revision = rev;
-                self.outs.push(Out { order: order(0), key: r.key, t: r.t, values: copy, tag: rev });
+                self.outs.push(Out {
+                    order: order(0),
+                    key: r.key,
+                    t: r.t,
+                    values: copy,
+                    tag: rev,
+                });
             }
             EmitMode::Changelog => {
                 if r.emitted {
@@ -569,10 +589,28 @@ impl SlidingOperator {
                     for acc in &mut self.accs {
                         acc.copy(before, r.shadow);
                     }
-                    self.outs.push(Out { order: order(0), key: r.key, t: r.t, values: before, tag: 1 });
-                    self.outs.push(Out { order: order(1), key: r.key, t: r.t, values: copy, tag: 2 });
+                    self.outs.push(Out {
+                        order: order(0),
+                        key: r.key,
+                        t: r.t,
+                        values: before,
+                        tag: 1,
+                    });
+                    self.outs.push(Out {
+                        order: order(1),
+                        key: r.key,
+                        t: r.t,
+                        values: copy,
+                        tag: 2,
+                    });
                 } else {
-                    self.outs.push(Out { order: order(0), key: r.key, t: r.t, values: copy, tag: 0 });
+                    self.outs.push(Out {
+                        order: order(0),
+                        key: r.key,
+                        t: r.t,
+                        values: copy,
+                        tag: 0,
+                    });
                 }
                 let shadow = match r.shadow {
                     NO_SLOT => {
@@ -651,8 +689,11 @@ impl SlidingOperator {
 
     fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.bound.as_ref().expect("bound");
-        let mut columns: Vec<ArrayRef> =
-            self.keys.as_ref().expect("bound").to_arrays(&self.out_keys)?;
+        let mut columns: Vec<ArrayRef> = self
+            .keys
+            .as_ref()
+            .expect("bound")
+            .to_arrays(&self.out_keys)?;
         let times = Int64Array::from(std::mem::take(&mut self.out_times));
         columns.push(as_window_type(times, &bound.window_type)?);
         let tags = std::mem::take(&mut self.out_tags);

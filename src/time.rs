@@ -89,16 +89,25 @@ impl Duration {
         if rest.is_empty() {
             return Err(bad("it is empty"));
         }
-        let mut d = Duration { negative, ..Duration::default() };
+        let mut d = Duration {
+            negative,
+            ..Duration::default()
+        };
         let mut has_fixed = false;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad("each unit needs a number before it"));
             }
-            let n: i64 = rest[..digits].parse().map_err(|_| bad("the number is too large"))?;
+            let n: i64 = rest[..digits]
+                .parse()
+                .map_err(|_| bad("the number is too large"))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
             let mul = |n: i64, m: i64| n.checked_mul(m).ok_or_else(|| bad("it overflows"));
@@ -209,12 +218,19 @@ pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
 }
 
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(n);
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
 }
 
 #[cfg(test)]
@@ -225,31 +241,82 @@ mod tests {
     fn parses_compound_durations() {
         let d = Duration::parse("1h30m").unwrap();
         assert_eq!(d.to_fixed(TimeUnit::Second, "x").unwrap(), 5400);
-        assert_eq!(Duration::parse("500ms").unwrap().to_fixed(TimeUnit::Microsecond, "x").unwrap(), 500_000);
-        assert_eq!(Duration::parse("1d12h").unwrap().to_fixed(TimeUnit::Second, "x").unwrap(), 129_600);
-        assert_eq!(Duration::parse("1w").unwrap().to_fixed(TimeUnit::Second, "x").unwrap(), 604_800);
-        assert_eq!(Duration::parse("-5s").unwrap().to_fixed(TimeUnit::Millisecond, "x").unwrap(), -5000);
-        assert_eq!(Duration::parse("10i").unwrap().to_fixed(TimeUnit::Integer, "x").unwrap(), 10);
+        assert_eq!(
+            Duration::parse("500ms")
+                .unwrap()
+                .to_fixed(TimeUnit::Microsecond, "x")
+                .unwrap(),
+            500_000
+        );
+        assert_eq!(
+            Duration::parse("1d12h")
+                .unwrap()
+                .to_fixed(TimeUnit::Second, "x")
+                .unwrap(),
+            129_600
+        );
+        assert_eq!(
+            Duration::parse("1w")
+                .unwrap()
+                .to_fixed(TimeUnit::Second, "x")
+                .unwrap(),
+            604_800
+        );
+        assert_eq!(
+            Duration::parse("-5s")
+                .unwrap()
+                .to_fixed(TimeUnit::Millisecond, "x")
+                .unwrap(),
+            -5000
+        );
+        assert_eq!(
+            Duration::parse("10i")
+                .unwrap()
+                .to_fixed(TimeUnit::Integer, "x")
+                .unwrap(),
+            10
+        );
     }
 
     #[test]
     fn rejects_bad_durations_with_a_hint() {
         for bad in ["", "5", "m", "5 minutes", "5x", "1h5i"] {
             let e = Duration::parse(bad).unwrap_err();
-            assert!(e.to_string().contains("expected a polars duration string"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("expected a polars duration string"),
+                "{bad}: {e}"
+            );
         }
-        let e = Duration::parse("5s").unwrap().to_fixed(TimeUnit::Integer, "every").unwrap_err();
+        let e = Duration::parse("5s")
+            .unwrap()
+            .to_fixed(TimeUnit::Integer, "every")
+            .unwrap_err();
         assert!(e.to_string().contains("integer"));
-        let e = Duration::parse("1ns").unwrap().to_fixed(TimeUnit::Millisecond, "every").unwrap_err();
+        let e = Duration::parse("1ns")
+            .unwrap()
+            .to_fixed(TimeUnit::Millisecond, "every")
+            .unwrap_err();
         assert!(e.to_string().contains("finer"));
     }
 
     #[test]
     fn parses_timestamps() {
-        assert_eq!(parse_timestamp("2024-01-01T00:00:00Z", TimeUnit::Second), Some(1_704_067_200));
-        assert_eq!(parse_timestamp("2024-01-01T00:00:00.5", TimeUnit::Millisecond), Some(1_704_067_200_500));
-        assert_eq!(parse_timestamp("2024-01-01", TimeUnit::Second), Some(1_704_067_200));
-        assert_eq!(parse_timestamp("1969-12-31T23:59:59.999999999Z", TimeUnit::Microsecond), Some(-1));
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00Z", TimeUnit::Second),
+            Some(1_704_067_200)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00.5", TimeUnit::Millisecond),
+            Some(1_704_067_200_500)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01", TimeUnit::Second),
+            Some(1_704_067_200)
+        );
+        assert_eq!(
+            parse_timestamp("1969-12-31T23:59:59.999999999Z", TimeUnit::Microsecond),
+            Some(-1)
+        );
         assert_eq!(parse_timestamp("not a time", TimeUnit::Second), None);
     }
 }

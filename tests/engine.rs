@@ -15,7 +15,10 @@ use std::sync::Arc;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -33,7 +36,11 @@ fn random_stream(seed: u64, n: usize) -> Stream {
     let mut r = Lcg(seed);
     let keys = ["a", "b", "c"];
     let mut clock = 0i64;
-    let mut s = Stream { t: vec![], k: vec![], v: vec![] };
+    let mut s = Stream {
+        t: vec![],
+        k: vec![],
+        v: vec![],
+    };
     for _ in 0..n {
         clock += r.below(4) as i64;
         let jitter = match r.below(10) {
@@ -41,9 +48,21 @@ fn random_stream(seed: u64, n: usize) -> Stream {
             1 | 2 => r.below(8) as i64,
             _ => 0,
         };
-        s.t.push(if r.below(40) == 0 { None } else { Some(clock - jitter - 20) });
-        s.k.push(if r.below(15) == 0 { None } else { Some(keys[r.below(3) as usize]) });
-        s.v.push(if r.below(12) == 0 { None } else { Some(r.below(1000) as f64 / 7.0) });
+        s.t.push(if r.below(40) == 0 {
+            None
+        } else {
+            Some(clock - jitter - 20)
+        });
+        s.k.push(if r.below(15) == 0 {
+            None
+        } else {
+            Some(keys[r.below(3) as usize])
+        });
+        s.v.push(if r.below(12) == 0 {
+            None
+        } else {
+            Some(r.below(1000) as f64 / 7.0)
+        });
     }
     s
 }
@@ -108,7 +127,9 @@ fn run(s: &Stream, cfg: OperatorConfig, size: usize) -> (Vec<Row>, Vec<u32>, Vec
         let mx = b.column(base + 2).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             let rev = if amend {
-                b.column(3).as_primitive::<arrow_array::types::UInt32Type>().value(i)
+                b.column(3)
+                    .as_primitive::<arrow_array::types::UInt32Type>()
+                    .value(i)
             } else {
                 0
             };
@@ -143,7 +164,12 @@ fn run(s: &Stream, cfg: OperatorConfig, size: usize) -> (Vec<Row>, Vec<u32>, Vec
 /// (window start, key) -> (count, sum, max).
 type Expected = BTreeMap<(i64, Option<String>), (i64, Option<f64>, Option<f64>)>;
 
-fn oracle(s: &Stream, spec: FixedWindows, delay: i64, lateness: i64) -> (Expected, Vec<u32>, Vec<u32>) {
+fn oracle(
+    s: &Stream,
+    spec: FixedWindows,
+    delay: i64,
+    lateness: i64,
+) -> (Expected, Vec<u32>, Vec<u32>) {
     let mut wm = i64::MIN;
     let (mut late, mut rejected) = (vec![], vec![]);
     let mut windows: Expected = BTreeMap::new();
@@ -159,7 +185,9 @@ fn oracle(s: &Stream, spec: FixedWindows, delay: i64, lateness: i64) -> (Expecte
             any = true;
             if start + spec.period + lateness > wm {
                 all_closed = false;
-                let e = windows.entry((start, s.k[i].map(String::from))).or_insert((0, None, None));
+                let e = windows
+                    .entry((start, s.k[i].map(String::from)))
+                    .or_insert((0, None, None));
                 e.0 += 1;
                 if let Some(v) = s.v[i] {
                     e.1 = Some(e.1.unwrap_or(0.0) + v);
@@ -186,7 +214,10 @@ fn check(seed: u64, spec: FixedWindows, delay: i64, lateness: i64) {
         let whole = run(&s, config(spec, delay, lateness, emit), usize::MAX);
         for size in [1, 7] {
             let cut = run(&s, config(spec, delay, lateness, emit), size);
-            assert_eq!(cut, whole, "seed {seed} {spec:?} emit {emit:?} batch {size}");
+            assert_eq!(
+                cut, whole,
+                "seed {seed} {spec:?} emit {emit:?} batch {size}"
+            );
         }
         let (rows, late, rejected) = whole;
         assert_eq!(late, exp_late, "late rows, seed {seed}");
@@ -213,14 +244,24 @@ fn check(seed: u64, spec: FixedWindows, delay: i64, lateness: i64) {
 #[test]
 fn tumbling_matches_brute_force_at_every_batch_size() {
     for seed in 0..20 {
-        check(seed, FixedWindows::tumbling(10, seed as i64 % 4).unwrap(), (seed % 3) as i64 * 3, (seed % 4) as i64 * 5);
+        check(
+            seed,
+            FixedWindows::tumbling(10, seed as i64 % 4).unwrap(),
+            (seed % 3) as i64 * 3,
+            (seed % 4) as i64 * 5,
+        );
     }
 }
 
 #[test]
 fn hopping_matches_brute_force_at_every_batch_size() {
     for seed in 0..20 {
-        check(seed, FixedWindows::hopping(15, 5, 2).unwrap(), (seed % 3) as i64 * 2, (seed % 2) as i64 * 7);
+        check(
+            seed,
+            FixedWindows::hopping(15, 5, 2).unwrap(),
+            (seed % 3) as i64 * 2,
+            (seed % 2) as i64 * 7,
+        );
         check(seed, FixedWindows::hopping(4, 10, 0).unwrap(), 1, 3);
     }
 }
@@ -228,7 +269,16 @@ fn hopping_matches_brute_force_at_every_batch_size() {
 #[test]
 fn final_mode_emits_in_end_then_key_order() {
     let s = random_stream(99, 500);
-    let (rows, _, _) = run(&s, config(WindowSpec::hopping(20, 5, 0).unwrap(), 3, 0, EmitMode::Final), 1);
+    let (rows, _, _) = run(
+        &s,
+        config(
+            WindowSpec::hopping(20, 5, 0).unwrap(),
+            3,
+            0,
+            EmitMode::Final,
+        ),
+        1,
+    );
     // Within the flush at the end, rows are sorted by (end, start, key); overall, emission
     // moments follow the watermark, so window ends never decrease in final mode.
     for pair in rows.windows(2) {
@@ -240,7 +290,12 @@ fn final_mode_emits_in_end_then_key_order() {
 #[test]
 fn closed_windows_free_their_state() {
     let s = random_stream(5, 3000);
-    let mut op = WindowOperator::new(config(WindowSpec::tumbling(10, 0).unwrap(), 0, 5, EmitMode::Final));
+    let mut op = WindowOperator::new(config(
+        WindowSpec::tumbling(10, 0).unwrap(),
+        0,
+        5,
+        EmitMode::Final,
+    ));
     let mut peak = 0;
     for lo in (0..3000).step_by(100) {
         op.process(&batch(&s, lo, lo + 100)).unwrap();

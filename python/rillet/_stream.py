@@ -521,16 +521,16 @@ class _Execution:
         except pl.exceptions.PolarsError as e:
             raise SchemaError(f"could not prepare a micro-batch for the window operator: {e}") from e
         out, late, rejected = self.op.process(prepared, now)
+        m = self.op.metrics()
         if df.height:
             self.last_row_ms = now
-            self.wm_at_last_row = self.op.metrics()["watermark"]
+            self.wm_at_last_row = m["watermark"]
         late_df = pl.DataFrame(late)
         if late_df.height:
             self.late_parts.append(self._gather(df, late_df, "late_by"))
         rej_df = pl.DataFrame(rejected)
         if rej_df.height:
             self.rejected_parts.append(self._gather(df, rej_df, "reason"))
-        m = self.op.metrics()
         self.progress.update(
             before,
             self._instant(m["max_event_time"]),

@@ -23,7 +23,9 @@ impl Accumulator for Count {
 }
 
 /// How a sum adds values of one type.
-pub trait Summand: Copy + Default + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static {
+pub trait Summand:
+    Copy + Default + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static
+{
     /// The input value.
     type In: super::Input;
     /// The result.
@@ -183,8 +185,16 @@ macro_rules! extremum {
     };
 }
 
-extremum!(Min, "Smallest non-null value; NaN only when every value is NaN.", |v, cur| v.less(cur));
-extremum!(Max, "Largest non-null value; NaN only when every value is NaN.", |v, cur| v.greater(cur));
+extremum!(
+    Min,
+    "Smallest non-null value; NaN only when every value is NaN.",
+    |v, cur| v.less(cur)
+);
+extremum!(
+    Max,
+    "Largest non-null value; NaN only when every value is NaN.",
+    |v, cur| v.greater(cur)
+);
 
 #[cfg(test)]
 mod tests {

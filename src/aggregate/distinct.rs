@@ -2,8 +2,8 @@
 //! mode for small windows and Ertl's improved estimator beyond).
 
 use super::rows::{Column, OutBuilder, RowContext, RowState};
-use serde::{Deserialize, Serialize};
 use hashbrown::HashSet;
+use serde::{Deserialize, Serialize};
 
 /// A 64-bit hash of a value's identifying bytes; the same on every machine and run, so sketches
 /// built apart merge (wyhash-style multiply-mix, then a splitmix64 finaliser).
@@ -43,7 +43,14 @@ impl RowState for ExactDistinct {
         ExactDistinct::default()
     }
     #[inline]
-    fn update(&mut self, _: &(), col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+    fn update(
+        &mut self,
+        _: &(),
+        col: &Column<'_>,
+        _: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
         let mut buf = [0u8; 8];
         if let Some(k) = col.key(row, &mut buf) {
             if !self.0.contains(k) {
@@ -237,7 +244,14 @@ impl RowState for HyperLogLog {
         HyperLogLog::empty()
     }
     #[inline]
-    fn update(&mut self, cfg: &HllConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+    fn update(
+        &mut self,
+        cfg: &HllConfig,
+        col: &Column<'_>,
+        _: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
         let mut buf = [0u8; 8];
         if let Some(k) = col.key(row, &mut buf) {
             self.add_hash(cfg, hash64(k));

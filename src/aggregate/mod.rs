@@ -221,7 +221,9 @@ impl Output for f64 {
 }
 
 /// The state of one aggregate over one pane.
-pub trait Accumulator: Clone + Default + Send + Sync + Serialize + DeserializeOwned + 'static {
+pub trait Accumulator:
+    Clone + Default + Send + Sync + Serialize + DeserializeOwned + 'static
+{
     /// The value read from each input row.
     type In: Input;
     /// The evaluated result.
@@ -276,7 +278,13 @@ pub struct Slots<A: Accumulator> {
 impl<A: Accumulator> Slots<A> {
     /// Reads `input` (a column index, or rows when None) where `filter` is true.
     pub fn new(name: String, input: Option<usize>, filter: Option<usize>) -> Self {
-        Slots { name, input, filter, states: Vec::new(), pending: Vec::new() }
+        Slots {
+            name,
+            input,
+            filter,
+            states: Vec::new(),
+            pending: Vec::new(),
+        }
     }
 
     /// The state of one slot (for checkpoints and tests).
@@ -321,9 +329,15 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
         let values = values_of(batch, self.input);
         let filter = match self.filter {
             None => None,
-            Some(i) => Some(batch.column(i).as_any().downcast_ref::<BooleanArray>().ok_or_else(
-                || Error::Internal(format!("filter column of '{}' is not boolean", self.name)),
-            )?),
+            Some(i) => Some(
+                batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| {
+                        Error::Internal(format!("filter column of '{}' is not boolean", self.name))
+                    })?,
+            ),
         };
         for (&r, &s) in rows.iter().zip(slots) {
             let r = r as usize;
@@ -354,7 +368,8 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
     }
 
     fn snapshot(&mut self, slots: &[u32]) {
-        self.pending.extend(slots.iter().map(|&s| self.states[s as usize].evaluate()));
+        self.pending
+            .extend(slots.iter().map(|&s| self.states[s as usize].evaluate()));
     }
 
     fn finish(&mut self) -> ArrayRef {
@@ -423,15 +438,16 @@ pub fn build(
             }
         }
         _ => {
-            return Err(Error::Internal(format!("aggregate {:?} is built elsewhere", spec.kind)))
+            return Err(Error::Internal(format!(
+                "aggregate {:?} is built elsewhere",
+                spec.kind
+            )))
         }
     })
 }
 
 fn value_type(spec: &AggSpec, input: Option<(usize, &DataType)>) -> Result<(usize, DataType)> {
-    let (i, t) = input.ok_or_else(|| {
-        Error::Config(format!("{}() needs a column", spec.name))
-    })?;
+    let (i, t) = input.ok_or_else(|| Error::Config(format!("{}() needs a column", spec.name)))?;
     let out = match t {
         DataType::Int64 => DataType::Int64,
         DataType::Float64 => DataType::Float64,
@@ -474,26 +490,43 @@ fn build_rows(
         if (0.0..=1.0).contains(&q) {
             Ok(q)
         } else {
-            Err(Error::Config(format!("'{name}': the quantile must be in [0, 1], got {q}")))
+            Err(Error::Config(format!(
+                "'{name}': the quantile must be in [0, 1], got {q}"
+            )))
         }
     };
     Ok(Some(match spec.kind {
         AggKind::Var | AggKind::Std => {
             let i = numeric_input(spec, input)?;
             let (b, t) = f64_out();
-            let cfg = VarianceConfig { ddof: o.ddof, std: spec.kind == AggKind::Std };
+            let cfg = VarianceConfig {
+                ddof: o.ddof,
+                std: spec.kind == AggKind::Std,
+            };
             Box::new(RowSlots::<Variance>::new(name, i, None, filter, cfg, b, t))
         }
         AggKind::First | AggKind::Last => {
             let (i, t) = value_type(spec, input)?;
-            let cfg = FirstLastConfig { last: spec.kind == AggKind::Last };
-            Box::new(TimeAware(RowSlots::<FirstLast>::new(name, i, None, filter, cfg, OutBuilder::scalar(&t), t)))
+            let cfg = FirstLastConfig {
+                last: spec.kind == AggKind::Last,
+            };
+            Box::new(TimeAware(RowSlots::<FirstLast>::new(
+                name,
+                i,
+                None,
+                filter,
+                cfg,
+                OutBuilder::scalar(&t),
+                t,
+            )))
         }
         AggKind::Quantile => {
             let i = numeric_input(spec, input)?;
             let (b, t) = f64_out();
             let cfg = QuantileConfig { q: q_ok(o.q)? };
-            Box::new(RowSlots::<ExactQuantile>::new(name, i, None, filter, cfg, b, t))
+            Box::new(RowSlots::<ExactQuantile>::new(
+                name, i, None, filter, cfg, b, t,
+            ))
         }
         AggKind::ApproxQuantile => {
             let i = numeric_input(spec, input)?;
@@ -511,7 +544,15 @@ fn build_rows(
         AggKind::CountDistinct => {
             let (i, _) = value_type(spec, input)?;
             let (b, t) = i64_out();
-            Box::new(RowSlots::<ExactDistinct>::new(name, i, None, filter, (), b, t))
+            Box::new(RowSlots::<ExactDistinct>::new(
+                name,
+                i,
+                None,
+                filter,
+                (),
+                b,
+                t,
+            ))
         }
         AggKind::ApproxCountDistinct => {
             let (i, _) = value_type(spec, input)?;
@@ -523,8 +564,12 @@ fn build_rows(
                 )));
             }
             let (b, t) = i64_out();
-            let cfg = HllConfig { precision: o.precision };
-            Box::new(RowSlots::<HyperLogLog>::new(name, i, None, filter, cfg, b, t))
+            let cfg = HllConfig {
+                precision: o.precision,
+            };
+            Box::new(RowSlots::<HyperLogLog>::new(
+                name, i, None, filter, cfg, b, t,
+            ))
         }
         AggKind::TopK => {
             let (i, vt) = value_type(spec, input)?;
@@ -532,15 +577,27 @@ fn build_rows(
                 return Err(Error::Config(format!("'{name}': k must be at least 1")));
             }
             let weighted = weight.is_some();
-            let capacity = if o.capacity > 0 { o.capacity } else { (o.k * 10).max(1000) };
-            let cfg = TopKConfig { k: o.k, capacity, weighted };
+            let capacity = if o.capacity > 0 {
+                o.capacity
+            } else {
+                (o.k * 10).max(1000)
+            };
+            let cfg = TopKConfig {
+                k: o.k,
+                capacity,
+                weighted,
+            };
             let tb = rows::TopKBuilder::new(vt, weighted, o.approx);
             let t = tb.data_type();
             let b = OutBuilder::TopK(Box::new(tb));
             if o.approx {
-                Box::new(RowSlots::<SpaceSaving>::new(name, i, weight, filter, cfg, b, t))
+                Box::new(RowSlots::<SpaceSaving>::new(
+                    name, i, weight, filter, cfg, b, t,
+                ))
             } else {
-                Box::new(RowSlots::<ExactTopK>::new(name, i, weight, filter, cfg, b, t))
+                Box::new(RowSlots::<ExactTopK>::new(
+                    name, i, weight, filter, cfg, b, t,
+                ))
             }
         }
         _ => return Ok(None),
@@ -554,7 +611,13 @@ impl<G: GroupsAccumulator> GroupsAccumulator for TimeAware<G> {
     fn reset(&mut self, slot: u32) {
         self.0.reset(slot)
     }
-    fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32], ctx: &RowContext<'_>) -> Result<()> {
+    fn update(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[u32],
+        slots: &[u32],
+        ctx: &RowContext<'_>,
+    ) -> Result<()> {
         self.0.update(batch, rows, slots, ctx)
     }
     fn needs_time(&self) -> bool {

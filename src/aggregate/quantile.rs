@@ -28,7 +28,10 @@ impl ExactQuantile {
         let idx = idx.min(v.len() - 1);
         let (_, x, _) = v.select_nth_unstable_by(idx, |a, b| {
             let key = |x: &f64| if x.is_nan() { f64::INFINITY } else { *x };
-            key(a).partial_cmp(&key(b)).expect("no NaN keys").then(a.is_nan().cmp(&b.is_nan()))
+            key(a)
+                .partial_cmp(&key(b))
+                .expect("no NaN keys")
+                .then(a.is_nan().cmp(&b.is_nan()))
         });
         Some(*x)
     }
@@ -40,7 +43,14 @@ impl RowState for ExactQuantile {
         ExactQuantile::default()
     }
     #[inline]
-    fn update(&mut self, _: &QuantileConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+    fn update(
+        &mut self,
+        _: &QuantileConfig,
+        col: &Column<'_>,
+        _: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
         if let Some(x) = col.f64(row) {
             self.0.push(x);
         }
@@ -71,7 +81,12 @@ impl SketchConfig {
     /// Buckets for `relative_error`.
     pub fn new(q: f64, relative_error: f64) -> Self {
         let gamma = (1.0 + relative_error) / (1.0 - relative_error);
-        SketchConfig { q, relative_error, ln_gamma: gamma.ln(), gamma }
+        SketchConfig {
+            q,
+            relative_error,
+            ln_gamma: gamma.ln(),
+            gamma,
+        }
     }
 
     #[inline]
@@ -181,7 +196,14 @@ impl RowState for DDSketch {
         DDSketch::default()
     }
     #[inline]
-    fn update(&mut self, cfg: &SketchConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+    fn update(
+        &mut self,
+        cfg: &SketchConfig,
+        col: &Column<'_>,
+        _: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
         if let Some(x) = col.f64(row) {
             self.add(cfg, x);
         }
@@ -222,7 +244,11 @@ mod tests {
         let (mut a, mut b, mut all) = (DDSketch::default(), DDSketch::default(), Vec::new());
         for i in 0..20_000 {
             let x = ((i * 7919) % 20_000) as f64 * 0.37 - 1000.0;
-            if i % 2 == 0 { a.add(&cfg, x) } else { b.add(&cfg, x) }
+            if i % 2 == 0 {
+                a.add(&cfg, x)
+            } else {
+                b.add(&cfg, x)
+            }
             all.push(x);
         }
         a.merge(&b);
@@ -231,7 +257,10 @@ mod tests {
             let rank = ((all.len() - 1) as f64 * q).round() as usize;
             let truth = all[rank];
             let got = a.quantile(&cfg, q).unwrap();
-            assert!((got - truth).abs() <= 0.01 * truth.abs() + 1e-9, "q {q}: {got} vs {truth}");
+            assert!(
+                (got - truth).abs() <= 0.01 * truth.abs() + 1e-9,
+                "q {q}: {got} vs {truth}"
+            );
         }
     }
 }

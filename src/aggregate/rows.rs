@@ -3,11 +3,11 @@
 
 use super::GroupsAccumulator;
 use crate::error::{Error, Result};
-use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-};
+use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StructArray};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StructArray,
+};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields};
 use serde::{de::DeserializeOwned, Serialize};
@@ -298,7 +298,11 @@ impl TopKBuilder {
         if self.with_error {
             f.push(Field::new(
                 "error",
-                if self.weighted { DataType::Float64 } else { DataType::Int64 },
+                if self.weighted {
+                    DataType::Float64
+                } else {
+                    DataType::Int64
+                },
                 false,
             ));
         }
@@ -307,7 +311,11 @@ impl TopKBuilder {
 
     /// The list type.
     pub fn data_type(&self) -> DataType {
-        DataType::List(Arc::new(Field::new("item", DataType::Struct(self.struct_fields()), true)))
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(self.struct_fields()),
+            true,
+        )))
     }
 
     /// Appends one row's list.
@@ -392,7 +400,16 @@ impl<S: RowState> RowSlots<S> {
         out: OutBuilder,
         out_type: DataType,
     ) -> Self {
-        RowSlots { name, input, aux, filter, cfg, states: Vec::new(), out, out_type }
+        RowSlots {
+            name,
+            input,
+            aux,
+            filter,
+            cfg,
+            states: Vec::new(),
+            out,
+            out_type,
+        }
     }
 }
 
@@ -407,7 +424,13 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
         }
     }
 
-    fn update(&mut self, batch: &RecordBatch, rows: &[u32], slots: &[u32], ctx: &RowContext<'_>) -> Result<()> {
+    fn update(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[u32],
+        slots: &[u32],
+        ctx: &RowContext<'_>,
+    ) -> Result<()> {
         let col = Column::of(batch.column(self.input), &self.name)?;
         let aux = match self.aux {
             None => None,

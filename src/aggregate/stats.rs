@@ -81,7 +81,14 @@ impl RowState for Variance {
         Variance::default()
     }
     #[inline]
-    fn update(&mut self, _: &VarianceConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
+    fn update(
+        &mut self,
+        _: &VarianceConfig,
+        col: &Column<'_>,
+        _: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
         if let Some(x) = col.f64(row) {
             self.add(x);
         }
@@ -111,7 +118,14 @@ impl RowState for FirstLast {
         FirstLast(None)
     }
     #[inline]
-    fn update(&mut self, cfg: &FirstLastConfig, col: &Column<'_>, _: Option<&Column<'_>>, row: usize, ctx: &RowContext<'_>) {
+    fn update(
+        &mut self,
+        cfg: &FirstLastConfig,
+        col: &Column<'_>,
+        _: Option<&Column<'_>>,
+        row: usize,
+        ctx: &RowContext<'_>,
+    ) {
         let at = (ctx.times[row], ctx.seq_base + row as u64);
         let better = match &self.0 {
             None => true,
@@ -162,7 +176,11 @@ mod tests {
         let (mut a, mut b) = (Variance::default(), Variance::default());
         for (i, &x) in xs.iter().enumerate() {
             all.add(x);
-            if i % 3 == 0 { a.add(x) } else { b.add(x) }
+            if i % 3 == 0 {
+                a.add(x)
+            } else {
+                b.add(x)
+            }
         }
         a.merge(&b);
         // Variance is shift-invariant: compute it exactly on the small offsets.

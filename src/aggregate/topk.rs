@@ -3,8 +3,8 @@
 //! `count - error` a lower bound, and counts are exact while the items fit).
 
 use super::rows::{Column, OutBuilder, RowContext, RowState, Scalar, TopKEntry};
-use serde::{Deserialize, Serialize};
 use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
 
 /// Settings of a top-K.
 pub struct TopKConfig {
@@ -28,8 +28,14 @@ fn report(cfg: &TopKConfig, items: Vec<(&Scalar, f64, f64)>, out: &mut OutBuilde
     let mut items = items;
     items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp_value(b.0)));
     items.truncate(cfg.k);
-    let entries: Vec<TopKEntry<'_>> =
-        items.iter().map(|&(value, count, error)| TopKEntry { value, count, error }).collect();
+    let entries: Vec<TopKEntry<'_>> = items
+        .iter()
+        .map(|&(value, count, error)| TopKEntry {
+            value,
+            count,
+            error,
+        })
+        .collect();
     if let OutBuilder::TopK(b) = out {
         b.push(&entries);
     }
@@ -45,10 +51,21 @@ impl RowState for ExactTopK {
         ExactTopK::default()
     }
     #[inline]
-    fn update(&mut self, cfg: &TopKConfig, col: &Column<'_>, aux: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
-        let Some(w) = weight_of(cfg, aux, row) else { return };
+    fn update(
+        &mut self,
+        cfg: &TopKConfig,
+        col: &Column<'_>,
+        aux: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
+        let Some(w) = weight_of(cfg, aux, row) else {
+            return;
+        };
         let mut buf = [0u8; 8];
-        let Some(k) = col.key(row, &mut buf) else { return };
+        let Some(k) = col.key(row, &mut buf) else {
+            return;
+        };
         match self.0.get_mut(k) {
             Some(e) => e.1 += w,
             None => {
@@ -68,7 +85,11 @@ impl RowState for ExactTopK {
         }
     }
     fn evaluate(&self, cfg: &TopKConfig, out: &mut OutBuilder) {
-        report(cfg, self.0.values().map(|(v, c)| (v, *c, 0.0)).collect(), out);
+        report(
+            cfg,
+            self.0.values().map(|(v, c)| (v, *c, 0.0)).collect(),
+            out,
+        );
     }
     fn size(&self) -> usize {
         self.0.len() * 64 + 48
@@ -90,7 +111,10 @@ impl SpaceSaving {
         if self.counters.len() < cfg.capacity {
             return 0.0;
         }
-        self.counters.values().map(|e| e.1).fold(f64::INFINITY, f64::min)
+        self.counters
+            .values()
+            .map(|e| e.1)
+            .fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -100,10 +124,21 @@ impl RowState for SpaceSaving {
         SpaceSaving::default()
     }
     #[inline]
-    fn update(&mut self, cfg: &TopKConfig, col: &Column<'_>, aux: Option<&Column<'_>>, row: usize, _: &RowContext<'_>) {
-        let Some(w) = weight_of(cfg, aux, row) else { return };
+    fn update(
+        &mut self,
+        cfg: &TopKConfig,
+        col: &Column<'_>,
+        aux: Option<&Column<'_>>,
+        row: usize,
+        _: &RowContext<'_>,
+    ) {
+        let Some(w) = weight_of(cfg, aux, row) else {
+            return;
+        };
         let mut buf = [0u8; 8];
-        let Some(k) = col.key(row, &mut buf) else { return };
+        let Some(k) = col.key(row, &mut buf) else {
+            return;
+        };
         if let Some(e) = self.counters.get_mut(k) {
             e.1 += w;
             return;
@@ -117,7 +152,11 @@ impl RowState for SpaceSaving {
         let (victim, min) = self
             .counters
             .iter()
-            .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then_with(|| b.1 .0.cmp_value(&a.1 .0)))
+            .min_by(|a, b| {
+                a.1 .1
+                    .total_cmp(&b.1 .1)
+                    .then_with(|| b.1 .0.cmp_value(&a.1 .0))
+            })
             .map(|(key, e)| (key.clone(), e.1))
             .expect("full");
         self.counters.remove(&victim);
@@ -137,14 +176,25 @@ impl RowState for SpaceSaving {
         }
         if merged.len() > cfg.capacity {
             let mut all: Vec<Counter> = merged.into_iter().collect();
-            all.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then_with(|| a.1 .0.cmp_value(&b.1 .0)));
+            all.sort_by(|a, b| {
+                b.1 .1
+                    .total_cmp(&a.1 .1)
+                    .then_with(|| a.1 .0.cmp_value(&b.1 .0))
+            });
             all.truncate(cfg.capacity);
             merged = all.into_iter().collect();
         }
         self.counters = merged;
     }
     fn evaluate(&self, cfg: &TopKConfig, out: &mut OutBuilder) {
-        report(cfg, self.counters.values().map(|(v, c, e)| (v, *c, *e)).collect(), out);
+        report(
+            cfg,
+            self.counters
+                .values()
+                .map(|(v, c, e)| (v, *c, *e))
+                .collect(),
+            out,
+        );
     }
     fn size(&self) -> usize {
         self.counters.len() * 72 + 48
@@ -161,7 +211,10 @@ mod tests {
         let a: ArrayRef = Arc::new(Int64Array::from(values.to_vec()));
         let col = Column::of(&a, "t").unwrap();
         let times = vec![0; values.len()];
-        let ctx = RowContext { times: &times, seq_base: 0 };
+        let ctx = RowContext {
+            times: &times,
+            seq_base: 0,
+        };
         let mut s = S::new(cfg);
         for r in 0..values.len() {
             s.update(cfg, &col, None, r, &ctx);
@@ -171,7 +224,11 @@ mod tests {
 
     #[test]
     fn space_saving_bounds_hold_and_heavy_items_are_present() {
-        let cfg = TopKConfig { k: 5, capacity: 20, weighted: false };
+        let cfg = TopKConfig {
+            k: 5,
+            capacity: 20,
+            weighted: false,
+        };
         // Zipf-ish: item i appears 1000 / (i + 1) times, interleaved.
         let mut values = Vec::new();
         for round in 0..1000 {
@@ -206,7 +263,11 @@ mod tests {
 
     #[test]
     fn exact_when_items_fit() {
-        let cfg = TopKConfig { k: 3, capacity: 10, weighted: false };
+        let cfg = TopKConfig {
+            k: 3,
+            capacity: 10,
+            weighted: false,
+        };
         let values = [1, 2, 2, 3, 3, 3, 4];
         let ss: SpaceSaving = feed(&cfg, &values);
         let exact: ExactTopK = feed(&cfg, &values);

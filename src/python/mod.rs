@@ -1,8 +1,8 @@
 //! The Python binding: the only code that touches pyo3.
 
 use crate::aggregate::{AggKind, AggOptions, AggSpec};
-use crate::error::Error;
 use crate::engine::Operator;
+use crate::error::Error;
 use crate::operator::{EmitMode, LateMode, OperatorConfig, Windowing};
 use crate::time::{Duration, TimeUnit};
 use crate::window::{Calendar, CalendarLength, Cumulative, WindowSpec};
@@ -16,12 +16,42 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyRecordBatch;
 use std::sync::Arc;
 
-create_exception!(rillet, RilletError, PyException, "Base class of every rillet error.");
-create_exception!(rillet, SchemaError, RilletError, "A column is missing or has the wrong type.");
-create_exception!(rillet, ConfigError, RilletError, "An option is malformed or out of range.");
-create_exception!(rillet, SourceError, RilletError, "An input could not be read.");
-create_exception!(rillet, SinkError, RilletError, "An output could not be written.");
-create_exception!(rillet, LateDataError, RilletError, "A row arrived after its windows closed.");
+create_exception!(
+    rillet,
+    RilletError,
+    PyException,
+    "Base class of every rillet error."
+);
+create_exception!(
+    rillet,
+    SchemaError,
+    RilletError,
+    "A column is missing or has the wrong type."
+);
+create_exception!(
+    rillet,
+    ConfigError,
+    RilletError,
+    "An option is malformed or out of range."
+);
+create_exception!(
+    rillet,
+    SourceError,
+    RilletError,
+    "An input could not be read."
+);
+create_exception!(
+    rillet,
+    SinkError,
+    RilletError,
+    "An output could not be written."
+);
+create_exception!(
+    rillet,
+    LateDataError,
+    RilletError,
+    "A row arrived after its windows closed."
+);
 
 fn to_py(e: Error) -> PyErr {
     match e {
@@ -63,7 +93,9 @@ fn parse_duration(text: &str, unit: &str, what: &str) -> PyResult<i64> {
 /// True when the duration is made of whole weeks only (such windows start on Monday).
 #[pyfunction]
 fn is_whole_weeks(text: &str) -> PyResult<bool> {
-    Duration::parse(text).map(|d| d.is_whole_weeks()).map_err(to_py)
+    Duration::parse(text)
+        .map(|d| d.is_whole_weeks())
+        .map_err(to_py)
 }
 
 /// The parts of a duration string: (months, weeks, days, nanoseconds, index, negative).
@@ -113,7 +145,13 @@ struct WindowOperator {
     rows_seen: u64,
 }
 
-type AggTuple<'py> = (String, Option<String>, Option<String>, String, Option<Bound<'py, PyDict>>);
+type AggTuple<'py> = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<Bound<'py, PyDict>>,
+);
 
 /// A window layout as the Python layer describes it, durations already in the time unit
 /// (months counted apart for calendar windows).
@@ -144,9 +182,15 @@ impl WindowArgs {
                     max_duration: (self.every > 0).then_some(self.every),
                 })
             }
-            "sliding" => return Ok(Windowing::Sliding { period: self.period }),
+            "sliding" => {
+                return Ok(Windowing::Sliding {
+                    period: self.period,
+                })
+            }
             "fixed" => WindowSpec::hopping(self.period, self.every, self.offset)?,
-            "cumulative" => WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?),
+            "cumulative" => {
+                WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?)
+            }
             "calendar" => {
                 let per_second = match unit {
                     TimeUnit::Nanosecond => 1_000_000_000,
@@ -155,7 +199,8 @@ impl WindowArgs {
                     TimeUnit::Second => 1,
                     TimeUnit::Integer => {
                         return Err(Error::Config(
-                            "calendar windows need a Datetime time column, not an integer one".into(),
+                            "calendar windows need a Datetime time column, not an integer one"
+                                .into(),
                         ))
                     }
                 };
@@ -221,7 +266,13 @@ impl WindowOperator {
             .into_iter()
             .map(|(kind, column, filter, name, opts)| {
                 let options = agg_options(opts.as_ref())?;
-                Ok(AggSpec { kind: AggKind::parse(&kind).map_err(to_py)?, column, filter, name, options })
+                Ok(AggSpec {
+                    kind: AggKind::parse(&kind).map_err(to_py)?,
+                    column,
+                    filter,
+                    name,
+                    options,
+                })
             })
             .collect::<PyResult<Vec<_>>>()?;
         let config = OperatorConfig {
@@ -236,7 +287,10 @@ impl WindowOperator {
             aggs,
             early_ms,
         };
-        Ok(WindowOperator { inner: Operator::new(config).map_err(to_py)?, rows_seen: 0 })
+        Ok(WindowOperator {
+            inner: Operator::new(config).map_err(to_py)?,
+            rows_seen: 0,
+        })
     }
 
     /// Processes a batch (or stream of batches). Returns (output, late, rejected), where late
@@ -255,40 +309,48 @@ impl WindowOperator {
             .map_err(|e| SchemaError::new_err(format!("could not read the input batch: {e}")))?;
         let inner = &mut self.inner;
         let (out, late, rejected) = py
-            .detach(move || -> Result<(RecordBatch, RecordBatch, RecordBatch), Error> {
-                let mut outputs = Vec::new();
-                let (mut late_rows, mut late_by) = (Vec::new(), Vec::new());
-                let (mut rej_rows, mut reasons) = (Vec::new(), Vec::new());
-                let mut offset = 0u64;
-                for b in &batches {
-                    let r = inner.process_at(b, now_ms)?;
-                    outputs.push(r.output);
-                    late_rows.extend(r.late_rows.iter().map(|&i| offset + i as u64));
-                    late_by.extend(r.late_by);
-                    rej_rows.extend(r.rejected_rows.iter().map(|&i| offset + i as u64));
-                    reasons.extend(r.reasons);
-                    offset += b.num_rows() as u64;
-                }
-                let out = match inner.output_schema() {
-                    Some(schema) => arrow_select::concat::concat_batches(&schema, &outputs)?,
-                    None => RecordBatch::new_empty(Arc::new(Schema::empty())),
-                };
-                let late = RecordBatch::try_new(
-                    Arc::new(Schema::new(vec![
-                        Field::new("row", DataType::UInt64, false),
-                        Field::new("late_by", DataType::Int64, false),
-                    ])),
-                    vec![Arc::new(UInt64Array::from(late_rows)), Arc::new(Int64Array::from(late_by))],
-                )?;
-                let rejected = RecordBatch::try_new(
-                    Arc::new(Schema::new(vec![
-                        Field::new("row", DataType::UInt64, false),
-                        Field::new("reason", DataType::Utf8, false),
-                    ])),
-                    vec![Arc::new(UInt64Array::from(rej_rows)), Arc::new(StringArray::from(reasons))],
-                )?;
-                Ok((out, late, rejected))
-            })
+            .detach(
+                move || -> Result<(RecordBatch, RecordBatch, RecordBatch), Error> {
+                    let mut outputs = Vec::new();
+                    let (mut late_rows, mut late_by) = (Vec::new(), Vec::new());
+                    let (mut rej_rows, mut reasons) = (Vec::new(), Vec::new());
+                    let mut offset = 0u64;
+                    for b in &batches {
+                        let r = inner.process_at(b, now_ms)?;
+                        outputs.push(r.output);
+                        late_rows.extend(r.late_rows.iter().map(|&i| offset + i as u64));
+                        late_by.extend(r.late_by);
+                        rej_rows.extend(r.rejected_rows.iter().map(|&i| offset + i as u64));
+                        reasons.extend(r.reasons);
+                        offset += b.num_rows() as u64;
+                    }
+                    let out = match inner.output_schema() {
+                        Some(schema) => arrow_select::concat::concat_batches(&schema, &outputs)?,
+                        None => RecordBatch::new_empty(Arc::new(Schema::empty())),
+                    };
+                    let late = RecordBatch::try_new(
+                        Arc::new(Schema::new(vec![
+                            Field::new("row", DataType::UInt64, false),
+                            Field::new("late_by", DataType::Int64, false),
+                        ])),
+                        vec![
+                            Arc::new(UInt64Array::from(late_rows)),
+                            Arc::new(Int64Array::from(late_by)),
+                        ],
+                    )?;
+                    let rejected = RecordBatch::try_new(
+                        Arc::new(Schema::new(vec![
+                            Field::new("row", DataType::UInt64, false),
+                            Field::new("reason", DataType::Utf8, false),
+                        ])),
+                        vec![
+                            Arc::new(UInt64Array::from(rej_rows)),
+                            Arc::new(StringArray::from(reasons)),
+                        ],
+                    )?;
+                    Ok((out, late, rejected))
+                },
+            )
             .map_err(to_py)?;
         self.rows_seen += late.num_rows() as u64;
         Ok((out.into(), late.into(), rejected.into()))
@@ -310,7 +372,10 @@ impl WindowOperator {
     /// Moves the watermark to at least `instant`, emitting what that completes or closes.
     fn advance_watermark(&mut self, py: Python<'_>, instant: i64) -> PyResult<PyRecordBatch> {
         let inner = &mut self.inner;
-        Ok(py.detach(move || inner.advance_watermark(instant)).map_err(to_py)?.into())
+        Ok(py
+            .detach(move || inner.advance_watermark(instant))
+            .map_err(to_py)?
+            .into())
     }
 
     /// True once the first batch fixed the schema.
@@ -353,11 +418,18 @@ struct FileReader {
 impl FileReader {
     #[new]
     #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=","))]
-    fn new(kind: &str, paths: Vec<String>, batch_rows: usize, infer_rows: usize, delimiter: &str) -> PyResult<Self> {
+    fn new(
+        kind: &str,
+        paths: Vec<String>,
+        batch_rows: usize,
+        infer_rows: usize,
+        delimiter: &str,
+    ) -> PyResult<Self> {
         let files = crate::source::paths(&paths);
         let files = match kind {
             "jsonl" => {
-                let s = crate::source::JsonlSource::new(files, None, batch_rows, infer_rows).map_err(to_py)?;
+                let s = crate::source::JsonlSource::new(files, None, batch_rows, infer_rows)
+                    .map_err(to_py)?;
                 let c = s.cursor();
                 Files::Jsonl(s, c)
             }
@@ -370,13 +442,16 @@ impl FileReader {
                         )))
                     }
                 };
-                let s = crate::source::CsvSource::new(files, d, batch_rows, infer_rows).map_err(to_py)?;
+                let s = crate::source::CsvSource::new(files, d, batch_rows, infer_rows)
+                    .map_err(to_py)?;
                 let c = s.cursor();
                 Files::Csv(s, c)
             }
             other => return Err(ConfigError::new_err(format!("unknown file kind '{other}'"))),
         };
-        Ok(FileReader { files: std::sync::Mutex::new(files) })
+        Ok(FileReader {
+            files: std::sync::Mutex::new(files),
+        })
     }
 
     /// The next chunk as (rows, bad rows), or None at the end. Bad rows have columns
@@ -385,7 +460,9 @@ impl FileReader {
         let files = &self.files;
         let next = py
             .detach(move || {
-                let mut f = files.lock().map_err(|_| Error::Internal("reader lock poisoned".into()))?;
+                let mut f = files
+                    .lock()
+                    .map_err(|_| Error::Internal("reader lock poisoned".into()))?;
                 match &mut *f {
                     Files::Jsonl(s, c) => s.next_batch(c),
                     Files::Csv(s, c) => s.next_batch(c),
@@ -401,10 +478,16 @@ impl FileReader {
                 Field::new("text", DataType::Utf8, false),
             ])),
             vec![
-                Arc::new(StringArray::from_iter_values(b.bad.iter().map(|r| r.file.as_str()))),
+                Arc::new(StringArray::from_iter_values(
+                    b.bad.iter().map(|r| r.file.as_str()),
+                )),
                 Arc::new(UInt64Array::from_iter_values(b.bad.iter().map(|r| r.line))),
-                Arc::new(StringArray::from_iter_values(b.bad.iter().map(|r| r.reason.as_str()))),
-                Arc::new(StringArray::from_iter_values(b.bad.iter().map(|r| r.text.as_str()))),
+                Arc::new(StringArray::from_iter_values(
+                    b.bad.iter().map(|r| r.reason.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    b.bad.iter().map(|r| r.text.as_str()),
+                )),
             ],
         )
         .map_err(|e| to_py(e.into()))?;

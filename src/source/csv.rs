@@ -2,7 +2,7 @@
 //! inferred from the first rows of the first file; a record that does not parse (wrong field
 //! count, a value of the wrong type) becomes a [`BadRow`] while the rest of its chunk is kept.
 
-use super::{excerpt, open, BadRow, SourceBatch};
+use super::{decode_all, excerpt, open, BadRow, SourceBatch};
 use crate::error::{Error, Result};
 use arrow_csv::reader::{Format, ReaderBuilder};
 use arrow_schema::SchemaRef;
@@ -29,21 +29,38 @@ pub struct CsvSource {
 
 impl CsvSource {
     /// Files read in this order; the schema is inferred from up to `infer_rows` records.
-    pub fn new(files: Vec<PathBuf>, delimiter: u8, batch_rows: usize, infer_rows: usize) -> Result<Self> {
+    pub fn new(
+        files: Vec<PathBuf>,
+        delimiter: u8,
+        batch_rows: usize,
+        infer_rows: usize,
+    ) -> Result<Self> {
         let first = files
             .first()
             .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
-        let format = Format::default().with_header(true).with_delimiter(delimiter);
-        let (schema, _) = format.infer_schema(open(first)?, Some(infer_rows)).map_err(|e| {
-            Error::Source(format!("cannot infer a schema from {}: {e}", first.display()))
-        })?;
+        let format = Format::default()
+            .with_header(true)
+            .with_delimiter(delimiter);
+        let (schema, _) = format
+            .infer_schema(open(first)?, Some(infer_rows))
+            .map_err(|e| {
+                Error::Source(format!(
+                    "cannot infer a schema from {}: {e}",
+                    first.display()
+                ))
+            })?;
         if schema.fields().is_empty() {
             return Err(Error::Source(format!(
                 "{} has no header row; CSV sources need one",
                 first.display()
             )));
         }
-        Ok(CsvSource { files, schema: Arc::new(schema), delimiter, batch_rows: batch_rows.max(1) })
+        Ok(CsvSource {
+            files,
+            schema: Arc::new(schema),
+            delimiter,
+            batch_rows: batch_rows.max(1),
+        })
     }
 
     /// The schema rows are read with.
@@ -53,7 +70,12 @@ impl CsvSource {
 
     /// A position at the start of the first file.
     pub fn cursor(&self) -> CsvCursor {
-        CsvCursor { file: 0, reader: None, line_fix: 0, done: false }
+        CsvCursor {
+            file: 0,
+            reader: None,
+            line_fix: 0,
+            done: false,
+        }
     }
 
     /// The next chunk after `cursor`, or None after the last file.
@@ -99,9 +121,14 @@ impl CsvSource {
     }
 
     fn encode(&self, record: &csv::ByteRecord) -> Result<Vec<u8>> {
-        let mut w = csv::WriterBuilder::new().delimiter(self.delimiter).flexible(true).from_writer(Vec::new());
-        w.write_byte_record(record).map_err(|e| Error::Internal(format!("csv re-encode: {e}")))?;
-        w.into_inner().map_err(|e| Error::Internal(format!("csv re-encode: {e}")))
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .flexible(true)
+            .from_writer(Vec::new());
+        w.write_byte_record(record)
+            .map_err(|e| Error::Internal(format!("csv re-encode: {e}")))?;
+        w.into_inner()
+            .map_err(|e| Error::Internal(format!("csv re-encode: {e}")))
     }
 
     fn decoder(&self, rows: usize) -> arrow_csv::reader::Decoder {
@@ -113,11 +140,18 @@ impl CsvSource {
     }
 
     fn decode(&self, file: &str, records: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
-        let joined: Vec<u8> = records.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+        let joined: Vec<u8> = records
+            .iter()
+            .flat_map(|(_, r)| r.iter().copied())
+            .collect();
         let mut d = self.decoder(records.len());
         if let Ok(b) = decode_all(&mut d, &joined) {
             if b.num_rows() == records.len() {
-                return Ok(SourceBatch { batch: b, bad: Vec::new(), file: file.to_string() });
+                return Ok(SourceBatch {
+                    batch: b,
+                    bad: Vec::new(),
+                    file: file.to_string(),
+                });
             }
         }
         let mut good = self.decoder(records.len());
@@ -132,8 +166,14 @@ impl CsvSource {
                 Err(e) => bad.push(bad_row(file, *line, e, raw)),
             }
         }
-        let batch = good.flush()?.unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
-        Ok(SourceBatch { batch, bad, file: file.to_string() })
+        let batch = good
+            .flush()?
+            .unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
+        Ok(SourceBatch {
+            batch,
+            bad,
+            file: file.to_string(),
+        })
     }
 }
 
@@ -148,21 +188,10 @@ fn ends_with_crlf(path: &std::path::Path) -> Result<bool> {
 
 fn bad_row(file: &str, line: u64, reason: String, raw: &[u8]) -> BadRow {
     let text = excerpt(raw.strip_suffix(b"\n").unwrap_or(raw));
-    BadRow { file: file.to_string(), line, reason: format!("unreadable CSV record: {reason}"), text }
-}
-
-fn decode_all(d: &mut arrow_csv::reader::Decoder, bytes: &[u8]) -> std::result::Result<arrow_array::RecordBatch, String> {
-    let clean = |e: arrow_schema::ArrowError| e.to_string().trim_start_matches("Csv error: ").to_string();
-    let mut offset = 0;
-    loop {
-        let n = d.decode(&bytes[offset..]).map_err(clean)?;
-        if n == 0 {
-            break;
-        }
-        offset += n;
-    }
-    match d.flush().map_err(clean)? {
-        Some(b) => Ok(b),
-        None => Err("no rows".into()),
+    BadRow {
+        file: file.to_string(),
+        line,
+        reason: format!("unreadable CSV record: {reason}"),
+        text,
     }
 }

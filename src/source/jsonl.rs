@@ -3,7 +3,7 @@
 //! schema is ignored, and a row that does not parse, or has a value of the wrong type, becomes
 //! a [`BadRow`] while the rest of its chunk is kept.
 
-use super::{excerpt, open, read_line, read_prefix, BadRow, SourceBatch};
+use super::{decode_all, excerpt, open, read_line, read_prefix, BadRow, SourceBatch};
 use crate::error::{Error, Result};
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use arrow_schema::SchemaRef;
@@ -32,9 +32,16 @@ pub struct JsonlSource {
 impl JsonlSource {
     /// Files read in this order; the schema is inferred from up to `infer_rows` rows of the
     /// first non-empty file unless given.
-    pub fn new(files: Vec<PathBuf>, schema: Option<SchemaRef>, batch_rows: usize, infer_rows: usize) -> Result<Self> {
+    pub fn new(
+        files: Vec<PathBuf>,
+        schema: Option<SchemaRef>,
+        batch_rows: usize,
+        infer_rows: usize,
+    ) -> Result<Self> {
         if files.is_empty() {
-            return Err(Error::Source("no files to read; check the path or glob".into()));
+            return Err(Error::Source(
+                "no files to read; check the path or glob".into(),
+            ));
         }
         let schema = match schema {
             Some(s) => s,
@@ -60,10 +67,20 @@ impl JsonlSource {
                     )));
                 }
                 let (schema, text_fields) = infer_schema(values)?;
-                return Ok(JsonlSource { files, schema, batch_rows: batch_rows.max(1), text_fields });
+                return Ok(JsonlSource {
+                    files,
+                    schema,
+                    batch_rows: batch_rows.max(1),
+                    text_fields,
+                });
             }
         };
-        Ok(JsonlSource { files, schema, batch_rows: batch_rows.max(1), text_fields: Vec::new() })
+        Ok(JsonlSource {
+            files,
+            schema,
+            batch_rows: batch_rows.max(1),
+            text_fields: Vec::new(),
+        })
     }
 
     /// Fields read as JSON text because their type differs between rows.
@@ -84,7 +101,8 @@ impl JsonlSource {
                         }
                     }
                 }
-                serde_json::to_vec(&serde_json::Value::Object(map)).unwrap_or_else(|_| line.to_vec())
+                serde_json::to_vec(&serde_json::Value::Object(map))
+                    .unwrap_or_else(|_| line.to_vec())
             }
             _ => line.to_vec(),
         }
@@ -106,7 +124,12 @@ impl JsonlSource {
 
     /// A position at the start of the first file.
     pub fn cursor(&self) -> Cursor {
-        Cursor { file: 0, reader: None, line: 0, done: false }
+        Cursor {
+            file: 0,
+            reader: None,
+            line: 0,
+            done: false,
+        }
     }
 
     /// The next chunk after `cursor`, or None at the end of the last file.
@@ -166,7 +189,11 @@ impl JsonlSource {
         let mut d = self.decoder()?;
         if let Ok(batch) = decode_all(&mut d, &joined) {
             if batch.num_rows() == chunk.len() {
-                return Ok(SourceBatch { batch, bad: Vec::new(), file: file.to_string() });
+                return Ok(SourceBatch {
+                    batch,
+                    bad: Vec::new(),
+                    file: file.to_string(),
+                });
             }
         }
         let mut good = self.decoder()?;
@@ -196,31 +223,13 @@ impl JsonlSource {
         let batch = good
             .flush()?
             .unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
-        Ok(SourceBatch { batch, bad, file: file.to_string() })
+        Ok(SourceBatch {
+            batch,
+            bad,
+            file: file.to_string(),
+        })
     }
 }
-
-fn decode_all(
-    d: &mut arrow_json::reader::Decoder,
-    bytes: &[u8],
-) -> std::result::Result<arrow_array::RecordBatch, String> {
-    let clean = |e: arrow_schema::ArrowError| e.to_string().trim_start_matches("Json error: ").to_string();
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let n = d.decode(&bytes[offset..]).map_err(clean)?;
-        if n == 0 {
-            break;
-        }
-        offset += n;
-    }
-    match d.flush().map_err(clean)? {
-        Some(b) => Ok(b),
-        None => Err("no rows".into()),
-    }
-}
-
-#[allow(dead_code)]
-fn _is_bufread(_: &dyn BufRead) {}
 
 /// Infers a schema; fields whose values disagree in type across rows become text fields.
 fn infer_schema(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String>)> {
@@ -248,7 +257,11 @@ fn infer_schema(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String
         match infer_json_schema_from_iterator(column) {
             Ok(s) => fields.push(s.field(0).clone()),
             Err(_) => {
-                fields.push(arrow_schema::Field::new(&name, arrow_schema::DataType::Utf8, true));
+                fields.push(arrow_schema::Field::new(
+                    &name,
+                    arrow_schema::DataType::Utf8,
+                    true,
+                ));
                 text.push(name);
             }
         }

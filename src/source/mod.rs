@@ -10,7 +10,7 @@ pub use jsonl::{Cursor, JsonlSource};
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// A row that could not be read.
@@ -40,18 +40,29 @@ pub struct SourceBatch {
 /// Opens a file for reading, decompressing `.gz` on the fly.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     let file = File::open(path).map_err(|e| {
-        Error::Source(format!("cannot open {}: {e}; check the path and permissions", path.display()))
+        Error::Source(format!(
+            "cannot open {}: {e}; check the path and permissions",
+            path.display()
+        ))
     })?;
     let gz = path.extension().is_some_and(|e| e == "gz");
     Ok(if gz {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file)))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::read::MultiGzDecoder::new(file),
+        ))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, file))
     })
 }
 
 /// Reads one line (without its newline) into `buf`; false at end of file.
-pub fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, path: &Path, line: u64) -> Result<bool> {
+pub fn read_line(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    path: &Path,
+    line: u64,
+) -> Result<bool> {
     buf.clear();
     let n = reader.read_until(b'\n', buf).map_err(|e| {
         Error::Source(format!(
@@ -102,5 +113,52 @@ pub fn paths(list: &[String]) -> Vec<PathBuf> {
     list.iter().map(PathBuf::from).collect()
 }
 
-#[allow(dead_code)]
-fn _assert_read(_: &dyn Read) {}
+/// arrow's push decoders (JSON and CSV), fed whole chunks of rows.
+pub(crate) trait PushDecoder {
+    fn push(&mut self, bytes: &[u8]) -> std::result::Result<usize, arrow_schema::ArrowError>;
+    fn take(&mut self) -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError>;
+}
+
+impl PushDecoder for arrow_json::reader::Decoder {
+    fn push(&mut self, bytes: &[u8]) -> std::result::Result<usize, arrow_schema::ArrowError> {
+        self.decode(bytes)
+    }
+    fn take(&mut self) -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError> {
+        self.flush()
+    }
+}
+
+impl PushDecoder for arrow_csv::reader::Decoder {
+    fn push(&mut self, bytes: &[u8]) -> std::result::Result<usize, arrow_schema::ArrowError> {
+        self.decode(bytes)
+    }
+    fn take(&mut self) -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError> {
+        self.flush()
+    }
+}
+
+/// Decodes all of `bytes` into one batch; an error is returned as its message, without
+/// arrow's "Json error: " / "Csv error: " prefix.
+pub(crate) fn decode_all(
+    d: &mut impl PushDecoder,
+    bytes: &[u8],
+) -> std::result::Result<RecordBatch, String> {
+    let clean = |e: arrow_schema::ArrowError| {
+        let text = e.to_string();
+        text.trim_start_matches("Json error: ")
+            .trim_start_matches("Csv error: ")
+            .to_string()
+    };
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let n = d.push(&bytes[offset..]).map_err(clean)?;
+        if n == 0 {
+            break;
+        }
+        offset += n;
+    }
+    match d.take().map_err(clean)? {
+        Some(b) => Ok(b),
+        None => Err("no rows".into()),
+    }
+}

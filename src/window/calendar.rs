@@ -66,7 +66,9 @@ impl Calendar {
             CalendarLength::Wall(w) => w > 0,
         };
         if !positive(every) || !positive(period) {
-            return Err(Error::Config("calendar windows need positive durations".into()));
+            return Err(Error::Config(
+                "calendar windows need positive durations".into(),
+            ));
         }
         if std::mem::discriminant(&every) != std::mem::discriminant(&period) {
             return Err(Error::Config(
@@ -76,9 +78,17 @@ impl Calendar {
             ));
         }
         if per_second <= 0 || 1_000_000_000 % per_second != 0 {
-            return Err(Error::Internal(format!("bad time unit: {per_second} per second")));
+            return Err(Error::Internal(format!(
+                "bad time unit: {per_second} per second"
+            )));
         }
-        Ok(Calendar { tz, per_second, every, period, offset })
+        Ok(Calendar {
+            tz,
+            per_second,
+            every,
+            period,
+            offset,
+        })
     }
 
     /// True when the windows are back to back (period == every).
@@ -104,7 +114,11 @@ impl Calendar {
     fn wall(&self, t: i64) -> Option<i64> {
         let secs = t.div_euclid(self.per_second);
         let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
-        let off = self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
+        let off = self
+            .tz
+            .offset_from_utc_datetime(&utc)
+            .fix()
+            .local_minus_utc() as i64;
         t.checked_add(off * self.per_second)
     }
 
@@ -127,7 +141,12 @@ impl Calendar {
         // instant just after the transition; the transition lies at most one gap earlier.
         let offset_at = |secs: i64| -> Option<i64> {
             let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
-            Some(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64)
+            Some(
+                self.tz
+                    .offset_from_utc_datetime(&utc)
+                    .fix()
+                    .local_minus_utc() as i64,
+            )
         };
         let guess = naive.and_utc().timestamp();
         let before = offset_at(guess - 2 * 86_400)?;
@@ -179,21 +198,25 @@ impl Calendar {
     fn end_wall(&self, w: i64) -> Option<i64> {
         match (self.every, self.period) {
             (_, CalendarLength::Wall(p)) => self.start_wall(w)?.checked_add(p),
-            (CalendarLength::Months(e), CalendarLength::Months(p)) => {
-                self.month_start_wall(w.checked_mul(e)?.checked_add(p)?)?.checked_add(self.offset)
-            }
+            (CalendarLength::Months(e), CalendarLength::Months(p)) => self
+                .month_start_wall(w.checked_mul(e)?.checked_add(p)?)?
+                .checked_add(self.offset),
             _ => None,
         }
     }
 
     /// Start of window `w` (saturating for indices far outside the calendar).
     pub fn start(&self, w: i64) -> i64 {
-        self.start_wall(w).and_then(|x| self.instant(x)).unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
+        self.start_wall(w)
+            .and_then(|x| self.instant(x))
+            .unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// End of window `w` (saturating for indices far outside the calendar).
     pub fn end(&self, w: i64) -> i64 {
-        self.end_wall(w).and_then(|x| self.instant(x)).unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
+        self.end_wall(w)
+            .and_then(|x| self.instant(x))
+            .unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// First and last window containing `t`.
@@ -263,13 +286,27 @@ mod tests {
 
     #[test]
     fn dst_days_in_both_hemispheres() {
-        let paris = Calendar::new("Europe/Paris", 1, CalendarLength::Wall(D), CalendarLength::Wall(D), 0).unwrap();
+        let paris = Calendar::new(
+            "Europe/Paris",
+            1,
+            CalendarLength::Wall(D),
+            CalendarLength::Wall(D),
+            0,
+        )
+        .unwrap();
         let (s, e) = window_of(&paris, "2025-03-30T12:00:00+02:00");
         assert_eq!((s, e - s), (utc("2025-03-30T00:00:00+01:00"), 23 * H));
         let (s, e) = window_of(&paris, "2025-10-26T12:00:00+01:00");
         assert_eq!((s, e - s), (utc("2025-10-26T00:00:00+02:00"), 25 * H));
         // Sydney: DST ends on the first Sunday of April, starts on the first Sunday of October.
-        let sydney = Calendar::new("Australia/Sydney", 1, CalendarLength::Wall(D), CalendarLength::Wall(D), 0).unwrap();
+        let sydney = Calendar::new(
+            "Australia/Sydney",
+            1,
+            CalendarLength::Wall(D),
+            CalendarLength::Wall(D),
+            0,
+        )
+        .unwrap();
         let (s, e) = window_of(&sydney, "2025-04-06T12:00:00+10:00");
         assert_eq!((s, e - s), (utc("2025-04-06T00:00:00+11:00"), 25 * H));
         let (s, e) = window_of(&sydney, "2025-10-05T12:00:00+11:00");
@@ -278,21 +315,61 @@ mod tests {
 
     #[test]
     fn months_quarters_and_leap_february() {
-        let month = Calendar::new("UTC", 1, CalendarLength::Months(1), CalendarLength::Months(1), 0).unwrap();
+        let month = Calendar::new(
+            "UTC",
+            1,
+            CalendarLength::Months(1),
+            CalendarLength::Months(1),
+            0,
+        )
+        .unwrap();
         let (s, e) = window_of(&month, "2024-02-29T23:59:59Z");
-        assert_eq!((s, e), (utc("2024-02-01T00:00:00Z"), utc("2024-03-01T00:00:00Z")));
+        assert_eq!(
+            (s, e),
+            (utc("2024-02-01T00:00:00Z"), utc("2024-03-01T00:00:00Z"))
+        );
         assert_eq!(e - s, 29 * D);
-        let quarter = Calendar::new("America/New_York", 1, CalendarLength::Months(3), CalendarLength::Months(3), 0).unwrap();
+        let quarter = Calendar::new(
+            "America/New_York",
+            1,
+            CalendarLength::Months(3),
+            CalendarLength::Months(3),
+            0,
+        )
+        .unwrap();
         let (s, e) = window_of(&quarter, "2025-05-15T12:00:00Z");
-        assert_eq!((s, e), (utc("2025-04-01T00:00:00-04:00"), utc("2025-07-01T00:00:00-04:00")));
-        let year = Calendar::new("UTC", 1, CalendarLength::Months(12), CalendarLength::Months(12), 0).unwrap();
-        assert_eq!(window_of(&year, "1969-07-20T20:17:00Z"), (utc("1969-01-01T00:00:00Z"), utc("1970-01-01T00:00:00Z")));
+        assert_eq!(
+            (s, e),
+            (
+                utc("2025-04-01T00:00:00-04:00"),
+                utc("2025-07-01T00:00:00-04:00")
+            )
+        );
+        let year = Calendar::new(
+            "UTC",
+            1,
+            CalendarLength::Months(12),
+            CalendarLength::Months(12),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            window_of(&year, "1969-07-20T20:17:00Z"),
+            (utc("1969-01-01T00:00:00Z"), utc("1970-01-01T00:00:00Z"))
+        );
     }
 
     #[test]
     fn a_midnight_that_does_not_exist_starts_the_day_after_the_gap() {
         // America/Havana skips 00:00-01:00 when DST starts (2025-03-09).
-        let day = Calendar::new("America/Havana", 1, CalendarLength::Wall(D), CalendarLength::Wall(D), 0).unwrap();
+        let day = Calendar::new(
+            "America/Havana",
+            1,
+            CalendarLength::Wall(D),
+            CalendarLength::Wall(D),
+            0,
+        )
+        .unwrap();
         let (s, e) = window_of(&day, "2025-03-09T12:00:00-04:00");
         assert_eq!(s, utc("2025-03-09T01:00:00-04:00"));
         assert_eq!(e - s, 23 * H);
@@ -300,7 +377,14 @@ mod tests {
 
     #[test]
     fn hopping_calendar_windows_and_passed_upto() {
-        let c = Calendar::new("Europe/Paris", 1, CalendarLength::Wall(D), CalendarLength::Wall(3 * D), 0).unwrap();
+        let c = Calendar::new(
+            "Europe/Paris",
+            1,
+            CalendarLength::Wall(D),
+            CalendarLength::Wall(3 * D),
+            0,
+        )
+        .unwrap();
         let t = utc("2025-03-30T12:00:00+02:00");
         let (f, l) = c.indices(t);
         assert_eq!(l - f, 2);
@@ -320,17 +404,37 @@ mod tests {
     fn a_boundary_inside_a_gap_maps_to_the_transition() {
         // Paris skips 02:00-03:00 on 2025-03-30; an hourly grid offset by 10 minutes has a
         // boundary at 02:10, which maps to the transition 01:00Z.
-        let hour = Calendar::new("Europe/Paris", 1, CalendarLength::Wall(H), CalendarLength::Wall(H), 600).unwrap();
+        let hour = Calendar::new(
+            "Europe/Paris",
+            1,
+            CalendarLength::Wall(H),
+            CalendarLength::Wall(H),
+            600,
+        )
+        .unwrap();
         let (s, e) = window_of(&hour, "2025-03-30T01:05:00Z");
-        assert_eq!((s, e), (utc("2025-03-30T01:00:00Z"), utc("2025-03-30T01:10:00Z")));
+        assert_eq!(
+            (s, e),
+            (utc("2025-03-30T01:00:00Z"), utc("2025-03-30T01:10:00Z"))
+        );
         let (s, e) = window_of(&hour, "2025-03-30T00:50:00Z");
-        assert_eq!((s, e), (utc("2025-03-30T00:10:00Z"), utc("2025-03-30T01:00:00Z")));
+        assert_eq!(
+            (s, e),
+            (utc("2025-03-30T00:10:00Z"), utc("2025-03-30T01:00:00Z"))
+        );
     }
 
     #[test]
     fn rows_in_a_repeated_hour_land_in_a_window_that_contains_them() {
         // Paris repeats 02:00-03:00 on 2025-10-26 (00:00Z-01:00Z then 01:00Z-02:00Z).
-        let half = Calendar::new("Europe/Paris", 1, CalendarLength::Wall(1800), CalendarLength::Wall(1800), 0).unwrap();
+        let half = Calendar::new(
+            "Europe/Paris",
+            1,
+            CalendarLength::Wall(1800),
+            CalendarLength::Wall(1800),
+            0,
+        )
+        .unwrap();
         for minute in (0..120).step_by(10) {
             let t = utc("2025-10-26T00:00:00Z") + minute * 60;
             let (f, l) = half.indices(t);
@@ -341,7 +445,14 @@ mod tests {
 
     #[test]
     fn unknown_zone_is_a_config_error() {
-        let e = Calendar::new("Mars/Olympus", 1, CalendarLength::Wall(D), CalendarLength::Wall(D), 0).unwrap_err();
+        let e = Calendar::new(
+            "Mars/Olympus",
+            1,
+            CalendarLength::Wall(D),
+            CalendarLength::Wall(D),
+            0,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("IANA"));
     }
 }

@@ -47,7 +47,12 @@ impl Cumulative {
                  ({step}), e.g. cumulative('1h', '10m')"
             )));
         }
-        Ok(Cumulative { period, step, offset: offset.rem_euclid(period), steps: period / step })
+        Ok(Cumulative {
+            period,
+            step,
+            offset: offset.rem_euclid(period),
+            steps: period / step,
+        })
     }
 
     /// First and last window containing `t`.
@@ -65,13 +70,17 @@ impl Cumulative {
     /// Start of window `c` (its block's start).
     #[inline]
     pub fn start(&self, c: i64) -> i64 {
-        c.div_euclid(self.steps).saturating_mul(self.period).saturating_add(self.offset)
+        c.div_euclid(self.steps)
+            .saturating_mul(self.period)
+            .saturating_add(self.offset)
     }
 
     /// End of window `c`.
     #[inline]
     pub fn end(&self, c: i64) -> i64 {
-        c.saturating_add(1).saturating_mul(self.step).saturating_add(self.offset)
+        c.saturating_add(1)
+            .saturating_mul(self.step)
+            .saturating_add(self.offset)
     }
 
     /// The largest window whose `end + extra <= instant`.
@@ -101,7 +110,10 @@ mod tests {
         assert_eq!(windows(5), vec![(0, 6), (0, 8), (0, 10)]);
         assert_eq!(windows(7), vec![(0, 8), (0, 10)]);
         assert_eq!(windows(9), vec![(0, 10)]);
-        assert_eq!(windows(10), vec![(10, 12), (10, 14), (10, 16), (10, 18), (10, 20)]);
+        assert_eq!(
+            windows(10),
+            vec![(10, 12), (10, 14), (10, 16), (10, 18), (10, 20)]
+        );
         assert_eq!(windows(-1), vec![(-10, 0)]);
     }
 
@@ -119,6 +131,9 @@ mod tests {
 
     #[test]
     fn rejects_a_period_that_is_not_a_multiple_of_the_step() {
-        assert!(Cumulative::new(10, 3, 0).unwrap_err().to_string().contains("multiple"));
+        assert!(Cumulative::new(10, 3, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("multiple"));
     }
 }

@@ -41,7 +41,11 @@ impl FixedWindows {
                 "window 'period' must be a positive duration, got {period}; e.g. '5m'"
             )));
         }
-        Ok(FixedWindows { period, every, offset: offset.rem_euclid(every) })
+        Ok(FixedWindows {
+            period,
+            every,
+            offset: offset.rem_euclid(every),
+        })
     }
 
     /// Start of window `w`.
@@ -86,7 +90,6 @@ impl FixedWindows {
         w.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -50,7 +50,9 @@ impl WindowSpec {
 
     /// Fixed windows of length `period` starting every `every`.
     pub fn hopping(period: i64, every: i64, offset: i64) -> Result<Self> {
-        Ok(WindowSpec::Fixed(FixedWindows::hopping(period, every, offset)?))
+        Ok(WindowSpec::Fixed(FixedWindows::hopping(
+            period, every, offset,
+        )?))
     }
 
     /// The first and last window index containing `t` (`first > last`: in a gap).
@@ -133,7 +135,11 @@ pub struct Watermark {
 impl Watermark {
     /// A watermark that trails the largest instant by `delay`.
     pub fn new(delay: i64) -> Self {
-        Watermark { delay, current: i64::MIN, max_seen: None }
+        Watermark {
+            delay,
+            current: i64::MIN,
+            max_seen: None,
+        }
     }
 
     /// Advances the watermark for a row at `t`; returns true when it moved.
@@ -170,7 +176,6 @@ impl Watermark {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
