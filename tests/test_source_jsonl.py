@@ -19,7 +19,7 @@ from polars.testing import assert_frame_equal
 import rillet as rl
 
 BENCH_GEN = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "gen_events.py"
-CLOUDTRAIL = Path("/work/shared/data/real/cloudtrail_invictus/cloudtrail.jsonl")
+CLOUDTRAIL = BENCH_GEN.parents[1] / "data" / "real" / "cloudtrail_invictus" / "cloudtrail.jsonl"
 
 
 def _write_lines(path: Path, lines: list[str | bytes]) -> Path:

@@ -39,7 +39,7 @@ from rillet._errors import (
     SourceError,
 )
 from rillet._cloudtrail import read_cloudtrail
-from rillet._files import read_csv, read_jsonl
+from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
 from rillet._pacing import paced
 from rillet._tail import tail_dir, tail_jsonl
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
@@ -77,7 +77,9 @@ __all__ = [
     "quantile",
     "read_cloudtrail",
     "read_csv",
+    "read_ipc",
     "read_jsonl",
+    "read_parquet",
     "session",
     "sliding",
     "std",

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from rillet import _core
-from rillet._errors import ConfigError, SourceError
+from rillet._errors import ConfigError, SchemaError, SourceError
 
 PathLike = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -51,32 +51,83 @@ class Chunk:
 
 
 class FileSource:
-    """Files (plain or .gz), read in order by the Rust core in bounded memory.
+    """Files read in order by the Rust core in bounded memory: JSON Lines and CSV (plain or
+    .gz), Parquet and Arrow IPC.
 
     Use as a source: ``rl.stream(rl.read_jsonl("logs/*.jsonl.gz"), time="ts")``.
     """
 
     def __init__(self, kind: str, path: PathLike, order_by: str | None = None,
-                 batch_rows: int = 65_536, separator: str = ",") -> None:
+                 schema: Any = None, batch_rows: int = 65_536, separator: str = ",") -> None:
         self.kind = kind
         self.files = expand(path, f"read_{kind}")
-        if order_by is not None:
-            raise ConfigError(
-                f"read_{kind}(order_by=...) is not supported yet; files are replayed in name order"
-            )
-        if batch_rows < 1:
-            raise ConfigError(f"batch_rows must be positive, got {batch_rows}")
+        if order_by is not None and not isinstance(order_by, str):
+            raise ConfigError(f"read_{kind}(order_by=...) takes a column name, got {order_by!r}")
+        self.order_by = order_by
+        self.schema = _schema_frame(schema, kind)
+        if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+            raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
         self.batch_rows = batch_rows
         self.separator = separator
 
+    def _reader(self, files: list[str], schema: pl.DataFrame | None) -> Any:
+        return _core.FileReader(self.kind, files, self.batch_rows, 1000, self.separator, schema)
+
     def chunks(self) -> Iterator[Chunk]:
-        reader = _core.FileReader(self.kind, self.files, self.batch_rows, 1000, self.separator)
+        if self.order_by is not None and len(self.files) > 1:
+            yield from self._merged(self.order_by)
+            return
+        yield from _read(self._reader(self.files, self.schema))
+
+    def _merged(self, col: str) -> Iterator[Chunk]:
+        """The files' rows merged by column ``col``: each step hands on, sorted, every
+        buffered row up to the smallest latest value among the files still being read, so
+        files that are each sorted by ``col`` make one stream sorted by it, ties in file
+        order, as a stable sort of the files' rows would (a null is handed on when read).
+        Memory: one batch per file."""
+        # One reader per file, all with the schema the whole list would be read with.
+        readers = self._reader(self.files, self.schema).split()
+        heads = [_read(r) for r in readers]
+        buffers: dict[int, pl.DataFrame] = {}
+        live = list(range(len(heads)))
         while True:
-            nxt = reader.next_chunk()
-            if nxt is None:
+            for i in list(live):
+                while i not in buffers:
+                    nxt = next(heads[i], None)
+                    if nxt is None:
+                        live.remove(i)
+                        break
+                    if nxt.bad.height:
+                        yield Chunk(nxt.frame.head(0), nxt.bad)
+                    if nxt.frame.height:
+                        if col not in nxt.frame.columns:
+                            raise SchemaError(
+                                f"read_{self.kind}(order_by={col!r}): no such column; the files "
+                                f"have {nxt.frame.columns}"
+                            )
+                        buffers[i] = nxt.frame
+            if not buffers:
                 return
-            rows, bad = nxt
-            yield Chunk(pl.DataFrame(rows), pl.DataFrame(bad))
+            # Rows up to the smallest latest value of the files that may still send smaller
+            # ones; a file whose buffer is all null sends its rows at once.
+            latest = [b[col].max() for b in buffers.values() if b[col].null_count() < b.height]
+            frontier = min(latest) if latest else None
+            out = []
+            blocked = False  # an earlier file may still send rows equal to the frontier
+            for i, b in sorted(buffers.items()):
+                c = b[col]
+                if frontier is None:
+                    take = c.is_null()
+                else:
+                    take = c.is_null() | (c < frontier) | ((c == frontier) & (not blocked))
+                    blocked = blocked or c.max() == frontier
+                out.append(b.filter(take))
+                rest = b.filter(~take)
+                if rest.height:
+                    buffers[i] = rest
+                else:
+                    del buffers[i]
+            yield Chunk(pl.concat(out).sort(col, nulls_last=False, maintain_order=True), _NO_BAD)
 
     def paced(self, speed: float | None = 10.0, by: str = "arrival_time") -> Any:
         """This source replayed at ``speed`` times the pace recorded in column ``by``."""
@@ -93,26 +144,72 @@ class FileSource:
         return f"rl.read_{self.kind}({self.files[0]!r}{'...' if len(self.files) > 1 else ''})"
 
 
-def read_jsonl(path: PathLike, order_by: str | None = None, schema: dict | None = None) -> FileSource:
+_NO_BAD = pl.DataFrame(schema={"file": pl.String, "line": pl.UInt64, "reason": pl.String, "text": pl.String})
+
+
+def _read(reader: Any) -> Iterator[Chunk]:
+    while True:
+        nxt = reader.next_chunk()
+        if nxt is None:
+            return
+        rows, bad = nxt
+        yield Chunk(pl.DataFrame(rows), pl.DataFrame(bad))
+
+
+def _schema_frame(schema: Any, kind: str) -> pl.DataFrame | None:
+    """A user's ``schema=`` (a dict or polars Schema of column -> dtype) as an empty frame."""
+    if schema is None:
+        return None
+    if not isinstance(schema, (dict, pl.Schema)) or not schema:
+        raise ConfigError(
+            f"read_{kind}(schema=...) takes a dict of column name -> polars dtype, such as "
+            f"{{'ts': pl.Datetime('us', 'UTC'), 'ip': pl.String}}; got {schema!r}"
+        )
+    try:
+        return pl.DataFrame(schema=schema)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
+        raise ConfigError(f"read_{kind}(schema=...): {e}; give polars dtypes such as pl.Int64") from e
+
+
+def read_parquet(path: PathLike, order_by: str | None = None, schema: dict | None = None,
+                 batch_rows: int = 65_536) -> FileSource:
+    """Replays Parquet files (a path, a glob or a list, name order) as a stream, row group by
+    row group in Rust, in bounded memory. The schema is the first file's (or ``schema=``); a
+    later file lacking a column gets nulls, a column it adds is ignored, and a column of
+    another type is cast or refused with a :class:`SourceError` naming the file.
+    ``order_by=`` merges the files by a column (see :func:`read_jsonl`)."""
+    return FileSource("parquet", path, order_by, schema, batch_rows)
+
+
+def read_ipc(path: PathLike, order_by: str | None = None, schema: dict | None = None,
+             batch_rows: int = 65_536) -> FileSource:
+    """Replays Arrow IPC files (the file format, also called Feather v2, or the stream
+    format) batch by batch, as :func:`read_parquet` does Parquet."""
+    return FileSource("ipc", path, order_by, schema, batch_rows)
+
+
+def read_jsonl(path: PathLike, order_by: str | None = None, schema: dict | None = None,
+               batch_rows: int = 65_536) -> FileSource:
     """Replays JSON Lines files (plain or ``.gz``; a path, a glob or a list, name order) as a
-    stream. The schema is inferred from the first rows; a later row with a missing field gets
-    null, an unknown field is ignored, and a row that does not parse goes to ``run.rejected``
-    with its file, line and reason. A truncated ``.gz`` raises :class:`SourceError` naming the
-    file, after the good rows were processed."""
-    if schema is not None:
-        raise ConfigError("read_jsonl(schema=...) is not supported yet; the schema is inferred")
-    return FileSource("jsonl", path, order_by)
+    stream. The schema is inferred from the first rows, or given as ``schema=`` (a dict of
+    column -> polars dtype; fields not in it are ignored); a later row with a missing field
+    gets null, an unknown field is ignored, and a row that does not parse goes to
+    ``run.rejected`` with its file, line and reason. A truncated ``.gz`` raises
+    :class:`SourceError` naming the file, after the good rows were processed.
+
+    ``order_by="ts"`` merges several files by that column instead of reading them one after
+    another: with files each sorted by it (as log files are), the stream is sorted by it."""
+    return FileSource("jsonl", path, order_by, schema, batch_rows)
 
 
 def read_csv(path: PathLike, order_by: str | None = None, schema: dict | None = None,
-             separator: str = ",") -> FileSource:
+             separator: str = ",", batch_rows: int = 65_536) -> FileSource:
     """Replays CSV files with a header row (plain or ``.gz``; a path, a glob or a list, name
     order) as a stream, parsed in Rust. The schema is inferred from the first rows of the first
-    file (later files must have the same columns in the same order); a record that does not
-    parse (wrong number of fields, a value of the wrong type) goes to ``run.rejected`` with its
-    file, line and reason."""
-    if schema is not None:
-        raise ConfigError("read_csv(schema=...) is not supported yet; the schema is inferred")
+    file, or given as ``schema=`` (every header column, in order, with its polars dtype); later
+    files must have the same columns in the same order. A record that does not parse (wrong
+    number of fields, a value of the wrong type) goes to ``run.rejected`` with its file, line
+    and reason. ``order_by=`` merges files by a column (see :func:`read_jsonl`)."""
     if not isinstance(separator, str) or len(separator) != 1:
         raise ConfigError(f"separator must be one character, got {separator!r}")
-    return FileSource("csv", path, order_by, separator=separator)
+    return FileSource("csv", path, order_by, schema, batch_rows, separator=separator)

@@ -13,7 +13,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::input::AnyRecordBatch;
-use pyo3_arrow::PyRecordBatch;
+use pyo3_arrow::{PyRecordBatch, PyTable};
 use std::sync::Arc;
 
 create_exception!(
@@ -405,6 +405,36 @@ impl WindowOperator {
 enum Files {
     Jsonl(crate::source::JsonlSource, crate::source::Cursor),
     Csv(crate::source::CsvSource, crate::source::CsvCursor),
+    Columnar(crate::source::ColumnarSource, crate::source::ColumnarCursor),
+}
+
+impl Files {
+    fn split(&self) -> Vec<Files> {
+        use crate::source::{ColumnarSource, CsvSource, JsonlSource};
+        match self {
+            Files::Jsonl(s, _) => JsonlSource::split(s)
+                .into_iter()
+                .map(|s| {
+                    let c = s.cursor();
+                    Files::Jsonl(s, c)
+                })
+                .collect(),
+            Files::Csv(s, _) => CsvSource::split(s)
+                .into_iter()
+                .map(|s| {
+                    let c = s.cursor();
+                    Files::Csv(s, c)
+                })
+                .collect(),
+            Files::Columnar(s, _) => ColumnarSource::split(s)
+                .into_iter()
+                .map(|s| {
+                    let c = s.cursor();
+                    Files::Columnar(s, c)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Reads files in order, in chunks: (rows, bad rows) per chunk.
@@ -417,18 +447,32 @@ struct FileReader {
 #[pymethods]
 impl FileReader {
     #[new]
-    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=","))]
+    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=",", schema=None))]
     fn new(
         kind: &str,
         paths: Vec<String>,
         batch_rows: usize,
         infer_rows: usize,
         delimiter: &str,
+        schema: Option<PyTable>,
     ) -> PyResult<Self> {
         let files = crate::source::paths(&paths);
+        // The schema comes as an empty table (a polars DataFrame with that schema).
+        let schema = schema.map(|t| crate::source::normalize_schema(&t.into_inner().1));
         let files = match kind {
+            "parquet" | "ipc" => {
+                let format = if kind == "parquet" {
+                    crate::source::Columnar::Parquet
+                } else {
+                    crate::source::Columnar::Ipc
+                };
+                let s = crate::source::ColumnarSource::new(format, files, schema, batch_rows)
+                    .map_err(to_py)?;
+                let c = s.cursor();
+                Files::Columnar(s, c)
+            }
             "jsonl" => {
-                let s = crate::source::JsonlSource::new(files, None, batch_rows, infer_rows)
+                let s = crate::source::JsonlSource::new(files, schema, batch_rows, infer_rows)
                     .map_err(to_py)?;
                 let c = s.cursor();
                 Files::Jsonl(s, c)
@@ -442,7 +486,7 @@ impl FileReader {
                         )))
                     }
                 };
-                let s = crate::source::CsvSource::new(files, d, batch_rows, infer_rows)
+                let s = crate::source::CsvSource::new(files, schema, d, batch_rows, infer_rows)
                     .map_err(to_py)?;
                 let c = s.cursor();
                 Files::Csv(s, c)
@@ -452,6 +496,20 @@ impl FileReader {
         Ok(FileReader {
             files: std::sync::Mutex::new(files),
         })
+    }
+
+    /// One reader per file, each with this reader's schema and settings (for merging files).
+    fn split(&self) -> PyResult<Vec<FileReader>> {
+        let f = self
+            .files
+            .lock()
+            .map_err(|_| to_py(Error::Internal("reader lock poisoned".into())))?;
+        Ok(f.split()
+            .into_iter()
+            .map(|files| FileReader {
+                files: std::sync::Mutex::new(files),
+            })
+            .collect())
     }
 
     /// The next chunk as (rows, bad rows), or None at the end. Bad rows have columns
@@ -466,6 +524,7 @@ impl FileReader {
                 match &mut *f {
                     Files::Jsonl(s, c) => s.next_batch(c),
                     Files::Csv(s, c) => s.next_batch(c),
+                    Files::Columnar(s, c) => s.next_batch(c),
                 }
             })
             .map_err(to_py)?;

@@ -20,6 +20,7 @@ pub struct CsvCursor {
 }
 
 /// CSV files, read in order.
+#[derive(Clone)]
 pub struct CsvSource {
     files: Vec<PathBuf>,
     schema: SchemaRef,
@@ -28,9 +29,11 @@ pub struct CsvSource {
 }
 
 impl CsvSource {
-    /// Files read in this order; the schema is inferred from up to `infer_rows` records.
+    /// Files read in this order; the schema is inferred from up to `infer_rows` records
+    /// unless given (columns by position, as the header's).
     pub fn new(
         files: Vec<PathBuf>,
+        schema: Option<SchemaRef>,
         delimiter: u8,
         batch_rows: usize,
         infer_rows: usize,
@@ -38,6 +41,33 @@ impl CsvSource {
         let first = files
             .first()
             .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
+        if let Some(schema) = schema {
+            let header = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .from_reader(open(first)?)
+                .headers()
+                .map(|h| h.iter().map(str::to_string).collect::<Vec<_>>())
+                .map_err(|e| {
+                    Error::Source(format!(
+                        "cannot read the header of {}: {e}",
+                        first.display()
+                    ))
+                })?;
+            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            if header != names {
+                return Err(Error::Config(format!(
+                    "schema= names the columns {names:?} but {} has the header {header:?}; give \
+                     every column of the header, in its order",
+                    first.display()
+                )));
+            }
+            return Ok(CsvSource {
+                files,
+                schema,
+                delimiter,
+                batch_rows: batch_rows.max(1),
+            });
+        }
         let format = Format::default()
             .with_header(true)
             .with_delimiter(delimiter);
@@ -66,6 +96,17 @@ impl CsvSource {
     /// The schema rows are read with.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// One source per file, each read with this one's schema and settings.
+    pub fn split(&self) -> Vec<Self> {
+        self.files
+            .iter()
+            .map(|f| Self {
+                files: vec![f.clone()],
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// A position at the start of the first file.

@@ -20,6 +20,7 @@ pub struct Cursor {
 }
 
 /// JSON Lines files, read in order.
+#[derive(Clone)]
 pub struct JsonlSource {
     files: Vec<PathBuf>,
     schema: SchemaRef,
@@ -111,6 +112,17 @@ impl JsonlSource {
     /// The schema rows are read with.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// One source per file, each read with this one's schema and settings.
+    pub fn split(&self) -> Vec<Self> {
+        self.files
+            .iter()
+            .map(|f| Self {
+                files: vec![f.clone()],
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// Reads every file in order, calling `f` with each chunk; stops at the first error.

@@ -1,10 +1,12 @@
 //! Sources: files replayed in order as Arrow batches, with rows that do not parse kept (file,
 //! line, reason) rather than dropped, and read errors that name the file.
 
+mod columnar;
 mod csv;
 mod jsonl;
 
 pub use self::csv::{CsvCursor, CsvSource};
+pub use columnar::{normalize_schema, Columnar, ColumnarCursor, ColumnarSource};
 pub use jsonl::{Cursor, JsonlSource};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,346 @@
+//! Columnar files: Parquet (row group by row group, with the parquet crate) and Arrow IPC
+//! (file or stream format, batch by batch). Rows are typed already, so nothing is rejected row
+//! by row; every batch is conformed to one schema (the first file's, or the one given): a
+//! column a later file lacks is null, a column it adds is ignored, a column of another type is
+//! cast (or the file is refused, by name). A file that cannot be read raises an error naming
+//! it, after the rows before it were handed on.
+
+use super::SourceBatch;
+use crate::error::{Error, Result};
+use arrow_array::{new_null_array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The two columnar formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columnar {
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC, file (Feather v2) or stream format.
+    Ipc,
+}
+
+type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send>;
+
+/// Where a [`ColumnarSource`] is in its files.
+pub struct ColumnarCursor {
+    file: usize,
+    batches: Option<Batches>,
+    /// The rest of a batch longer than `batch_rows`.
+    rest: Option<RecordBatch>,
+    done: bool,
+}
+
+/// Parquet or Arrow IPC files, read in order.
+#[derive(Clone)]
+pub struct ColumnarSource {
+    format: Columnar,
+    files: Vec<PathBuf>,
+    schema: SchemaRef,
+    batch_rows: usize,
+}
+
+impl ColumnarSource {
+    /// Files read in this order, with `schema` or else the first file's.
+    pub fn new(
+        format: Columnar,
+        files: Vec<PathBuf>,
+        schema: Option<SchemaRef>,
+        batch_rows: usize,
+    ) -> Result<Self> {
+        let first = files
+            .first()
+            .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
+        let schema = match schema {
+            Some(s) => normalize_schema(&s),
+            None => normalize_schema(&open_batches(format, first, 1)?.0),
+        };
+        Ok(ColumnarSource {
+            format,
+            files,
+            schema,
+            batch_rows: batch_rows.max(1),
+        })
+    }
+
+    /// The schema rows are read with.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// One source per file, each read with this one's schema and settings.
+    pub fn split(&self) -> Vec<Self> {
+        self.files
+            .iter()
+            .map(|f| Self {
+                files: vec![f.clone()],
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// A position at the start of the first file.
+    pub fn cursor(&self) -> ColumnarCursor {
+        ColumnarCursor {
+            file: 0,
+            batches: None,
+            rest: None,
+            done: false,
+        }
+    }
+
+    /// The next chunk after `cursor` (at most `batch_rows` rows), or None after the last file.
+    pub fn next_batch(&self, cursor: &mut ColumnarCursor) -> Result<Option<SourceBatch>> {
+        loop {
+            if cursor.done {
+                return Ok(None);
+            }
+            if cursor.file >= self.files.len() {
+                cursor.done = true;
+                return Ok(None);
+            }
+            let path = &self.files[cursor.file];
+            let batch = match cursor.rest.take() {
+                Some(b) => b,
+                None => {
+                    if cursor.batches.is_none() {
+                        cursor.batches = Some(open_batches(self.format, path, self.batch_rows)?.1);
+                    }
+                    match cursor.batches.as_mut().expect("open").next() {
+                        Some(Ok(b)) => conform(b, &self.schema, path)?,
+                        Some(Err(e)) => {
+                            cursor.done = true;
+                            return Err(read_error(path, &e.to_string()));
+                        }
+                        None => {
+                            cursor.batches = None;
+                            cursor.file += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = if batch.num_rows() > self.batch_rows {
+                cursor.rest =
+                    Some(batch.slice(self.batch_rows, batch.num_rows() - self.batch_rows));
+                batch.slice(0, self.batch_rows)
+            } else {
+                batch
+            };
+            return Ok(Some(SourceBatch {
+                batch,
+                bad: Vec::new(),
+                file: path.display().to_string(),
+            }));
+        }
+    }
+}
+
+fn read_error(path: &Path, e: &str) -> Error {
+    Error::Source(format!(
+        "cannot read {}: {e} (a truncated or corrupt file?); the rows before it were processed",
+        path.display()
+    ))
+}
+
+/// The file's schema and an iterator over its batches.
+fn open_batches(format: Columnar, path: &Path, batch_rows: usize) -> Result<(SchemaRef, Batches)> {
+    let file = File::open(path).map_err(|e| {
+        Error::Source(format!(
+            "cannot open {}: {e}; check the path and permissions",
+            path.display()
+        ))
+    })?;
+    match format {
+        Columnar::Parquet => {
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| {
+                        Error::Source(format!(
+                            "{} is not a readable Parquet file: {e}",
+                            path.display()
+                        ))
+                    })?;
+            let schema = builder.schema().clone();
+            let reader = builder
+                .with_batch_size(batch_rows)
+                .build()
+                .map_err(|e| read_error(path, &e.to_string()))?;
+            Ok((schema, Box::new(reader)))
+        }
+        Columnar::Ipc => {
+            let mut magic = [0u8; 6];
+            let is_file = (&file).read_exact(&mut magic).is_ok() && &magic == b"ARROW1";
+            let file = File::open(path).map_err(|e| read_error(path, &e.to_string()))?;
+            let not_ipc = |e: ArrowError| {
+                Error::Source(format!(
+                    "{} is not a readable Arrow IPC file or stream: {e}",
+                    path.display()
+                ))
+            };
+            if is_file {
+                let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                    .map_err(not_ipc)?;
+                Ok((reader.schema(), Box::new(reader)))
+            } else {
+                let reader = arrow_ipc::reader::StreamReader::try_new(
+                    BufReader::with_capacity(1 << 20, file),
+                    None,
+                )
+                .map_err(not_ipc)?;
+                Ok((reader.schema(), Box::new(reader)))
+            }
+        }
+    }
+}
+
+/// The engine's plain types for a schema: view and large strings and binaries become `Utf8`
+/// and `Binary`, and every field is nullable (a later file may lack it).
+pub fn normalize_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), plain_type(f.data_type()), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn plain_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Dictionary(_, v) => plain_type(v),
+        other => other.clone(),
+    }
+}
+
+/// Casts that fail on a value that does not fit rather than make it null.
+const STRICT: arrow_cast::CastOptions<'static> = arrow_cast::CastOptions {
+    safe: false,
+    format_options: arrow_cast::display::FormatOptions::new(),
+};
+
+/// `batch` with exactly `schema`'s columns: found by name and cast when the type differs,
+/// null when absent.
+fn conform(batch: RecordBatch, schema: &SchemaRef, path: &Path) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| -> Result<ArrayRef> {
+            match batch.column_by_name(f.name()) {
+                None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+                Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                Some(c) => arrow_cast::cast_with_options(c, f.data_type(), &STRICT).map_err(|e| {
+                    Error::Source(format!(
+                        "column '{}' of {} is {} where the schema has {}: {e}; give schema= \
+                         with a type every file can be read as",
+                        f.name(),
+                        path.display(),
+                        c.data_type(),
+                        f.data_type()
+                    ))
+                }),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
+        RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
+            (
+                "name",
+                Arc::new(StringArray::from(names.to_vec())) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn read_all(src: &ColumnarSource) -> Result<Vec<RecordBatch>> {
+        let mut c = src.cursor();
+        let mut out = Vec::new();
+        while let Some(b) = src.next_batch(&mut c)? {
+            out.push(b.batch);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn parquet_row_groups_are_cut_to_batch_rows_and_conformed() {
+        let dir = std::env::temp_dir().join(format!("rillet-columnar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a.parquet");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(3))
+            .build();
+        let mut w = ArrowWriter::try_new(
+            File::create(&a).unwrap(),
+            batch(&[1], &["x"]).schema(),
+            Some(props),
+        )
+        .unwrap();
+        w.write(&batch(&[1, 2, 3, 4, 5], &["a", "b", "c", "d", "e"]))
+            .unwrap();
+        w.close().unwrap();
+        // A second file without the "name" column and with an extra one.
+        let b = dir.join("b.parquet");
+        let only = RecordBatch::try_from_iter(vec![
+            ("extra", Arc::new(Int64Array::from(vec![9])) as ArrayRef),
+            ("id", Arc::new(Int64Array::from(vec![6])) as ArrayRef),
+        ])
+        .unwrap();
+        let mut w = ArrowWriter::try_new(File::create(&b).unwrap(), only.schema(), None).unwrap();
+        w.write(&only).unwrap();
+        w.close().unwrap();
+
+        let src = ColumnarSource::new(Columnar::Parquet, vec![a, b.clone()], None, 2).unwrap();
+        let got = read_all(&src).unwrap();
+        assert!(got.iter().all(|b| b.num_rows() <= 2));
+        let ids: Vec<i64> = got
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3, 4, 5, 6]);
+        let last = got.last().unwrap();
+        assert_eq!(last.num_columns(), 2);
+        assert!(last.column(1).is_null(0));
+
+        // A truncated file names itself.
+        let bytes = std::fs::read(&b).unwrap();
+        std::fs::write(&b, &bytes[..bytes.len() / 2]).unwrap();
+        let err = ColumnarSource::new(Columnar::Parquet, vec![b], None, 2)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("b.parquet") && err.contains("Parquet"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
