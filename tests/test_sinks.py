@@ -3,13 +3,19 @@ changelog rows ends equal to the final result, late rows included."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
-import sqlite3
+import pytest
 
 import rillet as rl
+from conftest import batches
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -88,3 +94,165 @@ def test_session_changelog_deletes_merged_sessions(tmp_path: Path) -> None:
         "SELECT window_start, window_end, count FROM sessions ORDER BY window_start").fetchall()
     final = rl.stream(df, time="t").window(rl.session(5), by="k", lateness=20).agg(rl.count()).collect()
     assert rows == final.select("window_start", "window_end", "count").rows()
+
+
+def test_rerun_into_an_existing_table_upserts(tmp_path: Path) -> None:
+    for uri in (f"sqlite:///{tmp_path}/r.db", f"duckdb:///{tmp_path}/r.duckdb"):
+        _query("final").to_database(uri, "metrics")
+        _query("amend").to_database(uri, "metrics")
+    final = _query().collect().sort(["svc", "window_end"]).select("svc", "count", "bytes_sum").rows()
+    lite = sqlite3.connect(tmp_path / "r.db")
+    assert lite.execute("SELECT svc, count, bytes_sum FROM metrics ORDER BY svc, window_end").fetchall() == final
+    lite.close()
+    duck = duckdb.connect(str(tmp_path / "r.duckdb"))
+    assert duck.execute("SELECT svc, count, bytes_sum FROM metrics ORDER BY svc, window_end").fetchall() == final
+    duck.close()
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "duckdb"])
+@pytest.mark.parametrize("ddl", [
+    # another query's table: other value columns
+    "(svc TEXT, window_start TEXT, window_end TEXT, errors INTEGER, PRIMARY KEY (svc, window_start, window_end))",
+    # the right columns, but another key
+    "(svc TEXT, window_start TEXT, window_end TEXT, count INTEGER, bytes_sum INTEGER, PRIMARY KEY (svc))",
+])
+def test_table_of_another_shape_is_a_sink_error(tmp_path: Path, scheme: str, ddl: str) -> None:
+    path = tmp_path / "r.db"
+    con = sqlite3.connect(path) if scheme == "sqlite" else duckdb.connect(str(path))
+    con.execute(f"CREATE TABLE metrics {ddl}")
+    con.commit()
+    con.close()
+    with pytest.raises(rl.SinkError, match=r"(SQLite|DuckDB) table 'metrics' in .*r.db already exists and does not fit"):
+        _query().to_database(f"{scheme}:///{path}", "metrics")
+
+
+def test_top_k_lists_are_stored_as_json_text(tmp_path: Path) -> None:
+    # Regression: list columns were stored as the repr of a polars Series.
+    q = (rl.stream(_events(), time="t", watermark="2m")
+         .window(rl.tumbling("1h"), by="svc").agg(rl.top_k("bytes", 2)))
+    q.to_database(f"sqlite:///{tmp_path}/k.db", "top")
+    con = sqlite3.connect(tmp_path / "k.db")
+    got = [json.loads(v) for (v,) in con.execute("SELECT bytes_top_k FROM top ORDER BY svc, window_start")]
+    con.close()
+    assert got == q.collect().sort(["svc", "window_start"])["bytes_top_k"].to_list()
+
+
+@pytest.mark.parametrize("uri", ["mysql://localhost/db", "sqlite:r.db"])
+def test_unknown_database_uri_is_a_config_error(uri: str) -> None:
+    with pytest.raises(rl.ConfigError, match="sqlite:///path.db, duckdb:///path.duckdb or postgresql://"):
+        _query().to_database(uri, "metrics")
+
+
+# -- max_delay: Firehose's buffering interval ---------------------------------------------
+class FakeClock:
+    """Stands in for rillet._clock.now_ms, so a test decides how much wall time passes."""
+
+    def __init__(self) -> None:
+        self.ms = 1_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def _hourly(batches: Iterator[pl.DataFrame]) -> rl.Query:
+    return rl.stream(batches, time="t").window(rl.tumbling("1h"), by="svc").agg(rl.count(), rl.sum("bytes"))
+
+
+def _slow_batches(clock: FakeClock, out: Path, seen: list[int], quiet: bool) -> Iterator[pl.DataFrame]:
+    """One hour of events per batch, each closing the hour before; after each batch a minute
+    passes, and `seen` records how many files existed when the next batch was asked for. With
+    `quiet`, the minute passes in empty batches, as a live source sends while nothing arrives."""
+    events = pl.DataFrame({
+        "t": [T0 + dt.timedelta(minutes=i) for i in range(240)],
+        "svc": [f"s{i % 3}" for i in range(240)],
+        "bytes": list(range(240)),
+    })
+    for hour in range(4):
+        yield events.filter(pl.col("t").dt.hour() == hour)
+        if quiet:
+            for _ in range(6):
+                clock.ms += 10_000
+                yield events.head(0)
+        else:
+            clock.ms += 60_000
+        seen.append(len(list(out.rglob("*.parquet"))))
+
+
+@pytest.mark.parametrize(("quiet", "files_seen"), [
+    # hour h is emitted with batch h + 1; the next batch, a minute later, writes it
+    (False, [0, 0, 1, 1]),
+    # the heartbeats write each hour 30 s after it was emitted
+    (True, [0, 1, 2, 3]),
+], ids=["slow batches", "quiet heartbeats"])
+def test_max_delay_writes_files_while_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       quiet: bool, files_seen: list[int]) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("rillet._clock.now_ms", clock)
+    out, seen = tmp_path / "out", list[int]()
+    _hourly(_slow_batches(clock, out, seen, quiet)).to_parquet(out, partition_by=None, max_delay="30s")
+    assert seen == files_seen
+    back = pl.read_parquet(out / "*.parquet").sort(["window_start", "svc"])
+    want = _hourly(_slow_batches(FakeClock(), tmp_path / "none", [], quiet)).collect()
+    assert back.equals(want.sort(["window_start", "svc"]))
+
+
+def test_max_delay_on_the_real_clock(tmp_path: Path) -> None:
+    out, seen = tmp_path / "out", list[int]()
+
+    def batches() -> Iterator[pl.DataFrame]:
+        for hour in range(3):
+            yield pl.DataFrame({"t": [T0 + dt.timedelta(hours=hour)], "svc": ["a"], "bytes": [hour]})
+            time.sleep(0.1)
+            seen.append(len(list(out.glob("*.jsonl"))))
+
+    _hourly(batches()).to_jsonl(out, partition_by=None, max_delay=dt.timedelta(milliseconds=50))
+    assert seen == [0, 0, 1]  # hour 0, emitted with the second batch, written with the third
+    back = pl.concat(pl.read_ndjson(f) for f in sorted(out.glob("*.jsonl")))
+    assert back["bytes_sum"].to_list() == [0, 1, 2]
+
+
+def test_without_max_delay_rows_wait_for_max_rows_or_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("rillet._clock.now_ms", clock)
+    out, seen = tmp_path / "out", list[int]()
+    _hourly(_slow_batches(clock, out, seen, quiet=True)).to_parquet(out, partition_by=None, max_delay=None)
+    assert seen == [0, 0, 0, 0]
+    assert len(list(out.glob("*.parquet"))) == 1
+
+
+@pytest.mark.parametrize("bad", [-1, "-5s", dt.timedelta(seconds=-1), "soon"])
+def test_max_delay_must_be_a_wall_clock_duration(tmp_path: Path, bad: Any) -> None:
+    with pytest.raises(rl.ConfigError, match="max_delay"):
+        _query().to_jsonl(tmp_path, max_delay=bad)
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "duckdb"])
+@pytest.mark.parametrize("size", [None, 97])
+def test_database_equals_final_whatever_the_batches(tmp_path: Path, scheme: str, size: int | None) -> None:
+    # Many keys, so one batch upserts more rows than DuckDB puts in one INSERT; sessions, so
+    # -U and -D rows come, within a batch and across batches.
+    n = 3000
+    df = pl.DataFrame({
+        "t": [(i * 7919) % 5000 + i for i in range(n)],
+        "k": [f"k{i % 700}" for i in range(n)],
+    })
+
+    def query(source: Any, emit: str) -> rl.Query:
+        return (rl.stream(source, time="t", watermark=500)
+                .window(rl.session(2000), by="k", lateness=5000, emit=emit).agg(rl.count()))
+
+    assert {"-U", "-D"} <= set(query(df, "changelog").collect()["op"])
+    query(batches(df, size), "changelog").to_database(f"{scheme}:///{tmp_path}/b.db", "s")
+    con = sqlite3.connect(tmp_path / "b.db") if scheme == "sqlite" else duckdb.connect(str(tmp_path / "b.db"))
+    got = con.execute("SELECT k, window_start, window_end, count FROM s").fetchall()
+    con.close()
+    final = query(df, "final").collect()
+    assert final.height > 500
+    assert sorted(got) == sorted(final.rows())
+
+
+def test_amended_sessions_are_refused_by_the_database_sink(tmp_path: Path) -> None:
+    q = (rl.stream(_events(), time="t", watermark="2m")
+         .window(rl.session("5m"), by="svc", emit="amend").agg(rl.count()))
+    with pytest.raises(rl.ConfigError, match="changelog"):
+        q.to_database(f"sqlite:///{tmp_path / 'x.db'}", "sessions")

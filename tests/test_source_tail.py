@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import rillet as rl
 
@@ -122,3 +123,103 @@ def test_a_value_of_the_wrong_type_is_rejected_not_nulled(tmp_path: Path) -> Non
     assert run.output.select("count", "v_sum").rows() == [(3, 70)]
     bad = run.rejected.filter(pl.col("file").is_not_null())
     assert bad["line"].to_list() == [3]
+
+
+# -- tail_csv ----------------------------------------------------------------------------------
+def _csv_row(seconds: float, k: str = "a", v: object = 1) -> str:
+    return f"{(T0 + dt.timedelta(seconds=seconds)).isoformat()},{k},{v}\n"
+
+
+def test_tail_csv_equals_read_csv_on_the_same_file(tmp_path: Path) -> None:
+    """A writer appends rows (some split mid-line, some bad) while the query runs; the result,
+    late rows and rejected rows equal rl.read_csv over the finished file."""
+    path = tmp_path / "live.csv"
+    rows = [_csv_row((i * 7) % 300, f"k{i % 3}", i) for i in range(200)]
+    rows[5] = "not a time,k0,1\n"  # in the first rows: both readers infer t as text
+    rows[90] = "2026-01-01T00:01:00+00:00,k1\n"  # a field short
+    rows[120] = '2026-01-01T00:02:00+00:00,"a\nquoted, multi-line key",5\n'  # one record, two lines
+    path.write_text("t,k,v\n" + "".join(rows[:20]))
+
+    def writer() -> None:
+        with open(path, "a") as f:
+            for i in range(20, 200, 30):
+                block = "".join(rows[i:i + 30])
+                f.write(block[:17])  # a partial line waits for its newline
+                f.flush()
+                time.sleep(0.03)
+                f.write(block[17:])
+                f.flush()
+                time.sleep(0.03)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+
+    def q(source):
+        return (rl.stream(source, time="t", watermark="30s")
+                .window(rl.tumbling("1m"), by="k").agg(rl.count(), rl.sum("v")))
+
+    got = q(rl.tail_csv(path, poll="10ms", max_idle="600ms")).run()
+    t.join()
+    want = q(rl.read_csv(path)).run()
+    assert want.rejected.height == 2 and want.late.height > 0
+    assert_frame_equal(got.output, want.output)
+    assert_frame_equal(got.late, want.late)
+    def rejected(run: rl.Run) -> list[tuple]:
+        return sorted(map(repr, run.rejected.select("file", "line", "t", "reason").rows()))
+
+    assert rejected(got) == rejected(want)
+    assert got.metrics["rows_in"] == want.metrics["rows_in"] == 200
+
+
+def test_tail_csv_from_the_end_keeps_the_header_and_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    path.write_text("t,k,v\n" + _csv_row(1) + _csv_row(2))
+
+    def writer() -> None:
+        time.sleep(0.2)
+        with open(path, "a") as f:
+            f.write(_csv_row(3, v=5) + "x,y\n" + _csv_row(4, v=7))
+
+    threading.Thread(target=writer, daemon=True).start()
+    run = (rl.stream(rl.tail_csv(path, poll="10ms", max_idle="500ms", from_start=False), time="t")
+           .window(rl.tumbling("1m")).agg(rl.count(), rl.sum("v")).run())
+    assert run.output.select("count", "v_sum").rows() == [(2, 12)]
+    assert run.rejected.filter(pl.col("file").is_not_null())["line"].to_list() == [5]
+
+
+def test_tail_csv_rotation_needs_the_same_header(tmp_path: Path) -> None:
+    path = tmp_path / "rot.csv"
+    path.write_text("t,k,v\n" + _csv_row(1) + _csv_row(2))
+
+    def rotate(header: str) -> None:
+        time.sleep(0.2)
+        os.replace(path, tmp_path / "rot.csv.1")
+        path.write_text(header + _csv_row(70, v=3))
+
+    threading.Thread(target=rotate, args=("t,k,v\n",), daemon=True).start()
+    run = (rl.stream(rl.tail_csv(path, poll="10ms", max_idle="600ms"), time="t")
+           .window(rl.tumbling("1m")).agg(rl.count(), rl.sum("v")).run())
+    assert run.output.select("count", "v_sum").rows() == [(2, 2), (1, 3)]
+
+    path2 = tmp_path / "rot2.csv"
+    path2.write_text("t,k,v\n" + _csv_row(1))
+
+    def rotate2() -> None:
+        time.sleep(0.2)
+        (tmp_path / "new.csv").write_text("t,other\n" + _csv_row(70))
+        os.replace(tmp_path / "new.csv", path2)
+
+    threading.Thread(target=rotate2, daemon=True).start()
+    with pytest.raises(rl.SourceError, match="header"):
+        (rl.stream(rl.tail_csv(path2, poll="10ms", max_idle="600ms"), time="t")
+         .window(rl.tumbling("1m")).agg(rl.count()).run())
+
+
+def test_tail_csv_schema_and_separator(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("t;k;v\n" + _csv_row(1, v="007").replace(",", ";"))
+    frame = next(iter(rl.tail_csv(path, separator=";", max_idle="100ms",
+                                  schema={"t": pl.String, "k": pl.String, "v": pl.String}).chunks())).frame
+    assert frame["v"].to_list() == ["007"]
+    with pytest.raises(rl.ConfigError, match="separator"):
+        rl.tail_csv(path, separator=";;")

@@ -40,8 +40,9 @@ from rillet._errors import (
 )
 from rillet._cloudtrail import read_cloudtrail
 from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
+from rillet._kinesis import read_kinesis
 from rillet._pacing import paced
-from rillet._tail import tail_dir, tail_jsonl
+from rillet._tail import tail_csv, tail_dir, tail_jsonl
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
 from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
 
@@ -79,12 +80,14 @@ __all__ = [
     "read_csv",
     "read_ipc",
     "read_jsonl",
+    "read_kinesis",
     "read_parquet",
     "session",
     "sliding",
     "std",
     "stream",
     "sum",
+    "tail_csv",
     "tail_dir",
     "tail_jsonl",
     "top_k",

@@ -3,26 +3,88 @@ upserts for amendments, callbacks)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import sqlite3
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import polars as pl
 
+from rillet import _clock
 from rillet._errors import ConfigError, SinkError
+from rillet._time import DurationLike, wall_ms
+
+#: How long to wait for a PostgreSQL server before giving up, unless the URI says otherwise.
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+class Sink(Protocol):
+    """Where a running query's emitted frames go."""
+
+    def write(self, df: pl.DataFrame) -> None:
+        """Takes one emitted frame (empty while a live source is quiet)."""
+
+    def close(self, completed: bool) -> None:
+        """Releases the sink; `completed` is False when the run failed part way."""
+
+
+def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
+    """Runs `query`, writing every emitted frame to `sink`; returns the Run (without output)."""
+    from rillet._stream import Run
+
+    ex = query._execution(progress)
+    completed = False
+    try:
+        for frame in ex.frames():
+            sink.write(ex.step(frame))
+        sink.write(ex.finish())
+        completed = True
+    finally:
+        try:
+            sink.close(completed)
+        finally:
+            ex.close()
+    return Run(pl.DataFrame(), ex.late_frame(), ex.rejected_frame(), ex.metrics())
+
+
+class CallbackSink:
+    """Calls a function with each emitted DataFrame."""
+
+    def __init__(self, fn: Callable[[pl.DataFrame], Any]) -> None:
+        if not callable(fn):
+            raise ConfigError(f"for_each takes a function of one DataFrame, got {fn!r}")
+        self.fn = fn
+
+    def write(self, df: pl.DataFrame) -> None:
+        if df.height:
+            self.fn(df)
+
+    def close(self, completed: bool) -> None:
+        pass
 
 
 class FileSink:
     """Hive-partitioned files, each written to a temporary name and renamed, so a reader never
-    sees half a file. Rows are buffered until `max_rows`, then written per partition."""
+    sees half a file. As Firehose's buffering hints, rows are buffered until `max_rows` are
+    waiting or the oldest has waited `max_delay` of wall-clock time, then written per
+    partition."""
 
     def __init__(self, directory: str | os.PathLike, fmt: str, partition_by: str | None,
-                 every: str | None, max_rows: int) -> None:
+                 every: str | None, max_rows: int, max_delay: DurationLike | None) -> None:
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ConfigError(f"max_rows must be a positive integer, got {max_rows!r}")
+        self.max_delay_ms = None if max_delay is None else wall_ms(max_delay, "max_delay")
+        if self.max_delay_ms is not None and self.max_delay_ms < 0:
+            raise ConfigError(
+                f"max_delay={max_delay!r} is negative; give a duration such as '60s', or None to "
+                "write only when max_rows are buffered"
+            )
         self.dir = Path(directory)
         self.fmt = fmt
         self.partition_by = partition_by
@@ -30,6 +92,7 @@ class FileSink:
         self.max_rows = max_rows
         self.buffer: list[pl.DataFrame] = []
         self.buffered = 0
+        self.oldest_ms: int | None = None  # wall-clock time the oldest buffered row arrived
         self.files: list[Path] = []
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -37,22 +100,31 @@ class FileSink:
             raise SinkError(f"cannot create the output folder {self.dir}: {e}") from e
 
     def write(self, df: pl.DataFrame) -> None:
-        if df.height == 0:
-            return
-        if self.partition_by is not None and self.partition_by not in df.columns:
-            raise SinkError(
-                f"partition_by={self.partition_by!r} is not an output column; choose one of {df.columns}"
-            )
-        self.buffer.append(df)
-        self.buffered += df.height
-        if self.buffered >= self.max_rows:
+        if df.height:
+            if self.partition_by is not None and self.partition_by not in df.columns:
+                raise SinkError(
+                    f"partition_by={self.partition_by!r} is not an output column; choose one of {df.columns}"
+                )
+            self.buffer.append(df)
+            self.buffered += df.height
+            if self.oldest_ms is None:
+                self.oldest_ms = _clock.now_ms()
+        # Also on empty frames: a live source sends them while quiet, so buffered rows still
+        # go out after max_delay.
+        if self.buffered >= self.max_rows or self._waited_max_delay():
             self.flush()
 
+    def _waited_max_delay(self) -> bool:
+        if self.max_delay_ms is None or self.oldest_ms is None:
+            return False
+        return _clock.now_ms() - self.oldest_ms >= self.max_delay_ms
+
     def flush(self) -> None:
+        """Writes the buffered rows now."""
         if not self.buffer:
             return
         df = pl.concat(self.buffer, how="vertical")
-        self.buffer, self.buffered = [], 0
+        self.buffer, self.buffered, self.oldest_ms = [], 0, None
         if self.partition_by is None:
             self._write_file(self.dir, df)
             return
@@ -79,8 +151,9 @@ class FileSink:
         except OSError as e:
             raise SinkError(f"cannot write {folder}: {e}") from e
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, completed: bool) -> None:
+        if completed:
+            self.flush()
 
 
 def _hive_value(value: Any) -> str:
@@ -89,131 +162,285 @@ def _hive_value(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class _Dialect:
+    """What differs between the databases DatabaseSink writes to."""
+
+    name: str
+    mark: str  # the driver's parameter placeholder
+    types: dict[str, str]  # column kind (see _column_kind) -> SQL type
+    # (name, part of the primary key) for each column of the table named by the one parameter;
+    # no rows when there is no such table.
+    columns_sql: str
+    temporal_as_text: bool  # no date/time types: they go in as ISO 8601 text
+    # Rows per INSERT statement. The drivers' executemany is fast for SQLite (one prepared
+    # statement) and PostgreSQL (pipelined), but DuckDB runs each statement on its own, at a
+    # millisecond or more a row: it gets multi-row VALUES instead.
+    rows_per_insert: int
+
+
+_SQLITE = _Dialect(
+    "SQLite", "?",
+    {"bool": "INTEGER", "int": "INTEGER", "float": "REAL", "timestamptz": "TEXT",
+     "timestamp": "TEXT", "date": "TEXT", "time": "TEXT", "duration": "TEXT", "json": "TEXT",
+     "text": "TEXT"},
+    "SELECT name, pk > 0 FROM pragma_table_info(?)",
+    temporal_as_text=True,
+    rows_per_insert=1,
+)
+_DUCKDB = _Dialect(
+    "DuckDB", "?",
+    {"bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE", "timestamptz": "TIMESTAMPTZ",
+     "timestamp": "TIMESTAMP", "date": "DATE", "time": "TIME", "duration": "INTERVAL",
+     "json": "TEXT", "text": "TEXT"},
+    "SELECT c.column_name, list_contains(coalesce(k.constraint_column_names, []), c.column_name) "
+    "FROM duckdb_columns() c LEFT JOIN duckdb_constraints() k "
+    "ON k.table_oid = c.table_oid AND k.constraint_type = 'PRIMARY KEY' "
+    "WHERE c.table_name = ? AND c.schema_name = current_schema() "
+    "AND c.database_name = current_database() ORDER BY c.column_index",
+    temporal_as_text=False,
+    rows_per_insert=500,
+)
+_POSTGRES = _Dialect(
+    "PostgreSQL", "%s",
+    {"bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE PRECISION", "timestamptz": "TIMESTAMPTZ",
+     "timestamp": "TIMESTAMP", "date": "DATE", "time": "TIME", "duration": "INTERVAL",
+     "json": "JSONB", "text": "TEXT"},
+    "SELECT a.attname, COALESCE(a.attnum = ANY(i.indkey), false) "
+    "FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary "
+    "WHERE a.attrelid = to_regclass(quote_ident(%s)) AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum",
+    temporal_as_text=False,
+    rows_per_insert=1,
+)
+_DIALECTS = {"sqlite": _SQLITE, "duckdb": _DUCKDB, "postgresql": _POSTGRES, "postgres": _POSTGRES}
+
+
 class DatabaseSink:
     """A table kept equal to the query's results: rows upsert on the key `by` + window bounds
-    (amend revisions and changelog +I/+U), changelog -D deletes; each emitted batch is one
-    transaction. SQLite (stdlib) and DuckDB."""
+    (amend revisions and changelog +I/+U), changelog -U/-D delete. Each emitted batch is one
+    transaction: one executemany of deletes, one of upserts. SQLite (stdlib), DuckDB and
+    PostgreSQL (psycopg 3)."""
 
     def __init__(self, uri: str, table: str, keys: list[str]) -> None:
-        parsed = urlparse(uri)
-        self.kind = parsed.scheme
         if not table.replace("_", "").isalnum():
             raise ConfigError(f"table name {table!r} must be letters, digits and underscores")
+        scheme = urlparse(uri).scheme
+        if scheme not in _DIALECTS or "://" not in uri:
+            raise ConfigError(
+                f"unsupported database URI {uri!r}; use sqlite:///path.db, duckdb:///path.duckdb "
+                "or postgresql://user:password@host:5432/database"
+            )
+        self.dialect = _DIALECTS[scheme]
         self.table = table
         self.keys = keys
-        # As SQLAlchemy: sqlite:///relative.db, sqlite:////absolute/path.db.
-        rest = uri.split("://", 1)[1] if "://" in uri else ""
-        path = rest[1:] if rest.startswith("/") else rest
-        try:
-            if self.kind == "sqlite":
-                self.con = sqlite3.connect(path or ":memory:")
-            elif self.kind == "duckdb":
-                import duckdb
-
-                self.con = duckdb.connect(path or ":memory:")
-            else:
-                raise ConfigError(
-                    f"unsupported database URI {uri!r}; use sqlite:///path.db or duckdb:///path.duckdb"
-                )
-        except (sqlite3.Error, OSError) as e:
-            raise SinkError(f"cannot open {uri}: {e}") from e
         self.columns: list[str] | None = None
+        self.key_idx: list[int] = []
+        self.delete = ""
+        if self.dialect is _POSTGRES:
+            self.where, self.con = _connect_postgres(uri, table)
+            self.db: Any = self.con.cursor()
+        else:
+            # As SQLAlchemy: sqlite:///relative.db, sqlite:////absolute/path.db.
+            rest = uri.split("://", 1)[1]
+            path = rest.removeprefix("/") or ":memory:"
+            self.where = path
+            self.con = self.db = _connect_file(self.dialect, path)
 
-    def _create(self, df: pl.DataFrame) -> None:
-        value_cols = [c for c in df.columns if c not in ("revision", "op")]
-        self.columns = value_cols
-        types = {c: _sql_type(self.kind, df.schema[c]) for c in value_cols}
-        cols = ", ".join(f'"{c}" {types[c]}' for c in value_cols)
-        pk = ", ".join(f'"{c}"' for c in self.keys)
-        self.con.execute(f'CREATE TABLE IF NOT EXISTS "{self.table}" ({cols}, PRIMARY KEY ({pk}))')
+    def _prepare(self, df: pl.DataFrame) -> None:
+        """Creates the table, or checks the one there fits; builds the statements."""
+        columns = [c for c in df.columns if c not in ("revision", "op")]
+        try:
+            existing = self.db.execute(self.dialect.columns_sql, [self.table]).fetchall()
+            if existing:
+                self._check_table(existing, columns)
+            else:
+                types = self.dialect.types
+                defs = ", ".join(f"{_ident(c)} {types[_column_kind(df.schema[c])]}" for c in columns)
+                pk = ", ".join(_ident(k) for k in self.keys)
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_ident(self.table)} ({defs}, PRIMARY KEY ({pk}))")
+        except SinkError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any driver error is a sink error
+            raise SinkError(
+                f"cannot create or inspect {self.dialect.name} table {self.table!r} in {self.where}: {e}"
+            ) from e
+        self.columns = columns
+        self.key_idx = [columns.index(k) for k in self.keys]
+        self.delete = f"DELETE FROM {_ident(self.table)} WHERE " + " AND ".join(
+            f"{_ident(k)} = {self.dialect.mark}" for k in self.keys
+        )
+
+    def _upsert(self, n: int) -> str:
+        """INSERT ... ON CONFLICT ... DO UPDATE for `n` rows (of distinct keys: PostgreSQL and
+        DuckDB refuse to update one row twice in a statement)."""
+        assert self.columns is not None
+        row = "(" + ", ".join(self.dialect.mark for _ in self.columns) + ")"
+        updates = ", ".join(f"{_ident(c)} = excluded.{_ident(c)}" for c in self.columns if c not in self.keys)
+        return (
+            f"INSERT INTO {_ident(self.table)} ({', '.join(_ident(c) for c in self.columns)}) "
+            f"VALUES {', '.join([row] * n)} ON CONFLICT ({', '.join(_ident(k) for k in self.keys)}) "
+            + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
+        )
+
+    def _check_table(self, existing: list[tuple[str, bool]], columns: list[str]) -> None:
+        names = [name for name, _ in existing]
+        key = [name for name, in_key in existing if in_key]
+        missing = [c for c in columns if c not in names]
+        if missing or set(key) != set(self.keys):
+            raise SinkError(
+                f"{self.dialect.name} table {self.table!r} in {self.where} already exists and does "
+                f"not fit this query: it has columns {names} with primary key {key}, but the query "
+                f"writes columns {columns} with key {self.keys}"
+                + (f" (missing: {missing})" if missing else "")
+                + "; drop or rename that table, or write to another table"
+            )
 
     def write(self, df: pl.DataFrame) -> None:
         if df.height == 0:
             return
         if self.columns is None:
-            self._create(df)
+            self._prepare(df)
         assert self.columns is not None
         ops = df["op"].to_list() if "op" in df.columns else ["+U"] * df.height
-        rows = _rows(self.kind, df.select(self.columns))
-        cols = ", ".join(f'"{c}"' for c in self.columns)
-        marks = ", ".join("?" for _ in self.columns)
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in self.columns if c not in self.keys)
-        key_idx = [self.columns.index(k) for k in self.keys]
-        upsert = (
-            f'INSERT INTO "{self.table}" ({cols}) VALUES ({marks}) '
-            f'ON CONFLICT ({", ".join(chr(34) + k + chr(34) for k in self.keys)}) DO UPDATE SET {updates}'
-            if updates else f'INSERT OR IGNORE INTO "{self.table}" ({cols}) VALUES ({marks})'
-        )
-        delete = f'DELETE FROM "{self.table}" WHERE ' + " AND ".join(f'"{k}" = ?' for k in self.keys)
+        deletes, upserts = _net_changes(ops, _rows(self.dialect, df.select(self.columns)), self.key_idx)
         try:
-            self.con.execute("BEGIN")
-            for op, row in zip(ops, rows):
-                if op in ("+I", "+U"):
-                    self.con.execute(upsert, row)
-                elif op in ("-D", "-U"):
-                    # -U retracts the row as it was (a session's bounds may change); its +U
-                    # follows in the same transaction.
-                    self.con.execute(delete, [row[i] for i in key_idx])
-            self.con.execute("COMMIT")
+            self.db.execute("BEGIN")
+            if deletes:
+                self.db.executemany(self.delete, deletes)
+            self._send_upserts(upserts)
+            self.db.execute("COMMIT")
         except Exception as e:  # noqa: BLE001 - any driver error is a sink error
             try:
-                self.con.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001, S110
+                self.db.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001, S110 - the connection may be gone; the error below says why
                 pass
-            raise SinkError(f"cannot write to {self.kind} table {self.table!r}: {e}") from e
+            raise SinkError(
+                f"cannot write to {self.dialect.name} table {self.table!r} in {self.where}: {e}; "
+                "the batch was rolled back, so the table holds the results up to the batch before"
+            ) from e
 
-    def close(self) -> None:
+    def _send_upserts(self, rows: list[tuple]) -> None:
+        """One executemany of `rows_per_insert` rows a statement, then one statement for the
+        rest."""
+        per = self.dialect.rows_per_insert
+        whole = len(rows) - len(rows) % per
+        flat = itertools.chain.from_iterable
+        if whole:
+            chunks = [tuple(flat(rows[i:i + per])) for i in range(0, whole, per)]
+            self.db.executemany(self._upsert(per), chunks)
+        if whole < len(rows):
+            self.db.execute(self._upsert(len(rows) - whole), tuple(flat(rows[whole:])))
+
+    def close(self, completed: bool) -> None:
         self.con.close()
 
 
-def _sql_type(kind: str, dtype: pl.DataType) -> str:
-    if dtype.is_integer() or dtype == pl.Boolean:
-        return "BIGINT" if kind == "duckdb" else "INTEGER"
+def _net_changes(ops: list[str], rows: list[tuple], key_idx: list[int]) -> tuple[list[tuple], list[tuple]]:
+    """What a batch of changelog rows does to the table: the keys to delete and the rows to
+    upsert, each key once. An upsert sets a key's whole row and a delete removes it, so only
+    the last change to each key counts (a -U retracts a row before its +U, a session merged
+    away gets +U then -D); the two lists then touch different keys, in either order."""
+    last: dict[tuple, tuple[bool, tuple]] = {}
+    for op, row in zip(ops, rows):
+        last[tuple(row[i] for i in key_idx)] = (op in ("-U", "-D"), row)
+    deletes = [key for key, (retract, _) in last.items() if retract]
+    upserts = [row for retract, row in last.values() if not retract]
+    return deletes, upserts
+
+
+def _connect_file(dialect: _Dialect, path: str) -> Any:
+    try:
+        if dialect is _SQLITE:
+            # isolation_level=None: transactions are the explicit BEGIN/COMMIT of each batch.
+            return sqlite3.connect(path, isolation_level=None)
+        try:
+            import duckdb
+        except ImportError as e:
+            raise ConfigError(
+                "writing to DuckDB needs the duckdb package: pip install 'rillet[duckdb]'"
+            ) from e
+        return duckdb.connect(path)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any driver error is a sink error
+        raise SinkError(f"cannot open the {dialect.name} database {path}: {e}") from e
+
+
+def _connect_postgres(uri: str, table: str) -> tuple[str, Any]:
+    """Connects in autocommit mode (each batch opens its own transaction); returns where the
+    database is, for messages (without the password), and the connection."""
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    except ImportError as e:
+        raise ConfigError("writing to PostgreSQL needs psycopg 3: pip install 'rillet[postgres]'") from e
+    try:
+        params = conninfo_to_dict(uri)
+    except psycopg.Error as e:
+        raise ConfigError(
+            f"cannot read the PostgreSQL URI: {e}; write postgresql://user:password@host:5432/database"
+        ) from e
+    host, port = params.get("host") or "localhost", params.get("port") or 5432
+    where = f"database {params.get('dbname') or params.get('user') or '(default)'!r} at {host}:{port}"
+    if "connect_timeout" not in params:
+        uri = make_conninfo(uri, connect_timeout=POSTGRES_CONNECT_TIMEOUT_S)
+    try:
+        return where, psycopg.connect(uri, autocommit=True)
+    except psycopg.Error as e:
+        raise SinkError(
+            f"cannot connect to the PostgreSQL {where} to write table {table!r}: {e}. Check that the server "
+            f"is running and accepts connections at {host}:{port}, and the user, password and "
+            "database in the URI"
+        ) from e
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier (the same in all three databases)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_kind(dtype: pl.DataType) -> str:
+    """The key of a polars type in `_Dialect.types`."""
+    if dtype == pl.Boolean:
+        return "bool"
+    if dtype.is_integer():
+        return "int"
     if dtype.is_float():
-        return "DOUBLE" if kind == "duckdb" else "REAL"
-    if isinstance(dtype, pl.Datetime) and kind == "duckdb":
-        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
-    return "VARCHAR" if kind == "duckdb" else "TEXT"
+        return "float"
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz" if dtype.time_zone else "timestamp"
+    if dtype == pl.Date:
+        return "date"
+    if dtype == pl.Time:
+        return "time"
+    if isinstance(dtype, pl.Duration):
+        return "duration"
+    if isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        return "json"
+    return "text"
 
 
-def _rows(kind: str, df: pl.DataFrame) -> list[tuple]:
+def _rows(dialect: _Dialect, df: pl.DataFrame) -> list[tuple]:
+    """Rows as the driver takes them: lists and structs as JSON text (JSONB parses it), and for
+    SQLite, dates, times and durations as ISO 8601 text."""
     conv = []
     for c, t in df.schema.items():
-        if isinstance(t, pl.Datetime) and kind == "sqlite":
-            conv.append(pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.f"))
-        elif isinstance(t, (pl.List, pl.Struct)):
-            conv.append(pl.col(c).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String))
-        else:
-            conv.append(pl.col(c))
-    return df.select(conv).rows()
-
-
-def run_into(query: Any, sink: Any, progress: bool | None) -> Any:
-    """Runs `query`, writing every emitted frame to `sink`; returns the Run (without output)."""
-    from rillet._stream import Run
-
-    ex = query._execution(progress)
-    try:
-        for frame in ex.frames():
-            sink.write(ex.step(frame))
-        sink.write(ex.finish())
-        sink.close()
-    finally:
-        ex.close()
-    return Run(pl.DataFrame(), ex.late_frame(), ex.rejected_frame(), ex.metrics())
-
-
-class CallbackSink:
-    """Calls a function with each emitted DataFrame."""
-
-    def __init__(self, fn: Callable[[pl.DataFrame], Any]) -> None:
-        if not callable(fn):
-            raise ConfigError(f"for_each takes a function of one DataFrame, got {fn!r}")
-        self.fn = fn
-
-    def write(self, df: pl.DataFrame) -> None:
-        if df.height:
-            self.fn(df)
-
-    def close(self) -> None:
-        pass
+        col = pl.col(c)
+        if dialect.temporal_as_text and isinstance(t, pl.Datetime):
+            col = col.dt.to_string("%Y-%m-%dT%H:%M:%S%.f")
+        elif dialect.temporal_as_text and t.is_temporal():
+            col = col.dt.to_string("iso")
+        conv.append(col)
+    rows = df.select(conv).rows()
+    nested = [i for i, t in enumerate(df.dtypes) if _column_kind(t) == "json"]
+    if not nested:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in nested:
+            if values[i] is not None:
+                values[i] = json.dumps(values[i], default=str)
+        out.append(tuple(values))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -22,6 +22,9 @@ from rillet._time import (
     wall_ms,
 )
 from rillet._windows import WindowSpec
+
+if TYPE_CHECKING:
+    from rillet._live import RunningQuery
 
 EMIT_MODES = ("final", "amend", "changelog")
 LATE_MODES = ("collect", "drop", "raise")
@@ -287,6 +290,15 @@ class Query:
             ex.close()
         return Run(ex.concat(outputs), ex.late_frame(), ex.rejected_frame(), ex.metrics())
 
+    def start(self, progress: bool | None = False) -> RunningQuery:
+        """Runs the query in a background thread and returns at once: the handle's
+        ``snapshot()``, ``output``, ``late``, ``rejected`` and ``metrics`` show the results
+        so far, ``stop()`` ends the run and ``wait()`` waits for its end. Use it for live
+        sources (tails, Kinesis, Kafka), which run until stopped."""
+        from rillet._live import RunningQuery
+
+        return RunningQuery(self, progress)
+
     def _execution(self, progress: bool | None) -> _Execution:
         return _Execution(self, progress)
 
@@ -299,32 +311,66 @@ class Query:
 
     def to_parquet(self, directory: Any, partition_by: str | None = "window_start",
                    every: str | None = "1h", max_rows: int = 100_000,
+                   max_delay: DurationLike | None = "60s",
                    progress: bool | None = None) -> Run:
         """Delivers results to Parquet files in hive-style partitions
         (``window_start=2026-01-01 10:00:00/part-*.parquet``, ``every`` truncating the
-        partition column), each written to a temporary name and renamed when complete."""
+        partition column), each written to a temporary name and renamed when complete.
+
+        As Firehose's buffering hints, emitted rows are buffered and written when ``max_rows``
+        are waiting or when the oldest has waited ``max_delay`` of wall-clock time (a duration
+        such as ``"30s"`` or ``"5m"``, or a ``timedelta``; ``None`` waits for ``max_rows``).
+        The delay is checked at every emitted batch, including the empty ones a live source
+        sends while quiet; whatever is left is written when the run ends::
+
+            q.to_parquet("out/", every="1d", max_rows=50_000, max_delay="1m")
+        """
         from rillet._sinks import FileSink, run_into
 
-        return run_into(self, FileSink(directory, "parquet", partition_by, every, max_rows), progress)
+        sink = FileSink(directory, "parquet", partition_by, every, max_rows, max_delay)
+        return run_into(self, sink, progress)
 
     def to_jsonl(self, directory: Any, partition_by: str | None = "window_start",
                  every: str | None = "1h", max_rows: int = 100_000,
+                 max_delay: DurationLike | None = "60s",
                  progress: bool | None = None) -> Run:
-        """As :meth:`to_parquet`, writing JSON Lines files."""
+        """As :meth:`to_parquet` (partitions, ``max_rows`` / ``max_delay`` buffering), writing
+        JSON Lines files ``part-*.jsonl``::
+
+            q.to_jsonl("out/", partition_by=None, max_delay="30s")
+        """
         from rillet._sinks import FileSink, run_into
 
-        return run_into(self, FileSink(directory, "jsonl", partition_by, every, max_rows), progress)
+        sink = FileSink(directory, "jsonl", partition_by, every, max_rows, max_delay)
+        return run_into(self, sink, progress)
 
     def to_database(self, uri: str, table: str, progress: bool | None = None) -> Run:
-        """Keeps ``table`` equal to the results: created if absent with a primary key of the
-        ``by`` columns plus the window bounds; amend revisions and changelog ``+I``/``+U`` rows
-        upsert, ``-D`` rows delete; one transaction per emitted batch. ``sqlite:///path.db`` or
-        ``duckdb:///path.duckdb``."""
+        """Keeps ``table`` equal to the results, in SQLite (``sqlite:///relative.db``,
+        ``sqlite:////absolute.db``), DuckDB (``duckdb:///path.duckdb``) or PostgreSQL
+        (``postgresql://user:password@host:5432/database``, needs ``rillet[postgres]``).
+
+        The table is created if absent, with a primary key of the ``by`` columns plus
+        ``window_start`` and ``window_end``; if it exists, it must have the output's columns
+        and that primary key, or a ``SinkError`` says what differs. Amend revisions and
+        changelog ``+I``/``+U`` rows upsert (``INSERT ... ON CONFLICT ... DO UPDATE``),
+        ``-U``/``-D`` rows delete. Each emitted batch is one transaction of its net changes
+        (the last change to each key: one ``executemany`` of deletes, one of upserts), so the
+        table always matches a consistent point of the stream, and after the run it equals the
+        ``final`` result::
+
+            q.to_database("postgresql://rillet@localhost/metrics", "errors_per_minute")
+        """
         from rillet._sinks import DatabaseSink, run_into
 
         w = self._w
         if w._spec.kind == "sliding":
             raise ConfigError("to_database needs windowed rows; sliding windows emit one row per input row")
+        if w._spec.kind == "session" and w._emit == "amend":
+            raise ConfigError(
+                "to_database keys rows by their window bounds, and an amended session's bounds "
+                "change as it grows or merges, with no retraction of the old ones; use "
+                "emit='changelog' (its -U rows remove the old bounds) or emit='final'"
+            )
         keys = [*w._by, "window_start", "window_end"]
         return run_into(self, DatabaseSink(uri, table, keys), progress)
 

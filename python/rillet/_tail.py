@@ -14,7 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from rillet._errors import ConfigError
+from rillet import _core
+from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
 from rillet._time import wall_ms
 
@@ -30,77 +31,191 @@ def _seconds(value: Any, what: str) -> float | None:
 
 
 class _JsonlDecoder:
-    """Complete lines -> (rows, bad rows); the schema is fixed by the first good rows."""
+    """JSON objects -> rows; the schema is fixed by the first good ones. Shared by the live
+    JSON Lines sources (``decode``: numbered lines) and ``rl.read_kinesis`` (``parse``:
+    records)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.schema: dict[str, pl.DataType] | None = None
 
-    def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
-        good: list[tuple[int, bytes]] = []
-        bad: list[dict] = []
-        for number, raw in lines:
-            if not raw.strip():
-                continue
+    def parse(self, records: list[bytes]) -> tuple[pl.DataFrame, list[int], list[tuple[int, str]]]:
+        """Decodes each record as one JSON object. Returns the rows that fit the schema, the
+        positions in ``records`` they came from, and ``(position, reason)`` for the others,
+        in position order. A record that is not a JSON object, or has a value that does not
+        fit the schema, is one of the others, never dropped."""
+        good: list[int] = []
+        values: list[dict] = []
+        lines: list[bytes] = []  # each good record on one line, as read_ndjson needs
+        failed: list[tuple[int, str]] = []
+        for i, raw in enumerate(records):
             try:
                 value = json.loads(raw)
                 if not isinstance(value, dict):
                     raise ValueError("not a JSON object")
-                good.append((number, raw))
             except ValueError as e:
-                bad.append({"file": self.name, "line": number,
-                            "reason": f"unreadable JSON row: {e}",
-                            "text": raw[:1000].decode("utf-8", "replace")})
-        frame = pl.DataFrame()
-        if good and self.schema is None:
-            frame = pl.read_ndjson(io.BytesIO(b"\n".join(raw for _, raw in good)), infer_schema_length=None)
-            self.schema = dict(frame.schema)
-        elif good:
-            try:
-                frame = pl.read_ndjson(io.BytesIO(b"\n".join(raw for _, raw in good)), schema=self.schema)
-            except pl.exceptions.PolarsError:
-                # Find the rows whose values do not fit the schema; keep the others.
-                kept = []
-                for number, raw in good:
-                    try:
-                        kept.append(pl.read_ndjson(io.BytesIO(raw), schema=self.schema))
-                    except pl.exceptions.PolarsError as e:
-                        bad.append({"file": self.name, "line": number,
-                                    "reason": f"unreadable JSON row: {str(e).splitlines()[0]}",
-                                    "text": raw[:1000].decode("utf-8", "replace")})
-                frame = pl.concat(kept) if kept else pl.DataFrame(schema=self.schema)
-        elif self.schema is not None:
-            frame = pl.DataFrame(schema=self.schema)
-        bad.sort(key=lambda r: r["line"])
+                failed.append((i, str(e)))
+                continue
+            good.append(i)
+            values.append(value)
+            # A JSON object may span lines (a Kinesis record); its compact form does not.
+            lines.append(json.dumps(value).encode() if b"\n" in raw or b"\r" in raw else raw)
+        if not good:
+            return (pl.DataFrame() if self.schema is None else pl.DataFrame(schema=self.schema)), [], failed
+        if self.schema is None:
+            self.schema = _infer_schema(values, lines)
+        kept: list[pl.DataFrame] = []
+        kept_at: list[int] = []
+        self._fit(lines, good, kept, kept_at, failed)
+        failed.sort()
+        return (pl.concat(kept) if kept else pl.DataFrame(schema=self.schema)), kept_at, failed
+
+    def _fit(self, lines: list[bytes], at: list[int], kept: list[pl.DataFrame], kept_at: list[int],
+             failed: list[tuple[int, str]]) -> None:
+        """Reads lines with the schema; when some value does not fit, halves the lines until
+        the rows that do not fit are found alone (a few reads per bad row, rows kept in order)."""
+        try:
+            kept.append(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=self.schema))
+            kept_at.extend(at)
+            return
+        except pl.exceptions.PolarsError as e:
+            if len(lines) == 1:
+                why = str(e).splitlines()[0]
+                failed.append((at[0], why if len(why) <= 300 else why[:300] + "..."))
+                return
+        mid = len(lines) // 2
+        self._fit(lines[:mid], at[:mid], kept, kept_at, failed)
+        self._fit(lines[mid:], at[mid:], kept, kept_at, failed)
+
+    def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
+        """Numbered lines -> a chunk; blank lines are not rows, unreadable ones are bad rows
+        with this decoder's name as their file."""
+        lines = [(number, raw) for number, raw in lines if raw.strip()]
+        frame, _, failed = self.parse([raw for _, raw in lines])
+        bad = [{"file": self.name, "line": lines[i][0], "reason": f"unreadable JSON row: {why}",
+                "text": excerpt(lines[i][1])} for i, why in failed]
         return Chunk(frame, pl.DataFrame(bad, schema=_BAD_SCHEMA))
 
 
-class TailJsonl:
-    """Follows one JSON Lines file as it grows (``rl.tail_jsonl``)."""
+def _infer_schema(values: list[dict], lines: list[bytes]) -> dict[str, pl.DataType]:
+    """The columns of the first good rows. A field polars cannot read as one type (an object
+    here, a number there, or such a conflict deeper inside) is kept as its JSON text, as
+    ``read_jsonl`` does."""
+    try:
+        return dict(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None).schema)
+    except pl.exceptions.PolarsError:
+        pass
+    schema: dict[str, pl.DataType] = {}
+    for key in dict.fromkeys(k for value in values for k in value):
+        column = b"\n".join(json.dumps({key: value[key]}).encode() for value in values if key in value)
+        try:
+            schema.update(pl.read_ndjson(io.BytesIO(column), infer_schema_length=None).schema)
+        except pl.exceptions.PolarsError:
+            schema[key] = pl.String()
+    return schema
 
-    def __init__(self, path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
-                 from_start: bool = True) -> None:
+
+def excerpt(raw: bytes) -> str:
+    """The start of an unreadable row or record, as text for ``run.rejected``."""
+    return raw[:1000].decode("utf-8", "replace")
+
+
+class _CsvDecoder:
+    """CSV lines -> rows, with the file readers' rules (parsed in Rust): the first line of the
+    file is the header; the schema is inferred from it and the first records (or given); a
+    record that does not parse is a bad row. A quoted field may span lines."""
+
+    def __init__(self, name: str, separator: str, schema: pl.DataFrame | None) -> None:
+        self.name = name
+        self.separator = separator
+        self.given = schema
+        self.header: bytes | None = None
+        self.expect_header = True
+        self.core: Any = None
+        self.schema: dict[str, pl.DataType] | None = None
+        self.carry: list[tuple[int, bytes]] = []  # the lines of a record still in quotes
+
+    def restart(self) -> None:
+        """A new file under the name: its first line is the header again."""
+        self.expect_header, self.carry = True, []
+
+    def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
+        records: list[tuple[int, bytes]] = []
+        for number, raw in lines:
+            if self.expect_header:
+                self.expect_header = False
+                if self.header is not None and raw != self.header:
+                    raise SourceError(
+                        f"tail_csv: {self.name} came back (rotated or truncated) with the header "
+                        f"{excerpt(raw)!r} instead of {excerpt(self.header)!r}; a followed CSV "
+                        "file must keep its columns"
+                    )
+                self.header = raw
+                continue
+            if not self.carry and not raw.strip():
+                continue  # blank lines are not rows
+            self.carry.append((number, raw))
+            text = b"\n".join(r for _, r in self.carry)
+            if text.count(b'"') % 2:
+                continue  # inside a quoted field: the record goes on on the next line
+            records.append((self.carry[0][0], text + b"\n"))
+            self.carry = []
+        if self.core is None:
+            if not records:
+                return Chunk(pl.DataFrame(), pl.DataFrame(schema=_BAD_SCHEMA))
+            head = (self.header or b"") + b"\n" + b"".join(r for _, r in records[:1000])
+            self.core = _core.CsvRecords(self.name, head, self.separator, 1000, self.given)
+        rows, bad = self.core.decode(records)
+        frame = pl.DataFrame(rows)
+        self.schema = dict(frame.schema)
+        return Chunk(frame, pl.DataFrame(bad))
+
+
+class TailFile:
+    """Follows one file as it grows (``rl.tail_jsonl``, ``rl.tail_csv``)."""
+
+    def __init__(self, kind: str, path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
+                 from_start: bool = True, separator: str = ",", schema: Any = None) -> None:
+        from rillet._files import _schema_frame
+
+        self.kind = kind
         self.path = Path(path)
         self.poll = _seconds(poll, "poll") or 0.1
         self.max_idle = _seconds(max_idle, "max_idle")
         self.from_start = from_start
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ConfigError(f"separator must be one character, got {separator!r}")
+        self.separator = separator
+        self.schema = _schema_frame(schema, f"tail_{kind}")
+        if kind == "jsonl" and schema is not None:
+            raise ConfigError("tail_jsonl infers its schema from the first rows; schema= is for tail_csv")
+
+    def _decoder(self) -> Any:
+        if self.kind == "csv":
+            return _CsvDecoder(str(self.path), self.separator, self.schema)
+        return _JsonlDecoder(str(self.path))
 
     def chunks(self) -> Iterator[Chunk]:
-        decoder = _JsonlDecoder(str(self.path))
+        decoder = self._decoder()
         handle = None
         inode = None
         pos = 0
         line_no = 0
         pending = b""
+        first_open = True
         last_data = time.monotonic()
         try:
             while True:
                 if handle is None and self.path.exists():
                     handle = open(self.path, "rb")  # noqa: SIM115 - kept open while following
                     inode = os.fstat(handle.fileno()).st_ino
-                    if not self.from_start:
-                        handle.seek(0, os.SEEK_END)
-                    pos, line_no, pending = handle.tell(), 0, b""
+                    pending, line_no = b"", 0
+                    if hasattr(decoder, "restart"):
+                        decoder.restart()
+                    if first_open and not self.from_start:
+                        line_no, pending = self._skip_existing(handle, decoder)
+                    first_open = False
+                    pos = handle.tell()
                 got = b""
                 if handle is not None:
                     got = handle.read()
@@ -140,8 +255,33 @@ class TailJsonl:
             if handle is not None:
                 handle.close()
 
+    def _skip_existing(self, handle: Any, decoder: Any) -> tuple[int, bytes]:
+        """Moves past what the file holds (``from_start=False``), counting its lines so rows
+        keep their line numbers; a CSV header is still read. Returns the lines passed and a
+        partial last line, which is read with the rows that follow it."""
+        lines = 0
+        if self.kind == "csv":
+            header = handle.readline()
+            if not header.endswith(b"\n"):
+                handle.seek(0)  # no complete header yet: it is read when it comes
+                return 0, b""
+            decoder.decode([(1, header.rstrip(b"\r\n"))])
+            lines = 1
+        tail = b""
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            cut = block.rfind(b"\n")
+            tail = tail + block if cut < 0 else block[cut + 1:]
+        return lines, tail
+
+    def paced(self, speed: float | None = 10.0, by: str = "arrival_time") -> Any:
+        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
+        from rillet._pacing import Paced
+
+        return Paced(self, speed, by)
+
     def __repr__(self) -> str:
-        return f"rl.tail_jsonl({str(self.path)!r})"
+        return f"rl.tail_{self.kind}({str(self.path)!r})"
 
 
 class TailDir:
@@ -184,12 +324,23 @@ class TailDir:
 
 
 def tail_jsonl(path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
-               from_start: bool = True) -> TailJsonl:
+               from_start: bool = True) -> TailFile:
     """Follows a JSON Lines file as it grows, like ``tail -F``: a partial last line waits for
     its newline; a rotated or truncated file is read again from its start. While no data
     arrives it yields empty batches every ``poll`` (so ``idle_timeout=`` closes windows); it
-    stops after ``max_idle`` without new data (None: never)."""
-    return TailJsonl(path, poll, max_idle, from_start)
+    stops after ``max_idle`` without new data (None: never). ``from_start=False`` skips what
+    the file holds when the source starts (as ``tail -F -n 0``)."""
+    return TailFile("jsonl", path, poll, max_idle, from_start)
+
+
+def tail_csv(path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
+             from_start: bool = True, separator: str = ",", schema: Any = None) -> TailFile:
+    """Follows a CSV file with a header row as it grows, as :func:`tail_jsonl` does JSON
+    Lines. Records are parsed in Rust with :func:`~rillet.read_csv`'s rules: the schema is
+    inferred from the header and the first records (or given as ``schema=``), a record that
+    does not parse goes to ``run.rejected`` with its line and reason, and a quoted field may
+    span lines. A rotated or truncated file must come back with the same header."""
+    return TailFile("csv", path, poll, max_idle, from_start, separator, schema)
 
 
 def tail_dir(directory: str | os.PathLike, pattern: str = "*.jsonl", poll: Any = "200ms",

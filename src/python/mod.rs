@@ -437,6 +437,31 @@ impl Files {
     }
 }
 
+/// Bad rows as a batch with columns file, line, reason, text.
+fn bad_rows(bad: &[crate::source::BadRow]) -> PyResult<RecordBatch> {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("file", DataType::Utf8, false),
+            Field::new("line", DataType::UInt64, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("text", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                bad.iter().map(|r| r.file.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(bad.iter().map(|r| r.line))),
+            Arc::new(StringArray::from_iter_values(
+                bad.iter().map(|r| r.reason.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                bad.iter().map(|r| r.text.as_str()),
+            )),
+        ],
+    )
+    .map_err(|e| to_py(e.into()))
+}
+
 /// Reads files in order, in chunks: (rows, bad rows) per chunk.
 #[pyclass(module = "rillet._core")]
 struct FileReader {
@@ -529,28 +554,56 @@ impl FileReader {
             })
             .map_err(to_py)?;
         let Some(b) = next else { return Ok(None) };
-        let bad = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("file", DataType::Utf8, false),
-                Field::new("line", DataType::UInt64, false),
-                Field::new("reason", DataType::Utf8, false),
-                Field::new("text", DataType::Utf8, false),
-            ])),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    b.bad.iter().map(|r| r.file.as_str()),
-                )),
-                Arc::new(UInt64Array::from_iter_values(b.bad.iter().map(|r| r.line))),
-                Arc::new(StringArray::from_iter_values(
-                    b.bad.iter().map(|r| r.reason.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    b.bad.iter().map(|r| r.text.as_str()),
-                )),
-            ],
-        )
-        .map_err(|e| to_py(e.into()))?;
+        let bad = bad_rows(&b.bad)?;
         Ok(Some((b.batch.into(), bad.into())))
+    }
+}
+
+/// Decodes CSV records that arrive as lines (a file being followed), with the same rules as
+/// the file reader: rows, and bad rows (file, line, reason, text) for records that do not parse.
+#[pyclass(module = "rillet._core")]
+struct CsvRecords {
+    source: crate::source::CsvSource,
+    name: String,
+}
+
+#[pymethods]
+impl CsvRecords {
+    /// `head` is the header line and the first records (the schema is inferred from them
+    /// unless given).
+    #[new]
+    #[pyo3(signature = (name, head, delimiter=",", infer_rows=1000, schema=None))]
+    fn new(
+        name: String,
+        head: &[u8],
+        delimiter: &str,
+        infer_rows: usize,
+        schema: Option<PyTable>,
+    ) -> PyResult<Self> {
+        let d = match delimiter.as_bytes() {
+            [b] => *b,
+            _ => {
+                return Err(ConfigError::new_err(format!(
+                    "the CSV separator must be one character, got {delimiter:?}"
+                )))
+            }
+        };
+        let schema = schema.map(|t| crate::source::normalize_schema(&t.into_inner().1));
+        let source = crate::source::CsvSource::for_records(&name, head, schema, d, infer_rows)
+            .map_err(to_py)?;
+        Ok(CsvRecords { source, name })
+    }
+
+    /// (rows, bad rows) for records given as (line number, bytes with the newline).
+    fn decode(
+        &self,
+        py: Python<'_>,
+        records: Vec<(u64, Vec<u8>)>,
+    ) -> PyResult<(PyRecordBatch, PyRecordBatch)> {
+        let b = py
+            .detach(|| self.source.decode_records(&self.name, records))
+            .map_err(to_py)?;
+        Ok((b.batch.into(), bad_rows(&b.bad)?.into()))
     }
 }
 
@@ -565,6 +618,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LateDataError", py.get_type::<LateDataError>())?;
     m.add_class::<WindowOperator>()?;
     m.add_class::<FileReader>()?;
+    m.add_class::<CsvRecords>()?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;

@@ -68,29 +68,52 @@ impl CsvSource {
                 batch_rows: batch_rows.max(1),
             });
         }
-        let format = Format::default()
-            .with_header(true)
-            .with_delimiter(delimiter);
-        let (schema, _) = format
-            .infer_schema(open(first)?, Some(infer_rows))
-            .map_err(|e| {
-                Error::Source(format!(
-                    "cannot infer a schema from {}: {e}",
-                    first.display()
-                ))
-            })?;
-        if schema.fields().is_empty() {
-            return Err(Error::Source(format!(
-                "{} has no header row; CSV sources need one",
-                first.display()
-            )));
-        }
+        let schema = infer(
+            open(first)?,
+            delimiter,
+            infer_rows,
+            &first.display().to_string(),
+        )?;
         Ok(CsvSource {
             files,
-            schema: Arc::new(schema),
+            schema,
             delimiter,
             batch_rows: batch_rows.max(1),
         })
+    }
+
+    /// Records that come as lines rather than files (a file being followed): the schema is
+    /// inferred from `head`, the header line and the first records, unless given.
+    pub fn for_records(
+        name: &str,
+        head: &[u8],
+        schema: Option<SchemaRef>,
+        delimiter: u8,
+        infer_rows: usize,
+    ) -> Result<Self> {
+        let schema = match schema {
+            Some(s) => s,
+            None => infer(head, delimiter, infer_rows, name)?,
+        };
+        Ok(CsvSource {
+            files: Vec::new(),
+            schema,
+            delimiter,
+            batch_rows: usize::MAX,
+        })
+    }
+
+    /// Decodes records (each with its line number and its bytes, newline included) into rows,
+    /// and bad rows for those that do not parse.
+    pub fn decode_records(&self, file: &str, records: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
+        if records.is_empty() {
+            return Ok(SourceBatch {
+                batch: arrow_array::RecordBatch::new_empty(self.schema.clone()),
+                bad: Vec::new(),
+                file: file.to_string(),
+            });
+        }
+        self.decode(file, records)
     }
 
     /// The schema rows are read with.
@@ -216,6 +239,52 @@ impl CsvSource {
             file: file.to_string(),
         })
     }
+}
+
+/// The schema of CSV text with a header row, from up to `infer_rows` records. Records with
+/// another number of fields than the header are left out of the sample (they are rejected
+/// when read), so one ragged record does not stop the stream.
+fn infer(
+    text: impl std::io::Read,
+    delimiter: u8,
+    infer_rows: usize,
+    what: &str,
+) -> Result<SchemaRef> {
+    let unreadable =
+        |e: csv::Error| Error::Source(format!("cannot infer a schema from {what}: {e}"));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
+    let mut sample = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_writer(Vec::new());
+    let mut record = csv::ByteRecord::new();
+    let mut width = None;
+    let mut kept = 0;
+    while kept <= infer_rows && reader.read_byte_record(&mut record).map_err(unreadable)? {
+        if *width.get_or_insert(record.len()) == record.len() {
+            sample.write_byte_record(&record).map_err(unreadable)?;
+            kept += 1;
+        }
+    }
+    let sample = sample
+        .into_inner()
+        .map_err(|e| Error::Internal(format!("csv sample: {e}")))?;
+    let format = Format::default()
+        .with_header(true)
+        .with_delimiter(delimiter);
+    let (schema, _) = format
+        .infer_schema(sample.as_slice(), Some(infer_rows))
+        .map_err(|e| Error::Source(format!("cannot infer a schema from {what}: {e}")))?;
+    if schema.fields().is_empty() {
+        return Err(Error::Source(format!(
+            "{what} has no header row; CSV sources need one"
+        )));
+    }
+    Ok(Arc::new(schema))
 }
 
 /// True when the file's first line ends with CRLF.
