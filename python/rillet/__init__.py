@@ -40,6 +40,7 @@ from rillet._errors import (
 )
 from rillet._cloudtrail import read_cloudtrail
 from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
+from rillet._kafka import read_kafka
 from rillet._kinesis import read_kinesis
 from rillet._pacing import paced
 from rillet._tail import tail_csv, tail_dir, tail_jsonl
@@ -80,6 +81,7 @@ __all__ = [
     "read_csv",
     "read_ipc",
     "read_jsonl",
+    "read_kafka",
     "read_kinesis",
     "read_parquet",
     "session",
