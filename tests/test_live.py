@@ -162,3 +162,18 @@ def test_wait_times_out_while_running_and_queries_run_side_by_side() -> None:
     ra, rb = a.stop(), b.stop()
     assert ra.metrics["rows_in"] == rb.metrics["rows_in"] == 100
     assert_frame_equal(ra.output, _query(_events(100)).collect())
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_stop_works_before_any_row_arrives(tmp_path: Path, kind: str) -> None:
+    """A tail on a file that does not exist yet (or holds only a CSV header) still sends
+    heartbeats, so stop() ends the run at once rather than waiting for a first row."""
+    path = tmp_path / f"later.{kind}"
+    if kind == "csv":
+        path.write_text("t,k\n")
+    tail = rl.tail_jsonl(path, poll="10ms") if kind == "jsonl" else rl.tail_csv(path, poll="10ms")
+    handle = rl.stream(tail, time="t").window(rl.tumbling("1m")).agg(rl.count()).start()
+    time.sleep(0.1)
+    run = handle.stop(timeout=2)
+    assert not handle.running
+    assert run.metrics["rows_in"] == 0 and run.output.height == 0

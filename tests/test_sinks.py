@@ -256,3 +256,32 @@ def test_amended_sessions_are_refused_by_the_database_sink(tmp_path: Path) -> No
          .window(rl.session("5m"), by="svc", emit="amend").agg(rl.count()))
     with pytest.raises(rl.ConfigError, match="changelog"):
         q.to_database(f"sqlite:///{tmp_path / 'x.db'}", "sessions")
+
+
+def test_a_failed_run_still_writes_the_rows_it_emitted(tmp_path: Path) -> None:
+    """Rows buffered by a file sink are written when the source fails part way (or the run is
+    interrupted): they were emitted, so they are delivered."""
+    def failing():
+        df = _events()
+        yield df.head(2000)
+        raise rl.SourceError("the feed went away")
+
+    def q(source):
+        return (rl.stream(source, time="t", watermark="2m")
+                .window(rl.tumbling("10m"), by="svc").agg(rl.count()))
+
+    seen: list[pl.DataFrame] = []
+    with pytest.raises(rl.SourceError):
+        q(failing()).for_each(seen.append)
+    with pytest.raises(rl.SourceError):
+        q(failing()).to_parquet(tmp_path / "out", partition_by=None, max_rows=1_000_000, max_delay=None)
+    back = pl.read_parquet(tmp_path / "out" / "*.parquet")
+    assert back.height == sum(f.height for f in seen) > 0
+    assert back.sort(["window_start", "svc"]).equals(pl.concat(seen).sort(["window_start", "svc"]))
+
+
+def test_null_keys_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    events = _events().with_columns(pl.when(pl.col("bytes") == 0).then(None).otherwise(pl.col("svc")).alias("svc"))
+    q = rl.stream(events, time="t", watermark="2m").window(rl.tumbling("10m"), by="svc").agg(rl.count())
+    with pytest.raises(rl.SinkError, match="'svc' has nulls"):
+        q.to_database(f"sqlite:///{tmp_path / 'n.db'}", "counts")

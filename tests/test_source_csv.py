@@ -110,3 +110,22 @@ def test_real_glucose_readings_match_polars() -> None:
     got = run.output.select("window_start", "count").sort("window_start")
     assert got["count"].to_list() == want["count"].to_list()
     assert got["window_start"].to_list() == want["window_start"].to_list()
+
+
+def test_a_column_empty_in_the_sample_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "sparse.csv"
+    path.write_text("t,v\n" + "".join(f"{i},\n" for i in range(1100)) + "1100,5\n1101,hello\n")
+    got = pl.concat(rl.read_csv(path).batches())
+    assert got.schema["v"] == pl.String
+    assert got["v"].drop_nulls().to_list() == ["5", "hello"]
+    run = rl.stream(rl.read_csv(path), time="t").window(rl.tumbling(10_000)).agg(rl.count("v")).run()
+    assert run.output["v_count"].to_list() == [2] and run.rejected.height == 0
+
+
+def test_reject_reasons_do_not_carry_arrow_chunk_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "typed.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{i}\n" for i in range(1100)) + "1100,oops\n")
+    run = rl.stream(rl.read_csv(path), time="t").window(rl.tumbling(10_000)).agg(rl.sum("v")).run()
+    (reason,) = run.rejected["reason"].to_list()
+    assert run.rejected["line"].to_list() == [1102]
+    assert "at line" not in reason and "oops" in reason

@@ -257,3 +257,9 @@ def test_order_by_keeps_bad_rows_and_checks_the_column(tmp_path: Path) -> None:
     assert run.rejected.select("file", "line").rows() == [(str(tmp_path / "a.jsonl"), 3)]
     with pytest.raises(rl.SchemaError, match="order_by='nope'"):
         list(rl.read_jsonl(tmp_path / "*.jsonl", order_by="nope").chunks())
+
+
+def test_parquet_schema_naming_a_missing_column_is_a_schema_error(tmp_path: Path) -> None:
+    pl.DataFrame({"t": [1], "x": [1]}).write_parquet(tmp_path / "a.parquet")
+    with pytest.raises(rl.SchemaError, match=r'\["y"\]'):
+        rl.read_parquet(tmp_path / "a.parquet", schema={"t": pl.Int64, "y": pl.Int64}).chunks().__next__()

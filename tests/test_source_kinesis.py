@@ -293,16 +293,20 @@ def test_real_cloudtrail_records_every_one_counted_or_rejected(kinesis: Any, end
         .run(progress=False)
     )
     assert run.metrics["rows_in"] == len(lines) == 2900
-    # The schema comes from the first 1,000 records; a few later ones hold a value of another
-    # type (a string where those had a number): they are rejected with their place, not lost.
+    # The schema comes from the first records (fields null in all of them are read as text);
+    # a later record whose value does not fit would be rejected with its place, not lost.
     rej = run.rejected
-    assert 0 < rej.height < 30 and rej["file"].null_count() == 0
-    assert rej["reason"].str.starts_with("unreadable JSON record: ").all()
+    assert rej.height < 30
     at = {w: i for i, w in enumerate(where)}
-    rejected_at = {at[(s, q)] for s, q in rej.select("shard_id", "sequence_number").iter_rows()}
-    for (s, q), file, text in zip(rej.select("shard_id", "sequence_number").iter_rows(), rej["file"], rej["text"]):
-        assert file == f"{name}/{s}"
-        assert text == lines[at[(s, q)]][:1000].decode("utf-8", "replace")
+    rejected_at = set()
+    if rej.height:
+        assert rej["file"].null_count() == 0
+        assert rej["reason"].str.starts_with("unreadable JSON record: ").all()
+        rejected_at = {at[(s, q)] for s, q in rej.select("shard_id", "sequence_number").iter_rows()}
+        for (s, q), file, text in zip(rej.select("shard_id", "sequence_number").iter_rows(), rej["file"],
+                                      rej["text"]):
+            assert file == f"{name}/{s}"
+            assert text == lines[at[(s, q)]][:1000].decode("utf-8", "replace")
     expected = Counter()
     for i, e in enumerate(events):
         if i not in rejected_at:
@@ -613,13 +617,15 @@ def test_repr_names_the_stream() -> None:
 def test_max_idle_stops_a_quiet_stream(kinesis: Any, endpoint: str, name: str) -> None:
     _create(kinesis, name, 2)
     started = time.monotonic()
-    assert list(rl.read_kinesis(name, endpoint_url=endpoint, max_idle="300ms", poll="50ms").chunks()) == []
+    quiet = list(rl.read_kinesis(name, endpoint_url=endpoint, max_idle="300ms", poll="50ms").chunks())
+    assert quiet and all(c.frame.width == 0 and c.bad.height == 0 for c in quiet)  # heartbeats only
     assert 0.3 <= time.monotonic() - started < 3
     _put(kinesis, name, [_event(1), _event(2)])
     chunks = list(rl.read_kinesis(name, endpoint_url=endpoint, max_idle="400ms", poll="50ms").chunks())
     assert sum(c.frame.height for c in chunks) == 2
     heartbeats = [c for c in chunks if c.frame.height == 0]
-    assert heartbeats and all(c.frame.schema == chunks[0].frame.schema for c in heartbeats)
+    # Once the columns are known, heartbeats carry them.
+    assert heartbeats and all(c.frame.schema == chunks[-1].frame.schema for c in heartbeats if c.frame.width)
 
 
 def test_idle_timeout_closes_a_window_while_records_arrive_from_another_thread(kinesis: Any, endpoint: str,

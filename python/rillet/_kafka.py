@@ -17,7 +17,7 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._tail import _BAD_SCHEMA, _JsonlDecoder, _seconds, excerpt
+from rillet._tail import _BAD_SCHEMA, _JsonlDecoder, _seconds, excerpt, heartbeat
 
 Seconds = str | dt.timedelta | int | float
 
@@ -31,6 +31,8 @@ METADATA: dict[str, pl.DataType] = {
 
 #: JSON columns are inferred from this many first messages (fewer if the topic goes quiet).
 INFER_MESSAGES = 1000
+#: ... or from those that came within this many seconds of the first (a steady trickle).
+INFER_WAIT_S = 1.0
 
 # librdkafka's log goes through Python logging, silent unless the application configures it.
 _LOG = logging.getLogger("rillet.kafka")
@@ -109,6 +111,10 @@ class KafkaSource:
         self.max_idle = None if max_idle is None else _positive(max_idle, "max_idle")
         self.timeout = _positive(timeout, "timeout")
         self.metadata = {f"{meta_prefix}{name}": dtype for name, dtype in METADATA.items()}
+        if schema is not None:
+            from rillet._files import _schema_frame
+
+            schema = _schema_frame(schema, "kafka").schema  # checked: a dict of polars dtypes
         self.schema = None if schema is None else dict(schema)
         if format == "raw":
             self.schema = {"key": pl.Binary(), "value": pl.Binary()}
@@ -141,6 +147,7 @@ class KafkaSource:
             decoder = _JsonlDecoder(",".join(self.topics))
             decoder.schema = self.schema  # the columns, once known (raw: from the start)
             held: list[Any] = []  # JSON messages held back until the columns are inferred
+            held_since = 0.0
             started = last_data = time.monotonic()
             while True:
                 want = self.batch_size
@@ -163,8 +170,10 @@ class KafkaSource:
                 if decoder.schema is None and (messages or held):
                     # The columns come from the first INFER_MESSAGES messages, or from all that
                     # came before the topic went quiet, however consume() cuts them.
+                    if not held:
+                        held_since = now
                     held += messages
-                    if messages and len(held) < INFER_MESSAGES:
+                    if messages and len(held) < INFER_MESSAGES and now - held_since < INFER_WAIT_S:
                         continue
                     messages, held = held, []
                 if messages:
@@ -174,9 +183,7 @@ class KafkaSource:
                     continue
                 if self.max_idle is not None and now - last_data >= self.max_idle:
                     return
-                if decoder.schema is not None:
-                    yield Chunk(pl.DataFrame(schema={**decoder.schema, **self.metadata}),
-                                pl.DataFrame(schema=_BAD_SCHEMA))
+                yield heartbeat({**decoder.schema, **self.metadata} if decoder.schema is not None else None)
         finally:
             self._close(consumer)
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._tail import _BAD_SCHEMA, _JsonlDecoder, _seconds, excerpt
+from rillet._tail import _BAD_SCHEMA, _JsonlDecoder, _seconds, excerpt, heartbeat
 
 #: The columns added to every row, before ``meta_prefix``.
 META_COLUMNS = ("arrival_time", "shard_id", "sequence_number")
@@ -27,6 +27,7 @@ _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _SHARD_SYNC_S = 1.0  # ListShards at most this often (and at once when a shard ends)
 _INFER_RECORDS = 1000  # JSON: the schema is inferred from this many records (or all, if fewer)
+_INFER_WAIT_S = 1.0  # ... or from those that came within this long of the first
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _US = dt.timedelta(microseconds=1)
 
@@ -124,7 +125,8 @@ class KinesisSource:
         synced = time.monotonic()
         decoder = _JsonlDecoder(self.stream) if self.format == "json" else None
         pending: list[tuple[_Shard, int, dict]] = []  # JSON records held back for the schema
-        heartbeat: Chunk | None = None
+        beat: Chunk | None = None  # an empty batch with the columns, once known
+        held_since = 0.0
         last_data = time.monotonic()
         while True:
             round_started = time.monotonic()
@@ -146,16 +148,20 @@ class KinesisSource:
             finished = all(s.done for s in shards.values())
             if got:
                 last_data = time.monotonic()
+            if got and not pending:
+                held_since = time.monotonic()
             pending.extend(got)
             # Hold JSON records back until there are enough to infer the schema from, the
-            # stream is quiet, or it ends; after that each round is decoded as it comes.
+            # stream is quiet, it ends, or a second has passed; after that each round is
+            # decoded as it comes.
             while pending and (decoder is None or decoder.schema is not None or not got or finished
-                               or len(pending) >= _INFER_RECORDS):
+                               or len(pending) >= _INFER_RECORDS
+                               or time.monotonic() - held_since >= _INFER_WAIT_S):
                 cut = _INFER_RECORDS if decoder is not None and decoder.schema is None else len(pending)
                 chunk = self._chunk(decoder, pending[:cut])
                 pending = pending[cut:]
                 if chunk.frame.width:
-                    heartbeat = Chunk(chunk.frame.clear(), pl.DataFrame(schema=_BAD_SCHEMA))
+                    beat = Chunk(chunk.frame.clear(), pl.DataFrame(schema=_BAD_SCHEMA))
                 if chunk.frame.width or chunk.bad.height:
                     yield chunk
             if finished:
@@ -163,8 +169,7 @@ class KinesisSource:
             if not got:
                 if self.max_idle is not None and time.monotonic() - last_data >= self.max_idle:
                     return
-                if heartbeat is not None:
-                    yield heartbeat
+                yield beat if beat is not None else heartbeat(None)
             # Each shard is asked at most once a poll: Kinesis allows 5 GetRecords a second
             # per shard, shared by all the stream's consumers.
             time.sleep(max(0.0, round_started + self.poll - time.monotonic()))
@@ -213,7 +218,7 @@ class KinesisSource:
         # A closed shard is finished when GetRecords gives no next iterator; emulators such as
         # moto always give one, so an empty answer that is not behind the tip counts too.
         shard.done = shard.iterator is None or (
-            shard.closed and not records and page.get("MillisBehindLatest") == 0
+            shard.closed and not page.get("Records") and page.get("MillisBehindLatest") == 0
         )
         numbered = []
         for record in records:

@@ -94,6 +94,7 @@ class FileSink:
         self.buffered = 0
         self.oldest_ms: int | None = None  # wall-clock time the oldest buffered row arrived
         self.files: list[Path] = []
+        self.write_failed = False
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -136,6 +137,7 @@ class FileSink:
             self._write_file(self.dir / f"{self.partition_by}={_hive_value(value)}", part.drop("__rl_part"))
 
     def _write_file(self, folder: Path, df: pl.DataFrame) -> None:
+        self.write_failed = True  # until this file is in place
         try:
             folder.mkdir(parents=True, exist_ok=True)
             name = f"part-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.{self.fmt}"
@@ -148,11 +150,14 @@ class FileSink:
                 data.write_ndjson(tmp)
             os.replace(tmp, final)
             self.files.append(final)
+            self.write_failed = False
         except OSError as e:
             raise SinkError(f"cannot write {folder}: {e}") from e
 
     def close(self, completed: bool) -> None:
-        if completed:
+        # Rows already emitted are written even when the run failed or was interrupted (a
+        # source error, Ctrl-C); only a failure to write files leaves them unwritten.
+        if not self.write_failed:
             self.flush()
 
 
@@ -302,6 +307,13 @@ class DatabaseSink:
         if self.columns is None:
             self._prepare(df)
         assert self.columns is not None
+        for k in self.keys:
+            if df[k].null_count():
+                raise SinkError(
+                    f"cannot write to {self.dialect.name} table {self.table!r}: the key column "
+                    f"{k!r} has nulls, and a primary key cannot hold null; fill them before the "
+                    f"window, e.g. .with_columns(pl.col({k!r}).fill_null('(none)'))"
+                )
         ops = df["op"].to_list() if "op" in df.columns else ["+U"] * df.height
         deletes, upserts = _net_changes(ops, _rows(self.dialect, df.select(self.columns)), self.key_idx)
         try:

@@ -22,6 +22,12 @@ from rillet._time import wall_ms
 _BAD_SCHEMA = {"file": pl.String, "line": pl.UInt64, "reason": pl.String, "text": pl.String}
 
 
+def heartbeat(schema: dict | None) -> Chunk:
+    """An empty batch a live source yields while quiet: time passes (``idle_timeout``), and a
+    query can be stopped, even before the first row has fixed the columns."""
+    return Chunk(pl.DataFrame(schema=schema) if schema else pl.DataFrame(), pl.DataFrame(schema=_BAD_SCHEMA))
+
+
 def _seconds(value: Any, what: str) -> float | None:
     if value is None:
         return None
@@ -100,19 +106,34 @@ class _JsonlDecoder:
 def _infer_schema(values: list[dict], lines: list[bytes]) -> dict[str, pl.DataType]:
     """The columns of the first good rows. A field polars cannot read as one type (an object
     here, a number there, or such a conflict deeper inside) is kept as its JSON text, as
-    ``read_jsonl`` does."""
+    ``read_jsonl`` does; so is a field that is null in every one of them (its type is not
+    known yet, and a Null column would refuse every later value), or that holds such a null
+    deeper inside (an empty list)."""
     try:
-        return dict(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None).schema)
+        schema = dict(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None).schema)
+        return {k: pl.String() if _has_null(t) else t for k, t in schema.items()}
     except pl.exceptions.PolarsError:
         pass
     schema: dict[str, pl.DataType] = {}
     for key in dict.fromkeys(k for value in values for k in value):
         column = b"\n".join(json.dumps({key: value[key]}).encode() for value in values if key in value)
         try:
-            schema.update(pl.read_ndjson(io.BytesIO(column), infer_schema_length=None).schema)
+            (dtype,) = pl.read_ndjson(io.BytesIO(column), infer_schema_length=None).schema.values()
+            schema[key] = pl.String() if _has_null(dtype) else dtype
         except pl.exceptions.PolarsError:
             schema[key] = pl.String()
     return schema
+
+
+def _has_null(dtype: pl.DataType) -> bool:
+    """True when the type is Null or holds a Null inside (a list's items, a struct's field)."""
+    if dtype == pl.Null:
+        return True
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _has_null(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_has_null(f.dtype) for f in dtype.fields)
+    return False
 
 
 def excerpt(raw: bytes) -> str:
@@ -217,39 +238,46 @@ class TailFile:
                     first_open = False
                     pos = handle.tell()
                 got = b""
+                ended = False
                 if handle is not None:
                     got = handle.read()
                     pos += len(got)
                     try:
                         st = os.stat(self.path)
                         if st.st_ino != inode or st.st_size < pos:
-                            # Rotated (a new file under the name) or truncated: start it over.
+                            # Rotated (a new file under the name) or truncated: read what was
+                            # written to the old file since, then start the new one over.
+                            got += handle.read()
                             handle.close()
-                            handle = None
+                            handle, ended = None, True
                     except FileNotFoundError:
                         pass
-                if got:
+                if got or (ended and pending):
                     last_data = time.monotonic()
                     data = pending + got
                     cut = data.rfind(b"\n")
-                    if cut < 0:
-                        pending = data
-                    else:
-                        complete, pending = data[: cut + 1], data[cut + 1:]
-                        lines = []
-                        for raw in complete.split(b"\n")[:-1]:
-                            line_no += 1
-                            lines.append((line_no, raw.rstrip(b"\r")))
-                        chunk = decoder.decode(lines)
-                        if chunk.frame.width or chunk.bad.height:
-                            yield chunk
-                            continue
+                    complete, pending = data[: cut + 1], data[cut + 1:]
+                    lines = []
+                    for raw in complete.split(b"\n")[:-1]:
+                        line_no += 1
+                        lines.append((line_no, raw.rstrip(b"\r")))
+                    chunk = decoder.decode(lines) if lines else heartbeat(decoder.schema)
+                    if ended and pending:
+                        # The old file ended without a newline: its last line is kept as a bad row.
+                        cut_off = pl.DataFrame([{
+                            "file": str(self.path), "line": line_no + 1, "text": excerpt(pending),
+                            "reason": "incomplete last line: the file was rotated or truncated "
+                                      "before its newline was written"}], schema=_BAD_SCHEMA)
+                        chunk = Chunk(chunk.frame, pl.concat([chunk.bad, cut_off]))
+                        pending = b""
+                    if chunk.frame.width or chunk.bad.height:
+                        yield chunk
+                        continue
                 if self.max_idle is not None and time.monotonic() - last_data >= self.max_idle:
                     if handle is not None:
                         handle.close()
                     return
-                if decoder.schema is not None:
-                    yield Chunk(pl.DataFrame(schema=decoder.schema), pl.DataFrame(schema=_BAD_SCHEMA))
+                yield heartbeat(decoder.schema)
                 time.sleep(self.poll)
         finally:
             if handle is not None:
@@ -315,8 +343,7 @@ class TailDir:
             if not new:
                 if self.max_idle is not None and time.monotonic() - last_data >= self.max_idle:
                     return
-                if schema is not None:
-                    yield Chunk(pl.DataFrame(schema=schema), pl.DataFrame(schema=_BAD_SCHEMA))
+                yield heartbeat(schema)
                 time.sleep(self.poll)
 
     def __repr__(self) -> str:

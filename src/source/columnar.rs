@@ -54,9 +54,26 @@ impl ColumnarSource {
         let first = files
             .first()
             .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
+        let own = open_batches(format, first, 1)?.0;
         let schema = match schema {
-            Some(s) => normalize_schema(&s),
-            None => normalize_schema(&open_batches(format, first, 1)?.0),
+            Some(s) => {
+                let missing: Vec<&String> = s
+                    .fields()
+                    .iter()
+                    .map(|f| f.name())
+                    .filter(|n| own.field_with_name(n).is_err())
+                    .collect();
+                if !missing.is_empty() {
+                    let have: Vec<&String> = own.fields().iter().map(|f| f.name()).collect();
+                    return Err(Error::Schema(format!(
+                        "schema= names {missing:?}, which {} does not have; its columns are \
+                         {have:?}",
+                        first.display()
+                    )));
+                }
+                normalize_schema(&s)
+            }
+            None => normalize_schema(&own),
         };
         Ok(ColumnarSource {
             format,

@@ -42,25 +42,12 @@ impl CsvSource {
             .first()
             .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
         if let Some(schema) = schema {
-            let header = csv::ReaderBuilder::new()
-                .delimiter(delimiter)
-                .from_reader(open(first)?)
-                .headers()
-                .map(|h| h.iter().map(str::to_string).collect::<Vec<_>>())
-                .map_err(|e| {
-                    Error::Source(format!(
-                        "cannot read the header of {}: {e}",
-                        first.display()
-                    ))
-                })?;
-            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            if header != names {
-                return Err(Error::Config(format!(
-                    "schema= names the columns {names:?} but {} has the header {header:?}; give \
-                     every column of the header, in its order",
-                    first.display()
-                )));
-            }
+            check_header(
+                open(first)?,
+                &schema,
+                delimiter,
+                &first.display().to_string(),
+            )?;
             return Ok(CsvSource {
                 files,
                 schema,
@@ -92,7 +79,10 @@ impl CsvSource {
         infer_rows: usize,
     ) -> Result<Self> {
         let schema = match schema {
-            Some(s) => s,
+            Some(s) => {
+                check_header(head, &s, delimiter, name)?;
+                s
+            }
             None => infer(head, delimiter, infer_rows, name)?,
         };
         Ok(CsvSource {
@@ -241,6 +231,30 @@ impl CsvSource {
     }
 }
 
+/// Checks that a given schema names the header's columns, in order (CSV columns are matched
+/// by position).
+fn check_header(
+    text: impl std::io::Read,
+    schema: &SchemaRef,
+    delimiter: u8,
+    what: &str,
+) -> Result<()> {
+    let header = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(text)
+        .headers()
+        .map(|h| h.iter().map(str::to_string).collect::<Vec<_>>())
+        .map_err(|e| Error::Source(format!("cannot read the header of {what}: {e}")))?;
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    if header != names {
+        return Err(Error::Config(format!(
+            "schema= names the columns {names:?} but {what} has the header {header:?}; give \
+             every column of the header, in its order"
+        )));
+    }
+    Ok(())
+}
+
 /// The schema of CSV text with a header row, from up to `infer_rows` records. Records with
 /// another number of fields than the header are left out of the sample (they are rejected
 /// when read), so one ragged record does not stop the stream.
@@ -284,7 +298,19 @@ fn infer(
             "{what} has no header row; CSV sources need one"
         )));
     }
-    Ok(Arc::new(schema))
+    // A column empty in every sampled record is read as text: a Null column would turn its
+    // later values into nulls.
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow_schema::DataType::Null => {
+                arrow_schema::Field::new(f.name(), arrow_schema::DataType::Utf8, true)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Ok(Arc::new(arrow_schema::Schema::new(fields)))
 }
 
 /// True when the file's first line ends with CRLF.
@@ -297,6 +323,12 @@ fn ends_with_crlf(path: &std::path::Path) -> Result<bool> {
 }
 
 fn bad_row(file: &str, line: u64, reason: String, raw: &[u8]) -> BadRow {
+    // arrow-csv counts lines within the chunk it was given ("at line 0"): the row's own line
+    // number is in `line`.
+    let reason = match reason.find(" at line ") {
+        Some(i) => format!("{}{}", &reason[..i], trailing_after_line(&reason[i + 9..])),
+        None => reason,
+    };
     let text = excerpt(raw.strip_suffix(b"\n").unwrap_or(raw));
     BadRow {
         file: file.to_string(),
@@ -304,4 +336,9 @@ fn bad_row(file: &str, line: u64, reason: String, raw: &[u8]) -> BadRow {
         reason: format!("unreadable CSV record: {reason}"),
         text,
     }
+}
+
+/// What follows "at line N" in an arrow-csv message, without the number.
+fn trailing_after_line(rest: &str) -> &str {
+    rest.trim_start_matches(|c: char| c.is_ascii_digit())
 }

@@ -178,7 +178,9 @@ impl JsonlSource {
     }
 
     fn decoder(&self) -> Result<arrow_json::reader::Decoder> {
+        // A number or boolean where the schema has text is read as its JSON text.
         Ok(ReaderBuilder::new(self.schema.clone())
+            .with_coerce_primitive(true)
             .with_batch_size(self.batch_rows.max(1) + 1)
             .build_decoder()?)
     }
@@ -245,6 +247,40 @@ impl JsonlSource {
 
 /// Infers a schema; fields whose values disagree in type across rows become text fields.
 fn infer_schema(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String>)> {
+    let (schema, text) = infer_fields(values)?;
+    // A field null in every sampled row (or an empty list, or an object with such a field)
+    // has the Null type somewhere and would refuse every later value: read it as its JSON
+    // text instead.
+    let mut text = text;
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if has_null(f.data_type()) {
+                text.push(f.name().clone());
+                arrow_schema::Field::new(f.name(), arrow_schema::DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Ok((Arc::new(arrow_schema::Schema::new(fields)), text))
+}
+
+/// True when the type is Null or holds a Null inside (lists, structs, maps).
+fn has_null(t: &arrow_schema::DataType) -> bool {
+    use arrow_schema::DataType as T;
+    match t {
+        T::Null => true,
+        T::List(f) | T::LargeList(f) | T::FixedSizeList(f, _) | T::Map(f, _) => {
+            has_null(f.data_type())
+        }
+        T::Struct(fs) => fs.iter().any(|f| has_null(f.data_type())),
+        _ => false,
+    }
+}
+
+fn infer_fields(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String>)> {
     if let Ok(s) = infer_json_schema_from_iterator(values.iter().cloned().map(Ok)) {
         return Ok((Arc::new(s), Vec::new()));
     }
