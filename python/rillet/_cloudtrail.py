@@ -14,6 +14,7 @@ import polars as pl
 
 from rillet._errors import SourceError
 from rillet._files import Chunk, PathLike, expand
+from rillet._source import ChunkSource
 
 #: Top-level fields kept as columns (strings unless noted).
 FIELDS = [
@@ -64,8 +65,10 @@ def _flatten(rec: dict) -> dict:
     return row
 
 
-class CloudTrailFiles:
+class CloudTrailFiles(ChunkSource):
     """CloudTrail log files replayed in name order (CloudTrail names files by time)."""
+
+    pace_by = "eventTime"
 
     def __init__(self, path: PathLike) -> None:
         if isinstance(path, (str, os.PathLike)) and Path(path).is_dir():
@@ -111,16 +114,6 @@ class CloudTrailFiles:
             bad_df = pl.DataFrame(bad, schema={"file": pl.String, "line": pl.UInt64,
                                                "reason": pl.String, "text": pl.String})
             yield Chunk(frame, bad_df)
-
-    def paced(self, speed: float | None = 10.0, by: str = "eventTime") -> Any:
-        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
-        from rillet._pacing import Paced
-
-        return Paced(self, speed, by)
-
-    def batches(self) -> Iterator[pl.DataFrame]:
-        for c in self.chunks():
-            yield c.frame
 
     def __repr__(self) -> str:
         return f"rl.read_cloudtrail({len(self.files)} files)"

@@ -12,6 +12,7 @@ import polars as pl
 
 from rillet import _core
 from rillet._errors import ConfigError, SchemaError, SourceError
+from rillet._source import ChunkSource
 
 PathLike = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -50,7 +51,7 @@ class Chunk:
         self.bad = bad
 
 
-class FileSource:
+class FileSource(ChunkSource):
     """Files read in order by the Rust core in bounded memory: JSON Lines and CSV (plain or
     .gz), Parquet and Arrow IPC.
 
@@ -128,17 +129,6 @@ class FileSource:
                 else:
                     del buffers[i]
             yield Chunk(pl.concat(out).sort(col, nulls_last=False, maintain_order=True), _NO_BAD)
-
-    def paced(self, speed: float | None = 10.0, by: str = "arrival_time") -> Any:
-        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
-        from rillet._pacing import Paced
-
-        return Paced(self, speed, by)
-
-    def batches(self) -> Iterator[pl.DataFrame]:
-        """The parsed rows only (bad rows are visible through a query's run.rejected)."""
-        for c in self.chunks():
-            yield c.frame
 
     def __repr__(self) -> str:
         return f"rl.read_{self.kind}({self.files[0]!r}{'...' if len(self.files) > 1 else ''})"

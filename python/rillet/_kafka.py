@@ -17,7 +17,8 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._tail import _BAD_SCHEMA, _JsonlDecoder, _seconds, excerpt, heartbeat
+from rillet._source import ChunkSource
+from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
 
 Seconds = str | dt.timedelta | int | float
 
@@ -67,7 +68,7 @@ def _confluent() -> ModuleType:
     return confluent_kafka
 
 
-class KafkaSource:
+class KafkaSource(ChunkSource):
     """One or more Kafka topics read as a consumer-group member (``rl.read_kafka``).
 
     Use as a source: ``rl.stream(rl.read_kafka("events", "localhost:9092", "dash"), time="ts")``.
@@ -111,6 +112,7 @@ class KafkaSource:
         self.max_idle = None if max_idle is None else _positive(max_idle, "max_idle")
         self.timeout = _positive(timeout, "timeout")
         self.metadata = {f"{meta_prefix}{name}": dtype for name, dtype in METADATA.items()}
+        self.pace_by = f"{meta_prefix}arrival_time"
         if schema is not None:
             from rillet._files import _schema_frame
 
@@ -144,7 +146,7 @@ class KafkaSource:
         try:
             self._check_topics(ck, consumer)
             consumer.subscribe(self.topics, on_assign=lambda _consumer, _partitions: assigned.append(True))
-            decoder = _JsonlDecoder(",".join(self.topics))
+            decoder = JsonDecoder(",".join(self.topics))
             decoder.schema = self.schema  # the columns, once known (raw: from the start)
             held: list[Any] = []  # JSON messages held back until the columns are inferred
             held_since = 0.0
@@ -262,7 +264,7 @@ class KafkaSource:
         return messages
 
     def _decode(self, ck: ModuleType, messages: list[Any],
-                decoder: _JsonlDecoder) -> tuple[Chunk, dict[tuple[str, int], int]]:
+                decoder: JsonDecoder) -> tuple[Chunk, dict[tuple[str, int], int]]:
         """Messages -> a chunk, and the next offset to commit for each (topic, partition)."""
         positions: dict[tuple[str, int], int] = {}
         readable: list[Any] = []
@@ -287,7 +289,7 @@ class KafkaSource:
             rows = [readable[i] for i in kept]
         bad.sort(key=lambda r: (r["file"], r["line"]))
         if decoder.schema is None:  # nothing readable yet: no columns to add to
-            return Chunk(frame, pl.DataFrame(bad, schema=_BAD_SCHEMA)), positions
+            return Chunk(frame, pl.DataFrame(bad, schema=BAD_SCHEMA)), positions
         stamps = [ts if kind != ck.TIMESTAMP_NOT_AVAILABLE else None
                   for kind, ts in (m.timestamp() for m in rows)]
         values = [
@@ -297,7 +299,7 @@ class KafkaSource:
             pl.Series([m.offset() for m in rows], dtype=pl.Int64),
         ]
         frame = frame.with_columns(v.alias(name) for name, v in zip(self.metadata, values))
-        return Chunk(frame, pl.DataFrame(bad, schema=_BAD_SCHEMA)), positions
+        return Chunk(frame, pl.DataFrame(bad, schema=BAD_SCHEMA)), positions
 
     @staticmethod
     def _commit(ck: ModuleType, consumer: Any, positions: dict[tuple[str, int], int]) -> None:
@@ -317,17 +319,6 @@ class KafkaSource:
                 "another prefix) to name the metadata columns apart"
             )
 
-    def batches(self) -> Iterator[pl.DataFrame]:
-        """The rows only (unreadable messages are visible through a query's run.rejected)."""
-        for c in self.chunks():
-            yield c.frame
-
-    def paced(self, speed: float | None = 10.0, by: str = "arrival_time") -> Any:
-        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
-        from rillet._pacing import Paced
-
-        return Paced(self, speed, by)
-
     def __repr__(self) -> str:
         topic = self.topics[0] if len(self.topics) == 1 else self.topics
         return f"rl.read_kafka({topic!r}, {self.bootstrap_servers!r}, {self.group_id!r})"
@@ -341,10 +332,10 @@ def _commit_failed(err: Any, partitions: list[Any]) -> None:
 
 
 def _positive(value: Seconds, what: str) -> float:
-    seconds = _seconds(value, f"read_kafka {what}")
-    if seconds is None or seconds <= 0:
+    s = seconds(value, f"read_kafka {what}")
+    if s is None or s <= 0:
         raise ConfigError(f"read_kafka: {what} must be a positive duration such as '5s', got {value!r}")
-    return seconds
+    return s
 
 
 def _bad_row(message: Any, reason: str, raw: bytes) -> dict[str, Any]:

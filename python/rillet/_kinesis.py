@@ -16,7 +16,8 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._tail import _BAD_SCHEMA, _JsonlDecoder, _seconds, excerpt, heartbeat
+from rillet._source import ChunkSource
+from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
 
 #: The columns added to every row, before ``meta_prefix``.
 META_COLUMNS = ("arrival_time", "shard_id", "sequence_number")
@@ -46,7 +47,7 @@ class _Shard:
     done: bool = False
 
 
-class KinesisSource:
+class KinesisSource(ChunkSource):
     """Reads a Kinesis data stream (``rl.read_kinesis``); see :func:`read_kinesis`."""
 
     def __init__(self, stream: str, start: str | dt.datetime, endpoint_url: str | None,
@@ -73,14 +74,15 @@ class KinesisSource:
                 "the service's maximum"
             )
         self.limit = limit
-        poll_s = _seconds(poll, "poll")
+        poll_s = seconds(poll, "poll")
         if poll_s is None or poll_s <= 0:
             raise ConfigError(f"read_kinesis(poll={poll!r}): give a positive duration such as '200ms'")
         self.poll = poll_s
-        self.max_idle = _seconds(max_idle, "max_idle")
+        self.max_idle = seconds(max_idle, "max_idle")
         if not isinstance(meta_prefix, str):
             raise ConfigError(f"read_kinesis(meta_prefix={meta_prefix!r}) must be a string such as 'kinesis_'")
         self.meta = tuple(meta_prefix + name for name in META_COLUMNS)
+        self.pace_by = self.meta[0]  # the arrival time
         self.endpoint_url = endpoint_url
         self.region_name = boto3.session.Session(region_name=region_name).region_name
         if self.region_name is None:
@@ -98,18 +100,6 @@ class KinesisSource:
         finally:
             client.close()
 
-    def batches(self) -> Iterator[pl.DataFrame]:
-        """The rows only (unreadable records are visible through a query's run.rejected)."""
-        for c in self.chunks():
-            yield c.frame
-
-    def paced(self, speed: float | None = 10.0, by: str | None = None) -> Any:
-        """This stream replayed at ``speed`` times the pace recorded in column ``by`` (default:
-        the arrival time)."""
-        from rillet._pacing import Paced
-
-        return Paced(self, speed, self.meta[0] if by is None else by)
-
     def _client(self) -> Any:
         """A client of this reader's own (boto3 sessions must not be shared between threads)."""
         import boto3
@@ -123,7 +113,7 @@ class KinesisSource:
         shards: dict[str, _Shard] = {}
         self._sync(client, shards, initial=True)
         synced = time.monotonic()
-        decoder = _JsonlDecoder(self.stream) if self.format == "json" else None
+        decoder = JsonDecoder(self.stream) if self.format == "json" else None
         pending: list[tuple[_Shard, int, dict]] = []  # JSON records held back for the schema
         beat: Chunk | None = None  # an empty batch with the columns, once known
         held_since = 0.0
@@ -161,7 +151,7 @@ class KinesisSource:
                 chunk = self._chunk(decoder, pending[:cut])
                 pending = pending[cut:]
                 if chunk.frame.width:
-                    beat = Chunk(chunk.frame.clear(), pl.DataFrame(schema=_BAD_SCHEMA))
+                    beat = Chunk(chunk.frame.clear(), pl.DataFrame(schema=BAD_SCHEMA))
                 if chunk.frame.width or chunk.bad.height:
                     yield chunk
             if finished:
@@ -240,12 +230,12 @@ class KinesisSource:
         return self._call(client, "get_shard_iterator", **args)["ShardIterator"]
 
     # -- rows -----------------------------------------------------------------------------
-    def _chunk(self, decoder: _JsonlDecoder | None, records: list[tuple[_Shard, int, dict]]) -> Chunk:
+    def _chunk(self, decoder: JsonDecoder | None, records: list[tuple[_Shard, int, dict]]) -> Chunk:
         """Records -> rows with the added columns, and the records that are not rows."""
         if decoder is None:
             data = pl.DataFrame({"data": pl.Series([r["Data"] for _, _, r in records], dtype=pl.Binary)})
             return Chunk(pl.concat([data, self._meta(records)], how="horizontal"),
-                         pl.DataFrame(schema=_BAD_SCHEMA))
+                         pl.DataFrame(schema=BAD_SCHEMA))
         had_schema = decoder.schema is not None
         frame, kept, failed = decoder.parse([r["Data"] for _, _, r in records])
         if decoder.schema is not None and not had_schema:
@@ -263,7 +253,7 @@ class KinesisSource:
             [{"file": f"{self.stream}/{records[i][0].id}", "line": records[i][1],
               "reason": f"unreadable JSON record: {why}", "text": excerpt(records[i][2]["Data"])}
              for i, why in failed],
-            schema=_BAD_SCHEMA,
+            schema=BAD_SCHEMA,
         )
         # The rejected records keep their position too, to be found again in the stream.
         bad = pl.concat([bad, self._meta([records[i] for i, _ in failed])], how="horizontal")

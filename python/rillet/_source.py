@@ -12,6 +12,29 @@ from rillet._errors import ConfigError, SourceError
 REPLAY_SLICE = 1 << 20
 
 
+class ChunkSource:
+    """What every rillet source offers over its ``chunks()`` (micro-batches of rows, each with
+    the rows that could not be read): the rows alone, and a paced replay."""
+
+    #: The column ``paced()`` follows unless told otherwise.
+    pace_by = "arrival_time"
+
+    def chunks(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """The rows only (unreadable ones are visible through a query's ``run.rejected``)."""
+        for c in self.chunks():
+            yield c.frame
+
+    def paced(self, speed: float | None = 10.0, by: str | None = None) -> Any:
+        """This source replayed at ``speed`` times the pace recorded in the Datetime column
+        ``by`` (default: the source's arrival time, or ``eventTime`` for CloudTrail)."""
+        from rillet._pacing import Paced
+
+        return Paced(self, speed, self.pace_by if by is None else by)
+
+
 def _is_arrow(obj: Any) -> bool:
     return hasattr(obj, "__arrow_c_stream__") or hasattr(obj, "__arrow_c_array__")
 

@@ -4,8 +4,6 @@ truncation are handled) or a folder as files land. They yield empty batches whil
 forever when it is None)."""
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -17,128 +15,8 @@ import polars as pl
 from rillet import _core
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._time import wall_ms
-
-_BAD_SCHEMA = {"file": pl.String, "line": pl.UInt64, "reason": pl.String, "text": pl.String}
-
-
-def heartbeat(schema: dict | None) -> Chunk:
-    """An empty batch a live source yields while quiet: time passes (``idle_timeout``), and a
-    query can be stopped, even before the first row has fixed the columns."""
-    return Chunk(pl.DataFrame(schema=schema) if schema else pl.DataFrame(), pl.DataFrame(schema=_BAD_SCHEMA))
-
-
-def _seconds(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return wall_ms(value, what) / 1000
-
-
-class _JsonlDecoder:
-    """JSON objects -> rows; the schema is fixed by the first good ones. Shared by the live
-    JSON Lines sources (``decode``: numbered lines) and ``rl.read_kinesis`` (``parse``:
-    records)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.schema: dict[str, pl.DataType] | None = None
-
-    def parse(self, records: list[bytes]) -> tuple[pl.DataFrame, list[int], list[tuple[int, str]]]:
-        """Decodes each record as one JSON object. Returns the rows that fit the schema, the
-        positions in ``records`` they came from, and ``(position, reason)`` for the others,
-        in position order. A record that is not a JSON object, or has a value that does not
-        fit the schema, is one of the others, never dropped."""
-        good: list[int] = []
-        values: list[dict] = []
-        lines: list[bytes] = []  # each good record on one line, as read_ndjson needs
-        failed: list[tuple[int, str]] = []
-        for i, raw in enumerate(records):
-            try:
-                value = json.loads(raw)
-                if not isinstance(value, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as e:
-                failed.append((i, str(e)))
-                continue
-            good.append(i)
-            values.append(value)
-            # A JSON object may span lines (a Kinesis record); its compact form does not.
-            lines.append(json.dumps(value).encode() if b"\n" in raw or b"\r" in raw else raw)
-        if not good:
-            return (pl.DataFrame() if self.schema is None else pl.DataFrame(schema=self.schema)), [], failed
-        if self.schema is None:
-            self.schema = _infer_schema(values, lines)
-        kept: list[pl.DataFrame] = []
-        kept_at: list[int] = []
-        self._fit(lines, good, kept, kept_at, failed)
-        failed.sort()
-        return (pl.concat(kept) if kept else pl.DataFrame(schema=self.schema)), kept_at, failed
-
-    def _fit(self, lines: list[bytes], at: list[int], kept: list[pl.DataFrame], kept_at: list[int],
-             failed: list[tuple[int, str]]) -> None:
-        """Reads lines with the schema; when some value does not fit, halves the lines until
-        the rows that do not fit are found alone (a few reads per bad row, rows kept in order)."""
-        try:
-            kept.append(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=self.schema))
-            kept_at.extend(at)
-            return
-        except pl.exceptions.PolarsError as e:
-            if len(lines) == 1:
-                why = str(e).splitlines()[0]
-                failed.append((at[0], why if len(why) <= 300 else why[:300] + "..."))
-                return
-        mid = len(lines) // 2
-        self._fit(lines[:mid], at[:mid], kept, kept_at, failed)
-        self._fit(lines[mid:], at[mid:], kept, kept_at, failed)
-
-    def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
-        """Numbered lines -> a chunk; blank lines are not rows, unreadable ones are bad rows
-        with this decoder's name as their file."""
-        lines = [(number, raw) for number, raw in lines if raw.strip()]
-        frame, _, failed = self.parse([raw for _, raw in lines])
-        bad = [{"file": self.name, "line": lines[i][0], "reason": f"unreadable JSON row: {why}",
-                "text": excerpt(lines[i][1])} for i, why in failed]
-        return Chunk(frame, pl.DataFrame(bad, schema=_BAD_SCHEMA))
-
-
-def _infer_schema(values: list[dict], lines: list[bytes]) -> dict[str, pl.DataType]:
-    """The columns of the first good rows. A field polars cannot read as one type (an object
-    here, a number there, or such a conflict deeper inside) is kept as its JSON text, as
-    ``read_jsonl`` does; so is a field that is null in every one of them (its type is not
-    known yet, and a Null column would refuse every later value), or that holds such a null
-    deeper inside (an empty list)."""
-    try:
-        schema = dict(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None).schema)
-        return {k: pl.String() if _has_null(t) else t for k, t in schema.items()}
-    except pl.exceptions.PolarsError:
-        pass
-    schema: dict[str, pl.DataType] = {}
-    for key in dict.fromkeys(k for value in values for k in value):
-        column = b"\n".join(json.dumps({key: value[key]}).encode() for value in values if key in value)
-        try:
-            (dtype,) = pl.read_ndjson(io.BytesIO(column), infer_schema_length=None).schema.values()
-            schema[key] = pl.String() if _has_null(dtype) else dtype
-        except pl.exceptions.PolarsError:
-            schema[key] = pl.String()
-    return schema
-
-
-def _has_null(dtype: pl.DataType) -> bool:
-    """True when the type is Null or holds a Null inside (a list's items, a struct's field)."""
-    if dtype == pl.Null:
-        return True
-    if isinstance(dtype, (pl.List, pl.Array)):
-        return _has_null(dtype.inner)
-    if isinstance(dtype, pl.Struct):
-        return any(_has_null(f.dtype) for f in dtype.fields)
-    return False
-
-
-def excerpt(raw: bytes) -> str:
-    """The start of an unreadable row or record, as text for ``run.rejected``."""
-    return raw[:1000].decode("utf-8", "replace")
+from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet._source import ChunkSource
 
 
 class _CsvDecoder:
@@ -183,7 +61,7 @@ class _CsvDecoder:
             self.carry = []
         if self.core is None:
             if not records:
-                return Chunk(pl.DataFrame(), pl.DataFrame(schema=_BAD_SCHEMA))
+                return Chunk(pl.DataFrame(), pl.DataFrame(schema=BAD_SCHEMA))
             head = (self.header or b"") + b"\n" + b"".join(r for _, r in records[:1000])
             self.core = _core.CsvRecords(self.name, head, self.separator, 1000, self.given)
         rows, bad = self.core.decode(records)
@@ -192,7 +70,7 @@ class _CsvDecoder:
         return Chunk(frame, pl.DataFrame(bad))
 
 
-class TailFile:
+class TailFile(ChunkSource):
     """Follows one file as it grows (``rl.tail_jsonl``, ``rl.tail_csv``)."""
 
     def __init__(self, kind: str, path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
@@ -201,8 +79,8 @@ class TailFile:
 
         self.kind = kind
         self.path = Path(path)
-        self.poll = _seconds(poll, "poll") or 0.1
-        self.max_idle = _seconds(max_idle, "max_idle")
+        self.poll = seconds(poll, "poll") or 0.1
+        self.max_idle = seconds(max_idle, "max_idle")
         self.from_start = from_start
         if not isinstance(separator, str) or len(separator) != 1:
             raise ConfigError(f"separator must be one character, got {separator!r}")
@@ -214,7 +92,7 @@ class TailFile:
     def _decoder(self) -> Any:
         if self.kind == "csv":
             return _CsvDecoder(str(self.path), self.separator, self.schema)
-        return _JsonlDecoder(str(self.path))
+        return JsonDecoder(str(self.path))
 
     def chunks(self) -> Iterator[Chunk]:
         decoder = self._decoder()
@@ -267,7 +145,7 @@ class TailFile:
                         cut_off = pl.DataFrame([{
                             "file": str(self.path), "line": line_no + 1, "text": excerpt(pending),
                             "reason": "incomplete last line: the file was rotated or truncated "
-                                      "before its newline was written"}], schema=_BAD_SCHEMA)
+                                      "before its newline was written"}], schema=BAD_SCHEMA)
                         chunk = Chunk(chunk.frame, pl.concat([chunk.bad, cut_off]))
                         pending = b""
                     if chunk.frame.width or chunk.bad.height:
@@ -302,12 +180,6 @@ class TailFile:
             tail = tail + block if cut < 0 else block[cut + 1:]
         return lines, tail
 
-    def paced(self, speed: float | None = 10.0, by: str = "arrival_time") -> Any:
-        """This source replayed at ``speed`` times the pace recorded in column ``by``."""
-        from rillet._pacing import Paced
-
-        return Paced(self, speed, by)
-
     def __repr__(self) -> str:
         return f"rl.tail_{self.kind}({str(self.path)!r})"
 
@@ -321,8 +193,8 @@ class TailDir:
         if not self.dir.is_dir():
             raise ConfigError(f"tail_dir: {self.dir} is not a folder")
         self.pattern = pattern
-        self.poll = _seconds(poll, "poll") or 0.2
-        self.max_idle = _seconds(max_idle, "max_idle")
+        self.poll = seconds(poll, "poll") or 0.2
+        self.max_idle = seconds(max_idle, "max_idle")
 
     def chunks(self) -> Iterator[Chunk]:
         from rillet._files import FileSource
