@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times rillet against polars and DuckDB on the benchmark workload, in one process.
 
-    python bench/run.py --events 1000000 [--runs 3] [--queries K1,K2,K6] [--engines ...]
+    python bench/run.py --events 1000000 [--runs 3] [--queries K1,K2,K6] [--engines ...] [--memory]
 
 The workload (../shared/bench/WORKLOAD.md) is generated once with gen_events.py and cached
 as Parquet under /tmp/rillet-bench/. It is loaded once (as an Arrow table and as a polars
@@ -27,6 +27,17 @@ checksum of peers/common.py (or, if only floats differ in the last digits, a fra
 comparison with a relative tolerance of 1e-9); K6 against batch K1 over the kept rows, with
 the same number of rows dropped. A table is printed and one JSON line per (query, engine) is
 appended to bench/results/results.jsonl.
+
+--memory also measures each (query, engine) once in a fresh child process (this script with
+an internal flag), so no other query's allocations count. The child loads the cached Parquet
+(rillet and polars with pl.read_parquet, as the same DataFrame; DuckDB with the peers' Arrow
+loader) and notes its RSS once the allocators have handed back what loading freed (the
+baseline); it then resets the peak (/proc/self/clear_refs), runs the query and reads the peak
+(VmHWM; ru_maxrss where /proc is missing, see peak_rss for why not ru_maxrss), which for
+DuckDB includes the copy of the table it makes before querying. Extra columns: the peak RSS,
+the peak less the baseline (what the query added), the peak over the input table's
+in-memory size (polars estimated_size()), and the same without the bare interpreter and
+libraries (RSS before loading). The timed runs are unchanged; the JSON lines get mem_*.
 """
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import struct
 import subprocess
@@ -51,7 +63,7 @@ WORKLOAD_DIR = Path(os.environ.get("RILLET_BENCH_WORKLOAD", ROOT.parent / "share
 DATA_DIR = Path("/tmp/rillet-bench")
 RESULTS = ROOT / "bench" / "results" / "results.jsonl"
 QUERIES = ("K1", "K2", "K3", "K4", "K5", "K5a", "K6")
-ENGINES = ("rillet", "polars-tru", "polars-dyn", "duckdb-1t", "duckdb-2t")
+ENGINES = ("rillet-1t", "rillet-2t", "polars-tru", "polars-dyn", "duckdb-1t", "duckdb-2t")
 #: K1/K2 allowed lateness: the workload's rows arrive at most 15 minutes after their event time.
 BATCH_LATENESS = "15m"
 FLOAT_RTOL = 1e-9
@@ -73,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workload-dir", type=Path, default=WORKLOAD_DIR,
                     help="folder with gen_events.py and peers/ (default ../shared/bench, or $RILLET_BENCH_WORKLOAD)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="JSON lines to append to (default bench/results/results.jsonl)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also measure each (query, engine)'s peak RSS, once, in a fresh child process")
+    ap.add_argument("--memory-child", metavar="QUERY:ENGINE", help=argparse.SUPPRESS)  # internal: the child
     a = ap.parse_args(argv)
     a.queries = [q.strip().upper().replace("K5A", "K5a") for q in a.queries.split(",") if q.strip()]
     a.engines = [e.strip() for e in a.engines.split(",") if e.strip()]
@@ -90,9 +105,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return a
 
 
+def parquet_path(args: argparse.Namespace) -> Path:
+    return args.data_dir / f"events_{args.events}_seed{args.seed}.parquet"
+
+
 def ensure_parquet(args: argparse.Namespace) -> Path:
     """The workload as Parquet, generated on first use and cached."""
-    path = args.data_dir / f"events_{args.events}_seed{args.seed}.parquet"
+    path = parquet_path(args)
     if path.exists():
         return path
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +158,19 @@ def git_commit() -> str | None:
 
 
 # ------------------------------------------------------------------------------ queries
+def rillet_at(df: Any, threads: int) -> dict[str, Callable[[], tuple[Any, dict]]]:
+    """The rillet queries with the engine on `threads` threads (set before each run)."""
+    import rillet as rl
+
+    def on(fn: Callable[[], tuple[Any, dict]]) -> Callable[[], tuple[Any, dict]]:
+        def run() -> tuple[Any, dict]:
+            rl.set_threads(threads)
+            return fn()
+        return run
+
+    return {q: on(fn) for q, fn in rillet_queries(df).items()}
+
+
 def rillet_queries(df: Any) -> dict[str, Callable[[], tuple[Any, dict]]]:
     """K1, K2, K6 through rillet, each returning (result, facts)."""
     import polars as pl
@@ -297,6 +329,159 @@ def approx_error(result: Any, exact: Any) -> float:
     return float(((j["approx"] - j["count"]).abs() / j["count"]).max())
 
 
+# ------------------------------------------------------------------------------ memory
+MIB = 2**20
+
+
+def rss_now() -> int | None:
+    """The resident set size now, bytes (None where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def settled_rss(limit_s: float = 15.0) -> int | None:
+    """RSS once the allocators have handed back what loading freed (jemalloc returns freed
+    pages over some seconds): polls until it has not fallen for a second, or `limit_s`."""
+    last = rss_now()
+    if last is None:
+        return None
+    start = quiet_since = time.perf_counter()
+    while time.perf_counter() - start < limit_s and time.perf_counter() - quiet_since < 1.0:
+        time.sleep(0.2)
+        now = rss_now() or last
+        if now < last - MIB:
+            quiet_since = time.perf_counter()
+        last = min(last, now)
+    return rss_now()
+
+
+def reset_peak_rss() -> bool:
+    """Resets the process's peak RSS to its current RSS (Linux >= 4.0); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int:
+    """The process's peak RSS since the last reset, bytes: VmHWM where /proc has it, else
+    ru_maxrss (KiB on Linux, bytes on macOS). Linux's ru_maxrss is the larger of VmHWM and a
+    per-process maximum that clear_refs does not reset and that exec seeds with the RSS of
+    the address space it replaces, the parent's when subprocess forks (or vforks) this child
+    from a big benchmark process: it would report the parent's size. VmHWM is this process's
+    own high-water mark."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def memory_child(args: argparse.Namespace) -> int:
+    """Runs one (query, engine) once in this fresh process and prints its memory as JSON."""
+    query, name = args.memory_child.split(":")
+    sys.path.insert(0, str(args.workload_dir / "peers"))
+    import polars as pl
+
+    if name.startswith("rillet"):
+        import rillet  # noqa: F401 - loaded before the runtime's RSS is read
+    elif name.startswith("polars"):
+        import polars_batch  # noqa: F401
+    else:
+        import duckdb_batch  # noqa: F401
+        import pyarrow as pa
+        from common import load_events
+    runtime = rss_now()
+    parquet = parquet_path(args)
+    df: Any = None
+    table: Any = None
+    if name.startswith("duckdb"):
+        table = load_events(str(parquet))
+        pa.default_memory_pool().release_unused()  # the reader's scratch, kept by mimalloc
+    else:
+        # polars' own reader, a column at a time: the same frame as the timed runs'
+        # pl.from_arrow(load_events(...)).rechunk(), without a second copy in Arrow's memory
+        # pool or a whole second copy while row groups are joined into one chunk.
+        df = pl.DataFrame([pl.read_parquet(parquet, columns=[c]).to_series().rechunk()
+                           for c in pl.read_parquet_schema(parquet)])
+    gc.collect()
+    t0 = time.perf_counter()
+    baseline = settled_rss()
+    settle_s = time.perf_counter() - t0
+    reset = reset_peak_rss()
+    load_peak = peak_rss()  # the loading's peak, if it could not be reset
+    makers: dict[str, Callable[[], dict]] = {
+        "rillet-1t": lambda: rillet_at(df, 1),
+        "rillet-2t": lambda: rillet_at(df, 2),
+        "polars-tru": lambda: polars_queries(df, "truncate"),
+        "polars-dyn": lambda: polars_queries(df, "dynamic"),
+        "duckdb-1t": lambda: duckdb_queries(table, 1),
+        "duckdb-2t": lambda: duckdb_queries(table, 2),
+    }
+    queries = makers[name]()
+    setup = rss_now()  # DuckDB has copied the table into its own storage by now
+    t0 = time.perf_counter()
+    result, _ = queries[query]()
+    wall = time.perf_counter() - t0
+    peak = peak_rss()
+    after = rss_now()
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    del result
+    print(json.dumps({"runtime": runtime, "baseline": baseline, "setup": setup, "peak": peak,
+                      "after": after, "ru_maxrss_kib": maxrss, "peak_reset": reset, "load_peak": load_peak,
+                      "settle_s": round(settle_s, 2), "wall_s": round(wall, 4)}))
+    return 0
+
+
+def measure_memory(args: argparse.Namespace, query: str, name: str, input_bytes: int) -> dict[str, Any]:
+    """Runs (query, engine) in a child process; its memory figures, in MiB, and ratios."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--events", str(args.events), "--seed",
+           str(args.seed), "--data-dir", str(args.data_dir), "--workload-dir", str(args.workload_dir),
+           "--memory-child", f"{query}:{name}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        print(f"  memory of {query} {name}: the child failed ({done.returncode}): "
+              f"{done.stderr.strip()[-500:]}", file=sys.stderr)
+        return {"mem_error": done.stderr.strip()[-500:] or f"exit {done.returncode}"}
+    m = json.loads(lines[-1])
+
+    def mib(v: int | None) -> float | None:
+        return None if v is None else round(v / MIB, 1)
+
+    baseline = m["baseline"] or 0
+    rec: dict[str, Any] = {
+        "mem_input_mib": mib(input_bytes),
+        "mem_runtime_mib": mib(m["runtime"]),
+        "mem_baseline_mib": mib(m["baseline"]),
+        "mem_setup_mib": mib(m["setup"]),
+        "mem_peak_mib": mib(m["peak"]),
+        "mem_query_mib": mib(m["peak"] - baseline) if m["baseline"] is not None else None,
+        "mem_peak_ratio": round(m["peak"] / input_bytes, 2) if input_bytes else None,
+        # without the interpreter and libraries: the input as loaded plus what the query added
+        "mem_data_ratio": (round((m["peak"] - m["runtime"]) / input_bytes, 2)
+                           if input_bytes and m["runtime"] is not None else None),
+        "mem_peak_reset": m["peak_reset"],
+        "mem_settle_s": m["settle_s"],
+        "mem_wall_s": m["wall_s"],
+    }
+    if not m["peak_reset"] and m["load_peak"] >= m["peak"]:
+        rec["mem_note"] = "peak RSS could not be reset after loading; the peak may be the loading's"
+    return rec
+
+
 # ------------------------------------------------------------------------------ running
 def measure(fn: Callable[[], tuple[Any, dict]], runs: int) -> tuple[Any, dict, list[float], list[float]]:
     """Runs fn `runs` times; returns the last (result, facts), wall and CPU seconds."""
@@ -314,6 +499,8 @@ def measure(fn: Callable[[], tuple[Any, dict]], runs: int) -> tuple[Any, dict, l
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.memory_child:
+        return memory_child(args)
     sys.path.insert(0, str(args.workload_dir / "peers"))
     import numpy as np
     import polars as pl
@@ -358,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"polars-tru": f"polars-tru-{pl.thread_pool_size()}t",
               "polars-dyn": f"polars-dyn-{pl.thread_pool_size()}t"}
     makers: dict[str, Callable[[], dict]] = {
-        "rillet": lambda: rillet_queries(df),
+        "rillet-1t": lambda: rillet_at(df, 1),
+        "rillet-2t": lambda: rillet_at(df, 2),
         "polars-tru": lambda: polars_queries(df, "truncate"),
         "polars-dyn": lambda: polars_queries(df, "dynamic"),
         "duckdb-1t": lambda: duckdb_queries(table, 1),
@@ -396,9 +584,15 @@ def main(argv: list[str] | None = None) -> int:
             refs[query] = (checksum(ref), normalized(ref), dropped)
         return refs[query]
 
-    header = f"{'query':5}  {'engine':24} {'events/s':>12} {'median s':>9} {'ratio':>7}  result matches"
+    input_bytes = df.estimated_size()
+    mem_cols = f" {'peak MiB':>9} {'+query MiB':>10} {'peak/in':>7} {'data/in':>7}" if args.memory else ""
+    header = f"{'query':5}  {'engine':24} {'events/s':>12} {'median s':>9} {'ratio':>7}{mem_cols}  result matches"
     print()
-    print("ratio = rillet events/s / the engine's events/s (above 1: rillet is faster)")
+    print("ratio = rillet events/s / the engine's events/s, rillet on as many threads (1 for *-1t, else 2; above 1: rillet is faster)")
+    if args.memory:
+        print(f"memory: each query once in a fresh process; input table {input_bytes / MIB:,.0f} MiB "
+              "(polars estimated_size); +query = peak RSS - RSS after loading; peak/in = peak RSS / "
+              "input; data/in = (peak RSS - RSS of the bare interpreter and libraries) / input")
     print(header)
     print("-" * (len(header) + 20))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -407,11 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for query in args.queries:
         ref_checksum, ref_frame, ref_dropped = reference(query)
-        rillet_eps = None
+        rillet_eps: dict[int, int] = {}  # by thread count
         for name in args.engines:
             label = labels.get(name, name)
             note = None
-            if query == "K6" and name != "rillet" and name in peer_k1:
+            if query == "K6" and not name.startswith("rillet") and name in peer_k1:
                 rec = {**peer_k1[name], "matches": None}
                 note = "batch K1 time (no late-data handling)"
                 matches = "n/a (batch K1)"
@@ -429,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
                     "checksum": checksum(result),
                     **facts,
                 }
-                if query == "K6" and name != "rillet":
+                if query == "K6" and not name.startswith("rillet"):
                     note = "batch K1 time (no late-data handling)"
                     matches = "n/a (batch K1)"
                 elif query == "K5a":
@@ -452,17 +646,26 @@ def main(argv: list[str] | None = None) -> int:
                         matches = f"NO: {facts['late']:,} rows late"
                     rec["matches"] = ok
                     failures += not ok
-                if query == "K1" and name != "rillet":
-                    peer_k1[name] = rec
                 del result
+                if args.memory:
+                    rec.update(measure_memory(args, query, name, input_bytes))
+                if query == "K1" and not name.startswith("rillet"):
+                    peer_k1[name] = rec
             eps = rec["events_per_s"]
-            if name == "rillet":
-                rillet_eps = eps
+            if name.startswith("rillet"):
+                rillet_eps[int(name[-2])] = eps
                 ratio = None
             else:
-                ratio = round(rillet_eps / eps, 3) if rillet_eps and eps else None
+                # Against rillet with the same threads: 1 for the 1-thread engines, else 2.
+                mine = rillet_eps.get(1 if name.endswith("-1t") else 2) or rillet_eps.get(1)
+                ratio = round(mine / eps, 3) if mine and eps else None
             ratio_s = "-" if ratio is None else f"{ratio:.2f}"
-            print(f"{query:5}  {label:24} {eps:>12,} {rec['median_s']:>9.3f} {ratio_s:>7}  {matches}",
+            mem_s = ""
+            if args.memory:
+                cells = [(rec.get("mem_peak_mib"), 9, ",.0f"), (rec.get("mem_query_mib"), 10, ",.0f"),
+                         (rec.get("mem_peak_ratio"), 7, ".2f"), (rec.get("mem_data_ratio"), 7, ".2f")]
+                mem_s = "".join(f" {'-' if v is None else format(v, spec):>{width}}" for v, width, spec in cells)
+            print(f"{query:5}  {label:24} {eps:>12,} {rec['median_s']:>9.3f} {ratio_s:>7}{mem_s}  {matches}",
                   flush=True)
             line = {"time": stamp, "query": query, "engine": label, "events": n, "seed": args.seed,
                     "read_s": round(read_s, 3), "load_s": round(load_s, 3), **rec, "ratio": ratio,

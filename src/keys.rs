@@ -11,11 +11,13 @@
 //!    by their bytes gives the emission order by key.
 
 use crate::error::{Error, Result};
+use crate::parallel;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, UInt32Array};
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::DataType;
 use hashbrown::HashMap;
+use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::hash::Hash;
 
@@ -82,43 +84,95 @@ impl KeyInterner {
     }
 
     /// Dictionary-encodes one column within a batch: (code per row, first row of each code).
+    /// A large batch is encoded in row ranges on the worker threads, whose dictionaries are
+    /// then merged in row order: the codes are those of one pass over the whole column.
     fn local_codes(&self, col: &ArrayRef, position: usize) -> Result<(Vec<u32>, Vec<u32>)> {
-        Ok(match col.data_type() {
-            DataType::Utf8 => codes_of(col.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
-            DataType::LargeUtf8 => {
-                codes_of(col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)))
-            }
-            DataType::Utf8View => {
-                codes_of(col.as_string_view().iter().map(|v| v.map(str::as_bytes)))
-            }
-            DataType::Binary => codes_of(col.as_binary::<i32>().iter()),
-            DataType::LargeBinary => codes_of(col.as_binary::<i64>().iter()),
-            DataType::BinaryView => codes_of(col.as_binary_view().iter()),
-            DataType::Boolean => codes_of(col.as_boolean().iter()),
-            t if t.primitive_width().is_some_and(|w| w <= 16) => {
-                let width = t.primitive_width().expect("primitive");
-                let data = col.to_data();
-                let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
-                let value = |i: usize| -> u128 {
-                    let mut b = [0u8; 16];
-                    b[..width].copy_from_slice(&bytes[i * width..(i + 1) * width]);
-                    u128::from_le_bytes(b)
-                };
-                codes_of((0..col.len()).map(|i| col.is_valid(i).then(|| value(i))))
-            }
-            _ => {
-                // Any other type: its own arrow-row encoding, hashed as bytes.
-                let field = SortField::new(col.data_type().clone());
-                let converter = RowConverter::new(vec![field]).map_err(|e| {
-                    Error::Schema(format!("cannot group by key column {position}: {e}"))
-                })?;
-                let rows = converter.convert_columns(std::slice::from_ref(col))?;
-                let (codes, reps) = codes_of(rows.iter().map(|r| Some(r.data())));
-                (codes, reps)
-            }
-        })
+        let ranges = parallel::ranges(col.len());
+        if ranges.len() == 1 {
+            return column_codes(col, position);
+        }
+        let pieces: Vec<(Vec<u32>, Vec<u32>)> = parallel::pool().install(|| {
+            ranges
+                .par_iter()
+                .map(|&(lo, len)| column_codes(&col.slice(lo, len), position))
+                .collect::<Result<_>>()
+        })?;
+        // The distinct values of every range, in row order, encoded once more: a value's code
+        // is where it first appears in the batch, as in a single pass.
+        let first_rows: Vec<u32> = ranges
+            .iter()
+            .zip(&pieces)
+            .flat_map(|(&(lo, _), (_, reps))| reps.iter().map(move |&r| lo as u32 + r))
+            .collect();
+        let firsts =
+            arrow_select::take::take(col.as_ref(), &UInt32Array::from(first_rows.clone()), None)?;
+        let (merged, merged_reps) = column_codes(&firsts, position)?;
+        let reps: Vec<u32> = merged_reps
+            .iter()
+            .map(|&k| first_rows[k as usize])
+            .collect();
+        let mut offsets = Vec::with_capacity(pieces.len());
+        let mut at = 0;
+        for (_, r) in &pieces {
+            offsets.push(at);
+            at += r.len();
+        }
+        let codes: Vec<Vec<u32>> = parallel::pool().install(|| {
+            pieces
+                .par_iter()
+                .zip(offsets.par_iter())
+                .map(|((codes, _), &off)| codes.iter().map(|&c| merged[off + c as usize]).collect())
+                .collect()
+        });
+        Ok((codes.concat(), reps))
     }
+}
 
+/// Dictionary-encodes one column in one pass: (code per row, first row of each code).
+fn column_codes(col: &ArrayRef, position: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    Ok(match col.data_type() {
+        DataType::Utf8 => codes_of(col.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::LargeUtf8 => {
+            codes_of(col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)))
+        }
+        DataType::Utf8View => {
+            let a = col.as_string_view();
+            codes_of((0..a.len()).map(|i| {
+                a.is_valid(i).then(|| ViewKey {
+                    view: a.views()[i],
+                    bytes: a.value(i).as_bytes(),
+                })
+            }))
+        }
+        DataType::Binary => codes_of(col.as_binary::<i32>().iter()),
+        DataType::LargeBinary => codes_of(col.as_binary::<i64>().iter()),
+        DataType::BinaryView => codes_of(col.as_binary_view().iter()),
+        DataType::Boolean => codes_of(col.as_boolean().iter()),
+        t if t.primitive_width().is_some_and(|w| w <= 16) => {
+            let width = t.primitive_width().expect("primitive");
+            let data = col.to_data();
+            let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
+            let value = |i: usize| -> u128 {
+                let mut b = [0u8; 16];
+                b[..width].copy_from_slice(&bytes[i * width..(i + 1) * width]);
+                u128::from_le_bytes(b)
+            };
+            codes_of((0..col.len()).map(|i| col.is_valid(i).then(|| value(i))))
+        }
+        _ => {
+            // Any other type: its own arrow-row encoding, hashed as bytes.
+            let field = SortField::new(col.data_type().clone());
+            let converter = RowConverter::new(vec![field]).map_err(|e| {
+                Error::Schema(format!("cannot group by key column {position}: {e}"))
+            })?;
+            let rows = converter.convert_columns(std::slice::from_ref(col))?;
+            let (codes, reps) = codes_of(rows.iter().map(|r| Some(r.data())));
+            (codes, reps)
+        }
+    })
+}
+
+impl KeyInterner {
     /// Encodes a batch's key columns; pass the result to [`KeyInterner::intern`].
     pub fn encode(&self, columns: &[ArrayRef]) -> Result<Option<Rows>> {
         match &self.converter {
@@ -199,6 +253,32 @@ fn codes_of<T: Hash + Eq>(values: impl Iterator<Item = Option<T>>) -> (Vec<u32>,
         codes.push(code);
     }
     (codes, reps)
+}
+
+/// A string of a view array. Two equal views are equal strings (same bytes, or the same
+/// place in the same buffer, as readers of dictionary-encoded data produce), which spares the
+/// byte comparison on most lookups; otherwise lengths and prefixes, then bytes, are compared.
+#[derive(Clone, Copy)]
+struct ViewKey<'a> {
+    view: u128,
+    bytes: &'a [u8],
+}
+
+impl PartialEq for ViewKey<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.view == other.view
+            || (self.view as u64 == other.view as u64 && self.bytes == other.bytes)
+    }
+}
+
+impl Eq for ViewKey<'_> {}
+
+impl std::hash::Hash for ViewKey<'_> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
+    }
 }
 
 /// Combines two code columns into one code per distinct pair.
@@ -299,5 +379,24 @@ mod tests {
         let ids = k.batch_ids(&[col], n as usize).unwrap();
         assert_eq!(k.len(), 7);
         assert_eq!(ids[0], ids[7]);
+    }
+
+    #[test]
+    fn ranges_encode_like_one_pass() {
+        let n = crate::parallel::MIN_ROWS * 3 + 11;
+        let values: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 97 != 0).then(|| format!("k{}", (i * 7919) % 1013)))
+            .collect();
+        let col: ArrayRef = Arc::new(StringArray::from(values));
+        let one = column_codes(&col, 0).unwrap();
+        let interner = KeyInterner::new(&[DataType::Utf8]).unwrap();
+        for threads in [1, 2, 3] {
+            crate::parallel::set_threads(threads).unwrap();
+            assert_eq!(
+                interner.local_codes(&col, 0).unwrap(),
+                one,
+                "{threads} threads"
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod operator;
+pub mod parallel;
 pub mod session;
 pub mod sliding;
 pub mod source;

@@ -1019,8 +1019,18 @@ pub(crate) fn apply_pairs(
         return Ok(());
     }
     let ctx = RowContext { times, seq_base };
-    for acc in accs.iter_mut() {
-        acc.update(batch, rows, slots, &ctx)?;
+    if accs.len() > 1 && rows.len() >= crate::parallel::MIN_ROWS && crate::parallel::threads() > 1 {
+        // Each accumulator owns its state: they are updated side by side.
+        use rayon::prelude::*;
+        let (r, s) = (&rows[..], &slots[..]);
+        crate::parallel::pool().install(|| {
+            accs.par_iter_mut()
+                .try_for_each(|acc| acc.update(batch, r, s, &ctx))
+        })?;
+    } else {
+        for acc in accs.iter_mut() {
+            acc.update(batch, rows, slots, &ctx)?;
+        }
     }
     rows.clear();
     slots.clear();

@@ -29,7 +29,7 @@ from rillet._aggregates import (
     top_k,
     var,
 )
-from rillet._core import __version__
+from rillet._core import __version__, set_threads, threads
 from rillet._errors import (
     ConfigError,
     LateDataError,
@@ -85,11 +85,13 @@ __all__ = [
     "read_kinesis",
     "read_parquet",
     "session",
+    "set_threads",
     "sliding",
     "std",
     "stream",
     "sum",
     "tail_csv",
+    "threads",
     "tail_dir",
     "tail_jsonl",
     "top_k",

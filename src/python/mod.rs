@@ -607,6 +607,18 @@ impl CsvRecords {
     }
 }
 
+/// Sets how many threads the engine uses (1: everything on the calling thread).
+#[pyfunction]
+fn set_threads(n: usize) -> PyResult<()> {
+    crate::parallel::set_threads(n).map_err(to_py)
+}
+
+/// How many threads the engine uses.
+#[pyfunction]
+fn threads() -> usize {
+    crate::parallel::threads()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -620,6 +632,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FileReader>()?;
     m.add_class::<CsvRecords>()?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(set_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(threads, m)?)?;
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,0 +1,84 @@
+"""rl.set_threads: a large batch's key encoding and accumulator updates run on the worker
+threads; results are identical with 1, 2 and 3 threads and equal polars' group-by."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import rillet as rl
+
+
+@pytest.fixture
+def restore_threads():
+    before = rl.threads()
+    yield
+    rl.set_threads(before)
+
+
+def _stream(n: int = 300_000) -> pl.DataFrame:
+    rng = np.random.default_rng(7)
+    t = np.cumsum(rng.integers(0, 40, n)) - rng.integers(0, 2_000, n) * (rng.random(n) < 0.02)
+    src = rng.integers(0, 20, n)
+    names = np.array([f"Api{i}" for i in range(190)])
+    return pl.DataFrame({
+        "t": t,
+        "svc": [f"svc{i}.amazonaws.com" for i in src],
+        "api": names[(src * 7 + rng.integers(0, 10, n)) % 190],
+        "user": pl.Series(rng.integers(0, 5_000, n)).cast(pl.String),
+        "bytes": rng.integers(200, 20_000, n),
+        "lat": rng.lognormal(3, 1, n),
+    }).with_columns(pl.when(pl.col("bytes") % 31 == 0).then(None).otherwise(pl.col("api")).alias("api"))
+
+
+#: Windows long enough that each closing moment updates the accumulators with over 100k
+#: rows, which go to the worker threads (short ones keep the moments small).
+PERIODS = [60_000, 2_000_000]
+
+
+def _query(df: pl.DataFrame, emit: str = "final", period: int = 60_000) -> rl.Query:
+    return (
+        rl.stream(df, time="t", watermark=500)
+        .window(rl.tumbling(period), by=["svc", "api"], lateness=1_000, emit=emit)
+        .agg(rl.count(), rl.sum("bytes"), rl.mean("lat"), rl.max("lat"), rl.count_distinct("user"))
+    )
+
+
+@pytest.mark.parametrize("period", PERIODS)
+@pytest.mark.parametrize("emit", ["final", "amend"])
+def test_results_do_not_depend_on_the_thread_count(restore_threads, emit: str, period: int) -> None:
+    df = _stream()
+    runs = []
+    for n in (1, 2, 3):
+        rl.set_threads(n)
+        assert rl.threads() == n
+        runs.append(_query(df, emit, period).run())
+    for other in runs[1:]:
+        assert_frame_equal(other.output, runs[0].output)
+        assert_frame_equal(other.late, runs[0].late)
+        assert other.metrics["rows_late"] == runs[0].metrics["rows_late"]
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_large_batches_equal_polars(restore_threads, period: int) -> None:
+    rl.set_threads(2)
+    df = _stream()
+    run = _query(df, period=period).run()
+    kept = df.join(run.late.select("t", "svc", "bytes", "lat"), on=["t", "svc", "bytes", "lat"], how="anti")
+    want = (
+        kept.with_columns((pl.col("t") // period * period).alias("window_start"))
+        .group_by("svc", "api", "window_start")
+        .agg(pl.len().cast(pl.Int64).alias("count"), pl.col("bytes").sum().alias("bytes_sum"),
+             pl.col("lat").mean().alias("lat_mean"), pl.col("lat").max().alias("lat_max"),
+             pl.col("user").n_unique().cast(pl.Int64).alias("user_count_distinct"))
+    )
+    keys = ["svc", "api", "window_start"]
+    got = run.output.select(*keys, "count", "bytes_sum", "lat_mean", "lat_max", "user_count_distinct")
+    assert_frame_equal(got.sort(keys, nulls_last=False), want.select(got.columns).sort(keys, nulls_last=False),
+                       check_dtypes=False, rel_tol=1e-9)
+
+
+def test_thread_count_must_be_positive(restore_threads) -> None:
+    with pytest.raises(rl.ConfigError, match="at least 1"):
+        rl.set_threads(0)
