@@ -242,6 +242,9 @@ impl SessionOperator {
             self.by_key.resize_with(k + 1, BTreeMap::new);
         }
         let (lo, hi) = (t.saturating_sub(self.gap), t.saturating_add(self.gap));
+        if let Some(slot) = self.extend_latest(k, t, lo, hi) {
+            return Ok(Some(slot));
+        }
         let touching: Vec<u32> = self.by_key[k]
             .range(..=hi)
             .rev()
@@ -331,6 +334,44 @@ impl SessionOperator {
         }
         self.index(target);
         Ok(Some(target))
+    }
+
+    /// The common case of [`Self::place`], without allocating: the row touches exactly one
+    /// session of its key, the one starting last at or before `t + gap`, and fits in it.
+    /// Returns its slot, or None to take the general path.
+    fn extend_latest(&mut self, k: usize, t: i64, lo: i64, hi: i64) -> Option<u32> {
+        let mut near = self.by_key[k].range(..=hi).rev();
+        let (_, &slot) = near.next()?;
+        let s = self.sessions[slot as usize];
+        if s.last < lo {
+            return None; // touches nothing: a new session
+        }
+        if near
+            .next()
+            .is_some_and(|(_, &other)| self.sessions[other as usize].last >= lo)
+        {
+            return None; // touches two: a merge
+        }
+        let (start, last) = (s.start.min(t), s.last.max(t));
+        if self
+            .max_duration
+            .is_some_and(|m| last.saturating_add(self.gap) - start > m)
+        {
+            return None;
+        }
+        if start == s.start && last == s.last {
+            return Some(slot); // inside the session: its bounds and place stay
+        }
+        self.unindex(slot);
+        let tg = &mut self.sessions[slot as usize];
+        tg.start = start;
+        tg.last = last;
+        if start != s.start {
+            self.by_key[k].remove(&s.start);
+            self.by_key[k].insert(start, slot);
+        }
+        self.index(slot);
+        Some(slot)
     }
 
     fn alloc(&mut self) -> u32 {
