@@ -89,7 +89,8 @@ def test_rows_read_back_equal_polars(workload: pl.DataFrame, tmp_path: Path) -> 
     assert_frame_equal(got, pl.read_parquet(tmp_path / "part_0.parquet"))
 
 
-def test_real_flights_from_parquet_equal_the_dataframe(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["parquet", "ipc"])
+def test_real_flights_from_files_equal_the_dataframe(tmp_path: Path, fmt: str) -> None:
     if not FLIGHTS.exists():
         pytest.skip("shared data not present")
     flights = (
@@ -98,7 +99,8 @@ def test_real_flights_from_parquet_equal_the_dataframe(tmp_path: Path) -> None:
         .sort("time_hour", maintain_order=True)
     )
     for month, part in flights.group_by("month", maintain_order=True):
-        part.write_parquet(tmp_path / f"m{month[0]:02d}.parquet")
+        path = tmp_path / f"m{month[0]:02d}.{fmt}"
+        part.write_parquet(path) if fmt == "parquet" else part.write_ipc(path, compression="zstd")
 
     def q(source):
         return (
@@ -107,7 +109,8 @@ def test_real_flights_from_parquet_equal_the_dataframe(tmp_path: Path) -> None:
             .agg(rl.count(), rl.mean("dep_delay"), rl.max("arr_delay"), rl.count_distinct("dest"))
         )
 
-    got = q(rl.read_parquet(tmp_path / "m*.parquet")).run(progress=False)
+    read = rl.read_parquet if fmt == "parquet" else rl.read_ipc
+    got = q(read(tmp_path / f"m*.{fmt}")).run(progress=False)
     _same_run(got, q(flights).run(progress=False))
     assert got.metrics["rows_in"] == flights.height == 336_776
 
