@@ -1,6 +1,7 @@
 """Turning what the user passes as a source into polars micro-batches, in arrival order."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -12,15 +13,16 @@ from rillet._errors import ConfigError, SourceError
 REPLAY_SLICE = 1 << 20
 
 
-class ChunkSource:
+class ChunkSource(ABC):
     """What every rillet source offers over its ``chunks()`` (micro-batches of rows, each with
     the rows that could not be read): the rows alone, and a paced replay."""
 
     #: The column ``paced()`` follows unless told otherwise.
     pace_by = "arrival_time"
 
+    @abstractmethod
     def chunks(self) -> Iterator[Any]:
-        raise NotImplementedError
+        """The source's micro-batches, in arrival order."""
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """The rows only (unreadable ones are visible through a query's ``run.rejected``)."""

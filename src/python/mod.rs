@@ -408,31 +408,31 @@ enum Files {
     Columnar(crate::source::ColumnarSource, crate::source::ColumnarCursor),
 }
 
+/// Each source paired with a cursor at its start.
+macro_rules! files_from {
+    ($($source:ty => $variant:ident),*) => {$(
+        impl From<$source> for Files {
+            fn from(s: $source) -> Files {
+                let c = s.cursor();
+                Files::$variant(s, c)
+            }
+        }
+    )*};
+}
+
+files_from!(
+    crate::source::JsonlSource => Jsonl,
+    crate::source::CsvSource => Csv,
+    crate::source::ColumnarSource => Columnar
+);
+
 impl Files {
+    /// One reader per file, each with this one's schema and settings.
     fn split(&self) -> Vec<Files> {
-        use crate::source::{ColumnarSource, CsvSource, JsonlSource};
         match self {
-            Files::Jsonl(s, _) => JsonlSource::split(s)
-                .into_iter()
-                .map(|s| {
-                    let c = s.cursor();
-                    Files::Jsonl(s, c)
-                })
-                .collect(),
-            Files::Csv(s, _) => CsvSource::split(s)
-                .into_iter()
-                .map(|s| {
-                    let c = s.cursor();
-                    Files::Csv(s, c)
-                })
-                .collect(),
-            Files::Columnar(s, _) => ColumnarSource::split(s)
-                .into_iter()
-                .map(|s| {
-                    let c = s.cursor();
-                    Files::Columnar(s, c)
-                })
-                .collect(),
+            Files::Jsonl(s, _) => s.split().into_iter().map(Files::from).collect(),
+            Files::Csv(s, _) => s.split().into_iter().map(Files::from).collect(),
+            Files::Columnar(s, _) => s.split().into_iter().map(Files::from).collect(),
         }
     }
 }
@@ -491,17 +491,15 @@ impl FileReader {
                 } else {
                     crate::source::Columnar::Ipc
                 };
-                let s = crate::source::ColumnarSource::new(format, files, schema, batch_rows)
-                    .map_err(to_py)?;
-                let c = s.cursor();
-                Files::Columnar(s, c)
+                Files::from(
+                    crate::source::ColumnarSource::new(format, files, schema, batch_rows)
+                        .map_err(to_py)?,
+                )
             }
-            "jsonl" => {
-                let s = crate::source::JsonlSource::new(files, schema, batch_rows, infer_rows)
-                    .map_err(to_py)?;
-                let c = s.cursor();
-                Files::Jsonl(s, c)
-            }
+            "jsonl" => Files::from(
+                crate::source::JsonlSource::new(files, schema, batch_rows, infer_rows)
+                    .map_err(to_py)?,
+            ),
             "csv" => {
                 let d = match delimiter.as_bytes() {
                     [b] => *b,
@@ -511,10 +509,10 @@ impl FileReader {
                         )))
                     }
                 };
-                let s = crate::source::CsvSource::new(files, schema, d, batch_rows, infer_rows)
-                    .map_err(to_py)?;
-                let c = s.cursor();
-                Files::Csv(s, c)
+                Files::from(
+                    crate::source::CsvSource::new(files, schema, d, batch_rows, infer_rows)
+                        .map_err(to_py)?,
+                )
             }
             other => return Err(ConfigError::new_err(format!("unknown file kind '{other}'"))),
         };
