@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help develop test test-rust test-py lint bench demo
+.PHONY: help develop test test-rust test-py lint bench demo notebooks
 
 help: ## Show this list
 	@echo "rillet tasks (make TARGET):"
@@ -26,6 +26,10 @@ test-rust: ## Rust tests of the engine, no Python involved
 
 test-py: ## Python tests, against the installed package
 	$(PYTHON) -m pytest tests -q
+
+notebooks: ## Execute notebooks/*.ipynb as CI does, and check they are committed stripped
+	$(PYTHON) notebooks/strip.py --check
+	$(PYTHON) -m pytest tests/test_notebooks.py -q
 
 lint: ## cargo clippy with warnings as errors, and ruff when it is installed
 	cargo clippy -- -D warnings

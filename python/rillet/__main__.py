@@ -1,5 +1,6 @@
 """The ``rillet`` command (also ``python -m rillet``).
 
+    rillet run PATH [PATH ...] --time COL --window SPEC [--by COLS] [--agg AGG ...] ...
     rillet demo [--events N] [--seed S] [--no-progress]
     rillet --version
 """
@@ -10,11 +11,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from rillet._cli_options import add_parser as add_run_parser
+
 DESCRIPTION = """\
 rillet: streaming analytics for analysts. Event-time windows, watermarks and
 late data over polars, with a Rust core.
 
-This command runs the built-in demo. The library itself is used from Python:
+This command runs a windowed query over files (rillet run) or the built-in demo
+(rillet demo). The library itself is used from Python:
 
     import polars as pl, rillet as rl
     q = (rl.stream(events, time="event_time", watermark="5s")
@@ -25,6 +29,10 @@ This command runs the built-in demo. The library itself is used from Python:
 
 EPILOG = """\
 examples:
+  rillet run flights.csv --time time_hour --window tumbling:1h --by origin --agg mean:distance
+                                   flights per origin and hour, with their mean distance
+  rillet run app.jsonl --follow --time ts --window tumbling:1m --agg count
+                                   follow a growing file; Ctrl-C stops
   rillet demo                      replay 200,000 CloudTrail-like events
   rillet demo --events 1000000     a bigger replay
   rillet demo --no-progress > out.txt
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    add_run_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="replay a generated CloudTrail-like stream through a few metrics",
@@ -90,7 +99,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo}
+def _run(args: argparse.Namespace) -> int:
+    from rillet._cli_run import run_command
+
+    return run_command(args)
+
+
+COMMANDS = {"demo": _demo, "run": _run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RilletError as e:
         print(f"rillet: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # rl.Interrupted too: `rillet run` reports its own
         return 130
     except BrokenPipeError:
         # The reader went away (e.g. `rillet demo | head`): stop quietly.

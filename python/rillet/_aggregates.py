@@ -38,7 +38,7 @@ class Agg:
 
     def __repr__(self) -> str:
         arg = "" if self.column is None else repr(self.input_name())
-        where = "" if self.where is None else f", where={self.where}"
+        where = "" if self.where is None else f"{', ' if arg else ''}where={self.where}"
         return f"rl.{self.kind}({arg}{where}).alias({self.name!r})"
 
 

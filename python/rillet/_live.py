@@ -2,10 +2,25 @@
 results can be looked at while the stream flows (a notebook stays responsive)."""
 from __future__ import annotations
 
+import shutil
+import sys
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 import polars as pl
+
+from rillet._display import (
+    NEWEST_WINDOWS,
+    RunningView,
+    _Html,
+    in_notebook,
+    is_live,
+    live,
+    newest_windows,
+    running_html,
+    running_text,
+)
 
 
 class RunningQuery:
@@ -16,6 +31,10 @@ class RunningQuery:
     ends the input as if the stream had ended there (the query's ``flush`` rule applies) and
     ``wait()`` returns the :class:`~rillet.Run`, raising what the run raised. Several can run
     at once; the engine releases the GIL while it works.
+
+    In Jupyter the handle, as a cell's last expression, shows a view of the run that refreshes
+    in place every second until it ends (:meth:`show`); in a terminal, :meth:`watch` and
+    ``print(handle)`` show the same as text (docs/watching.md).
     """
 
     def __init__(self, query: Any, progress: bool | None = False) -> None:
@@ -32,6 +51,10 @@ class RunningQuery:
         self._emitted = 0
         self._error: BaseException | None = None
         self._run: Any = None
+        self._stopped = False  # stop() ended it before its input did
+        self._final_metrics: dict[str, Any] | None = None  # frozen when the run ends
+        self._done = threading.Event()  # set when the run has ended, whatever the reason
+        self._views: list[Any] = []  # live notebook views, given their final update by wait()
         self._thread = threading.Thread(target=self._work, name=f"rillet {query!r}"[:60], daemon=True)
         self._thread.start()
 
@@ -47,15 +70,23 @@ class RunningQuery:
                 with self._lock:
                     self._keep(ex.step(frame))
                 if self._stop.is_set():
+                    self._stopped = True
                     break
             with self._lock:
                 self._keep(ex.finish())
-                self._run = Run(self._output_locked(), ex.late_frame(), ex.rejected_frame(), ex.metrics())
+                self._run = Run(self._output_locked(), ex.late_frame(), ex.rejected_frame(), ex.metrics(),
+                                _query=self._query)
         except BaseException as e:  # noqa: BLE001 - surfaced by wait(), error and the display
             self._error = e
         finally:
-            source.close()  # a live source lets go of its files, sockets and consumers
-            ex.close()
+            try:
+                source.close()  # a live source lets go of its files, sockets and consumers
+                ex.close()
+                with self._lock:
+                    # Frozen, so rows/s does not keep falling after the end.
+                    self._final_metrics = self._run.metrics if self._run is not None else ex.metrics()
+            finally:
+                self._done.set()
 
     def _keep(self, out: pl.DataFrame) -> None:
         if out.height:
@@ -66,7 +97,17 @@ class RunningQuery:
     @property
     def running(self) -> bool:
         """True until the run has ended (input exhausted, stopped, or failed)."""
-        return self._thread.is_alive()
+        return not self._done.is_set()
+
+    @property
+    def state(self) -> str:
+        """``"running"``, ``"done"`` (the input ended), ``"stopped"`` (by :meth:`stop`) or
+        ``"failed"`` (see :attr:`error`)."""
+        if self.running:
+            return "running"
+        if self._error is not None:
+            return "failed"
+        return "stopped" if self._stopped else "done"
 
     @property
     def error(self) -> BaseException | None:
@@ -75,8 +116,11 @@ class RunningQuery:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """The run's counters as of the last batch (see ``Run.metrics``)."""
+        """The run's counters as of the last batch (see ``Run.metrics``); once the run has
+        ended, its final counters."""
         with self._lock:
+            if self._final_metrics is not None:
+                return dict(self._final_metrics)
             return self._ex.metrics()
 
     @property
@@ -116,6 +160,104 @@ class RunningQuery:
         latest = _latest(pl.concat(frames, how="vertical"), self._keys, self._emit)
         return latest.sort(["window_start", "window_end", *self._keys[:-2]], nulls_last=False)
 
+    def plot(self, y: str | Sequence[str] | None = None, color: str | Sequence[str] | None = None,
+             *, x: str | None = None, kind: str = "line", top: int | None = None,
+             facet: str | None = None, title: str | None = None, live: bool = False,
+             every: float = 1.0) -> Any:
+        """A plotly Figure of the results so far (the snapshot), with the options of
+        :meth:`Run.plot <rillet.Run.plot>`. ``live=True`` in Jupyter also shows it and
+        redraws it in place every ``every`` seconds while the query runs; the figure returned
+        is the one redrawn. Outside Jupyter ``live`` changes nothing."""
+        from rillet._plot import figure, live_figure
+
+        def make() -> Any:
+            return figure(self.output, self._query, y, color, x=x, kind=kind, top=top,
+                          facet=facet, title=title)
+
+        if not live:
+            return make()
+        fig, view = live_figure(make, lambda: self.running, every, wake=self._done)
+        if view is not None:
+            self._views.append(view)  # wait() gives it its final update
+        return fig
+
+    # -- showing it ----------------------------------------------------------------------
+    def _view(self, rows: int = NEWEST_WINDOWS) -> RunningView:
+        """What the views show, taken under the lock at one moment."""
+        with self._lock:
+            state = self.state
+            metrics = dict(self._final_metrics) if self._final_metrics is not None else self._ex.metrics()
+            frames = list(self._frames)
+        w = self._query._w
+        return RunningView(
+            state=state,
+            metrics=metrics,
+            newest=newest_windows(frames, self._keys, self._emit, rows),
+            title=f"{w._spec!r}" + (f" by {', '.join(w._by)}" if w._by else "") + f", emit={w._emit!r}",
+            live=is_live(self._query),
+            error=self._error,
+        )
+
+    def _repr_html_(self) -> str:
+        """The notebook view: a status line (state; rows in and rows/s, the average since the
+        start; rows emitted, late and rejected; the event-time position, i.e. the largest
+        event time seen; the watermark and the watermark lag, i.e. the event-time position
+        minus the watermark, at least zero; for live sources also how far the watermark is
+        behind the wall clock; open windows; state size), the error if the run failed, and
+        the snapshot's newest windows (by window end, newest first)."""
+        return running_html(self._view())
+
+    def _ipython_display_(self) -> None:
+        # IPython calls this when the handle is a cell's last expression or is display()ed.
+        if in_notebook():
+            self.show()
+        else:
+            print(self)
+
+    def show(self, every: float = 1.0) -> Any:
+        """Shows the view of :meth:`_repr_html_` in the notebook and refreshes it in place every
+        ``every`` seconds while the run lasts; the last refresh shows the final state (a
+        handle as a cell's last expression does this too). Outside Jupyter: :meth:`watch`."""
+        if not in_notebook():
+            return self.watch(every)
+        view = live(lambda: self.running, lambda: _Html(self._repr_html_(), repr(self)), every,
+                    wake=self._done)
+        self._views.append(view)
+        return view
+
+    def watch(self, every: float = 1.0, file: TextIO | None = None) -> None:
+        """Prints the text view (``str(handle)``) every ``every`` seconds until the run ends:
+        redrawn in place with ANSI codes when ``file`` (default: standard output) is a
+        terminal, a new block per refresh otherwise. Ctrl-C stops watching, not the query."""
+        if not every > 0:
+            raise ValueError(f"every must be a positive number of seconds, got {every!r}")
+        out = sys.stdout if file is None else file
+        tty = bool(getattr(out, "isatty", lambda: False)())
+        drawn = 0  # lines of the last drawing, to move back over in a terminal
+        try:
+            while True:
+                ended = not self.running
+                text = str(self)
+                if tty:
+                    width = max(shutil.get_terminal_size().columns - 1, 20)
+                    text = "\n".join(line[:width] for line in text.splitlines())
+                    out.write((f"\x1b[{drawn}F\x1b[J" if drawn else "") + text + "\n")
+                    drawn = text.count("\n") + 1
+                else:
+                    out.write(("\n" if drawn else "") + text + "\n")
+                    drawn = 1
+                out.flush()
+                if ended:
+                    return
+                self._done.wait(every)
+        except KeyboardInterrupt:
+            out.write("\n(stopped watching; the query goes on: stop() ends it)\n")
+            out.flush()
+
+    def __str__(self) -> str:
+        """The text view: the status lines of :meth:`_repr_html_` and the newest windows."""
+        return running_text(self._view())
+
     # -- ending it ------------------------------------------------------------------------
     def stop(self, timeout: float | None = 10.0) -> Any:
         """Stops reading after the current batch, ends the run as if the input had ended there,
@@ -131,13 +273,15 @@ class RunningQuery:
             raise TimeoutError(
                 f"the query is still running after {timeout} s; call stop() to end it, or wait longer"
             )
+        for view in self._views:
+            view.finish()  # from this thread: a notebook records the final view before going on
         if self._error is not None:
             raise self._error
         return self._run
 
     def __repr__(self) -> str:
         m = self.metrics
-        state = "failed" if self._error is not None else "running" if self.running else "done"
+        state = self.state
         return (
             f"<RunningQuery {state}: rows_in={m['rows_in']}, emitted={self._emitted}, "
             f"late={m['rows_late']}, rejected={m['rows_rejected']}, watermark={m['watermark']}>"

@@ -35,26 +35,58 @@ class Sink(Protocol):
 
 
 def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
-    """Runs `query`, writing every emitted frame to `sink`; returns the Run (without output)."""
-    from rillet._stream import Run
+    """Runs `query`, writing every emitted frame to `sink`; returns the Run (without output).
+
+    Ctrl-C is held back while a batch is processed and written (a file or a transaction is
+    never left half done), but not while a callback runs (user code, which may block); it
+    closes the source, lets the sink write what it buffered (`close(completed=False)`) and
+    raises `rl.Interrupted` (its run's output: a batch emitted but not delivered, if any)."""
+    from rillet._interrupt import DeferInterrupt, Interrupted
 
     ex = query._execution(progress)
-    completed = False
+    source = ex.frames()
+    hold_writes = not getattr(sink, "runs_user_code", False)
+    undelivered = pl.DataFrame()
+    completed = interrupted = False
     try:
-        for frame in ex.frames():
-            sink.write(ex.step(frame))
-        sink.write(ex.finish())
+        for frame in source:
+            with DeferInterrupt() as held:
+                undelivered = ex.step(frame)
+                if hold_writes:
+                    sink.write(undelivered)
+                    undelivered = pl.DataFrame()
+            held.raise_pending()
+            out, undelivered = undelivered, pl.DataFrame()
+            if out.width:
+                sink.write(out)
+        with DeferInterrupt() as held:
+            undelivered = ex.finish()
+            ex.ended = True
+            if hold_writes:
+                sink.write(undelivered)
+                undelivered = pl.DataFrame()
+        held.raise_pending()
+        out, undelivered = undelivered, pl.DataFrame()
+        if out.width:
+            sink.write(out)
         completed = True
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         try:
+            source.close()  # files, sockets and consumers let go before the sink finishes
             sink.close(completed)
         finally:
             ex.close()
-    return Run(pl.DataFrame(), ex.late_frame(), ex.rejected_frame(), ex.metrics())
+    if interrupted:
+        raise Interrupted(ex.result(undelivered)) from None
+    return ex.result(pl.DataFrame())
 
 
 class CallbackSink:
     """Calls a function with each emitted DataFrame."""
+
+    runs_user_code = True  # Ctrl-C reaches the function at once (see run_into)
 
     def __init__(self, fn: Callable[[pl.DataFrame], Any]) -> None:
         if not callable(fn):

@@ -11,6 +11,7 @@ import polars as pl
 from rillet import _clock, _core
 from rillet._aggregates import Agg, engine_input
 from rillet._errors import ConfigError, SchemaError
+from rillet._interrupt import DeferInterrupt, Interrupted
 from rillet._progress import Progress
 from rillet._source import frames, known_rows
 from rillet._time import (
@@ -249,14 +250,44 @@ class Run:
     late: pl.DataFrame
     rejected: pl.DataFrame
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The query that ran, so plot() knows its keys and emit mode.
+    _query: Query | None = field(default=None, repr=False, compare=False)
+    #: True when Ctrl-C stopped the run before its input ended (``rl.Interrupted.run``): open
+    #: windows were not flushed.
+    interrupted: bool = False
+
+    def plot(self, y: str | Sequence[str] | None = None, color: str | Sequence[str] | None = None,
+             *, x: str | None = None, kind: str = "line", top: int | None = None,
+             facet: str | None = None, title: str | None = None) -> Any:
+        """A plotly Figure of the output: ``y`` (a column or a list) over ``x`` (default
+        ``window_start``; a sliding window's time column; ``window_end`` for cumulative
+        windows), one trace per ``color`` value, drawn as ``kind`` ``"line"``, ``"bar"``,
+        ``"area"`` or ``"scatter"``. ``top=N`` keeps the N colour values with the largest
+        total of ``y``; ``facet`` draws one panel per value. Amended and changelog outputs
+        are folded to each window's latest value first. Needs ``pip install 'rillet[plot]'``::
+
+            run.plot(y="count", color="event_source", top=10)
+        """
+        from rillet._plot import figure
+
+        return figure(self.output, self._query, y, color, x=x, kind=kind, top=top, facet=facet,
+                      title=title)
 
     def __repr__(self) -> str:
         m = self.metrics
         return (
             f"Run(output={self.output.height} rows, late={self.late.height}, "
             f"rejected={self.rejected.height}, rows_in={m.get('rows_in')}, "
-            f"watermark={m.get('watermark')})"
+            f"watermark={m.get('watermark')}"
+            + (", interrupted" if self.interrupted else "") + ")"
         )
+
+    def _repr_html_(self) -> str:
+        """In a notebook: a summary line of the metrics, the counts of late and rejected
+        rows, and the output's first rows."""
+        from rillet._display import run_html
+
+        return run_html(self)
 
 
 class Query:
@@ -267,28 +298,58 @@ class Query:
         self._aggs = aggs
 
     def iter(self, progress: bool | None = None) -> Iterator[pl.DataFrame]:
-        """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily."""
+        """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily.
+        Ctrl-C while it waits for or processes a batch raises :class:`~rillet.Interrupted`."""
         ex = _Execution(self, progress)
+        source = ex.frames()
+        undelivered = pl.DataFrame()  # emitted by the batch in hand, not yielded yet
         try:
-            for df in ex.frames():
-                out = ex.step(df)
+            for df in source:
+                with DeferInterrupt() as held:
+                    undelivered = ex.step(df)
+                held.raise_pending()
+                out, undelivered = undelivered, pl.DataFrame()
                 if out.height:
                     yield out
-            out = ex.finish()
+            with DeferInterrupt() as held:
+                undelivered = ex.finish()
+                ex.ended = True
+            held.raise_pending()
+            out, undelivered = undelivered, pl.DataFrame()
             if out.height:
                 yield out
+        except KeyboardInterrupt:
+            source.close()
+            raise Interrupted(ex.result(undelivered)) from None
         finally:
+            source.close()  # also when the consumer stops early: files, sockets, consumers
             ex.close()
 
     def run(self, progress: bool | None = None) -> Run:
-        """Runs to the end of the input; returns output, late rows, rejected rows and metrics."""
+        """Runs to the end of the input; returns output, late rows, rejected rows and metrics.
+
+        Ctrl-C (or a notebook's interrupt) stops it at the next batch boundary, closes the
+        source and raises :class:`~rillet.Interrupted`, whose ``.run`` holds what was computed
+        so far (open windows are not flushed)."""
         ex = _Execution(self, progress)
+        source = ex.frames()
+        outputs: list[pl.DataFrame] = []
         try:
-            outputs = [ex.step(df) for df in ex.frames()]
-            outputs.append(ex.finish())
+            for df in source:
+                with DeferInterrupt() as held:
+                    outputs.append(ex.step(df))
+                held.raise_pending()
+            with DeferInterrupt() as held:
+                outputs.append(ex.finish())
+                ex.ended = True
+            held.raise_pending()
+        except KeyboardInterrupt:
+            source.close()
+            raise Interrupted(ex.result(ex.concat(outputs))) from None
         finally:
+            source.close()
             ex.close()
-        return Run(ex.concat(outputs), ex.late_frame(), ex.rejected_frame(), ex.metrics())
+        return ex.result(ex.concat(outputs))
 
     def start(self, progress: bool | None = False) -> RunningQuery:
         """Runs the query in a background thread and returns at once: the handle's
@@ -375,13 +436,21 @@ class Query:
         return run_into(self, DatabaseSink(uri, table, keys), progress)
 
     def collect(self, progress: bool | None = None) -> pl.DataFrame:
-        """Runs to the end of the input and returns everything emitted, in emission order."""
+        """Runs to the end of the input and returns everything emitted, in emission order.
+        Ctrl-C raises :class:`~rillet.Interrupted`; its ``.run.output`` is what was emitted."""
         return self.run(progress).output
 
     def __repr__(self) -> str:
         w = self._w
         aggs = ", ".join(repr(a) for a in self._aggs)
         return f"{w._stream!r}.window({w._spec!r}, by={list(w._by)}, lateness={w._lateness!r}, emit={w._emit!r}).agg({aggs})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the plan (source, time column, watermark, window, keys, lateness,
+        emission, aggregates and their output columns)."""
+        from rillet._display import query_html
+
+        return query_html(self)
 
 
 class _Execution:
@@ -407,6 +476,7 @@ class _Execution:
         self.wm_at_last_row: int | None = None
         self.last_stamp_us = 0
         self.batches = 0
+        self.ended = False  # the input ended and open windows were flushed
         self.started = _time.perf_counter()
         self.progress = Progress(progress, known_rows(self.stream._source))
 
@@ -612,6 +682,11 @@ class _Execution:
 
     def close(self) -> None:
         self.progress.close()
+
+    def result(self, output: pl.DataFrame) -> Run:
+        """The run so far; ``interrupted`` unless the input ended (see :class:`Interrupted`)."""
+        return Run(output, self.late_frame(), self.rejected_frame(), self.metrics(), _query=self.q,
+                   interrupted=not self.ended)
 
     # -- results --------------------------------------------------------------------------
     def _gather(self, df: pl.DataFrame, side: pl.DataFrame, extra: str) -> pl.DataFrame:
