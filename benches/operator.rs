@@ -23,7 +23,9 @@ fn stream() -> RecordBatch {
     let services: Vec<String> = (0..20).map(|i| format!("svc{i}.amazonaws.com")).collect();
     let names: Vec<String> = (0..190).map(|i| format!("Api{i}")).collect();
     let mut t = 1_767_225_600_000_000i64;
-    let (mut ts, mut src, mut name, mut bytes, mut lat) = (vec![], vec![], vec![], vec![], vec![]);
+    let users: Vec<String> = (0..5000).map(|i| format!("user{i:04}")).collect();
+    let (mut ts, mut src, mut name, mut bytes, mut lat, mut user) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..ROWS {
         t += (next() % 1000) as i64;
         let jitter = if next() % 50 == 0 {
@@ -37,6 +39,7 @@ fn stream() -> RecordBatch {
         name.push(names[(s * 7 + (next() % 10) as usize) % 190].clone());
         bytes.push((next() % 20_000) as i64);
         lat.push((next() % 5000) as f64 / 10.0);
+        user.push(users[(next() % 5000) as usize].clone());
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new(
@@ -48,6 +51,7 @@ fn stream() -> RecordBatch {
         Field::new("event_name", DataType::Utf8, true),
         Field::new("bytes", DataType::Int64, true),
         Field::new("latency_ms", DataType::Float64, true),
+        Field::new("user", DataType::Utf8, true),
     ]));
     RecordBatch::try_new(
         schema,
@@ -57,16 +61,17 @@ fn stream() -> RecordBatch {
             Arc::new(StringArray::from(name)),
             Arc::new(Int64Array::from(bytes)),
             Arc::new(Float64Array::from(lat)),
+            Arc::new(StringArray::from(user)),
         ],
     )
     .unwrap()
 }
 
-fn config(aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfig {
+fn config(by: &[&str], aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfig {
     OperatorConfig {
         time_column: "event_time".into(),
         time_unit: TimeUnit::Microsecond,
-        by: vec!["event_source".into(), "event_name".into()],
+        by: by.iter().map(|&b| b.to_string()).collect(),
         window: spec.into(),
         delay: 5_000_000,
         lateness: 60_000_000,
@@ -87,6 +92,9 @@ fn agg(kind: AggKind, column: Option<&str>, name: &str) -> AggSpec {
     }
 }
 
+/// A bench case: name, key columns, aggregates, windows, emission.
+type Case<'a> = (&'a str, &'a [&'a str], Vec<AggSpec>, WindowSpec, EmitMode);
+
 fn bench(c: &mut Criterion) {
     let batch = stream();
     let minute = WindowSpec::tumbling(60_000_000, 0).unwrap();
@@ -99,9 +107,31 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("operator");
     g.throughput(Throughput::Elements(ROWS as u64));
     g.sample_size(10);
-    let cases: Vec<(&str, Vec<AggSpec>, WindowSpec, EmitMode)> = vec![
-        ("k1_tumbling_final", k1.clone(), minute, EmitMode::Final),
-        ("k1_tumbling_amend", k1, minute, EmitMode::Amend),
+    let k1_keys: &[&str] = &["event_source", "event_name"];
+    let mut top10 = agg(AggKind::TopK, Some("event_name"), "event_name_top_k");
+    top10.options.k = 10;
+    let mut cases: Vec<Case> = vec![
+        ("k1_tumbling_final", k1_keys, k1.clone(), minute, EmitMode::Final),
+        ("k1_tumbling_amend", k1_keys, k1, minute, EmitMode::Amend),
+        // K4: no key, the ten most frequent event names per minute.
+        ("k4_top_k_no_key", &[], vec![top10], minute, EmitMode::Final),
+        // K5: distinct users per service and minute, exact and HyperLogLog.
+        (
+            "k5_count_distinct",
+            &["event_source"],
+            vec![agg(AggKind::CountDistinct, Some("user"), "user_count_distinct")],
+            minute,
+            EmitMode::Final,
+        ),
+        (
+            "k5_approx_count_distinct",
+            &["event_source"],
+            vec![agg(AggKind::ApproxCountDistinct, Some("user"), "user_approx")],
+            minute,
+            EmitMode::Final,
+        ),
+    ];
+    let rest: Vec<(&str, Vec<AggSpec>, WindowSpec, EmitMode)> = vec![
         (
             "count_only",
             vec![agg(AggKind::Count, None, "count")],
@@ -127,10 +157,11 @@ fn bench(c: &mut Criterion) {
             EmitMode::Final,
         ),
     ];
-    for (name, aggs, spec, emit) in cases {
+    cases.extend(rest.into_iter().map(|(n, a, s, e)| (n, k1_keys, a, s, e)));
+    for (name, by, aggs, spec, emit) in cases {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut op = WindowOperator::new(config(aggs.clone(), spec, emit));
+                let mut op = WindowOperator::new(config(by, aggs.clone(), spec, emit));
                 for lo in (0..ROWS).step_by(65_536) {
                     let len = 65_536.min(ROWS - lo);
                     op.process(&batch.slice(lo, len)).unwrap();

@@ -12,9 +12,10 @@
 //!                          ... wm >= 60 + lateness: closed (emit in final mode, state freed)
 //! ```
 
-use crate::aggregate::{self, AggSpec, GroupsAccumulator, RowContext};
+use crate::aggregate::{self, AggSpec, GroupsAccumulator};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
+use crate::parallel::{Feeder, CHUNK};
 use crate::time::{parse_timestamp, TimeUnit};
 use crate::window::{Watermark, WindowSpec};
 use arrow_array::cast::AsArray;
@@ -326,6 +327,8 @@ pub struct WindowOperator {
     windows: BTreeMap<i64, Vec<u32>>,
     pair_rows: Vec<u32>,
     pair_slots: Vec<u32>,
+    /// Slots first used while the accumulators are with the second thread, not yet reset.
+    fresh: Vec<u32>,
     amended: Vec<u32>,
     out_windows: Vec<i64>,
     out_keys: Vec<u32>,
@@ -367,6 +370,7 @@ impl WindowOperator {
             windows: BTreeMap::new(),
             pair_rows: Vec::new(),
             pair_slots: Vec::new(),
+            fresh: Vec::new(),
             amended: Vec::new(),
             out_windows: Vec::new(),
             out_keys: Vec::new(),
@@ -477,19 +481,60 @@ impl WindowOperator {
         let n = batch.num_rows();
         let (times, key_ids, mut result) =
             read_batch(bound, self.keys.as_mut().expect("bound"), batch)?;
+        let amend = self.config.emit.updates();
+        self.batch_seq = self.metrics.rows_in;
+        batch_times(&self.accs, &times, n, &mut self.batch_times);
+        self.metrics.rows_in += n as u64;
+        // Large batches of final-mode queries without key columns (whose accumulators are the
+        // bulk of the work) hand the accumulator updates to a second thread, in row order,
+        // while this one assigns rows to panes; the updates are synced before every moment,
+        // so what is emitted is the same either way. With key columns the two threads are
+        // better spent encoding the keys and updating the accumulators side by side (as
+        // measured on the benchmark workload); updating modes have a moment at each amended
+        // row, too often to hand work over.
+        let times_buf = std::mem::take(&mut self.batch_times);
+        let seq = self.batch_seq;
+        let outcome = if !amend && bound.key_indices.is_empty() && Feeder::worth_it(n) {
+            std::thread::scope(|scope| {
+                let mut feed = Feeder::new(Some(scope), batch, &times_buf, seq);
+                let assigned = self.assign_rows(&times, &key_ids, &mut result, &mut feed);
+                let synced = self.feed(&mut feed, true);
+                assigned.and(synced)
+            })
+        } else {
+            let mut feed = Feeder::new(None, batch, &times_buf, seq);
+            self.assign_rows(&times, &key_ids, &mut result, &mut feed)
+                .and_then(|()| self.feed(&mut feed, true))
+        };
+        self.batch_times = times_buf;
+        outcome?;
+        if let Some(now) = now_ms {
+            self.early(now);
+        }
+        result.output = self.take_output()?;
+        self.refresh_gauges();
+        Ok(result)
+    }
+
+    /// The per-row pass: judges each row late or not, assigns it to its panes and moves the
+    /// watermark, emitting at each moment it reaches.
+    fn assign_rows(
+        &mut self,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+        feed: &mut Feeder<'_, '_>,
+    ) -> Result<()> {
         let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
-        self.batch_seq = self.metrics.rows_in;
-        batch_times(&self.accs, &times, n, &mut self.batch_times);
+        let pipelined = feed.pipelined();
         // The last row's window, when windows do not overlap: most rows share it, and a
         // calendar window costs a time-zone lookup to find.
         let disjoint = spec.disjoint();
         let mut cached: (i64, i64, i64) = (i64::MAX, i64::MIN, 0);
-        self.metrics.rows_in += n as u64;
-        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..n {
+        // Rows are judged one at a time; `i` indexes the batch and its times.
+        for (i, &key) in key_ids.iter().enumerate() {
             let t = match times.value(i) {
                 Ok(t) => t,
                 Err(reason) => {
@@ -509,7 +554,7 @@ impl WindowOperator {
                 route_late(
                     &self.config,
                     &mut self.metrics,
-                    &mut result,
+                    result,
                     i,
                     t,
                     wm,
@@ -527,7 +572,6 @@ impl WindowOperator {
                 }
                 (f, l)
             };
-            let key = key_ids[i];
             if let Some(sl) = self.slicer {
                 let slot = self.pane(sl.slice_of(first, last), key);
                 self.pair_rows.push(i as u32);
@@ -548,17 +592,24 @@ impl WindowOperator {
             let due = !self.amended.is_empty()
                 || (moved && (wm >= self.next_close_at || (amend && wm >= self.next_complete_at)));
             if due {
-                self.update_accumulators(batch)?;
+                self.feed(feed, true)?;
                 self.moment(false);
+            } else if pipelined && self.pair_rows.len() >= CHUNK {
+                self.feed(feed, false)?;
             }
         }
-        self.update_accumulators(batch)?;
-        if let Some(now) = now_ms {
-            self.early(now);
-        }
-        result.output = self.take_output()?;
-        self.refresh_gauges();
-        Ok(result)
+        Ok(())
+    }
+
+    /// Hands the buffered pairs to the accumulators (see [`Feeder::push`]).
+    fn feed(&mut self, feed: &mut Feeder<'_, '_>, sync: bool) -> Result<()> {
+        feed.push(
+            &mut self.accs,
+            &mut self.pair_rows,
+            &mut self.pair_slots,
+            &mut self.fresh,
+            sync,
+        )
     }
 
     /// A heartbeat with no rows: emits early revisions that are due at `now_ms`.
@@ -652,8 +703,13 @@ impl WindowOperator {
                     }
                 };
                 self.panes[s as usize] = Pane::new(w, key, true);
-                for acc in &mut self.accs {
-                    acc.reset(s);
+                if self.accs.is_empty() {
+                    // The accumulators are with the second thread (see `Feeder`).
+                    self.fresh.push(s);
+                } else {
+                    for acc in &mut self.accs {
+                        acc.reset(s);
+                    }
                 }
                 self.pane_index.insert((w, key), s);
                 self.windows.entry(w).or_default().push(s);
@@ -665,18 +721,6 @@ impl WindowOperator {
         }
         self.last_pane[k] = (w, slot);
         slot
-    }
-
-    fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
-        let times = &self.batch_times;
-        apply_pairs(
-            &mut self.accs,
-            batch,
-            &mut self.pair_rows,
-            &mut self.pair_slots,
-            times,
-            self.batch_seq,
-        )
     }
 
     /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
@@ -950,6 +994,19 @@ impl WindowOperator {
     }
 }
 
+impl BatchResult {
+    /// No output, no late or rejected rows yet.
+    pub(crate) fn empty(bound: &Bound) -> BatchResult {
+        BatchResult {
+            output: RecordBatch::new_empty(bound.output_schema.clone()),
+            late_rows: Vec::new(),
+            late_by: Vec::new(),
+            rejected_rows: Vec::new(),
+            reasons: Vec::new(),
+        }
+    }
+}
+
 /// Reads a batch against the bound schema: its event times, its key ids, and an empty result.
 pub(crate) fn read_batch<'a>(
     bound: &Bound,
@@ -964,14 +1021,7 @@ pub(crate) fn read_batch<'a>(
         .map(|&i| batch.column(i).clone())
         .collect();
     let key_ids = keys.batch_ids(&key_cols, n)?;
-    let result = BatchResult {
-        output: RecordBatch::new_empty(bound.output_schema.clone()),
-        late_rows: Vec::new(),
-        late_by: Vec::new(),
-        rejected_rows: Vec::new(),
-        reasons: Vec::new(),
-    };
-    Ok((times, key_ids, result))
+    Ok((times, key_ids, BatchResult::empty(bound)))
 }
 
 /// Routes late row `i` (time `t`, met by watermark `wm`) as the query asks; `why` says what
@@ -1015,26 +1065,7 @@ pub(crate) fn apply_pairs(
     times: &[i64],
     seq_base: u64,
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ctx = RowContext { times, seq_base };
-    if accs.len() > 1 && rows.len() >= crate::parallel::MIN_ROWS && crate::parallel::threads() > 1 {
-        // Each accumulator owns its state: they are updated side by side.
-        use rayon::prelude::*;
-        let (r, s) = (&rows[..], &slots[..]);
-        crate::parallel::pool().install(|| {
-            accs.par_iter_mut()
-                .try_for_each(|acc| acc.update(batch, r, s, &ctx))
-        })?;
-    } else {
-        for acc in accs.iter_mut() {
-            acc.update(batch, rows, slots, &ctx)?;
-        }
-    }
-    rows.clear();
-    slots.clear();
-    Ok(())
+    crate::parallel::apply(accs, batch, rows, slots, times, seq_base, true)
 }
 
 /// Appends the emission column of updating modes: `revision` (amend) or `op` (changelog).

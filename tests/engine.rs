@@ -114,27 +114,38 @@ fn config(spec: WindowSpec, delay: i64, lateness: i64, emit: EmitMode) -> Operat
 type Row = (Option<String>, i64, i64, u32, i64, Option<f64>, Option<f64>);
 
 fn run(s: &Stream, cfg: OperatorConfig, size: usize) -> (Vec<Row>, Vec<u32>, Vec<u32>) {
+    run_any(s, cfg, size, true)
+}
+
+/// As [`run`]; `keyed` false for a query without key columns (its rows have key None).
+fn run_any(
+    s: &Stream,
+    cfg: OperatorConfig,
+    size: usize,
+    keyed: bool,
+) -> (Vec<Row>, Vec<u32>, Vec<u32>) {
     let amend = cfg.emit == EmitMode::Amend;
+    let shift = usize::from(!keyed);
     let mut op = WindowOperator::new(cfg);
     let (mut rows, mut late, mut rejected) = (vec![], vec![], vec![]);
     let collect = |b: &RecordBatch, rows: &mut Vec<Row>| {
-        let k = b.column(0).as_string::<i32>();
-        let st = b.column(1).as_primitive::<Int64Type>();
-        let en = b.column(2).as_primitive::<Int64Type>();
-        let base = if amend { 4 } else { 3 };
+        let k = keyed.then(|| b.column(0).as_string::<i32>());
+        let st = b.column(1 - shift).as_primitive::<Int64Type>();
+        let en = b.column(2 - shift).as_primitive::<Int64Type>();
+        let base = if amend { 4 } else { 3 } - shift;
         let c = b.column(base).as_primitive::<Int64Type>();
         let sm = b.column(base + 1).as_primitive::<Float64Type>();
         let mx = b.column(base + 2).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             let rev = if amend {
-                b.column(3)
+                b.column(3 - shift)
                     .as_primitive::<arrow_array::types::UInt32Type>()
                     .value(i)
             } else {
                 0
             };
             rows.push((
-                k.is_valid(i).then(|| k.value(i).to_string()),
+                k.and_then(|k| k.is_valid(i).then(|| k.value(i).to_string())),
                 st.value(i),
                 en.value(i),
                 rev,
@@ -263,6 +274,62 @@ fn hopping_matches_brute_force_at_every_batch_size() {
             (seed % 2) as i64 * 7,
         );
         check(seed, FixedWindows::hopping(4, 10, 0).unwrap(), 1, 3);
+    }
+}
+
+/// Large batches on two threads: a query without key columns hands the accumulator updates
+/// to a second thread while the rows are assigned (final mode), a keyed one encodes keys and
+/// updates accumulators side by side. The output must be the one-thread output, and right.
+#[test]
+fn two_threads_give_the_one_thread_result() {
+    let s = random_stream(11, 300_000);
+    for fixed in [
+        // Windows of tens of thousands of rows: chunks go to the second thread between moments.
+        FixedWindows::tumbling(60_000, 3).unwrap(),
+        FixedWindows::hopping(90_000, 30_000, 0).unwrap(),
+    ] {
+        let spec = WindowSpec::Fixed(fixed);
+        let (expected, exp_late, _) = oracle(&s, fixed, 6, 20);
+        // Without keys: one row per window, the keyed oracle's rows combined.
+        let mut unkeyed: BTreeMap<i64, (i64, Option<f64>)> = BTreeMap::new();
+        for ((start, _), (count, _, max)) in &expected {
+            let e = unkeyed.entry(*start).or_insert((0, None));
+            e.0 += count;
+            e.1 = match (e.1, *max) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        for keyed in [true, false] {
+            let cfg = || {
+                let mut c = config(spec, 6, 20, EmitMode::Final);
+                if !keyed {
+                    c.by.clear();
+                }
+                c
+            };
+            let mut runs = Vec::new();
+            for threads in [1, 2] {
+                _core::parallel::set_threads(threads).unwrap();
+                runs.push(run_any(&s, cfg(), 100_000, keyed));
+            }
+            _core::parallel::set_threads(1).unwrap();
+            assert_eq!(runs[0], runs[1], "{fixed:?} keyed {keyed}");
+            let (rows, late, _) = &runs[1];
+            assert_eq!(late, &exp_late);
+            if keyed {
+                assert_eq!(rows.len(), expected.len());
+                for r in rows {
+                    let (count, _, max) = expected[&(r.1, r.0.clone())];
+                    assert_eq!((r.4, r.6), (count, max), "{fixed:?} {r:?}");
+                }
+            } else {
+                assert_eq!(rows.len(), unkeyed.len());
+                for r in rows {
+                    assert_eq!((r.4, r.6), unkeyed[&r.1], "{fixed:?} {r:?}");
+                }
+            }
+        }
     }
 }
 

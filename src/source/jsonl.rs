@@ -185,7 +185,8 @@ impl JsonlSource {
             .build_decoder()?)
     }
 
-    /// Decodes a chunk; when it fails, finds the bad lines one by one and keeps the rest.
+    /// Decodes a chunk; when that fails, each half on its own, down to the single lines that
+    /// are bad (about two decodes of a chunk with a few bad lines), keeping the rest in order.
     fn decode(&self, file: &str, chunk: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
         // Rows with text fields are rewritten for decoding; bad rows report the original.
         type Lines = Vec<(u64, Vec<u8>)>;
@@ -195,53 +196,62 @@ impl JsonlSource {
             let rewritten = chunk.iter().map(|(n, l)| (*n, self.rewrite(l))).collect();
             (rewritten, Some(chunk.into_iter().map(|(_, l)| l).collect()))
         };
-        let mut joined = Vec::with_capacity(chunk.iter().map(|(_, l)| l.len() + 1).sum());
-        for (_, l) in &chunk {
-            joined.extend_from_slice(l);
-            joined.push(b'\n');
-        }
-        let mut d = self.decoder()?;
-        if let Ok(batch) = decode_all(&mut d, &joined) {
-            if batch.num_rows() == chunk.len() {
-                return Ok(SourceBatch {
-                    batch,
-                    bad: Vec::new(),
-                    file: file.to_string(),
-                });
-            }
-        }
-        let mut good = self.decoder()?;
+        let mut good = Vec::new();
         let mut bad = Vec::new();
-        for (i, (line, text)) in chunk.iter().enumerate() {
-            let original = originals.as_ref().map_or(text, |o| &o[i]);
-            let mut one = self.decoder()?;
-            let mut row = text.clone();
-            row.push(b'\n');
-            let reason = match decode_all(&mut one, &row) {
-                Ok(b) if b.num_rows() == 1 => None,
-                Ok(_) => Some("not a JSON object".to_string()),
-                Err(e) => Some(e),
-            };
-            match reason {
-                None => {
-                    good.decode(&row)?;
-                }
-                Some(reason) => bad.push(BadRow {
-                    file: file.to_string(),
-                    line: *line,
-                    reason: format!("unreadable JSON row: {reason}"),
-                    text: excerpt(original),
-                }),
-            }
-        }
-        let batch = good
-            .flush()?
-            .unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
+        self.decode_part(file, &chunk, originals.as_deref(), &mut good, &mut bad)?;
+        let batch = match good.len() {
+            0 => arrow_array::RecordBatch::new_empty(self.schema.clone()),
+            1 => good.pop().expect("one"),
+            _ => arrow_select::concat::concat_batches(&self.schema, &good)?,
+        };
         Ok(SourceBatch {
             batch,
             bad,
             file: file.to_string(),
         })
+    }
+
+    fn decode_part(
+        &self,
+        file: &str,
+        lines: &[(u64, Vec<u8>)],
+        originals: Option<&[Vec<u8>]>,
+        good: &mut Vec<arrow_array::RecordBatch>,
+        bad: &mut Vec<BadRow>,
+    ) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut joined = Vec::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
+        for (_, l) in lines {
+            joined.extend_from_slice(l);
+            joined.push(b'\n');
+        }
+        let reason = match decode_all(&mut self.decoder()?, &joined) {
+            Ok(b) if b.num_rows() == lines.len() => {
+                good.push(b);
+                return Ok(());
+            }
+            _ if lines.len() > 1 => {
+                let mid = lines.len() / 2;
+                let (oa, ob) = match originals {
+                    Some(o) => (Some(&o[..mid]), Some(&o[mid..])),
+                    None => (None, None),
+                };
+                self.decode_part(file, &lines[..mid], oa, good, bad)?;
+                return self.decode_part(file, &lines[mid..], ob, good, bad);
+            }
+            Ok(_) => "not a JSON object".to_string(),
+            Err(e) => e,
+        };
+        let original = originals.map_or(&lines[0].1, |o| &o[0]);
+        bad.push(BadRow {
+            file: file.to_string(),
+            line: lines[0].0,
+            reason: format!("unreadable JSON row: {reason}"),
+            text: excerpt(original),
+        });
+        Ok(())
     }
 }
 
