@@ -419,8 +419,8 @@ def test_default_names_and_types() -> None:
         "s_approx_count_distinct": pl.Int64,
         "s_top_k": pl.List(pl.Struct({"value": pl.String, "count": pl.Int64})),
         "v_aq50": pl.Float64,
-        "s_top_w": pl.List(pl.Struct({"value": pl.String, "weight": pl.Float64,
-                                      "error": pl.Float64})),
+        "s_top_w": pl.List(pl.Struct({"value": pl.String, "weight": pl.Int64,  # v is Int64
+                                      "error": pl.Int64})),
     })
     assert rl.approx_quantile("v", [0.5, 0.99])[1].name == "v_q99"  # type: ignore[index]
 
@@ -661,9 +661,10 @@ def test_top_k_weights() -> None:
                               {"value": "d", "weight": 2.5}]
     assert [(e["value"], e["weight"]) for e in row["w2"]] == [
         ("a", 5.0), ("c", 5.0), ("d", 5.0), ("b", 2.0), ("e", 0.0)]
-    # an integer weight column is summed as Float64; b and e tie at 7.0: value ascending
+    # an integer weight column gives integer weights, as rl.sum does; b and e tie at 7: value ascending
     wint = {e["value"]: e["weight"] for e in row["wint"]}
-    assert wint == {"a": 5.0, "b": 7.0, "c": 3.0, "d": 6.0, "e": 7.0}
+    assert wint == {"a": 5, "b": 7, "c": 3, "d": 6, "e": 7}
+    assert all(isinstance(w, int) for w in wint.values())
     assert [e["value"] for e in row["wint"]] == ["b", "e", "d", "a", "c"]
     assert row["ss"] == [{"value": "a", "weight": 2.5, "error": 0.0},
                          {"value": "c", "weight": 2.5, "error": 0.0}]
@@ -846,3 +847,20 @@ def test_schema_errors(agg: Any) -> None:
                        "l": [[1, 2], [3]], "st": [{"a": 1}, {"a": 2}]})
     with pytest.raises(rl.SchemaError):
         rl.stream(df, time="t").window(rl.tumbling(10)).agg(agg).collect()
+
+
+@pytest.mark.parametrize("approx", [False, True])
+@pytest.mark.parametrize(("weight", "dtype"), [(pl.Int64, pl.Int64), (pl.UInt16, pl.Int64),
+                                                (pl.Float32, pl.Float64)])
+def test_top_k_integer_weights_stay_integers(weight: Any, dtype: Any, approx: bool) -> None:
+    """A regression: an Int64 weight (bytes) came back as Float64 weights."""
+    df = pl.DataFrame({"t": [1, 2, 3, 4], "url": ["/a", "/b", "/a", "/c"],
+                       "bytes": pl.Series([1000, 250, 3000, 7], dtype=weight)})
+    out = (rl.stream(df, time="t").window(rl.tumbling(10))
+           .agg(rl.top_k("url", 2, weight="bytes", approx=approx)).collect())
+    fields = {"value": pl.String, "weight": dtype, **({"error": dtype} if approx else {})}
+    assert out.schema["url_top_k"] == pl.List(pl.Struct(fields))
+    want = df.group_by("url").agg(pl.col("bytes").sum().cast(dtype).alias("weight")).sort(
+        ["weight", "url"], descending=[True, False]).head(2)
+    got = out.select(pl.col("url_top_k").explode().struct.unnest()).select(url="value", weight="weight")
+    assert got.equals(want)

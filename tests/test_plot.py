@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import math
 import sys
 import threading
 import time
@@ -30,18 +31,42 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 # -- helpers -------------------------------------------------------------------------------
 def _traces(fig: Any) -> list[tuple[str, list, list]]:
-    return [(t.name, list(t.x), np.asarray(t.y).tolist()) for t in fig.data]
+    def value(v: Any) -> Any:
+        return None if isinstance(v, float) and math.isnan(v) else v  # a gap: NaN in numpy
+
+    return [(t.name, list(t.x), [value(v) for v in np.asarray(t.y).tolist()]) for t in fig.data]
 
 
-def _want(points: pl.DataFrame, x: str, ys: list[str], color: str | None) -> list[tuple[str, list, list]]:
-    """The traces, computed directly: one per colour value (sorted) and y column, by x."""
+def _grid(points: pl.DataFrame, x: str, every: Any) -> pl.Series:
+    """Every window bound from the first x to the last, ``every`` apart: polars' own ranges."""
+    lo, hi = points.get_column(x).min(), points.get_column(x).max()
+    if isinstance(lo, dt.datetime):
+        grid = pl.datetime_range(lo, hi, every, eager=True)
+    else:
+        grid = pl.int_range(lo, hi + 1, every, eager=True)
+    return grid.cast(points.schema[x]).alias(x)
+
+
+def _want(points: pl.DataFrame, x: str, ys: list[str], color: str | None, every: Any = None,
+          gaps: tuple[str, ...] = (), over: pl.DataFrame | None = None) -> list[tuple[str, list, list]]:
+    """The traces, computed directly: one per colour value (sorted) and y column, by x. With
+    ``every`` (the windows' step), on the window grid of all the points (or of ``over``, the
+    whole figure's): a missing window is 0, or for the ys in ``gaps`` None, between the
+    trace's first and last point."""
     values = sorted(points.get_column(color).unique().to_list()) if color else [None]
+    grid = None if every is None else _grid(points if over is None else over, x, every)
     want = []
     for v in values:
         part = (points if color is None else points.filter(pl.col(color) == v)).sort(x)
         for y in ys:
             name = y if color is None else str(v) if len(ys) == 1 else f"{v} · {y}"
-            want.append((name, part.get_column(x).to_list(), part.get_column(y).to_list()))
+            line = part.select(x, y)
+            if grid is not None and y in gaps:
+                span = grid.filter(grid.is_between(line[x].min(), line[x].max()))
+                line = span.to_frame().join(line, on=x, how="left")
+            elif grid is not None:
+                line = grid.to_frame().join(line, on=x, how="left").with_columns(pl.col(y).fill_null(0))
+            want.append((name, line.get_column(x).to_list(), line.get_column(y).to_list()))
     return want
 
 
@@ -88,7 +113,7 @@ def test_cloudtrail_one_trace_per_source_as_polars_groups_it(trail_raw: pl.DataF
     run = (rl.stream(rl.read_jsonl(CLOUDTRAIL), time="eventTime", watermark="10m")
            .window(rl.tumbling("5m"), by="eventSource").agg(rl.count()).run())
     fig = run.plot(y="count", color="eventSource")
-    assert _traces(fig) == _want(run.output, "window_start", ["count"], "eventSource")
+    assert _traces(fig) == _want(run.output, "window_start", ["count"], "eventSource", "5m")
     assert len(fig.data) == trail_raw.get_column("eventSource").n_unique()
     assert all(isinstance(x, dt.datetime) and x.utcoffset() == dt.timedelta(0) for x in fig.data[0].x)
     assert fig.layout.xaxis.title.text == "window_start (UTC)"
@@ -101,7 +126,7 @@ def test_cloudtrail_keys_the_plot_does_not_show_are_added_up(trail_run: rl.Run, 
     out = trail_run.output
     fig = trail_run.plot(y="count", color="eventSource")
     per_source = out.group_by("eventSource", "window_start").agg(pl.col("count").sum())
-    assert _traces(fig) == _want(per_source, "window_start", ["count"], "eventSource")
+    assert _traces(fig) == _want(per_source, "window_start", ["count"], "eventSource", "5m")
     assert fig.layout.yaxis.title.text == "count (sum over sourceIPAddress)"
 
     # No colour: one trace, the total per window, which is polars' count of the raw file.
@@ -109,7 +134,7 @@ def test_cloudtrail_keys_the_plot_does_not_show_are_added_up(trail_run: rl.Run, 
     raw = (trail_raw.with_columns(pl.col("eventTime").str.to_datetime(time_zone="UTC")
                                   .dt.truncate("5m").alias("window_start"))
            .group_by("window_start").len("count").with_columns(pl.col("count").cast(pl.Int64)))
-    assert _traces(total) == _want(raw, "window_start", ["count"], None)
+    assert _traces(total) == _want(raw, "window_start", ["count"], None, "5m")
     assert total.layout.yaxis.title.text == "count (sum over eventSource and sourceIPAddress)"
 
     # A bar per source over the whole run: the windows are added up too.
@@ -137,7 +162,7 @@ def test_cloudtrail_top_keeps_the_largest_totals(trail_run: rl.Run) -> None:
     top3 = totals.head(3).get_column("sourceIPAddress")
     fig = trail_run.plot(y="count", color="sourceIPAddress", top=3)
     assert _traces(fig) == _want(per_ip.filter(pl.col("sourceIPAddress").is_in(top3)),
-                                 "window_start", ["count"], "sourceIPAddress")
+                                 "window_start", ["count"], "sourceIPAddress", "5m")
     assert fig.layout.legend.title.text == (
         f"sourceIPAddress<br><sup>top 3 of {totals.height} by total count</sup>")
     # As many or more than there are: everything, and no note.
@@ -154,7 +179,7 @@ def test_cloudtrail_several_y_columns(trail_run: rl.Run) -> None:
     top4 = (per_source.group_by("eventSource").agg(pl.col("count").sum())
             .sort(["count", "eventSource"], descending=[True, False]).head(4).get_column("eventSource"))
     want = _want(per_source.filter(pl.col("eventSource").is_in(top4)), "window_start",
-                 ["count", "failures"], "eventSource")
+                 ["count", "failures"], "eventSource", "5m")
     assert _traces(fig) == want and len(want) == 8
     # One colour per source, one dash per metric.
     assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color
@@ -179,7 +204,8 @@ def test_revisions_plot_as_the_final_result(emit: str, window: Any, size: int | 
     for y in ("count", ["x_sum", "x_mean"]):
         got = revised.plot(y=y, color="k")
         ys = [y] if isinstance(y, str) else y
-        assert _traces(got) == _want(final.output, "window_start", ys, "k")
+        every = None if window.kind == "session" else "1m"  # sessions have no grid
+        assert _traces(got) == _want(final.output, "window_start", ys, "k", every, gaps=("x_mean",))
         assert _json(got) == _json(final.plot(y=y, color="k"))
 
 
@@ -188,7 +214,9 @@ def test_kinds_draw_the_same_points(kind: str) -> None:
     run = _query(_events(), "amend").run()
     fig = run.plot(y="count", color="k", kind=kind)
     final = _query(_events()).collect()
-    assert _traces(fig) == _want(final, "window_start", ["count"], "k")
+    # Lines and areas are drawn on the window grid, bars and points as emitted.
+    every = "1m" if kind in ("line", "area") else None
+    assert _traces(fig) == _want(final, "window_start", ["count"], "k", every)
     trace = fig.data[0]
     assert trace.type == ("bar" if kind == "bar" else "scatter")
     if kind == "bar":
@@ -210,12 +238,152 @@ def test_facets_one_panel_per_value() -> None:
     fig = run.plot(y="count", color="k", facet="even", title="by parity")
     out = run.output
     want = [t for v in (False, True) for t in _want(out.filter(pl.col("even") == v), "window_start",
-                                                    ["count"], "k")]
+                                                    ["count"], "k", "2m", over=out)]
     assert _traces(fig) == want
     assert [t.yaxis for t in fig.data] == ["y"] * 3 + ["y2"] * 3
     assert [t.showlegend for t in fig.data] == [True] * 3 + [False] * 3
     assert [a.text for a in fig.layout.annotations] == ["even = False", "even = True"]
     assert fig.layout.title.text == "by parity"
+
+
+# -- several y columns without colour ---------------------------------------------------------
+@pytest.mark.parametrize("kind", ["line", "bar", "area", "scatter"])
+def test_several_y_without_colour_get_a_colour_each(kind: str) -> None:
+    run = _query(_events()).run()
+    fig = run.plot(y=["count", "x_sum", "x_mean"], x="window_start", color="k", kind=kind)
+    by_value = [_colour(t) for t in fig.data]
+    assert by_value[0] == by_value[1] == by_value[2] != by_value[3]  # with color=: one per value
+
+    total = (rl.stream(_events(), time="t").window(rl.tumbling("1m"))
+             .agg(rl.count(), rl.sum("x"), rl.max("x")).run())
+    fig = total.plot(y=["count", "x_sum", "x_max"], kind=kind)
+    assert [t.name for t in fig.data] == ["count", "x_sum", "x_max"]  # the legend names the columns
+    assert len({_colour(t) for t in fig.data}) == 3
+    assert fig.layout.showlegend
+    assert _traces(fig) == _want(total.output, "window_start", ["count", "x_sum", "x_max"], None,
+                                 "1m" if kind in ("line", "area") else None)
+    if kind == "line":  # the colour tells them apart: no dashes needed
+        assert {t.line.dash for t in fig.data} == {"solid"}
+
+
+def _colour(trace: Any) -> str:
+    return trace.marker.color if trace.type == "bar" or trace.mode == "markers" else trace.line.color
+
+
+# -- the window grid: empty windows emit no row ------------------------------------------------
+def _host_day() -> pl.DataFrame:
+    """A host busy from 04:00 to 06:00 and again at 14:00, another all day, in hourly windows."""
+    hours = [4, 4, 5, 14, 14, 14] + list(range(2, 18))
+    return pl.DataFrame({
+        "t": [T0 + dt.timedelta(hours=h, minutes=7 * i % 60) for i, h in enumerate(hours)],
+        "host": ["a"] * 6 + ["b"] * 16,
+        "url": [f"/p{i % 4}" for i in range(len(hours))],
+        "bytes": [100 * (i + 1) for i in range(len(hours))],
+    }).sort("t")
+
+
+HOURLY = [rl.count(), rl.sum("bytes"), rl.count_distinct("url"), rl.mean("bytes"), rl.max("bytes")]
+ZERO = ("count", "bytes_sum", "url_count_distinct")
+GAPPED = ("bytes_mean", "bytes_max")
+
+
+def test_missing_windows_are_zero_for_counts_and_a_gap_for_other_metrics() -> None:
+    run = rl.stream(_host_day(), time="t").window(rl.tumbling("1h"), by="host").agg(*HOURLY).run()
+    ys = [*ZERO, *GAPPED]
+    fig = run.plot(y=ys, color="host")
+    want = _want(run.output, "window_start", ys, "host", "1h", gaps=GAPPED)
+    assert _traces(fig) == want
+    # Host a: nothing from 06:00 to 14:00: 0 calls, an unknown mean; b fills the whole grid.
+    a_count, a_max = (dict(zip(t[1], t[2], strict=True)) for t in want[:5:4])
+    assert a_count[T0 + dt.timedelta(hours=9)] == 0 and a_max[T0 + dt.timedelta(hours=9)] is None
+    assert len(want[0][1]) == 16 and len(want[4][1]) == 11  # counts 02:00-17:00, the max 04:00-14:00
+    assert [t.connectgaps for t in fig.data[:5]] == [None, None, None, False, False]
+    # The same rows as bars or points: as emitted, nothing added.
+    for kind in ("bar", "scatter"):
+        assert _traces(run.plot(y=ys, color="host", kind=kind)) == _want(run.output, "window_start", ys, "host")
+    # Areas: counts stack on zeros, other metrics break.
+    area = run.plot(y=["count", "bytes_mean"], color="host", kind="area")
+    assert _traces(area) == _want(run.output, "window_start", ["count", "bytes_mean"], "host", "1h",
+                                  gaps=GAPPED)
+
+
+def test_the_grid_when_keys_are_added_up_and_kept_by_top() -> None:
+    df = _host_day().with_columns(region=pl.when(pl.col("bytes") % 200 == 0).then(pl.lit("east"))
+                                  .otherwise(pl.lit("west")))
+    run = (rl.stream(df, time="t").window(rl.tumbling("30m"), by=["region", "host"])
+           .agg(rl.count()).run())
+    fig = run.plot(y="count", color="host", top=1)
+    per_host = run.output.group_by("host", "window_start").agg(pl.col("count").sum())
+    assert per_host.height < run.output.height  # regions were added up
+    busiest = per_host.filter(pl.col("host") == "b")
+    assert _traces(fig) == _want(busiest, "window_start", ["count"], "host", "30m")
+    assert 0 in _traces(fig)[0][2]
+
+
+@pytest.mark.parametrize(("window", "every"), [
+    (rl.hopping(10, 5), 5), (rl.tumbling(10, offset=3), 10)], ids=["hopping", "offset"])
+def test_the_grid_of_an_integer_time_column(window: Any, every: int) -> None:
+    df = pl.DataFrame({"t": [1, 2, 12, 61, 64, 99], "v": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    run = rl.stream(df, time="t").window(window).agg(rl.count(), rl.mean("v")).run()
+    fig = run.plot(y=["count", "v_mean"])
+    assert _traces(fig) == _want(run.output, "window_start", ["count", "v_mean"], None, every,
+                                 gaps=("v_mean",))
+    assert None in _traces(fig)[1][2] and 0 in _traces(fig)[0][2]
+
+
+def test_the_grid_of_cumulative_windows_steps_through_their_ends() -> None:
+    df = pl.DataFrame({"t": [1, 12, 31]})
+    run = rl.stream(df, time="t").window(rl.cumulative(10, 5)).agg(rl.count()).run()
+    # Every step of a period with rows is emitted; a period without rows is 0 at every step.
+    assert _traces(run.plot(y="count")) == [("count", [5, 10, 15, 20, 25, 30, 35, 40],
+                                             [1, 1, 1, 1, 0, 0, 1, 1])]
+    assert _traces(run.plot(y="count")) == _want(run.output, "window_end", ["count"], None, 5)
+
+
+@pytest.mark.parametrize(("every", "stamps"), [
+    ("1d", ["2026-03-27 10:00", "2026-03-28 10:00", "2026-03-31 10:00"]),  # DST on the 29th
+    ("1mo", ["2026-01-15 10:00", "2026-04-02 10:00", "2026-05-30 10:00"]),
+    ("1w", ["2026-03-02 10:00", "2026-03-30 10:00"]),
+])
+def test_the_grid_of_calendar_windows_follows_the_zone(every: str, stamps: list[str]) -> None:
+    df = pl.DataFrame({"t": stamps}).with_columns(
+        pl.col("t").str.to_datetime().dt.replace_time_zone("Europe/Paris"), v=pl.lit(1.5))
+    run = rl.stream(df, time="t").window(rl.tumbling(every)).agg(rl.count(), rl.mean("v")).run()
+    fig = run.plot(y=["count", "v_mean"])
+    assert _traces(fig) == _want(run.output, "window_start", ["count", "v_mean"], None, every,
+                                 gaps=("v_mean",))
+    assert len(fig.data[0].x) > df.height and all(x.hour == 0 for x in fig.data[0].x)
+
+
+def test_a_long_run_of_missing_windows_gets_its_first_and_last() -> None:
+    # 18,001 one-second windows: each missing one would be a point; its ends draw the same line.
+    df = pl.DataFrame({"t": [T0, T0 + dt.timedelta(seconds=1), T0 + dt.timedelta(hours=5)],
+                       "v": [1.0, 2.0, 3.0]})
+    run = rl.stream(df, time="t").window(rl.tumbling("1s")).agg(rl.count(), rl.mean("v")).run()
+    fig = run.plot(y=["count", "v_mean"])
+    seconds = [0, 1, 2, 17_999, 18_000]
+    xs = [T0 + dt.timedelta(seconds=s) for s in seconds]
+    assert _traces(fig) == [("count", xs, [1, 1, 0, 0, 1]), ("v_mean", xs, [1.0, 2.0, None, None, 3.0])]
+
+
+def test_a_point_between_gaps_gets_a_marker() -> None:
+    minutes = [*range(0, 40), 45, *range(50, 90)]  # minute 45 stands alone
+    df = pl.DataFrame({"t": [T0 + dt.timedelta(minutes=m) for m in minutes],
+                       "v": [float(m) for m in minutes]})
+    run = rl.stream(df, time="t").window(rl.tumbling("1m")).agg(rl.mean("v")).run()
+    trace = run.plot(y="v_mean").data[0]
+    assert len(trace.x) == 90 and trace.mode == "lines+markers"  # too long for markers everywhere
+    assert [i for i, size in enumerate(trace.marker.size) if size] == [45]
+
+
+def test_sessions_and_sliding_windows_have_no_grid() -> None:
+    df = pl.DataFrame({"t": [1, 2, 3, 40, 41, 90], "k": ["a", "a", "b", "a", "b", "a"]})
+    sessions = rl.stream(df, time="t").window(rl.session(5), by="k").agg(rl.count()).run()
+    fig = sessions.plot(y="count", color="k")
+    assert _traces(fig) == _want(sessions.output, "window_start", ["count"], "k")
+    assert _traces(fig)[0] == ("a", [1, 40, 90], [2, 1, 1])
+    sliding = rl.stream(df, time="t").window(rl.sliding(5), by="k").agg(rl.count()).run()
+    assert _traces(sliding.plot(y="count", color="k")) == _want(sliding.output, "t", ["count"], "k")
 
 
 # -- the time axis ---------------------------------------------------------------------------

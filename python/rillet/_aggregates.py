@@ -193,12 +193,32 @@ def top_k(column: str | pl.Expr, k: int, weight: str | pl.Expr | None = None, ap
     return _make("top_k", column, where, "top_k", opts, weight)
 
 
+def _top_k_output(agg: Agg, value: pl.DataType | None, engine_value: pl.DataType,
+                  weight: pl.DataType | None) -> pl.DataType | None:
+    """The type a top_k list is cast back to, or None when the engine's is right. The engine
+    carries values as Int64, Float64 or String and sums weights as Float64: integer weights
+    come back as Int64, as ``rl.sum`` of an integer column does (exact up to 2**53)."""
+    integer_weight = agg.weight is not None and weight is not None and weight.is_integer()
+    if value is None and not integer_weight:
+        return None
+    if agg.weight is None:
+        measure, measure_dtype = "count", pl.Int64
+    else:
+        measure, measure_dtype = "weight", pl.Int64 if integer_weight else pl.Float64
+    fields = {"value": value if value is not None else engine_value, measure: measure_dtype}
+    if agg.options.get("approx"):
+        fields["error"] = measure_dtype
+    return pl.List(pl.Struct(fields))
+
+
 _FLOATING = ("var", "std", "quantile", "approx_quantile")
 _VALUES = ("first", "last", "count_distinct", "approx_count_distinct", "top_k")
 
 
-def engine_input(agg: Agg, dtype: pl.DataType) -> tuple[pl.DataType | None, pl.DataType | None]:
-    """(dtype to cast the input to before the engine, dtype to cast the result back to)."""
+def engine_input(agg: Agg, dtype: pl.DataType,
+                 weight: pl.DataType | None = None) -> tuple[pl.DataType | None, pl.DataType | None]:
+    """(dtype to cast the input to before the engine, dtype to cast the result back to);
+    ``weight`` is the type of a top_k's ``weight=``."""
     name = agg.input_name()
     if agg.kind == "count":
         return None, None
@@ -224,14 +244,10 @@ def engine_input(agg: Agg, dtype: pl.DataType) -> tuple[pl.DataType | None, pl.D
                 f"rl.{agg.kind}({name!r}) takes integer, float, boolean, temporal or string "
                 f"values, but {name!r} is {dtype}"
             )
+        if agg.kind == "top_k":
+            return engine, _top_k_output(agg, out, engine or dtype, weight)
         if not back or out is None:
             return engine, None
-        if agg.kind == "top_k":
-            count = ("weight", pl.Float64) if agg.weight is not None else ("count", pl.Int64)
-            fields = {"value": out, count[0]: count[1]}
-            if agg.options.get("approx"):
-                fields["error"] = count[1]
-            return engine, pl.List(pl.Struct(fields))
         return engine, out
     if agg.kind in ("sum", "mean"):
         if dtype.is_integer() or dtype == pl.Boolean:

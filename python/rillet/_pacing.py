@@ -5,22 +5,29 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from rillet._errors import ConfigError, SchemaError
 from rillet._files import Chunk
 from rillet._source import frames
+from rillet._time import text_instants
 
 _STEP_S = 0.05  # release rows in steps of this much wall-clock time
+ACCEPTED = "a Datetime, a Date, or ISO 8601 text such as 2024-05-01T12:00:00Z"
 
 
 class Paced:
     """A source whose rows are released at ``speed`` times the pace recorded in the ``by``
-    column (a Datetime): rows recorded one second apart arrive ``1 / speed`` seconds apart."""
+    column (a Datetime, a Date, or ISO 8601 text read as the stream reads a text ``time=``):
+    rows recorded one second apart arrive ``1 / speed`` seconds apart. A row whose time is
+    null or unreadable is released with the row before it."""
 
     def __init__(self, source: Any, speed: float | None, by: str) -> None:
         if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed <= 0):
             raise ConfigError(f"paced(speed=...) must be a positive number or None, got {speed!r}")
+        if not isinstance(by, str):
+            raise ConfigError(f"paced(by=...) takes a column name, got {by!r}")
         self.source = source
         self.speed = speed
         self.by = by
@@ -28,23 +35,26 @@ class Paced:
     def chunks(self) -> Iterator[Any]:
         start_wall: float | None = None
         start_rec: int | None = None
+        last_rec: int | None = None  # the recorded time of the last row released
         for item in frames(self.source):
             frame = item.frame if isinstance(item, Chunk) else item
             if self.speed is None or frame.height == 0:
                 yield item
                 continue
-            if self.by not in frame.columns or not isinstance(frame.schema[self.by], pl.Datetime):
-                raise SchemaError(
-                    f"paced(by={self.by!r}) needs a Datetime column of that name; the source has "
-                    f"{dict(frame.schema)}"
-                )
-            us = frame[self.by].dt.epoch("us").to_numpy()
+            recorded = self._recorded_us(frame)
+            recorded = recorded.forward_fill()
+            recorded = recorded.backward_fill() if last_rec is None else recorded.fill_null(last_rec)
+            if recorded.null_count() == recorded.len():  # no time yet: nothing to pace by
+                yield item
+                continue
+            us = recorded.to_numpy()
+            last_rec = int(us[-1])
             if start_rec is None:
                 start_wall, start_rec = time.monotonic(), int(us[0])
             assert start_wall is not None
             # Slice the batch where the recorded time crosses each release step.
             steps = ((us - start_rec) / 1e6 / self.speed // _STEP_S).astype("int64")
-            cuts = [0, *[i for i in range(1, len(steps)) if steps[i] != steps[i - 1]], len(steps)]
+            cuts = [0, *(np.flatnonzero(np.diff(steps)) + 1).tolist(), len(steps)]
             for a, b in zip(cuts, cuts[1:]):
                 due = start_wall + steps[a] * _STEP_S
                 wait = due - time.monotonic()
@@ -56,11 +66,39 @@ class Paced:
                 else:
                     yield part
 
+    def _recorded_us(self, frame: pl.DataFrame) -> pl.Series:
+        """The ``by`` column as microseconds since the epoch (Int64, null where unreadable)."""
+        dtype = frame.schema.get(self.by)
+        if dtype is None:
+            raise SchemaError(
+                f"paced(by={self.by!r}): the source has no column {self.by!r}; its columns are "
+                f"{frame.columns}"
+            )
+        if isinstance(dtype, pl.Datetime):
+            times = frame.get_column(self.by)
+        elif dtype == pl.Date:
+            times = frame.get_column(self.by).cast(pl.Datetime("us"))
+        elif dtype == pl.String:
+            times = frame.select(text_instants(self.by)).to_series()
+        else:
+            hint = " (integer times have no unit: convert them to a Datetime first)" if dtype.is_integer() else ""
+            raise SchemaError(
+                f"paced(by={self.by!r}): {self.by!r} is {_type_name(dtype)}; pacing needs "
+                f"{ACCEPTED}{hint}"
+            )
+        return times.dt.epoch("us")
+
     def __repr__(self) -> str:
         return f"{self.source!r}.paced(speed={self.speed!r}, by={self.by!r})"
 
 
+def _type_name(dtype: pl.DataType) -> str:
+    """A type's name without its fields: a nested type's full schema can run to pages."""
+    return dtype.base_type().__name__ if dtype.is_nested() else str(dtype)
+
+
 def paced(source: Any, speed: float | None = 10.0, by: str = "arrival_time") -> Paced:
     """Replays ``source`` (any rillet source: a DataFrame, files, ...) at ``speed`` times the
-    pace recorded in its ``by`` Datetime column; ``speed=None`` is as fast as possible."""
+    pace recorded in its ``by`` column (a Datetime, a Date, or ISO 8601 text);
+    ``speed=None`` is as fast as possible."""
     return Paced(source, speed, by)

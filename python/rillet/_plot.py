@@ -10,7 +10,12 @@ What is drawn, in order (docs/semantics.md, "Plots"):
 3. rows that still share ``(facet, color, x)`` differ in keys the plot does not show: counts
    and sums are added up, mins and maxes combined; any other aggregate is a ConfigError;
 4. ``top=N`` keeps the N colour values with the largest total of the first ``y``;
-5. one trace per ``y`` column and colour value, sorted by ``x``; colour values sorted.
+5. one trace per ``y`` column and colour value, sorted by ``x``; colour values sorted;
+6. lines and areas over the windows of a tumbling, hopping or cumulative window are put on
+   the window grid (the query's ``every``, or a cumulative window's step), since an empty
+   window emits no row: a missing window of a count, sum or distinct count is 0 (from the
+   figure's first window to its last), of any other metric a gap (``None``: the line breaks
+   there). Session and sliding windows have no grid: their points are joined as emitted.
 """
 from __future__ import annotations
 
@@ -29,6 +34,11 @@ MAX_FACETS = 20
 # How rows that differ only in keys the plot does not show are combined into one point.
 _COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
 _ADDITIVE = ("count", "sum")
+# What a window with no rows holds: these are 0 there; any other metric is unknown (a gap).
+_ZERO_WHEN_EMPTY = ("count", "sum", "count_distinct", "approx_count_distinct")
+GRIDDED = ("tumbling", "hopping", "cumulative")
+_MAX_GRID = 1_000_000  # windows between the first and last drawn; beyond, points as emitted
+_EVERY_WINDOW_UP_TO = 10_000  # beyond, a run of missing windows gets its first and last only
 # One style per y column, so several metrics per colour value stay apart.
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 _SYMBOLS = ("circle", "square", "diamond", "cross", "x", "triangle-up")
@@ -59,6 +69,7 @@ class OutputShape:
     window: str  # tumbling, hopping, session, sliding, cumulative
     time: str  # the stream's time column (a sliding window's output carries it)
     aggs: dict[str, str]  # output column -> aggregate kind
+    spec: Any = None  # the WindowSpec, for the window grid
 
     @classmethod
     def of(cls, query: Any) -> OutputShape | None:
@@ -66,7 +77,7 @@ class OutputShape:
             return None
         w = query._w
         return cls(tuple(w._by), w._emit, w._spec.kind, w._stream._time,
-                   {a.name: a.kind for a in query._aggs})
+                   {a.name: a.kind for a in query._aggs}, w._spec)
 
     @property
     def bounds(self) -> tuple[str, ...]:
@@ -136,8 +147,9 @@ def figure(
     legend = ", ".join(colors)
     if top is not None and df.height:
         df, legend = _top(df, colors, ys[0], top, legend)
+    grid = window_grid(df.get_column(x), shape, x) if kind in ("line", "area") and df.height else None
     return _draw(go, make_subplots, df, shape, x, ys, labels, colors, facet, kind, title, legend,
-                 output.schema.get(x))
+                 output.schema.get(x), grid)
 
 
 # -- choosing columns -----------------------------------------------------------------------
@@ -257,10 +269,82 @@ def _top(df: pl.DataFrame, colors: list[str], y: str, n: int,
     return df, f"{legend}<br><sup>top {n} of {totals.height} by total {y}</sup>"
 
 
+# -- the window grid ----------------------------------------------------------------------------
+def window_grid(xs: pl.Series, shape: OutputShape | None, x: str) -> pl.Series | None:
+    """Every window bound ``x`` takes from the first in ``xs`` to the last, as the physical
+    integers of ``xs`` (sorted); None when there is no grid (sessions, sliding windows, ``x``
+    not a bound), when it would hold over ``_MAX_GRID`` windows, or when a bound in ``xs`` is
+    not on it (a layout this does not know: the points are then drawn as emitted)."""
+    if shape is None or shape.spec is None or x not in BOUNDS or shape.window not in GRIDDED:
+        return None
+    dtype = xs.dtype
+    if isinstance(dtype, pl.Datetime):
+        unit, tz = dtype.time_unit or "us", dtype.time_zone
+    elif dtype.is_integer():
+        unit, tz = "integer", None
+    else:
+        return None
+    try:
+        window = shape.spec.resolve(unit, tz)
+    except RilletError:
+        return None
+    seen = xs.drop_nulls().to_physical().cast(pl.Int64).unique().sort()
+    if not seen.len():
+        return None
+    lo, hi = seen[0], seen[-1]
+    # A cumulative window's steps end every step; its starts are a period apart.
+    step_of = "period" if shape.window == "cumulative" and x == "window_start" else "every"
+    if window["kind"] in ("fixed", "cumulative"):
+        step = window[step_of]
+        if (hi - lo) // step >= _MAX_GRID:
+            return None
+        grid = pl.int_range(lo, hi + 1, step, eager=True)
+    elif window["kind"] == "calendar":
+        months, span = window[f"{step_of}_months"], window[step_of]
+        day = 86_400 * {"ns": 10**9, "us": 10**6, "ms": 10**3}[unit]
+        shortest = months * 28 * day if months else span
+        if (hi - lo) // shortest >= _MAX_GRID:
+            return None
+        # Calendar months and days follow the window's zone (23- and 25-hour days).
+        every = f"{months}mo" if months else f"{span // day}d" if span % day == 0 else f"{span}{unit}"
+        wall = pl.col(x) if tz else pl.col(x).dt.replace_time_zone("UTC")
+        wall = wall.dt.convert_time_zone(window["tz"])
+        grid = (xs.to_frame(x).select(pl.datetime_range(wall.min(), wall.max(), every))
+                .to_series().to_physical().cast(pl.Int64))
+    else:
+        return None
+    if not seen.is_in(grid).all():
+        return None
+    return grid
+
+
+def _on_grid(pts: pl.DataFrame, x: str, y: str, grid: pl.Series, zero: bool,
+             every_window: bool) -> tuple[pl.DataFrame, bool]:
+    """``pts[x, y]`` with the windows of ``grid`` it misses: 0 over the whole grid when
+    ``zero``, else None between its first and last point (a gap). With ``every_window``
+    False, a run of missing windows gets its first and last only (the same line). Also
+    whether any window was added."""
+    part = pts.select(x, y)
+    have = part.get_column(x).to_physical().cast(pl.Int64)
+    span = grid if zero else grid.filter(grid.is_between(have.min(), have.max()))
+    missing = ~span.is_in(have)
+    if not every_window:
+        missing = missing & ~(missing.shift(1, fill_value=False) & missing.shift(-1, fill_value=False))
+    added = span.filter(missing)
+    if not added.len():
+        return part, False
+    ydtype = part.schema[y]
+    filler = pl.DataFrame({
+        x: added.cast(part.schema[x]),
+        y: pl.repeat(0 if zero else None, added.len(), eager=True).cast(ydtype),
+    })
+    return pl.concat([part, filler]).sort(x), True
+
+
 # -- drawing ----------------------------------------------------------------------------------
 def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | None, x: str,
           ys: list[str], labels: dict[str, str], colors: list[str], facet: str | None, kind: str,
-          title: str | None, legend: str, x_dtype: Any) -> Any:
+          title: str | None, legend: str, x_dtype: Any, grid: pl.Series | None = None) -> Any:
     from plotly.colors import qualitative
 
     facets: list[Any] = [None]
@@ -277,13 +361,16 @@ def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | No
         fig = go.Figure()
     values = (df.select(colors).unique().sort(colors, nulls_last=True).rows()
               if colors and df.height else [()])
-    palette = qualitative.Plotly if len(values) <= 10 else qualitative.Dark24
+    # A colour per colour value; without color=, a colour per y column (else they would share one).
+    by_y = not colors and len(ys) > 1
+    palette = qualitative.Plotly if max(len(values), len(ys) if by_y else 0) <= 10 else qualitative.Dark24
     shade = {v: palette[i % len(palette)] for i, v in enumerate(values)}
+    every_window = grid is not None and grid.len() <= _EVERY_WINDOW_UP_TO
     additive = shape is not None and all(shape.aggs.get(c) in _ADDITIVE for c in ys)
     x_format = _x_hover_format(df.get_column(x)) if df.height else None
     y_format = {c: ",d" if df.schema[c].is_integer() else ",.6~r" for c in ys} if df.height else {}
     longest = 0
-    traces: list[tuple[int, Any]] = []
+    traces: list[tuple[int, Any, list[bool] | None]] = []
     legend_seen: set[str] = set()
     for row, fv in enumerate(facets if df.height else [], start=1):
         part = df if facet is None else df.filter(pl.col(facet).eq_missing(fv))
@@ -293,25 +380,37 @@ def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | No
             pts = by_colour.get(value)
             if pts is None or not pts.height:
                 continue
-            xs = _axis_values(pts.get_column(x))
-            longest = max(longest, pts.height)
             for i, c in enumerate(ys):
                 name = ", ".join(_label(v) for v in value) if colors else c
                 if colors and len(ys) > 1:
                     name = f"{name} · {c}"
+                line, gapped = pts.select(x, c), False
+                if grid is not None:
+                    zero = shape is not None and shape.aggs.get(c) in _ZERO_WHEN_EMPTY
+                    line, added = _on_grid(pts, x, c, grid, zero, every_window)
+                    gapped = added and not zero
+                longest = max(longest, line.height)
                 style = dict(
-                    x=xs, y=_axis_values(pts.get_column(c)), name=name,
-                    legendgroup=name, showlegend=name not in legend_seen,
+                    x=_axis_values(line.get_column(x)), y=_axis_values(line.get_column(c)),
+                    name=name, legendgroup=name, showlegend=name not in legend_seen,
                     xhoverformat=x_format, yhoverformat=y_format[c],
                 )
+                if gapped:
+                    style["connectgaps"] = False
                 legend_seen.add(name)
                 if kind == "scatter":
                     style["hovertemplate"] = (f"<b>%{{fullData.name}}</b><br>{x}: %{{x}}<br>"
                                               f"{labels[c]}: %{{y}}<extra></extra>")
-                traces.append((row, _trace(go, kind, style, shade[value], i, c, additive)))
-    for row, trace in traces:
+                colour = palette[i % len(palette)] if by_y else shade[value]
+                trace = _trace(go, kind, style, colour, 0 if by_y else i, c, additive)
+                traces.append((row, trace, _alone(line.get_column(c)) if gapped else None))
+    for row, trace, alone in traces:
         if kind == "line" and (longest <= _MARKERS_UP_TO or len(trace.x) == 1):
             trace.mode = "lines+markers"
+        elif kind == "line" and alone is not None and any(alone):
+            # A point between two gaps has no line to draw: a marker shows it.
+            trace.mode = "lines+markers"
+            trace.marker.size = [6 if a else 0 for a in alone]
         if facet is not None and df.height:
             fig.add_trace(trace, row=row, col=1)
         else:
@@ -339,6 +438,12 @@ def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | No
     fig.update_yaxes(title_text=y_title)
     fig.update_xaxes(title_text=x_title, row=len(facets) if facet is not None and df.height else None)
     return fig
+
+
+def _alone(y: pl.Series) -> list[bool]:
+    """Which values have no value on either side (a line through them has no length)."""
+    known = y.is_not_null()
+    return (known & ~known.shift(1, fill_value=False) & ~known.shift(-1, fill_value=False)).to_list()
 
 
 def _trace(go: Any, kind: str, style: dict[str, Any], shade: str, i: int, y: str,

@@ -30,8 +30,9 @@ class ChunkSource(ABC):
             yield c.frame
 
     def paced(self, speed: float | None = 10.0, by: str | None = None) -> Any:
-        """This source replayed at ``speed`` times the pace recorded in the Datetime column
-        ``by`` (default: the source's arrival time, or ``eventTime`` for CloudTrail)."""
+        """This source replayed at ``speed`` times the pace recorded in the column ``by`` (a
+        Datetime, a Date, or ISO 8601 text; default: the source's arrival time, or
+        ``eventTime`` for CloudTrail)."""
         from rillet._pacing import Paced
 
         return Paced(self, speed, self.pace_by if by is None else by)
