@@ -23,7 +23,9 @@ fn stream() -> RecordBatch {
     let services: Vec<String> = (0..20).map(|i| format!("svc{i}.amazonaws.com")).collect();
     let names: Vec<String> = (0..190).map(|i| format!("Api{i}")).collect();
     let mut t = 1_767_225_600_000_000i64;
-    let users: Vec<String> = (0..5000).map(|i| format!("user{i:04}")).collect();
+    let users: Vec<String> = (0..5000)
+        .map(|i| format!("arn:aws:iam::123456789012:user/user{i:04}"))
+        .collect();
     let (mut ts, mut src, mut name, mut bytes, mut lat, mut user) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..ROWS {

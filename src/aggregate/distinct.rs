@@ -2,7 +2,8 @@
 //! mode for small windows and Ertl's improved estimator beyond).
 
 use super::rows::{Column, OutBuilder, RowContext, RowState};
-use hashbrown::{HashSet, HashTable};
+use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
+use std::hash::BuildHasher;
 use serde::{Deserialize, Serialize};
 
 /// A 64-bit hash of a value's identifying bytes; the same on every machine and run, so sketches
@@ -56,6 +57,8 @@ pub struct ExactDistinct {
     hashes: Vec<u64>,
     /// Value indices, by hash.
     index: HashTable<u32>,
+    /// The hash of the index (any hash will do: the index is rebuilt when a set is read back).
+    hasher: DefaultHashBuilder,
 }
 
 /// The stored form of [`ExactDistinct`]: the arena without its index.
@@ -116,13 +119,13 @@ impl ExactDistinct {
 
     /// True when `v` was added.
     pub fn contains(&self, v: &[u8]) -> bool {
-        self.find(hash64(v), v).is_some()
+        self.find(self.hasher.hash_one(v), v).is_some()
     }
 
     /// Adds a value (its identifying bytes); true when it was new.
     #[inline]
     pub fn insert(&mut self, v: &[u8]) -> bool {
-        let h = hash64(v);
+        let h = self.hasher.hash_one(v);
         if self.find(h, v).is_some() {
             return false;
         }
