@@ -486,12 +486,12 @@ impl WindowOperator {
         batch_times(&self.accs, &times, n, &mut self.batch_times);
         self.metrics.rows_in += n as u64;
         // Large batches of final-mode queries without key columns (whose accumulators are the
-        // bulk of the work) hand the accumulator updates to a second thread, in row order,
-        // while this one assigns rows to panes; the updates are synced before every moment,
-        // so what is emitted is the same either way. With key columns the two threads are
-        // better spent encoding the keys and updating the accumulators side by side (as
-        // measured on the benchmark workload); updating modes have a moment at each amended
-        // row, too often to hand work over.
+        // bulk of the work, in one slot per window) hand the accumulator updates to a second
+        // thread, in row order, while this one assigns rows to panes; the updates are synced
+        // before every moment, so what is emitted is the same either way. With key columns
+        // the two threads are better spent encoding the keys and then updating accumulators
+        // side by side, or the slots of one accumulator (as measured on the benchmark
+        // workload); updating modes have a moment at each amended row, too often to hand over.
         let times_buf = std::mem::take(&mut self.batch_times);
         let seq = self.batch_seq;
         let outcome = if !amend && bound.key_indices.is_empty() && Feeder::worth_it(n) {

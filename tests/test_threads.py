@@ -82,3 +82,40 @@ def test_large_batches_equal_polars(restore_threads, period: int) -> None:
 def test_thread_count_must_be_positive(restore_threads) -> None:
     with pytest.raises(rl.ConfigError, match="at least 1"):
         rl.set_threads(0)
+
+
+#: One accumulator per query: its slots are split between two threads (keyed), or its
+#: updates handed to a second thread while rows are assigned (no key).
+SINGLE = {
+    "count_distinct": lambda: rl.count_distinct("user"),
+    "approx_count_distinct": lambda: rl.approx_count_distinct("user"),
+    "top_k": lambda: rl.top_k("api", 5),
+    "median": lambda: rl.median("lat"),
+    "last": lambda: rl.last("bytes"),
+}
+
+
+@pytest.mark.parametrize("by", [["svc"], []])
+@pytest.mark.parametrize("agg", sorted(SINGLE))
+def test_one_accumulator_on_two_threads(restore_threads, agg: str, by: list[str]) -> None:
+    df = _stream()
+    runs = []
+    for n in (1, 2):
+        rl.set_threads(n)
+        q = (rl.stream(df, time="t", watermark=500)
+             .window(rl.tumbling(2_000_000), by=by, lateness=1_000)
+             .agg(SINGLE[agg]()))
+        runs.append(q.run())
+    assert_frame_equal(runs[1].output, runs[0].output)
+    assert_frame_equal(runs[1].late, runs[0].late)
+    if agg in ("count_distinct", "median"):
+        # And right: polars' group-by over the rows that were not late.
+        kept = df.join(runs[1].late.select("t", "svc", "bytes", "lat"), on=["t", "svc", "bytes", "lat"],
+                       how="anti")
+        col, expr = (("user_count_distinct", pl.col("user").n_unique().cast(pl.Int64)) if agg == "count_distinct"
+                     else ("lat_median", pl.col("lat").quantile(0.5, interpolation="nearest")))
+        keys = [*by, "window_start"]
+        want = (kept.with_columns((pl.col("t") // 2_000_000 * 2_000_000).alias("window_start"))
+                .group_by(keys).agg(expr.alias(col)).sort(keys))
+        got = runs[1].output.select(*keys, col).sort(keys)
+        assert_frame_equal(got, want, check_dtypes=False)

@@ -413,6 +413,31 @@ impl<S: RowState> RowSlots<S> {
     }
 }
 
+/// Where to split a large batch's slots so that two threads get about half the pairs each, or
+/// None when it is small, the engine has one thread, or one slot holds most pairs.
+fn split_point(slots: &[u32], len: usize) -> Option<usize> {
+    if slots.len() < crate::parallel::MIN_ROWS || crate::parallel::threads() < 2 {
+        return None;
+    }
+    let mut counts = vec![0u32; len];
+    for &s in slots {
+        counts[s as usize] += 1;
+    }
+    let half = slots.len() / 2;
+    let mut seen = 0usize;
+    for (i, &c) in counts.iter().enumerate() {
+        seen += c as usize;
+        if seen >= half {
+            // Split after the slot that crosses the half, unless it leaves one side nearly empty.
+            let mid = i + 1;
+            let low = seen;
+            let balanced = low.min(slots.len() - low) * 4 >= slots.len();
+            return (balanced && mid < len).then_some(mid);
+        }
+    }
+    None
+}
+
 impl<S: RowState> GroupsAccumulator for RowSlots<S> {
     fn reset(&mut self, slot: u32) {
         let s = slot as usize;
@@ -437,16 +462,32 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
             Some(i) => Some(Column::of(batch.column(i), &self.name)?),
         };
         let filter = self.filter.map(|i| batch.column(i).as_boolean());
-        for (&r, &s) in rows.iter().zip(slots) {
-            let r = r as usize;
-            if let Some(f) = filter {
-                if !(f.is_valid(r) && f.value(r)) {
+        let cfg = &self.cfg;
+        // Adds the pairs whose slot is in `base..base + states.len()` to `states`.
+        let add = |states: &mut [S], base: usize| {
+            for (&r, &s) in rows.iter().zip(slots) {
+                let (r, s) = (r as usize, s as usize);
+                if s < base || s >= base + states.len() {
                     continue;
                 }
+                if let Some(f) = filter {
+                    if !(f.is_valid(r) && f.value(r)) {
+                        continue;
+                    }
+                }
+                if col.is_valid(r) {
+                    states[s - base].update(cfg, &col, aux.as_ref(), r, ctx);
+                }
             }
-            if col.is_valid(r) {
-                self.states[s as usize].update(&self.cfg, &col, aux.as_ref(), r, ctx);
+        };
+        match split_point(slots, self.states.len()) {
+            // Two threads, each updating the slots on its side of `mid` (each slot still sees
+            // its rows in row order, so the result is the one-thread result).
+            Some(mid) => {
+                let (low, high) = self.states.split_at_mut(mid);
+                crate::parallel::pool().join(|| add(low, 0), || add(high, mid));
             }
+            None => add(&mut self.states, 0),
         }
         Ok(())
     }
