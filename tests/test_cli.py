@@ -50,6 +50,15 @@ def python_m_rillet(*args: object, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def rillet_with_default_sigint(*args: object) -> subprocess.Popen:
+    """``rillet ARGS`` in a process where Ctrl-C is handled as Python does by default, even when
+    the tests run with SIGINT ignored (started in the background), which a child inherits."""
+    bootstrap = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "from rillet.__main__ import main; sys.exit(main())")
+    return subprocess.Popen([sys.executable, "-c", bootstrap, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 @pytest.fixture(scope="module")
 def flights_csv(tmp_path_factory) -> Path:
     """January and February 2013 from flights.csv, the lines as they are in the real file."""
@@ -405,8 +414,8 @@ def test_ctrl_c_exits_130_after_writing_what_was_emitted(tmp_path):
     live = tmp_path / "live.jsonl"
     live.write_bytes(TRAIL.read_bytes())
     out = tmp_path / "out.csv"
-    p = python_m_rillet("run", live, "--follow", "--time", "eventTime", "--window", "tumbling:5m",
-                        "--by", "eventSource", "--agg", "count", "--output", out, "--no-progress")
+    p = rillet_with_default_sigint("run", live, "--follow", "--time", "eventTime", "--window", "tumbling:5m",
+                                   "--by", "eventSource", "--agg", "count", "--output", out, "--no-progress")
     try:
         deadline = time.monotonic() + 60
         while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
@@ -431,6 +440,52 @@ def test_ctrl_c_exits_130_after_writing_what_was_emitted(tmp_path):
     got = pl.read_csv(out, try_parse_dates=True)
     assert_frame_equal(got, closed)
     assert f"emitted {closed.height} rows" in stderr
+
+
+def test_ctrl_c_while_the_late_rows_are_written_waits_for_the_file(capsys, tmp_path, monkeypatch):
+    """The late and rejected files are written when the run ends; a Ctrl-C then waits until
+    they are whole, and the exit status is still 130."""
+    import rillet._cli_run as cli_run
+
+    write_table = cli_run.write_table
+
+    def ctrl_c_first(df, target):
+        signal.raise_signal(signal.SIGINT)
+        return write_table(df, target)
+
+    monkeypatch.setattr(cli_run, "write_table", ctrl_c_first)
+    late = tmp_path / "late.csv"
+    code, _, err = cli(capsys, "run", TRAIL, "--time", "eventTime", "--window", "tumbling:5m",
+                       "--output", tmp_path / "out.csv", "--late", late, "--no-progress")
+    assert code == 130, err
+    want = (rl.stream(rl.read_jsonl(TRAIL), time="eventTime").window(rl.tumbling("5m"))
+            .agg(rl.count()).run(progress=False))
+    assert pl.read_csv(late).height == want.late.height > 0
+    assert pl.read_csv(tmp_path / "out.csv").height == want.output.height
+    assert "rillet: interrupted after the input had ended: every window was emitted" in err
+    assert "Traceback" not in err
+
+
+def test_late_and_rejected_files_in_a_missing_folder_fail_before_the_run(capsys, tmp_path):
+    for option in ("--late", "--rejected"):
+        target = tmp_path / "no" / "such" / "rows.csv"
+        code, out, err = cli(capsys, "run", TRAIL, "--time", "eventTime", "--window", "tumbling:5m",
+                             option, target, "--no-progress")
+        assert code == 1
+        assert err.startswith(f"rillet: error: cannot write {target} ({option}): there is no folder")
+        assert out == ""  # said at once, not after the run
+
+
+def test_a_parquet_output_that_cannot_be_written_leaves_no_temporary_file(capsys, tmp_path, monkeypatch):
+    def half_then_disk_full(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"PAR1 half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", half_then_disk_full)
+    code, _, err = cli(capsys, "run", TRAIL, "--time", "eventTime", "--window", "tumbling:5m",
+                       "--output", tmp_path / "out.parquet", "--no-progress")
+    assert code == 1 and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_python_m_rillet_run_prints_tables_and_a_summary(tmp_path):

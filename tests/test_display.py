@@ -244,9 +244,10 @@ def test_watermark_lag_and_wall_clock_lag_of_a_live_source(tmp_path: Path) -> No
         assert _until(lambda: handle.metrics["rows_in"] == 3)
         view = _View(handle._repr_html_())
         assert view.value("watermark_lag") == "10s"
-        # now - watermark = 30 s + 10 s, plus the test's own time
-        lag = view.value("wall_clock_lag")
-        assert re.fullmatch(r"4\d(\.\d+)?s", lag), lag
+        # now - watermark = 30 s + 10 s, plus the time the test took since `now`
+        took = dt.datetime.now(dt.timezone.utc) - now
+        shown = {duration_text(dt.timedelta(seconds=40 + s)) for s in range(int(took.total_seconds()) + 2)}
+        assert view.value("wall_clock_lag") in shown
     finally:
         handle.stop()
 
@@ -336,7 +337,7 @@ def test_the_refresh_thread_wakes_when_the_run_ends(notebook: list[_FakeHandle])
     handle = _small(_paused(1, gate)).start()
     handle.show(every=30)  # a long period: only the end of the run wakes it
     gate.set()
-    assert _until(lambda: _states(notebook[0])[-1] == "done", timeout=3)
+    assert _until(lambda: _states(notebook[0])[-1] == "done", timeout=10)  # well before 30 s
 
 
 def test_outside_a_notebook_the_display_hook_prints_the_text_view(capsys: pytest.CaptureFixture) -> None:
@@ -359,8 +360,7 @@ def test_text_view_and_watch() -> None:
     assert str(_newest(handle.output, ["k"], "final")) in text
     assert repr(handle).startswith("<RunningQuery running: rows_in=60,")
 
-    out = io.StringIO()
-    threading.Timer(0.15, gate.set).start()
+    out = _Drawings(gate, after=3)
     handle.watch(every=0.02, file=out)  # returns when the run ends
     blocks = out.getvalue().split("\n\nrillet query ")
     assert len(blocks) >= 3 and "\x1b[" not in out.getvalue()
@@ -368,7 +368,22 @@ def test_text_view_and_watch() -> None:
     assert blocks[-1].startswith("done")
 
 
-class _Terminal(io.StringIO):
+class _Drawings(io.StringIO):
+    """An output that opens ``gate`` (ending the run) once ``after`` drawings are written, so
+    a test sees several refreshes however slow the machine is."""
+
+    def __init__(self, gate: threading.Event, after: int) -> None:
+        super().__init__()
+        self._gate, self._after = gate, after
+
+    def write(self, text: str) -> int:
+        self._after -= 1
+        if self._after <= 0:
+            self._gate.set()
+        return super().write(text)
+
+
+class _Terminal(_Drawings):
     def isatty(self) -> bool:
         return True
 
@@ -376,8 +391,7 @@ class _Terminal(io.StringIO):
 def test_watch_redraws_in_place_on_a_terminal() -> None:
     gate = threading.Event()
     handle = _small(_paused(2, gate)).start()
-    threading.Timer(0.1, gate.set).start()
-    out = _Terminal()
+    out = _Terminal(gate, after=2)
     handle.watch(every=0.02, file=out)
     text = out.getvalue()
     first = text.split("\x1b[")[0]
@@ -397,7 +411,7 @@ def test_ctrl_c_stops_watching_not_the_query() -> None:
     try:
         started = time.monotonic()
         handle.watch(every=0.02, file=out)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 5  # not the 10 s the source lasts
     finally:
         armed.clear()
         timer.cancel()
@@ -582,7 +596,7 @@ def test_ctrl_c_stops_a_blocking_run_over_an_endless_source(growing_file: _Growi
     finally:
         armed.clear()
         timer.cancel()
-    assert fired and returned - fired[0] < 1.0  # promptly
+    assert fired and returned - fired[0] < 5.0  # promptly (a batch or a poll, on a busy machine too)
     assert isinstance(info.value, rl.Interrupted)
     run = info.value.run
     m = run.metrics
@@ -606,36 +620,221 @@ def test_ctrl_c_stops_a_blocking_run_over_an_endless_source(growing_file: _Growi
     assert_frame_equal(got, want)
 
 
+def _python_with_default_sigint(script: str) -> list[str]:
+    """``python -c script`` with Ctrl-C handled as Python does by default, even when the tests
+    run with SIGINT ignored (started in the background), which a child would inherit."""
+    prelude = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    return [sys.executable, "-c", prelude + textwrap.dedent(script)]
+
+
+def _package_env() -> dict[str, str]:
+    package = str(Path(rl.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.environ.get("PYTHONPATH", "")])}
+
+
 def test_sigint_ends_a_script_promptly_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "growing.jsonl"
     path.write_text("".join(
         json.dumps({"t": (T0 + dt.timedelta(seconds=30 * i)).isoformat(), "k": "a"}) + "\n" for i in range(10)
     ))
-    script = textwrap.dedent(f"""
+    script = f"""
         import rillet as rl
         q = (rl.stream(rl.tail_jsonl({str(path)!r}, poll="20ms"), time="t")
              .window(rl.tumbling("1m"), by="k").agg(rl.count()))
         print("ready", flush=True)
         q.collect()
-    """)
-    package = str(Path(rl.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    """
+    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_package_env())
     try:
         assert proc.stdout.readline() == "ready\n"
         time.sleep(0.3)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert time.monotonic() - sent < 3
+    assert time.monotonic() - sent < 10
     # An uncaught rl.Interrupted: status 1 (Python keeps 130 for a plain KeyboardInterrupt).
     assert proc.returncode == 1, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("rillet.Interrupted: interrupted after 10 input rows (4 output rows kept"), last
     assert "open windows were not flushed" in last
     assert "Exception in thread" not in err and "Exception ignored" not in err
+
+
+def test_ctrl_c_stops_wait_on_a_query_that_never_ends() -> None:
+    """polars' SIGINT handler restarts an untimed wait after Ctrl-C (SA_RESTART): wait() must
+    still give up waiting at once, and leave the query running."""
+    script = """
+        import time
+        import polars as pl, rillet as rl
+
+        def quiet():
+            yield pl.DataFrame({"t": [1, 2, 3], "k": ["a", "b", "a"]})
+            while True:  # a live source with nothing new: heartbeats
+                time.sleep(0.01)
+                yield pl.DataFrame({"t": [1], "k": ["a"]}).head(0)
+
+        handle = rl.stream(quiet(), time="t").window(rl.tumbling(10), by="k").agg(rl.count()).start()
+        print("ready", flush=True)
+        try:
+            handle.wait()
+        except KeyboardInterrupt:
+            print("stopped waiting:", handle.state, flush=True)
+        print("rows in:", handle.stop().metrics["rows_in"], flush=True)
+    """
+    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_package_env())
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["stopped waiting: running", "rows in: 3"]
+    assert time.monotonic() - sent < 10
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads glibc's struct sigaction")
+def test_a_blocking_run_keeps_the_sigint_handler_polars_installed() -> None:
+    """polars installs a C-level SIGINT handler (so that Ctrl-C cancels a polars query);
+    holding Ctrl-C back during a batch must put it back afterwards, not leave Python's alone."""
+    script = """
+        import ctypes, signal, tempfile
+        import polars as pl, rillet as rl
+
+        class Action(ctypes.Structure):  # glibc's struct sigaction
+            _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                        ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+        sigaction = ctypes.CDLL(None).sigaction
+        sigaction.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+        def action():
+            a = Action()
+            assert sigaction(signal.SIGINT, None, ctypes.byref(a)) == 0
+            return a.handler, a.flags, a.mask[0]
+
+        before = action()
+        q = (rl.stream(pl.DataFrame({"t": [1, 2, 15], "k": ["a", "b", "a"]}), time="t")
+             .window(rl.tumbling(10), by="k").agg(rl.count()))
+        q.run(progress=False)
+        q.collect(progress=False)
+        list(q.iter(progress=False))
+        q.for_each(lambda df: None, progress=False)
+        q.to_jsonl(tempfile.mkdtemp(), partition_by=None, progress=False)
+        kept = action() == before
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own C handler
+        print("kept" if kept else "lost", "native" if action() != before else "python", flush=True)
+    """
+    proc = subprocess.run(_python_with_default_sigint(script), capture_output=True, text=True, check=False,
+                          env=_package_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    kept, whose = proc.stdout.split()
+    if whose == "python":
+        pytest.skip("this polars installs no SIGINT handler of its own")
+    assert kept == "kept"
+
+
+def test_ctrl_c_in_a_polars_call_of_the_source_raises_interrupted() -> None:
+    """Ctrl-C during a polars computation the source runs (a LazyFrame collected) raises twice:
+    polars' own KeyboardInterrupt, then Python's at the next call. The run still ends with
+    rl.Interrupted holding what was read."""
+    script = """
+        import polars as pl, rillet as rl
+
+        base = pl.LazyFrame({"a": range(60_000)})
+        heavy = (base.join(base, how="cross")  # seconds of work for polars
+                 .filter((pl.col("a") * 31 + pl.col("a_right") * 17) % 7 == 3)
+                 .select(pl.len().alias("n"), pl.lit(5).alias("t")))
+
+        def batches():
+            yield pl.DataFrame({"n": [1], "t": [1]}, schema={"n": pl.UInt32, "t": pl.Int32})
+            print("collecting", flush=True)
+            yield heavy
+            yield heavy
+
+        q = rl.stream(batches(), time="t").window(rl.tumbling(10)).agg(rl.count())
+        try:
+            q.run(progress=False)
+        except rl.Interrupted as e:
+            print("interrupted, rows in:", e.run.metrics["rows_in"], flush=True)
+    """
+    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_package_env())
+    try:
+        assert proc.stdout.readline() == "collecting\n"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == "interrupted, rows in: 1\n", err
+
+
+def test_ctrl_c_while_a_sink_writes_its_last_files_waits_for_them(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows a file sink buffered are written when the run ends; a Ctrl-C then is held
+    back until they are, then raised (the input had ended: the run is complete)."""
+    from rillet._sinks import FileSink
+
+    write_file = FileSink._write_file
+
+    def ctrl_c_first(self, folder, df):
+        signal.raise_signal(signal.SIGINT)
+        return write_file(self, folder, df)
+
+    monkeypatch.setattr(FileSink, "_write_file", ctrl_c_first)
+    q = _small([_minutes(b) for b in range(6)])
+    # KeyboardInterrupt, so a failure here fails the test rather than ending the session.
+    with pytest.raises(KeyboardInterrupt) as info:
+        q.to_jsonl(tmp_path / "out", max_rows=10**6, max_delay=None, progress=False)
+    assert isinstance(info.value, rl.Interrupted)
+    assert not info.value.run.interrupted  # every window was flushed and written
+    assert "the run is complete" in str(info.value)
+    got = pl.concat([pl.read_ndjson(f) for f in sorted((tmp_path / "out").rglob("*.jsonl"))])
+    want = q.collect(progress=False)
+    assert sorted(got.select("k", "count").rows()) == sorted(want.select("k", "count").rows())
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_a_write_cut_short_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C (delivered at once) or a full disk in the middle of a file: the
+    temporary file is removed, so no half file is left in the output folder."""
+    def half_then(exc: BaseException):
+        def write_ndjson(self, path):
+            Path(path).write_text('{"k": "k0", "cou')  # half a file, then the failure
+            raise exc
+        return write_ndjson
+
+    q = _small([_minutes(b) for b in range(3)])
+    monkeypatch.setattr(pl.DataFrame, "write_ndjson", half_then(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        q.to_jsonl(tmp_path / "a", partition_by=None, max_delay=None, progress=False)
+    assert list((tmp_path / "a").rglob("*")) == []
+    monkeypatch.setattr(pl.DataFrame, "write_ndjson", half_then(OSError(28, "No space left on device")))
+    with pytest.raises(rl.SinkError, match="No space left on device"):
+        q.to_jsonl(tmp_path / "b", partition_by=None, max_delay=None, progress=False)
+    assert list((tmp_path / "b").rglob("*")) == []
+
+
+def test_a_handler_not_installed_from_python_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """signal.getsignal() is None when an embedding application handles SIGINT itself:
+    signal.signal could not put it back, so rillet does not touch it."""
+    calls: list[object] = []
+    real_signal = signal.signal
+    monkeypatch.setattr(signal, "getsignal", lambda signum: None)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: calls.append(handler) or real_signal(signum, handler))
+    out = _small([_minutes(0), _minutes(3)]).collect(progress=False)
+    assert out.height > 0 and calls == []

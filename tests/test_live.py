@@ -174,6 +174,32 @@ def test_stop_works_before_any_row_arrives(tmp_path: Path, kind: str) -> None:
     tail = rl.tail_jsonl(path, poll="10ms") if kind == "jsonl" else rl.tail_csv(path, poll="10ms")
     handle = rl.stream(tail, time="t").window(rl.tumbling("1m")).agg(rl.count()).start()
     time.sleep(0.1)
-    run = handle.stop(timeout=2)
+    run = handle.stop(timeout=10)
     assert not handle.running
     assert run.metrics["rows_in"] == 0 and run.output.height == 0
+
+
+def test_a_source_that_fails_to_close_fails_the_run() -> None:
+    """A source whose close() raises (a consumer that cannot commit, say) fails the run, as the
+    error would end a blocking run(), rather than killing the thread with the handle "done"."""
+
+    class Feed:
+        def batches(self) -> Iterator[pl.DataFrame]:
+            try:
+                yield _events(100)
+                while True:
+                    time.sleep(0.01)
+                    yield _events(1).head(0)
+            finally:
+                raise rl.SourceError("could not commit the offsets")
+
+    class Chunked:  # rillet's own sources hand their chunks over as they are
+        def chunks(self) -> Iterator[pl.DataFrame]:
+            yield from Feed().batches()
+
+    handle = _query(Chunked()).start()
+    assert _until(lambda: handle.metrics["rows_in"] == 100)
+    with pytest.raises(rl.SourceError, match="could not commit the offsets"):
+        handle.stop()
+    assert handle.state == "failed" and not handle.running
+    assert handle.metrics["rows_in"] == 100  # the counters are frozen at the end all the same

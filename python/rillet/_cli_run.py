@@ -7,6 +7,7 @@ end up on standard error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import shutil
@@ -21,6 +22,7 @@ import polars as pl
 import rillet as rl
 from rillet._cli_options import OutputFile, WindowOption
 from rillet._errors import ConfigError, RilletError, SchemaError, SinkError, SourceError
+from rillet._interrupt import DeferInterrupt
 
 #: File name endings -> input format (".gz" is stripped first; only CSV and JSON Lines may have it).
 INPUT_EXTENSIONS = {
@@ -163,6 +165,11 @@ def plan(args: argparse.Namespace) -> Plan:
 def _outputs(args: argparse.Namespace, by: list[str], time_col: str, kind: str) -> list[Any]:
     from rillet._sinks import DatabaseSink, FileSink
 
+    for option, target in (("--late", args.late), ("--rejected", args.rejected)):
+        # Written when the run ends: a wrong folder is said now, not after a long run.
+        if target is not None and not Path(target.path).parent.is_dir():
+            raise SinkError(f"cannot write {target.path} ({option}): there is no folder "
+                            f"{str(Path(target.path).parent)!r}")
     outputs: list[Any] = []
     try:
         if args.output is not None:
@@ -273,8 +280,12 @@ class FileOutput:
         try:
             _parquet_ready(df).write_parquet(tmp)
             os.replace(tmp, self.target.path)
-        except (OSError, pl.exceptions.PolarsError) as e:
-            raise SinkError(f"cannot write {self.target.path}: {e}") from e
+        except BaseException as e:
+            with contextlib.suppress(OSError):  # no half-written file left behind
+                tmp.unlink(missing_ok=True)
+            if isinstance(e, (OSError, pl.exceptions.PolarsError)):
+                raise SinkError(f"cannot write {self.target.path}: {e}") from e
+            raise
 
 
 class ConsoleOutput:
@@ -362,10 +373,12 @@ def summary(run: rl.Run, args: argparse.Namespace, interrupted: bool) -> str:
         f"{_when(m['watermark'])} | {m['elapsed_s']:.2f} s"
         + (f", {rate:,} events/s" if rate is not None else "")
     ]
-    if interrupted:
+    if interrupted and run.interrupted:
         n = m["open_windows"]
         lines.append(f"rillet: interrupted: {n:,} window{'s' if n != 1 else ''} still open "
                      f"{'were' if n != 1 else 'was'} not emitted")
+    elif interrupted:  # Ctrl-C came while the last rows or files were written: all went out
+        lines.append("rillet: interrupted after the input had ended: every window was emitted")
     return "\n".join(lines)
 
 
@@ -384,9 +397,14 @@ def run_command(args: argparse.Namespace) -> int:
     except pl.exceptions.PolarsError as e:
         sql = [f"--with {w.text!r}" for w in args.with_] + [f"--where {w.text!r}" for w in args.where]
         raise RilletError(f"{e}" + (f" (from {', '.join(sql)})" if sql else "")) from e
-    if args.late is not None:
-        write_table(run.late, args.late)
-    if args.rejected is not None:
-        write_table(run.rejected, args.rejected)
+    with DeferInterrupt() as held:  # each file is written whole; Ctrl-C meanwhile waits
+        if args.late is not None:
+            write_table(run.late, args.late)
+        if args.rejected is not None:
+            write_table(run.rejected, args.rejected)
+    try:
+        held.raise_pending()
+    except KeyboardInterrupt:
+        interrupted = True
     print(summary(run, args, interrupted), file=sys.stderr, flush=True)
     return 130 if interrupted else 0

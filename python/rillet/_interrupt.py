@@ -2,6 +2,9 @@
 boundary, its source is closed, and what it computed is kept in :class:`Interrupted`."""
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
 import signal
 import threading
 from types import FrameType, TracebackType
@@ -44,22 +47,29 @@ class Interrupted(KeyboardInterrupt):
 
 
 class DeferInterrupt:
-    """Holds Ctrl-C back while one batch is processed (and delivered to a sink), so an
-    interrupt never leaves a batch half counted: the engine's state, the rows kept and the
-    metrics stay consistent. ``pending`` says one arrived; :meth:`raise_pending` delivers it.
-    A second Ctrl-C while the batch is still running is delivered at once. Outside the main
-    thread (where Python delivers signals) it does nothing."""
+    """Holds Ctrl-C back while one batch is processed (and delivered to a sink), or while a
+    sink writes what it buffered, so an interrupt never leaves a batch half counted or a file
+    half written: the engine's state, the rows kept and the metrics stay consistent.
+    ``pending`` says one arrived; :meth:`raise_pending` delivers it. A second Ctrl-C while the
+    work is still running is delivered at once. The SIGINT handler in place before, including
+    a native one (polars'), is put back afterwards. Outside the main thread (where Python
+    delivers signals) it does nothing."""
 
     def __init__(self) -> None:
         self.pending = False
         self._previous: Any = None
+        self._native: Any = None
         self._installed = False
 
     def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-                self._installed = True
+                # None: the handler was not installed from Python (an embedding application
+                # handles Ctrl-C itself), and signal.signal could not put it back.
+                if signal.getsignal(signal.SIGINT) is not None:
+                    self._native = _native_action()
+                    self._previous = signal.signal(signal.SIGINT, self._handle)
+                    self._installed = True
             except (ValueError, OSError):  # not the main interpreter, or no SIGINT here
                 pass
         return self
@@ -68,6 +78,7 @@ class DeferInterrupt:
                  tb: TracebackType | None) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
+            _restore_native_action(self._native)
             self._installed = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -91,3 +102,36 @@ class DeferInterrupt:
             previous(signum, frame)  # the default handler raises KeyboardInterrupt
         elif previous is not signal.SIG_IGN:
             raise KeyboardInterrupt
+
+
+# signal.signal() installs Python's own C-level handler, dropping one a native library put over
+# it: polars registers one (chaining to Python's) so that Ctrl-C cancels a running polars
+# query. The C-level action is saved before and put back after, as an opaque struct sigaction.
+_SIGACTION_BYTES = 1024  # more than any platform's struct sigaction (152 bytes on Linux x86-64)
+
+
+@functools.cache
+def _sigaction() -> Any:
+    if os.name != "posix":
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sigaction
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _native_action() -> Any:
+    """The process's C-level SIGINT action now, or None where it cannot be read."""
+    sigaction = _sigaction()
+    if sigaction is None:
+        return None
+    saved = ctypes.create_string_buffer(_SIGACTION_BYTES)
+    return saved if sigaction(signal.SIGINT, None, saved) == 0 else None
+
+
+def _restore_native_action(saved: Any) -> None:
+    if saved is not None:
+        _sigaction()(signal.SIGINT, saved, None)

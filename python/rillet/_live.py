@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -21,6 +22,9 @@ from rillet._display import (
     running_html,
     running_text,
 )
+
+#: How often wait() looks up from waiting, so that Ctrl-C stops the waiting at once.
+WAIT_SLICE_S = 0.1
 
 
 class RunningQuery:
@@ -80,7 +84,11 @@ class RunningQuery:
             self._error = e
         finally:
             try:
-                source.close()  # a live source lets go of its files, sockets and consumers
+                try:
+                    source.close()  # a live source lets go of its files, sockets and consumers
+                except BaseException as e:  # noqa: BLE001 - run() would raise it: wait() does
+                    if self._error is None:
+                        self._error = e
                 ex.close()
                 with self._lock:
                     # Frozen, so rows/s does not keep falling after the end.
@@ -268,11 +276,21 @@ class RunningQuery:
     def wait(self, timeout: float | None = None) -> Any:
         """Waits for the run to end and returns its :class:`~rillet.Run`; raises what the run
         raised, or TimeoutError if it is still running after ``timeout`` seconds."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        # In slices: polars' SIGINT handler restarts an untimed wait after Ctrl-C (SA_RESTART),
+        # so a plain join() could not be interrupted until the run ended (for a tail: never).
+        # On the event, not join(): Python 3.11 takes a join cut short by Ctrl-C for the end of
+        # the thread (is_alive() turns False while it still runs).
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set():
+            left = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, deadline - time.monotonic())
+            if left <= 0:
+                break
+            self._done.wait(left)
+        if not self._done.is_set():
             raise TimeoutError(
                 f"the query is still running after {timeout} s; call stop() to end it, or wait longer"
             )
+        self._thread.join(WAIT_SLICE_S)  # it ends right after setting _done
         for view in self._views:
             view.finish()  # from this thread: a notebook records the final view before going on
         if self._error is not None:

@@ -2,6 +2,7 @@
 upserts for amendments, callbacks)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -39,8 +40,9 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
 
     Ctrl-C is held back while a batch is processed and written (a file or a transaction is
     never left half done), but not while a callback runs (user code, which may block); it
-    closes the source, lets the sink write what it buffered (`close(completed=False)`) and
-    raises `rl.Interrupted` (its run's output: a batch emitted but not delivered, if any)."""
+    closes the source, lets the sink write what it buffered (`close(completed=False)`; Ctrl-C
+    is held back while it does) and raises `rl.Interrupted` (its run's output: a batch emitted
+    but not delivered, if any)."""
     from rillet._interrupt import DeferInterrupt, Interrupted
 
     ex = query._execution(progress)
@@ -72,12 +74,25 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
         completed = True
     except KeyboardInterrupt:
         interrupted = True
-    finally:
+        # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
+        # at the next call): the second one is absorbed here.
         try:
-            source.close()  # files, sockets and consumers let go before the sink finishes
-            sink.close(completed)
-        finally:
-            ex.close()
+            source.close()
+        except KeyboardInterrupt:
+            source.close()
+    finally:
+        # Held back too: the sink writes what it buffered in full (a Parquet --output, a
+        # FileSink's last files), rather than losing it to a Ctrl-C in the middle.
+        with DeferInterrupt() as closing:
+            try:
+                source.close()  # files, sockets and consumers let go before the sink finishes
+                sink.close(completed)
+            finally:
+                ex.close()
+    try:
+        closing.raise_pending()
+    except KeyboardInterrupt:
+        interrupted = True
     if interrupted:
         raise Interrupted(ex.result(undelivered)) from None
     return ex.result(pl.DataFrame())
@@ -170,6 +185,7 @@ class FileSink:
 
     def _write_file(self, folder: Path, df: pl.DataFrame) -> None:
         self.write_failed = True  # until this file is in place
+        tmp: Path | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             name = f"part-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.{self.fmt}"
@@ -183,8 +199,13 @@ class FileSink:
             os.replace(tmp, final)
             self.files.append(final)
             self.write_failed = False
-        except OSError as e:
-            raise SinkError(f"cannot write {folder}: {e}") from e
+        except BaseException as e:
+            if tmp is not None:
+                with contextlib.suppress(OSError):  # no half-written file left behind
+                    tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise SinkError(f"cannot write {folder}: {e}") from e
+            raise
 
     def close(self, completed: bool) -> None:
         # Rows already emitted are written even when the run failed or was interrupted (a

@@ -264,7 +264,10 @@ class Run:
         windows), one trace per ``color`` value, drawn as ``kind`` ``"line"``, ``"bar"``,
         ``"area"`` or ``"scatter"``. ``top=N`` keeps the N colour values with the largest
         total of ``y``; ``facet`` draws one panel per value. Amended and changelog outputs
-        are folded to each window's latest value first. Needs ``pip install 'rillet[plot]'``::
+        are folded to each window's latest value first. Lines and areas over tumbling,
+        hopping and cumulative windows add the windows that emitted no row: 0 for counts,
+        sums and distinct counts, a gap in the line for other metrics (docs/semantics.md,
+        "Plots"). Needs ``pip install 'rillet[plot]'``::
 
             run.plot(y="count", color="event_source", top=10)
         """
@@ -319,7 +322,12 @@ class Query:
             if out.height:
                 yield out
         except KeyboardInterrupt:
-            source.close()
+            # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
+            # at the next call): the second one is absorbed here.
+            try:
+                source.close()
+            except KeyboardInterrupt:
+                source.close()
             raise Interrupted(ex.result(undelivered)) from None
         finally:
             source.close()  # also when the consumer stops early: files, sockets, consumers
@@ -344,7 +352,12 @@ class Query:
                 ex.ended = True
             held.raise_pending()
         except KeyboardInterrupt:
-            source.close()
+            # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
+            # at the next call): the second one is absorbed here.
+            try:
+                source.close()
+            except KeyboardInterrupt:
+                source.close()
             raise Interrupted(ex.result(ex.concat(outputs))) from None
         finally:
             source.close()
@@ -527,6 +540,15 @@ class _Execution:
         aggs = []
         for i, a in enumerate(self.q._aggs):
             col_name = None
+            wdtype = None
+            if a.weight is not None:
+                wexpr = pl.col(a.weight) if isinstance(a.weight, str) else a.weight
+                try:
+                    wdtype = probe.select(wexpr).to_series().dtype
+                except pl.exceptions.PolarsError as e:
+                    raise SchemaError(f"weight= of {a.name!r}: {e}") from e
+                if not wdtype.is_numeric():
+                    raise SchemaError(f"weight= of {a.name!r} must be numeric, but it is {wdtype}")
             if a.column is not None:
                 expr = pl.col(a.column) if isinstance(a.column, str) else a.column
                 if isinstance(a.column, str) and a.column not in schema:
@@ -538,7 +560,7 @@ class _Execution:
                     dtype = probe.select(expr).to_series().dtype
                 except pl.exceptions.PolarsError as e:
                     raise SchemaError(f"rl.{a.kind}({a.input_name()!r}): {e}") from e
-                cast_in, cast_out = engine_input(a, dtype)
+                cast_in, cast_out = engine_input(a, dtype, wdtype)
                 if cast_in is not None and dtype != cast_in:
                     expr = expr.cast(cast_in)
                 col_name = f"__rl_v{i}"
@@ -559,13 +581,6 @@ class _Execution:
                 select.append(a.where.alias(where_name))
             options = dict(a.options)
             if a.weight is not None:
-                wexpr = pl.col(a.weight) if isinstance(a.weight, str) else a.weight
-                try:
-                    wdtype = probe.select(wexpr).to_series().dtype
-                except pl.exceptions.PolarsError as e:
-                    raise SchemaError(f"weight= of {a.name!r}: {e}") from e
-                if not wdtype.is_numeric():
-                    raise SchemaError(f"weight= of {a.name!r} must be numeric, but it is {wdtype}")
                 options["weight"] = f"__rl_x{i}"
                 select.append(wexpr.cast(pl.Float64).alias(f"__rl_x{i}"))
             aggs.append((a.kind, col_name, where_name, a.name, options))
