@@ -37,9 +37,15 @@ class Agg:
         return self.column.meta.output_name()
 
     def __repr__(self) -> str:
-        arg = "" if self.column is None else repr(self.input_name())
-        where = "" if self.where is None else f"{', ' if arg else ''}where={self.where}"
-        return f"rl.{self.kind}({arg}{where}).alias({self.name!r})"
+        args = [] if self.column is None else [repr(self.input_name())]
+        # Parameters as keywords (each is a keyword of the function that built it).
+        args += [f"{k}={v!r}" for k, v in self.options.items() if not (k == "approx" and v is False)]
+        if self.weight is not None:
+            w = self.weight if isinstance(self.weight, str) else self.weight.meta.output_name()
+            args.append(f"weight={w!r}")
+        if self.where is not None:
+            args.append(f"where={self.where}")
+        return f"rl.{self.kind}({', '.join(args)}).alias({self.name!r})"
 
 
 def _make(kind: str, column: str | pl.Expr | None, where: pl.Expr | None, suffix: str,
