@@ -1056,18 +1056,6 @@ pub(crate) fn route_late(
     Ok(())
 }
 
-/// Adds the buffered `(row, slot)` pairs of a batch to every accumulator, then clears them.
-pub(crate) fn apply_pairs(
-    accs: &mut [Box<dyn GroupsAccumulator>],
-    batch: &RecordBatch,
-    rows: &mut Vec<u32>,
-    slots: &mut Vec<u32>,
-    times: &[i64],
-    seq_base: u64,
-) -> Result<()> {
-    crate::parallel::apply(accs, batch, rows, slots, times, seq_base, true)
-}
-
 /// Appends the emission column of updating modes: `revision` (amend) or `op` (changelog).
 pub(crate) fn push_tags(columns: &mut Vec<ArrayRef>, emit: EmitMode, tags: Vec<u32>) {
     match emit {

@@ -21,7 +21,7 @@ use crate::aggregate::GroupsAccumulator;
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    apply_pairs, as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late,
+    as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late,
     BatchResult, Bound, EmitMode, Metrics, OperatorConfig, Windowing,
 };
 use crate::window::Watermark;
@@ -291,13 +291,14 @@ impl SlidingOperator {
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
         let times = &self.batch_times;
-        apply_pairs(
+        crate::parallel::apply(
             &mut self.accs,
             batch,
             &mut self.pair_rows,
             &mut self.pair_slots,
             times,
             self.batch_seq,
+            true,
         )
     }
 

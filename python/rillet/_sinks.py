@@ -50,20 +50,13 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
     hold_writes = not getattr(sink, "runs_user_code", False)
     undelivered = pl.DataFrame()
     completed = interrupted = False
-    try:
-        for frame in source:
-            with DeferInterrupt() as held:
-                undelivered = ex.step(frame)
-                if hold_writes:
-                    sink.write(undelivered)
-                    undelivered = pl.DataFrame()
-            held.raise_pending()
-            out, undelivered = undelivered, pl.DataFrame()
-            if out.width:
-                sink.write(out)
+
+    def deliver(produce: Callable[[], pl.DataFrame]) -> None:
+        """Processes a batch (or the end of input) and writes what it emitted; a callback
+        sink is called after the hold on Ctrl-C is lifted."""
+        nonlocal undelivered
         with DeferInterrupt() as held:
-            undelivered = ex.finish()
-            ex.ended = True
+            undelivered = produce()
             if hold_writes:
                 sink.write(undelivered)
                 undelivered = pl.DataFrame()
@@ -71,6 +64,16 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
         out, undelivered = undelivered, pl.DataFrame()
         if out.width:
             sink.write(out)
+
+    def finish() -> pl.DataFrame:
+        out = ex.finish()
+        ex.ended = True
+        return out
+
+    try:
+        for frame in source:
+            deliver(lambda: ex.step(frame))  # noqa: B023 - called before the next frame
+        deliver(finish)
         completed = True
     except KeyboardInterrupt:
         interrupted = True
