@@ -1317,6 +1317,14 @@ pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
     })
 }
 
+/// The instants (microseconds since the epoch, UTC) that ISO 8601 / RFC 3339 texts hold, read
+/// as a text time column is; null where the stream would reject the row. For text columns
+/// read outside a query (pacing a replay by them).
+pub fn text_times(col: &ArrayRef) -> Result<Int64Array> {
+    let times = read_times(col, TimeKind::Text)?;
+    Ok((0..col.len()).map(|i| times.value(i).ok()).collect())
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()

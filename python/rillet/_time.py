@@ -79,32 +79,14 @@ def time_unit_of(dtype: pl.DataType, column: str) -> tuple[str, pl.Expr | None]:
 
 
 def text_instants(column: str) -> pl.Expr:
-    """The instants an ISO 8601 / RFC 3339 text column holds, as the stream reads them
-    (``parse_timestamp`` in src/time.rs, which the engine applies to a text ``time=``
-    column): ``T`` or a space between date and time, seconds and fraction optional with
-    minutes, ``Z`` or an offset, none meaning UTC, or a date alone (midnight UTC). Text the
-    engine would reject ("unparseable time") is null. A ``Datetime("ns", "UTC")``.
+    """The instants an ISO 8601 / RFC 3339 text column holds, read by the engine's own parser
+    (as a text ``time=`` column is): a ``Datetime("us", "UTC")``, null where a query would
+    reject the row as an unparseable time."""
 
-    The engine's parser is not exposed to Python, so its formats are restated here as polars
-    formats; tests/test_pacing.py checks both read the same instants.
-    """
-    text = (
-        pl.col(column).str.strip_chars().str.to_uppercase()  # chrono takes t and z as T and Z
-        .str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T")
-        .str.replace(r"Z$", "+00:00")
-    )
+    def parse(texts: pl.Series) -> pl.Series:
+        return pl.Series(texts.name, _core.text_times(texts)).cast(pl.Datetime("us", "UTC"))
 
-    def parsed(fmt: str, offset: bool) -> pl.Expr:
-        if offset:
-            return text.str.to_datetime(fmt, time_unit="ns", time_zone="UTC", strict=False)
-        return text.str.to_datetime(fmt, time_unit="ns", strict=False).dt.replace_time_zone("UTC")
-
-    return pl.coalesce(
-        parsed("%Y-%m-%dT%H:%M:%S%.f%z", True),
-        parsed("%Y-%m-%dT%H:%M:%S%.f", False),
-        parsed("%Y-%m-%dT%H:%M", False),
-        parsed("%Y-%m-%d", False),
-    ).alias(column)
+    return pl.col(column).map_batches(parse, return_dtype=pl.Datetime("us", "UTC")).alias(column)
 
 
 def instant_to_python(value: int | None, dtype: pl.DataType) -> object:

@@ -606,6 +606,33 @@ impl CsvRecords {
 }
 
 /// Sets how many threads the engine uses (1: everything on the calling thread).
+/// Microseconds since the epoch (UTC) of ISO 8601 / RFC 3339 texts (an Arrow string array or
+/// stream, such as a polars Series), read as a text `time=` column is; null where a query
+/// would reject the row.
+#[pyfunction]
+fn text_times(
+    py: Python<'_>,
+    values: pyo3_arrow::input::AnyArray,
+) -> PyResult<pyo3_arrow::PyChunkedArray> {
+    let chunks = values
+        .into_reader()?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SchemaError::new_err(format!("could not read the times: {e}")))?;
+    let out = py
+        .detach(move || -> Result<Vec<arrow_array::ArrayRef>, Error> {
+            let mut out: Vec<arrow_array::ArrayRef> = Vec::with_capacity(chunks.len().max(1));
+            for c in &chunks {
+                out.push(Arc::new(crate::operator::text_times(c)?));
+            }
+            if out.is_empty() {
+                out.push(Arc::new(Int64Array::from(Vec::<i64>::new())));
+            }
+            Ok(out)
+        })
+        .map_err(to_py)?;
+    Ok(pyo3_arrow::PyChunkedArray::from_array_refs(out)?)
+}
+
 #[pyfunction]
 fn set_threads(n: usize) -> PyResult<()> {
     crate::parallel::set_threads(n).map_err(to_py)
@@ -634,6 +661,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(threads, m)?)?;
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(text_times, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
