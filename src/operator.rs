@@ -1257,7 +1257,8 @@ pub fn fmt_span(span: i64, unit: TimeUnit) -> String {
 
 pub(crate) enum Times<'a> {
     Ints(&'a Int64Array),
-    Stamps(Vec<Option<i64>>),
+    /// A timestamp column's values (any unit) and validity, read in place.
+    Stamps(&'a [i64], Option<&'a arrow_buffer::NullBuffer>),
     Text(Vec<std::result::Result<i64, String>>),
 }
 
@@ -1272,7 +1273,13 @@ impl Times<'_> {
                     Err("null time".into())
                 }
             }
-            Times::Stamps(v) => v[i].ok_or_else(|| "null time".into()),
+            Times::Stamps(v, nulls) => {
+                if nulls.is_none_or(|n| n.is_valid(i)) {
+                    Ok(v[i])
+                } else {
+                    Err("null time".into())
+                }
+            }
             Times::Text(v) => v[i].clone(),
         }
     }
@@ -1281,21 +1288,15 @@ impl Times<'_> {
 pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
     Ok(match kind {
         TimeKind::Integer => Times::Ints(col.as_primitive::<arrow_array::types::Int64Type>()),
-        TimeKind::Timestamp(u) => Times::Stamps(match u {
-            ArrowUnit::Second => col.as_primitive::<TimestampSecondType>().iter().collect(),
-            ArrowUnit::Millisecond => col
-                .as_primitive::<TimestampMillisecondType>()
-                .iter()
-                .collect(),
-            ArrowUnit::Microsecond => col
-                .as_primitive::<TimestampMicrosecondType>()
-                .iter()
-                .collect(),
-            ArrowUnit::Nanosecond => col
-                .as_primitive::<TimestampNanosecondType>()
-                .iter()
-                .collect(),
-        }),
+        TimeKind::Timestamp(u) => {
+            let values: &[i64] = match u {
+                ArrowUnit::Second => col.as_primitive::<TimestampSecondType>().values(),
+                ArrowUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().values(),
+                ArrowUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().values(),
+                ArrowUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().values(),
+            };
+            Times::Stamps(values, col.nulls())
+        }
         TimeKind::Text => {
             let parse = |s: Option<&str>| match s {
                 None => Err("null time".to_string()),

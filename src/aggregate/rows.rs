@@ -463,31 +463,31 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
         };
         let filter = self.filter.map(|i| batch.column(i).as_boolean());
         let cfg = &self.cfg;
-        // Adds the pairs whose slot is in `base..base + states.len()` to `states`.
-        let add = |states: &mut [S], base: usize| {
-            for (&r, &s) in rows.iter().zip(slots) {
-                let (r, s) = (r as usize, s as usize);
-                if s < base || s >= base + states.len() {
-                    continue;
-                }
-                if let Some(f) = filter {
-                    if !(f.is_valid(r) && f.value(r)) {
-                        continue;
-                    }
-                }
-                if col.is_valid(r) {
-                    states[s - base].update(cfg, &col, aux.as_ref(), r, ctx);
-                }
-            }
-        };
+        let aux = aux.as_ref();
+        let keep = |r: usize| filter.is_none_or(|f| f.is_valid(r) && f.value(r)) && col.is_valid(r);
         match split_point(slots, self.states.len()) {
             // Two threads, each updating the slots on its side of `mid` (each slot still sees
             // its rows in row order, so the result is the one-thread result).
             Some(mid) => {
                 let (low, high) = self.states.split_at_mut(mid);
+                let add = |states: &mut [S], base: usize| {
+                    for (&r, &s) in rows.iter().zip(slots) {
+                        let (r, s) = (r as usize, s as usize);
+                        if (base..base + states.len()).contains(&s) && keep(r) {
+                            states[s - base].update(cfg, &col, aux, r, ctx);
+                        }
+                    }
+                };
                 crate::parallel::pool().join(|| add(low, 0), || add(high, mid));
             }
-            None => add(&mut self.states, 0),
+            None => {
+                for (&r, &s) in rows.iter().zip(slots) {
+                    let r = r as usize;
+                    if keep(r) {
+                        self.states[s as usize].update(cfg, &col, aux, r, ctx);
+                    }
+                }
+            }
         }
         Ok(())
     }
