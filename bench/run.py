@@ -333,16 +333,22 @@ def approx_error(result: Any, exact: Any) -> float:
 MIB = 2**20
 
 
-def rss_now() -> int | None:
-    """The resident set size now, bytes (None where /proc is missing)."""
+def proc_status(field: str) -> int | None:
+    """A size field of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes, or None where /proc
+    is missing."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return None
+
+
+def rss_now() -> int | None:
+    """The resident set size now, bytes (None where /proc is missing)."""
+    return proc_status("VmRSS")
 
 
 def settled_rss(limit_s: float = 15.0) -> int | None:
@@ -378,13 +384,9 @@ def peak_rss() -> int:
     the address space it replaces, the parent's when subprocess forks (or vforks) this child
     from a big benchmark process: it would report the parent's size. VmHWM is this process's
     own high-water mark."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    hwm = proc_status("VmHWM")
+    if hwm is not None:
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 

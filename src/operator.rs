@@ -1256,9 +1256,8 @@ pub fn fmt_span(span: i64, unit: TimeUnit) -> String {
 }
 
 pub(crate) enum Times<'a> {
-    Ints(&'a Int64Array),
-    /// A timestamp column's values (any unit) and validity, read in place.
-    Stamps(&'a [i64], Option<&'a arrow_buffer::NullBuffer>),
+    /// An integer or timestamp column's values (any unit) and validity, read in place.
+    Values(&'a [i64], Option<&'a arrow_buffer::NullBuffer>),
     Text(Vec<std::result::Result<i64, String>>),
 }
 
@@ -1266,14 +1265,7 @@ impl Times<'_> {
     #[inline]
     pub(crate) fn value(&self, i: usize) -> std::result::Result<i64, String> {
         match self {
-            Times::Ints(a) => {
-                if a.is_valid(i) {
-                    Ok(a.value(i))
-                } else {
-                    Err("null time".into())
-                }
-            }
-            Times::Stamps(v, nulls) => {
+            Times::Values(v, nulls) => {
                 if nulls.is_none_or(|n| n.is_valid(i)) {
                     Ok(v[i])
                 } else {
@@ -1287,7 +1279,10 @@ impl Times<'_> {
 
 pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
     Ok(match kind {
-        TimeKind::Integer => Times::Ints(col.as_primitive::<arrow_array::types::Int64Type>()),
+        TimeKind::Integer => Times::Values(
+            col.as_primitive::<arrow_array::types::Int64Type>().values(),
+            col.nulls(),
+        ),
         TimeKind::Timestamp(u) => {
             let values: &[i64] = match u {
                 ArrowUnit::Second => col.as_primitive::<TimestampSecondType>().values(),
@@ -1295,7 +1290,7 @@ pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
                 ArrowUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().values(),
                 ArrowUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().values(),
             };
-            Times::Stamps(values, col.nulls())
+            Times::Values(values, col.nulls())
         }
         TimeKind::Text => {
             let parse = |s: Option<&str>| match s {

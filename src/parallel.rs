@@ -207,7 +207,7 @@ impl<'s, 'e> Feeder<'s, 'e> {
 /// Receives the next message, spinning briefly before sleeping: the other thread of a batch
 /// hands work over every fraction of a millisecond, and waking a sleeping thread can take
 /// longer than that on a virtual machine.
-pub(crate) fn receive<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
+fn receive<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
     let started = std::time::Instant::now();
     loop {
         match rx.try_recv() {

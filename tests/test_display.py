@@ -632,6 +632,25 @@ def _package_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.environ.get("PYTHONPATH", "")])}
 
 
+def _interrupted_script(script: str, ready: str, timeout: float = 30) -> tuple[int, str, str, float]:
+    """Runs ``script`` in a child Python, sends it Ctrl-C 0.3 s after it prints the line
+    ``ready``, and returns its exit status, the rest of its stdout, its stderr and the seconds
+    from the signal to its exit."""
+    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_package_env())
+    try:
+        assert proc.stdout.readline() == ready + "\n"
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err, time.monotonic() - sent
+
+
 def test_sigint_ends_a_script_promptly_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "growing.jsonl"
     path.write_text("".join(
@@ -644,21 +663,10 @@ def test_sigint_ends_a_script_promptly_with_a_clear_message(tmp_path: Path) -> N
         print("ready", flush=True)
         q.collect()
     """
-    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_package_env())
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.3)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert time.monotonic() - sent < 10
+    status, _, err, took = _interrupted_script(script, "ready")
+    assert took < 10
     # An uncaught rl.Interrupted: status 1 (Python keeps 130 for a plain KeyboardInterrupt).
-    assert proc.returncode == 1, err
+    assert status == 1, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("rillet.Interrupted: interrupted after 10 input rows (4 output rows kept"), last
     assert "open windows were not flushed" in last
@@ -686,21 +694,10 @@ def test_ctrl_c_stops_wait_on_a_query_that_never_ends() -> None:
             print("stopped waiting:", handle.state, flush=True)
         print("rows in:", handle.stop().metrics["rows_in"], flush=True)
     """
-    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_package_env())
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.3)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    status, out, err, took = _interrupted_script(script, "ready")
+    assert status == 0, err
     assert out.splitlines() == ["stopped waiting: running", "rows in: 3"]
-    assert time.monotonic() - sent < 10
+    assert took < 10
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads glibc's struct sigaction")
@@ -768,18 +765,8 @@ def test_ctrl_c_in_a_polars_call_of_the_source_raises_interrupted() -> None:
         except rl.Interrupted as e:
             print("interrupted, rows in:", e.run.metrics["rows_in"], flush=True)
     """
-    proc = subprocess.Popen(_python_with_default_sigint(script), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_package_env())
-    try:
-        assert proc.stdout.readline() == "collecting\n"
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    status, out, err, _ = _interrupted_script(script, "collecting", timeout=120)
+    assert status == 0, err
     assert out == "interrupted, rows in: 1\n", err
 
 
