@@ -158,6 +158,19 @@ def git_commit() -> str | None:
 
 
 # ------------------------------------------------------------------------------ queries
+def engine_makers(df: Any, table: Any) -> dict[str, Callable[[], dict]]:
+    """Each engine's query builders, made when called (DuckDB copies `table` into its own
+    storage then)."""
+    return {
+        "rillet-1t": lambda: rillet_at(df, 1),
+        "rillet-2t": lambda: rillet_at(df, 2),
+        "polars-tru": lambda: polars_queries(df, "truncate"),
+        "polars-dyn": lambda: polars_queries(df, "dynamic"),
+        "duckdb-1t": lambda: duckdb_queries(table, 1),
+        "duckdb-2t": lambda: duckdb_queries(table, 2),
+    }
+
+
 def rillet_at(df: Any, threads: int) -> dict[str, Callable[[], tuple[Any, dict]]]:
     """The rillet queries with the engine on `threads` threads (set before each run)."""
     import rillet as rl
@@ -424,14 +437,7 @@ def memory_child(args: argparse.Namespace) -> int:
     settle_s = time.perf_counter() - t0
     reset = reset_peak_rss()
     load_peak = peak_rss()  # the loading's peak, if it could not be reset
-    makers: dict[str, Callable[[], dict]] = {
-        "rillet-1t": lambda: rillet_at(df, 1),
-        "rillet-2t": lambda: rillet_at(df, 2),
-        "polars-tru": lambda: polars_queries(df, "truncate"),
-        "polars-dyn": lambda: polars_queries(df, "dynamic"),
-        "duckdb-1t": lambda: duckdb_queries(table, 1),
-        "duckdb-2t": lambda: duckdb_queries(table, 2),
-    }
+    makers = engine_makers(df, table)
     queries = makers[name]()
     setup = rss_now()  # DuckDB has copied the table into its own storage by now
     t0 = time.perf_counter()
@@ -546,14 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     # Engines, built lazily: DuckDB copies the table into its own storage once per engine.
     labels = {"polars-tru": f"polars-tru-{pl.thread_pool_size()}t",
               "polars-dyn": f"polars-dyn-{pl.thread_pool_size()}t"}
-    makers: dict[str, Callable[[], dict]] = {
-        "rillet-1t": lambda: rillet_at(df, 1),
-        "rillet-2t": lambda: rillet_at(df, 2),
-        "polars-tru": lambda: polars_queries(df, "truncate"),
-        "polars-dyn": lambda: polars_queries(df, "dynamic"),
-        "duckdb-1t": lambda: duckdb_queries(table, 1),
-        "duckdb-2t": lambda: duckdb_queries(table, 2),
-    }
+    makers = engine_makers(df, table)
     engines: dict[str, dict] = {}
     skipped: dict[str, str] = {}
 

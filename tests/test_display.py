@@ -28,6 +28,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import rillet as rl
+from helpers import until
 from polars.testing import assert_frame_equal
 from rillet._display import duration_text, human_bytes
 from rillet._interrupt import DeferInterrupt
@@ -132,15 +133,6 @@ def _small(source) -> rl.Query:
     return rl.stream(source, time="t").window(rl.tumbling("1m"), by="k").agg(rl.count())
 
 
-def _until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 # -- the view of a running query ---------------------------------------------------------------
 @pytest.mark.parametrize("emit", ["final", "amend", "changelog"])
 def test_view_shows_the_metrics_and_the_newest_windows(emit: str) -> None:
@@ -184,7 +176,7 @@ def test_view_while_running_then_done() -> None:
     gate = threading.Event()
     handle = _small(_paused(4, gate)).start()
     try:
-        assert _until(lambda: handle.metrics["rows_in"] == 80)
+        assert until(lambda: handle.metrics["rows_in"] == 80)
         view = _View(handle._repr_html_())
         assert view.fields["state"] == "running"
         assert int(view.value("rows_in")) == 80
@@ -219,7 +211,7 @@ def test_a_failed_run_shows_its_error() -> None:
         raise rl.SourceError("the feed <went> away")
 
     handle = _small(broken()).start()
-    assert _until(lambda: not handle.running)
+    assert until(lambda: not handle.running)
     html = handle._repr_html_()
     view = _View(html)
     assert view.fields["state"] == "failed"
@@ -241,7 +233,7 @@ def test_watermark_lag_and_wall_clock_lag_of_a_live_source(tmp_path: Path) -> No
          .window(rl.tumbling("1m"), by="k").agg(rl.count()))
     handle = q.start()
     try:
-        assert _until(lambda: handle.metrics["rows_in"] == 3)
+        assert until(lambda: handle.metrics["rows_in"] == 3)
         view = _View(handle._repr_html_())
         assert view.value("watermark_lag") == "10s"
         # now - watermark = 30 s + 10 s, plus the time the test took since `now`
@@ -309,7 +301,7 @@ def test_the_notebook_view_refreshes_until_the_end(notebook: list[_FakeHandle]) 
     handle = _small(_paused(3, gate)).start()
     view = handle.show(every=0.02)
     assert len(notebook) == 1
-    assert _until(lambda: len(notebook[0].shown) >= 4)  # refreshed in place, more than once
+    assert until(lambda: len(notebook[0].shown) >= 4)  # refreshed in place, more than once
     assert set(_states(notebook[0])) == {"running"}
     gate.set()
     run = handle.wait(timeout=10)
@@ -337,7 +329,7 @@ def test_the_refresh_thread_wakes_when_the_run_ends(notebook: list[_FakeHandle])
     handle = _small(_paused(1, gate)).start()
     handle.show(every=30)  # a long period: only the end of the run wakes it
     gate.set()
-    assert _until(lambda: _states(notebook[0])[-1] == "done", timeout=10)  # well before 30 s
+    assert until(lambda: _states(notebook[0])[-1] == "done", timeout=10)  # well before 30 s
 
 
 def test_outside_a_notebook_the_display_hook_prints_the_text_view(capsys: pytest.CaptureFixture) -> None:
@@ -351,7 +343,7 @@ def test_outside_a_notebook_the_display_hook_prints_the_text_view(capsys: pytest
 def test_text_view_and_watch() -> None:
     gate = threading.Event()
     handle = _small(_paused(3, gate)).start()
-    assert _until(lambda: handle.metrics["rows_in"] == 60)
+    assert until(lambda: handle.metrics["rows_in"] == 60)
     text = str(handle)
     m = handle.metrics
     assert text.splitlines()[0] == "rillet query running: rl.tumbling('1m') by k, emit='final'"

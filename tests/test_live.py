@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import rillet as rl
+from helpers import until
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -31,15 +32,6 @@ def _query(source, emit: str = "final", window=None) -> rl.Query:
         .window(window or rl.tumbling("1m"), by="k", lateness="2m", emit=emit)
         .agg(rl.count(), rl.sum("x"))
     )
-
-
-def _until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.parametrize("size", [1, 7, None])
@@ -89,7 +81,7 @@ def test_snapshot_grows_while_running_and_stop_flushes() -> None:
             time.sleep(0.01)
 
     handle = _query(slow(), "amend").start()
-    assert _until(lambda: handle.metrics["rows_in"] == 400)
+    assert until(lambda: handle.metrics["rows_in"] == 400)
     assert handle.running
     mid = handle.snapshot()
     assert mid.height > 0  # windows the watermark passed are visible before the end
@@ -118,12 +110,12 @@ def test_tail_runs_until_stopped_and_shows_windows_closing(tmp_path: Path) -> No
         for s in range(10):
             f.write(line(s, "a" if s % 2 else "b"))
         f.flush()
-        assert _until(lambda: handle.metrics["rows_in"] == 10)
+        assert until(lambda: handle.metrics["rows_in"] == 10)
         assert handle.snapshot().height == 0  # the minute is still open
         f.write(line(61, "a"))  # the watermark passes 00:01 -1s... not yet: 60 s + 1 s delay
         f.flush()
         # idle_timeout: after 200 ms of quiet the watermark follows the wall clock.
-        assert _until(lambda: handle.snapshot().height == 2)
+        assert until(lambda: handle.snapshot().height == 2)
     snap = handle.snapshot()
     assert sorted(snap.select("k", "count").rows()) == [("a", 5), ("b", 5)]
     assert handle.running  # a tail never ends by itself
@@ -139,7 +131,7 @@ def test_errors_surface_in_the_handle() -> None:
         raise rl.SourceError("the feed went away")
 
     handle = _query(broken()).start()
-    assert _until(lambda: not handle.running)
+    assert until(lambda: not handle.running)
     assert isinstance(handle.error, rl.SourceError)
     assert "failed" in repr(handle)
     with pytest.raises(rl.SourceError, match="the feed went away"):
@@ -198,7 +190,7 @@ def test_a_source_that_fails_to_close_fails_the_run() -> None:
             yield from Feed().batches()
 
     handle = _query(Chunked()).start()
-    assert _until(lambda: handle.metrics["rows_in"] == 100)
+    assert until(lambda: handle.metrics["rows_in"] == 100)
     with pytest.raises(rl.SourceError, match="could not commit the offsets"):
         handle.stop()
     assert handle.state == "failed" and not handle.running
