@@ -5,7 +5,11 @@ use _core::aggregate::{AggKind, AggSpec};
 use _core::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator};
 use _core::time::TimeUnit;
 use _core::window::WindowSpec;
-use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::types::UInt32Type;
+use arrow_array::{
+    ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, UInt32Array,
+};
 use arrow_schema::{DataType, Field, Schema, TimeUnit as ArrowUnit};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;
@@ -27,7 +31,7 @@ fn stream() -> RecordBatch {
         .map(|i| format!("arn:aws:iam::123456789012:user/user{i:04}"))
         .collect();
     let (mut ts, mut src, mut name, mut bytes, mut lat, mut user) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+        (vec![], vec![], vec![], vec![], vec![], Vec::<u32>::new());
     for _ in 0..ROWS {
         t += (next() % 1000) as i64;
         let jitter = if next() % 50 == 0 {
@@ -37,11 +41,11 @@ fn stream() -> RecordBatch {
         };
         ts.push(t - jitter);
         let s = (next() % 20) as usize;
-        src.push(services[s].clone());
-        name.push(names[(s * 7 + (next() % 10) as usize) % 190].clone());
+        src.push(s as u32);
+        name.push(((s * 7 + (next() % 10) as usize) % 190) as u32);
         bytes.push((next() % 20_000) as i64);
         lat.push((next() % 5000) as f64 / 10.0);
-        user.push(users[(next() % 5000) as usize].clone());
+        user.push((next() % 5000) as u32);
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new(
@@ -49,24 +53,34 @@ fn stream() -> RecordBatch {
             DataType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())),
             true,
         ),
-        Field::new("event_source", DataType::Utf8, true),
-        Field::new("event_name", DataType::Utf8, true),
+        Field::new("event_source", DataType::Utf8View, true),
+        Field::new("event_name", DataType::Utf8View, true),
         Field::new("bytes", DataType::Int64, true),
         Field::new("latency_ms", DataType::Float64, true),
-        Field::new("user", DataType::Utf8, true),
+        Field::new("user", DataType::Utf8View, true),
     ]));
     RecordBatch::try_new(
         schema,
         vec![
             Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
-            Arc::new(StringArray::from(src)),
-            Arc::new(StringArray::from(name)),
+            strings(&services, src),
+            strings(&names, name),
             Arc::new(Int64Array::from(bytes)),
             Arc::new(Float64Array::from(lat)),
-            Arc::new(StringArray::from(user)),
+            strings(&users, user),
         ],
     )
     .unwrap()
+}
+
+/// A string view column as polars hands it over after reading dictionary-encoded Parquet:
+/// the views of equal values point at the same bytes.
+fn strings(values: &[String], codes: Vec<u32>) -> ArrayRef {
+    let dict = DictionaryArray::<UInt32Type>::new(
+        UInt32Array::from(codes),
+        Arc::new(StringArray::from(values.to_vec())),
+    );
+    arrow_cast::cast(&dict, &DataType::Utf8View).unwrap()
 }
 
 fn config(by: &[&str], aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> OperatorConfig {
@@ -113,7 +127,13 @@ fn bench(c: &mut Criterion) {
     let mut top10 = agg(AggKind::TopK, Some("event_name"), "event_name_top_k");
     top10.options.k = 10;
     let mut cases: Vec<Case> = vec![
-        ("k1_tumbling_final", k1_keys, k1.clone(), minute, EmitMode::Final),
+        (
+            "k1_tumbling_final",
+            k1_keys,
+            k1.clone(),
+            minute,
+            EmitMode::Final,
+        ),
         ("k1_tumbling_amend", k1_keys, k1, minute, EmitMode::Amend),
         // K4: no key, the ten most frequent event names per minute.
         ("k4_top_k_no_key", &[], vec![top10], minute, EmitMode::Final),
@@ -121,14 +141,22 @@ fn bench(c: &mut Criterion) {
         (
             "k5_count_distinct",
             &["event_source"],
-            vec![agg(AggKind::CountDistinct, Some("user"), "user_count_distinct")],
+            vec![agg(
+                AggKind::CountDistinct,
+                Some("user"),
+                "user_count_distinct",
+            )],
             minute,
             EmitMode::Final,
         ),
         (
             "k5_approx_count_distinct",
             &["event_source"],
-            vec![agg(AggKind::ApproxCountDistinct, Some("user"), "user_approx")],
+            vec![agg(
+                AggKind::ApproxCountDistinct,
+                Some("user"),
+                "user_approx",
+            )],
             minute,
             EmitMode::Final,
         ),

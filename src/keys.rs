@@ -55,77 +55,103 @@ impl KeyInterner {
     }
 
     /// The key id of every row of a batch, given its key columns (in `by` order).
+    ///
+    /// A large batch is encoded in row ranges on the worker threads, each into codes of its
+    /// own distinct key tuples; the ranges' distinct tuples are then encoded once more in row
+    /// order (a tuple's code is where it first appears in the batch, as in one pass), only
+    /// those are interned, and the threads map their rows' codes to ids.
     pub fn batch_ids(&mut self, columns: &[ArrayRef], num_rows: usize) -> Result<Vec<u32>> {
         if columns.is_empty() {
             return Ok(vec![0; num_rows]);
         }
-        let mut codes = Vec::new();
-        let mut reps = Vec::new();
-        for (c, col) in columns.iter().enumerate() {
-            let (col_codes, col_reps) = self.local_codes(col, c)?;
-            if c == 0 {
-                codes = col_codes;
-                reps = col_reps;
-            } else {
-                (codes, reps) = combine(&codes, reps.len(), &col_codes, col_reps.len());
-            }
+        let ranges = parallel::ranges(num_rows);
+        if ranges.len() == 1 {
+            let (codes, reps) = tuple_codes(columns)?;
+            let ids = self.intern_rows(columns, reps)?;
+            return Ok(codes.into_iter().map(|c| ids[c as usize]).collect());
         }
-        // Intern only the distinct tuples of this batch.
+        let pool = parallel::pool();
+        let pieces: Vec<(Vec<u32>, Vec<u32>)> = pool.install(|| {
+            ranges
+                .par_iter()
+                .map(|&(lo, len)| {
+                    let slices: Vec<ArrayRef> = columns.iter().map(|c| c.slice(lo, len)).collect();
+                    tuple_codes(&slices)
+                })
+                .collect::<Result<_>>()
+        })?;
+        let first_rows: Vec<u32> = ranges
+            .iter()
+            .zip(&pieces)
+            .flat_map(|(&(lo, _), (_, reps))| reps.iter().map(move |&r| lo as u32 + r))
+            .collect();
+        let take = UInt32Array::from(first_rows.clone());
+        let firsts: Vec<ArrayRef> = columns
+            .iter()
+            .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let (merged, merged_reps) = tuple_codes(&firsts)?;
+        let reps: Vec<u32> = merged_reps
+            .iter()
+            .map(|&k| first_rows[k as usize])
+            .collect();
+        let ids = self.intern_rows(columns, reps)?;
+        // Each range's codes, through the merged codes, to ids.
+        let mut out = vec![0u32; num_rows];
+        let mut parts: Vec<&mut [u32]> = Vec::with_capacity(ranges.len());
+        let mut rest = &mut out[..];
+        for &(_, len) in &ranges {
+            let (part, tail) = rest.split_at_mut(len);
+            parts.push(part);
+            rest = tail;
+        }
+        let mut offset = 0;
+        let tables: Vec<Vec<u32>> = pieces
+            .iter()
+            .map(|(_, r)| {
+                let t = merged[offset..offset + r.len()]
+                    .iter()
+                    .map(|&m| ids[m as usize])
+                    .collect();
+                offset += r.len();
+                t
+            })
+            .collect();
+        pool.install(|| {
+            parts
+                .into_par_iter()
+                .zip(pieces.par_iter().zip(tables.par_iter()))
+                .for_each(|(part, ((codes, _), table))| {
+                    for (o, &c) in part.iter_mut().zip(codes) {
+                        *o = table[c as usize];
+                    }
+                })
+        });
+        Ok(out)
+    }
+
+    /// Interns the key tuples at rows `reps` of a batch's key columns: their ids, in order.
+    fn intern_rows(&mut self, columns: &[ArrayRef], reps: Vec<u32>) -> Result<Vec<u32>> {
         let take = UInt32Array::from(reps);
         let distinct: Vec<ArrayRef> = columns
             .iter()
             .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
             .collect::<std::result::Result<_, _>>()?;
         let encoded = self.encode(&distinct)?;
-        let global: Vec<u32> = (0..take.len())
+        Ok((0..take.len())
             .map(|i| self.intern(encoded.as_ref(), i))
-            .collect();
-        Ok(codes.into_iter().map(|c| global[c as usize]).collect())
+            .collect())
     }
+}
 
-    /// Dictionary-encodes one column within a batch: (code per row, first row of each code).
-    /// A large batch is encoded in row ranges on the worker threads, whose dictionaries are
-    /// then merged in row order: the codes are those of one pass over the whole column.
-    fn local_codes(&self, col: &ArrayRef, position: usize) -> Result<(Vec<u32>, Vec<u32>)> {
-        let ranges = parallel::ranges(col.len());
-        if ranges.len() == 1 {
-            return column_codes(col, position);
-        }
-        let pieces: Vec<(Vec<u32>, Vec<u32>)> = parallel::pool().install(|| {
-            ranges
-                .par_iter()
-                .map(|&(lo, len)| column_codes(&col.slice(lo, len), position))
-                .collect::<Result<_>>()
-        })?;
-        // The distinct values of every range, in row order, encoded once more: a value's code
-        // is where it first appears in the batch, as in a single pass.
-        let first_rows: Vec<u32> = ranges
-            .iter()
-            .zip(&pieces)
-            .flat_map(|(&(lo, _), (_, reps))| reps.iter().map(move |&r| lo as u32 + r))
-            .collect();
-        let firsts =
-            arrow_select::take::take(col.as_ref(), &UInt32Array::from(first_rows.clone()), None)?;
-        let (merged, merged_reps) = column_codes(&firsts, position)?;
-        let reps: Vec<u32> = merged_reps
-            .iter()
-            .map(|&k| first_rows[k as usize])
-            .collect();
-        let mut offsets = Vec::with_capacity(pieces.len());
-        let mut at = 0;
-        for (_, r) in &pieces {
-            offsets.push(at);
-            at += r.len();
-        }
-        let codes: Vec<Vec<u32>> = parallel::pool().install(|| {
-            pieces
-                .par_iter()
-                .zip(offsets.par_iter())
-                .map(|((codes, _), &off)| codes.iter().map(|&c| merged[off + c as usize]).collect())
-                .collect()
-        });
-        Ok((codes.concat(), reps))
+/// Dictionary-encodes key tuples in one pass: (code per row, first row of each code).
+fn tuple_codes(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+    let (mut codes, mut reps) = column_codes(&columns[0], 0)?;
+    for (c, col) in columns.iter().enumerate().skip(1) {
+        let (col_codes, col_reps) = column_codes(col, c)?;
+        (codes, reps) = combine(&codes, reps.len(), &col_codes, col_reps.len());
     }
+    Ok((codes, reps))
 }
 
 /// Dictionary-encodes one column in one pass: (code per row, first row of each code).
@@ -387,16 +413,32 @@ mod tests {
         let values: Vec<Option<String>> = (0..n)
             .map(|i| (i % 97 != 0).then(|| format!("k{}", (i * 7919) % 1013)))
             .collect();
-        let col: ArrayRef = Arc::new(StringArray::from(values));
-        let one = column_codes(&col, 0).unwrap();
-        let interner = KeyInterner::new(&[DataType::Utf8]).unwrap();
+        let other: Vec<Option<i32>> = (0..n)
+            .map(|i| (i % 89 != 0).then_some((i % 5) as i32))
+            .collect();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(values)),
+            Arc::new(Int32Array::from(other)),
+        ];
+        let types = [DataType::Utf8, DataType::Int32];
+        let mut runs = Vec::new();
         for threads in [1, 2, 3] {
             crate::parallel::set_threads(threads).unwrap();
-            assert_eq!(
-                interner.local_codes(&col, 0).unwrap(),
-                one,
-                "{threads} threads"
-            );
+            let mut k = KeyInterner::new(&types).unwrap();
+            let first = k.batch_ids(&cols, n).unwrap();
+            let again = k.batch_ids(&[cols[0].slice(5, 1000), cols[1].slice(5, 1000)], 1000);
+            runs.push((first, again.unwrap(), k.len()));
         }
+        crate::parallel::set_threads(1).unwrap();
+        // Ids are numbered in order of first appearance, as in one pass.
+        let (ids, _, len) = &runs[0];
+        let mut next = 0;
+        for &id in ids {
+            assert!(id <= next);
+            next = next.max(id + 1);
+        }
+        assert_eq!(next as usize, *len);
+        assert_eq!(runs[1], runs[0]);
+        assert_eq!(runs[2], runs[0]);
     }
 }

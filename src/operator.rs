@@ -15,7 +15,7 @@
 use crate::aggregate::{self, AggSpec, GroupsAccumulator};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
-use crate::parallel::{Feeder, CHUNK};
+use crate::parallel::{self, Feeder, CHUNK};
 use crate::time::{parse_timestamp, TimeUnit};
 use crate::window::{Watermark, WindowSpec};
 use arrow_array::cast::AsArray;
@@ -266,6 +266,111 @@ impl Pane {
             dirty: false,
             shadow: NO_SLOT,
         }
+    }
+}
+
+/// The pane a row at `t` updates, for layouts where that is one pane (see
+/// [`WindowOperator::splits_rows`]): its window, or its slice.
+#[inline]
+fn view_window(spec: WindowSpec, slicer: Option<Slicer>, t: i64) -> i64 {
+    let (first, last) = spec.indices(t);
+    slicer.map_or(first, |sl| sl.slice_of(first, last))
+}
+
+/// What one thread found in a range of rows (see [`WindowOperator::assign_split`]).
+#[derive(Default)]
+struct Judged {
+    /// Rows without a valid time, and why.
+    rejected: Vec<(u32, String)>,
+    /// Late rows: row, time, and the largest time of the accepted rows before it in the range.
+    late: Vec<(u32, i64, i64)>,
+    /// Accepted rows and their panes' slots (`NO_SLOT` where the pane does not exist yet).
+    rows: Vec<u32>,
+    slots: Vec<u32>,
+    /// Positions in `rows` whose slot is `NO_SLOT`.
+    misses: Vec<u32>,
+    /// The largest time accepted.
+    max: Option<i64>,
+}
+
+/// What judging a row needs of its operator, read (not changed) by two threads at once.
+struct PaneView<'a> {
+    spec: WindowSpec,
+    slicer: Option<Slicer>,
+    late_before: i64,
+    index: &'a HashMap<(i64, u32), u32>,
+    last_pane: &'a [(i64, u32)],
+    panes: &'a [Pane],
+}
+
+impl PaneView<'_> {
+    /// Judges rows `lo..hi` and looks up the accepted rows' panes.
+    fn judge(&self, times: &Times<'_>, key_ids: &[u32], lo: usize, hi: usize) -> Judged {
+        match times {
+            Times::Values(v, None) => self.judge_with(|i| Ok(v[i]), key_ids, lo, hi),
+            _ => self.judge_with(|i| times.value(i), key_ids, lo, hi),
+        }
+    }
+
+    #[inline]
+    fn judge_with(
+        &self,
+        time: impl Fn(usize) -> std::result::Result<i64, String>,
+        key_ids: &[u32],
+        lo: usize,
+        hi: usize,
+    ) -> Judged {
+        let mut out = Judged {
+            rows: Vec::with_capacity(hi - lo),
+            slots: Vec::with_capacity(hi - lo),
+            ..Judged::default()
+        };
+        let mut max = i64::MIN;
+        // Consecutive rows mostly share a window, and a calendar window costs a time-zone
+        // lookup to find (as in the one-thread pass).
+        let mut cached: (i64, i64, i64) = (i64::MAX, i64::MIN, 0);
+        let disjoint = self.slicer.is_none();
+        for (i, &key) in key_ids.iter().enumerate().take(hi).skip(lo) {
+            let t = match time(i) {
+                Ok(t) => t,
+                Err(reason) => {
+                    out.rejected.push((i as u32, reason));
+                    continue;
+                }
+            };
+            if t < self.late_before {
+                out.late.push((i as u32, t, max));
+                continue;
+            }
+            max = max.max(t);
+            let w = if t >= cached.0 && t < cached.1 {
+                cached.2
+            } else {
+                let w = view_window(self.spec, self.slicer, t);
+                if disjoint {
+                    cached = (self.spec.start(w), self.spec.end(w), w);
+                }
+                w
+            };
+            let slot = match self.last_pane.get(key as usize) {
+                Some(&(cw, cs))
+                    if cw == w && {
+                        let p = &self.panes[cs as usize];
+                        p.live && p.window == w && p.key == key
+                    } =>
+                {
+                    cs
+                }
+                _ => self.index.get(&(w, key)).copied().unwrap_or(NO_SLOT),
+            };
+            if slot == NO_SLOT {
+                out.misses.push(out.rows.len() as u32);
+            }
+            out.rows.push(i as u32);
+            out.slots.push(slot);
+        }
+        out.max = (!out.rows.is_empty()).then_some(max);
+        out
     }
 }
 
@@ -525,6 +630,9 @@ impl WindowOperator {
         result: &mut BatchResult,
         feed: &mut Feeder<'_, '_>,
     ) -> Result<()> {
+        if self.splits_rows(key_ids.len(), feed) {
+            return self.assign_split(times, key_ids, result, feed);
+        }
         let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
@@ -597,6 +705,116 @@ impl WindowOperator {
             } else if pipelined && self.pair_rows.len() >= CHUNK {
                 self.feed(feed, false)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Whether a batch of `n` rows looks its panes up on two threads ([`Self::assign_split`]):
+    /// large batches of final-mode queries whose rows each fall in exactly one pane (disjoint
+    /// windows without gaps, or the slices of hopping and cumulative ones), when the
+    /// accumulators stay on this thread.
+    fn splits_rows(&self, n: usize, feed: &Feeder<'_, '_>) -> bool {
+        let spec = self.spec;
+        self.config.emit == EmitMode::Final
+            && !feed.pipelined()
+            && !spec.has_gaps()
+            && (self.slicer.is_some() || spec.disjoint())
+            && Feeder::worth_it(n)
+    }
+
+    /// The per-row pass of [`Self::assign_rows`] on two threads, with the same outcome row
+    /// for row. The batch is taken a stretch at a time, each ending after the row that makes
+    /// a moment due (the first whose time puts the watermark at the next window to close):
+    ///
+    /// 1. within a stretch no pane closes, so every row is judged against the same closed
+    ///    windows; two threads each judge half the stretch (rejected, late or accepted) and
+    ///    look up the accepted rows' panes, reading the pane index without changing it;
+    /// 2. this thread merges their work in row order: a late row's watermark is the one left
+    ///    by the accepted rows before it, rows whose pane does not exist yet get it here, in
+    ///    the order the one-thread pass would create them; then the accumulators take the
+    ///    stretch, the watermark moves to its largest time and the moment runs.
+    fn assign_split(
+        &mut self,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+        feed: &mut Feeder<'_, '_>,
+    ) -> Result<()> {
+        let n = key_ids.len();
+        let delay = self.config.delay;
+        let mut start = 0;
+        while start < n {
+            let next_close_at = self.next_close_at;
+            let end = match times {
+                Times::Values(v, nulls) => (start..n).find(|&i| {
+                    v[i].saturating_sub(delay) >= next_close_at
+                        && nulls.is_none_or(|b| b.is_valid(i))
+                }),
+                Times::Text(v) => (start..n).find(|&i| {
+                    v[i].as_ref()
+                        .is_ok_and(|&t| t.saturating_sub(delay) >= next_close_at)
+                }),
+            };
+            let (end, due) = end.map_or((n, false), |i| (i + 1, true));
+            let view = PaneView {
+                spec: self.spec,
+                slicer: self.slicer,
+                late_before: self.late_before,
+                index: &self.pane_index,
+                last_pane: &self.last_pane,
+                panes: &self.panes,
+            };
+            let parts = if end - start >= parallel::MIN_STRETCH {
+                let mid = start + (end - start) / 2;
+                let (lo, hi) = parallel::pool().join(
+                    || view.judge(times, key_ids, start, mid),
+                    || view.judge(times, key_ids, mid, end),
+                );
+                vec![lo, hi]
+            } else {
+                vec![view.judge(times, key_ids, start, end)]
+            };
+            let current = self.watermark.current();
+            let mut before = i64::MIN;
+            for part in parts {
+                for (r, reason) in part.rejected {
+                    result.rejected_rows.push(r);
+                    result.reasons.push(reason);
+                    self.metrics.rows_rejected += 1;
+                }
+                for (r, t, max) in part.late {
+                    let wm = current.max(before.max(max).saturating_sub(delay));
+                    let why = "is in windows that all closed";
+                    route_late(
+                        &self.config,
+                        &mut self.metrics,
+                        result,
+                        r as usize,
+                        t,
+                        wm,
+                        why,
+                    )?;
+                }
+                if let Some(max) = part.max {
+                    before = before.max(max);
+                    self.watermark.observe(max);
+                }
+                let offset = self.pair_rows.len();
+                self.metrics.rows_accepted += part.rows.len() as u64;
+                self.pair_rows.extend_from_slice(&part.rows);
+                self.pair_slots.extend_from_slice(&part.slots);
+                for j in part.misses {
+                    let r = part.rows[j as usize] as usize;
+                    let t = times.value(r).expect("accepted rows have times");
+                    let w = view_window(self.spec, self.slicer, t);
+                    self.pair_slots[offset + j as usize] = self.pane(w, key_ids[r]);
+                }
+            }
+            self.feed(feed, true)?;
+            if due {
+                self.moment(false);
+            }
+            start = end;
         }
         Ok(())
     }

@@ -16,8 +16,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::thread::{Scope, ScopedJoinHandle};
 
-/// Below this many rows, a step is not worth handing to other threads.
+/// Below this many rows, a batch is not worth handing to other threads.
 pub const MIN_ROWS: usize = 1 << 15;
+
+/// Below this many rows, a stretch of a large batch (the rows between two moments) is not
+/// worth splitting between threads.
+pub const MIN_STRETCH: usize = 1 << 13;
 
 static POOL: OnceLock<RwLock<Arc<ThreadPool>>> = OnceLock::new();
 
@@ -247,7 +251,7 @@ pub(crate) fn apply(
         return Ok(());
     }
     let ctx = RowContext { times, seq_base };
-    if parallel && accs.len() > 1 && rows.len() >= MIN_ROWS && threads() > 1 {
+    if parallel && accs.len() > 1 && rows.len() >= MIN_STRETCH && threads() > 1 {
         // Each accumulator owns its state: they are updated side by side.
         use rayon::prelude::*;
         let (r, s) = (&rows[..], &slots[..]);

@@ -15,8 +15,8 @@ use crate::aggregate::GroupsAccumulator;
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late,
-    BatchResult, Bound, EmitMode, Metrics, OperatorConfig, Windowing,
+    as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late, BatchResult,
+    Bound, EmitMode, Metrics, OperatorConfig, Windowing,
 };
 use crate::window::Watermark;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};

@@ -333,6 +333,74 @@ fn two_threads_give_the_one_thread_result() {
     }
 }
 
+/// Large final-mode batches are judged on two threads, a stretch between moments at a time:
+/// late rows carry the watermark each met, rejected rows their reasons, and every output
+/// batch and counter is the one-thread one (long windows: stretches split between threads;
+/// short ones: stretches too small to split).
+#[test]
+fn two_threads_judge_rows_as_one_does() {
+    let mut s = random_stream(5, 200_000);
+    for (i, t) in s.t.iter_mut().enumerate() {
+        if i % 7 == 0 {
+            *t = t.map(|t| t - 3_000); // far behind: late near every window end
+        }
+    }
+    for period in [60_000, 5_000] {
+        let spec = WindowSpec::Fixed(FixedWindows::tumbling(period, 0).unwrap());
+        let mut runs = Vec::new();
+        for threads in [1, 2] {
+            _core::parallel::set_threads(threads).unwrap();
+            let mut op = WindowOperator::new(config(spec, 2, 0, EmitMode::Final));
+            let mut got = Vec::new();
+            for lo in (0..s.t.len()).step_by(70_000) {
+                let r = op
+                    .process(&batch(&s, lo, (lo + 70_000).min(s.t.len())))
+                    .unwrap();
+                got.push((r.output, r.late_rows, r.late_by, r.rejected_rows, r.reasons));
+            }
+            let rest = op.finish().unwrap();
+            runs.push((got, rest, op.metrics()));
+        }
+        _core::parallel::set_threads(1).unwrap();
+        let late: usize = runs[1].0.iter().map(|b| b.1.len()).sum();
+        assert!(late > 100, "the stream has late rows ({late})");
+        assert!(runs[1].0.iter().all(|b| b.1.len() == b.2.len()));
+        assert_eq!(runs[0], runs[1], "period {period}");
+    }
+}
+
+/// A late row's watermark is the one left by every accepted row before it, also when the
+/// rows before it were judged on the other thread.
+#[test]
+fn a_late_row_meets_the_watermark_of_every_row_before_it() {
+    let mut s = Stream {
+        t: vec![Some(0), Some(500), Some(1_500)], // closes [0, 1000): watermark 1498
+        k: vec![Some("a"); 3],
+        v: vec![Some(1.0); 3],
+    };
+    let n = 100_000;
+    for i in 0..n {
+        s.t.push(Some(match i {
+            _ if i < n / 2 => 1_000 + (i * 900 / (n / 2)) as i64, // up to 1899
+            _ if i == n / 2 => 5,                                 // first row of the second half
+            _ => 1_000 + (i % 500) as i64,
+        }));
+        s.k.push(Some(["a", "b", "c"][i % 3]));
+        s.v.push(Some(i as f64));
+    }
+    let spec = WindowSpec::Fixed(FixedWindows::tumbling(1_000, 0).unwrap());
+    for threads in [1, 2] {
+        _core::parallel::set_threads(threads).unwrap();
+        let mut op = WindowOperator::new(config(spec, 2, 0, EmitMode::Final));
+        let first = op.process(&batch(&s, 0, 3)).unwrap();
+        assert_eq!(first.output.num_rows(), 1);
+        let r = op.process(&batch(&s, 3, n + 3)).unwrap();
+        assert_eq!(r.late_rows, vec![n as u32 / 2], "{threads} threads");
+        assert_eq!(r.late_by, vec![1_897 - 5], "{threads} threads");
+    }
+    _core::parallel::set_threads(1).unwrap();
+}
+
 #[test]
 fn final_mode_emits_in_end_then_key_order() {
     let s = random_stream(99, 500);

@@ -3,8 +3,8 @@
 
 use super::rows::{Column, OutBuilder, RowContext, RowState};
 use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
-use std::hash::BuildHasher;
 use serde::{Deserialize, Serialize};
+use std::hash::BuildHasher;
 
 /// A 64-bit hash of a value's identifying bytes; the same on every machine and run, so sketches
 /// built apart merge (wyhash-style multiply-mix, then a splitmix64 finaliser).

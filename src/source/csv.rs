@@ -222,7 +222,10 @@ impl CsvSource {
         if records.is_empty() {
             return;
         }
-        let joined: Vec<u8> = records.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+        let joined: Vec<u8> = records
+            .iter()
+            .flat_map(|(_, r)| r.iter().copied())
+            .collect();
         let outcome = decode_all(&mut self.decoder(records.len()), &joined);
         match outcome {
             Ok(b) if b.num_rows() == records.len() => good.push(b),
@@ -231,7 +234,12 @@ impl CsvSource {
                 self.decode_part(file, head, good, bad);
                 self.decode_part(file, tail, good, bad);
             }
-            Ok(_) => bad.push(bad_row(file, records[0].0, "empty record".into(), &records[0].1)),
+            Ok(_) => bad.push(bad_row(
+                file,
+                records[0].0,
+                "empty record".into(),
+                &records[0].1,
+            )),
             Err(e) => bad.push(bad_row(file, records[0].0, e, &records[0].1)),
         }
     }
