@@ -161,15 +161,7 @@ fn column_codes(col: &ArrayRef, position: usize) -> Result<(Vec<u32>, Vec<u32>)>
         DataType::LargeUtf8 => {
             codes_of(col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)))
         }
-        DataType::Utf8View => {
-            let a = col.as_string_view();
-            codes_of((0..a.len()).map(|i| {
-                a.is_valid(i).then(|| ViewKey {
-                    view: a.views()[i],
-                    bytes: a.value(i).as_bytes(),
-                })
-            }))
-        }
+        DataType::Utf8View => view_codes(col.as_string_view()),
         DataType::Binary => codes_of(col.as_binary::<i32>().iter()),
         DataType::LargeBinary => codes_of(col.as_binary::<i64>().iter()),
         DataType::BinaryView => codes_of(col.as_binary_view().iter()),
@@ -281,30 +273,70 @@ fn codes_of<T: Hash + Eq>(values: impl Iterator<Item = Option<T>>) -> (Vec<u32>,
     (codes, reps)
 }
 
-/// A string of a view array. Two equal views are equal strings (same bytes, or the same
-/// place in the same buffer, as readers of dictionary-encoded data produce), which spares the
-/// byte comparison on most lookups; otherwise lengths and prefixes, then bytes, are compared.
-#[derive(Clone, Copy)]
-struct ViewKey<'a> {
-    view: u128,
-    bytes: &'a [u8],
+/// Codes for the strings of a view column, in order of first appearance. Two equal views
+/// are equal strings (the same short string inline, or the same place in the same buffer, as
+/// readers of dictionary-encoded data produce), so a small direct-mapped cache from view to
+/// code answers most rows with one multiply and one comparison; the strings themselves are
+/// hashed only on a miss.
+pub(crate) struct ViewCoder<'a> {
+    array: &'a arrow_array::StringViewArray,
+    cache: Vec<(u128, u32)>,
+    seen: HashMap<&'a [u8], u32>,
+    /// The first row of each code.
+    pub reps: Vec<u32>,
 }
 
-impl PartialEq for ViewKey<'_> {
+impl<'a> ViewCoder<'a> {
+    const BITS: u32 = 10;
+
+    pub fn new(array: &'a arrow_array::StringViewArray) -> Self {
+        ViewCoder {
+            array,
+            cache: vec![(0, u32::MAX); 1 << Self::BITS],
+            seen: HashMap::new(),
+            reps: Vec::new(),
+        }
+    }
+
+    /// The code of row `i`, which must not be null.
     #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.view == other.view
-            || (self.view as u64 == other.view as u64 && self.bytes == other.bytes)
+    pub fn code(&mut self, i: usize) -> u32 {
+        let view = self.array.views()[i];
+        let mixed = (view as u64) ^ ((view >> 64) as u64).rotate_left(29);
+        let at = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::BITS)) as usize;
+        let entry = &mut self.cache[at];
+        if entry.0 == view && entry.1 != u32::MAX {
+            return entry.1;
+        }
+        let reps = &mut self.reps;
+        let code = *self
+            .seen
+            .entry(self.array.value(i).as_bytes())
+            .or_insert_with(|| {
+                reps.push(i as u32);
+                (reps.len() - 1) as u32
+            });
+        *entry = (view, code);
+        code
     }
 }
 
-impl Eq for ViewKey<'_> {}
-
-impl std::hash::Hash for ViewKey<'_> {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.bytes.hash(state);
+/// [`codes_of`] for a string view column (see [`ViewCoder`]).
+fn view_codes(a: &arrow_array::StringViewArray) -> (Vec<u32>, Vec<u32>) {
+    let mut coder = ViewCoder::new(a);
+    let mut codes = Vec::with_capacity(a.len());
+    let mut null_code: Option<u32> = None;
+    for i in 0..a.len() {
+        codes.push(if a.is_null(i) {
+            *null_code.get_or_insert_with(|| {
+                coder.reps.push(i as u32);
+                (coder.reps.len() - 1) as u32
+            })
+        } else {
+            coder.code(i)
+        });
     }
+    (codes, coder.reps)
 }
 
 /// Combines two code columns into one code per distinct pair.
@@ -405,6 +437,29 @@ mod tests {
         let ids = k.batch_ids(&[col], n as usize).unwrap();
         assert_eq!(k.len(), 7);
         assert_eq!(ids[0], ids[7]);
+    }
+
+    #[test]
+    fn string_views_encode_like_strings() {
+        // Short and long strings, more distinct values than the view cache has entries, as
+        // views of their own and as views shared through a dictionary.
+        let values: Vec<Option<String>> = (0..60_000)
+            .map(|i| {
+                (i % 101 != 0).then(|| match i % 2 {
+                    0 => format!("s{}", (i * 31) % 3000),
+                    _ => format!("a string beyond twelve bytes {}", (i * 17) % 2000),
+                })
+            })
+            .collect();
+        let plain: ArrayRef = Arc::new(StringArray::from(values.clone()));
+        let own: ArrayRef = Arc::new(StringViewArray::from(values.clone()));
+        let dict: arrow_array::DictionaryArray<arrow_array::types::UInt32Type> =
+            values.iter().map(|v| v.as_deref()).collect();
+        let shared = arrow_cast::cast(&dict, &DataType::Utf8View).unwrap();
+        let want = column_codes(&plain, 0).unwrap();
+        assert!(want.1.len() > 2000, "{} distinct", want.1.len());
+        assert_eq!(column_codes(&own, 0).unwrap(), want);
+        assert_eq!(column_codes(&shared, 0).unwrap(), want);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::GroupsAccumulator;
 use crate::error::{Error, Result};
+use crate::keys::ViewCoder;
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{
@@ -10,6 +11,7 @@ use arrow_array::{
 };
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields};
+use hashbrown::HashMap;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 
@@ -367,6 +369,15 @@ pub trait RowState: Clone + Send + Sync + Serialize + DeserializeOwned + 'static
         row: usize,
         ctx: &RowContext<'_>,
     );
+    /// Whether the result depends only on how many rows hold each value (exact top-K), so
+    /// that rows with equal values may be added at once with [`RowState::add_count`].
+    fn counts_values(_cfg: &Self::Config) -> bool {
+        false
+    }
+    /// Adds `count` rows holding the value of row `row` (states that count values only).
+    fn add_count(&mut self, _cfg: &Self::Config, _col: &Column<'_>, _row: usize, _count: u32) {
+        unreachable!("add_count on a state that does not count values")
+    }
     /// Adds another pane's state.
     fn merge(&mut self, cfg: &Self::Config, other: &Self);
     /// Appends the result.
@@ -410,6 +421,61 @@ impl<S: RowState> RowSlots<S> {
             out,
             out_type,
         }
+    }
+}
+
+/// Pairs from which a state that counts values tallies them first.
+const TALLY_MIN: usize = 256;
+
+/// How many rows of each (slot, value code) a batch adds, slots numbered as they appear.
+#[derive(Default)]
+struct Tally {
+    slots: Vec<u32>,
+    last: Option<(u32, u32)>,
+    index: HashMap<u32, u32>,
+    pairs: Vec<(u32, u32)>,
+}
+
+impl Tally {
+    #[inline]
+    fn add(&mut self, slot: u32, code: u32) {
+        let local = match self.last {
+            Some((s, l)) if s == slot => l,
+            _ => {
+                let next = self.slots.len() as u32;
+                let l = *self.index.entry(slot).or_insert(next);
+                if l == next {
+                    self.slots.push(slot);
+                }
+                self.last = Some((slot, l));
+                l
+            }
+        };
+        self.pairs.push((local, code));
+    }
+
+    /// `(slot, code, rows)` for every pair seen, by slot (in order of appearance) then code.
+    fn counts(&self, codes: usize) -> Vec<(u32, u32, u32)> {
+        let mut out = Vec::new();
+        // A dense table when it is not much larger than the pairs, else a sort.
+        if self.slots.len().saturating_mul(codes) <= (self.pairs.len() * 2).max(1 << 12) {
+            let mut table = vec![0u32; self.slots.len() * codes];
+            for &(l, c) in &self.pairs {
+                table[l as usize * codes + c as usize] += 1;
+            }
+            for (at, &n) in table.iter().enumerate() {
+                if n > 0 {
+                    out.push((self.slots[at / codes], (at % codes) as u32, n));
+                }
+            }
+        } else {
+            let mut sorted = self.pairs.clone();
+            sorted.sort_unstable();
+            for run in sorted.chunk_by(|a, b| a == b) {
+                out.push((self.slots[run[0].0 as usize], run[0].1, run.len() as u32));
+            }
+        }
+        out
     }
 }
 
@@ -465,6 +531,23 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
         let cfg = &self.cfg;
         let aux = aux.as_ref();
         let keep = |r: usize| filter.is_none_or(|f| f.is_valid(r) && f.value(r)) && col.is_valid(r);
+        // Strings counted per value: a batch's pairs are tallied by (slot, string code) first.
+        if let (true, Column::StrView(strings)) = (S::counts_values(cfg), &col) {
+            if rows.len() >= TALLY_MIN {
+                let mut coder = ViewCoder::new(strings);
+                let mut tally = Tally::default();
+                for (&r, &s) in rows.iter().zip(slots) {
+                    if keep(r as usize) {
+                        tally.add(s, coder.code(r as usize));
+                    }
+                }
+                for (slot, code, count) in tally.counts(coder.reps.len()) {
+                    let row = coder.reps[code as usize] as usize;
+                    self.states[slot as usize].add_count(cfg, &col, row, count);
+                }
+                return Ok(());
+            }
+        }
         match split_point(slots, self.states.len()) {
             // Two threads, each updating the slots on its side of `mid` (each slot still sees
             // its rows in row order, so the result is the one-thread result).
