@@ -273,40 +273,78 @@ fn codes_of<T: Hash + Eq>(values: impl Iterator<Item = Option<T>>) -> (Vec<u32>,
     (codes, reps)
 }
 
-/// Codes for the strings of a view column, in order of first appearance. Two equal views
-/// are equal strings (the same short string inline, or the same place in the same buffer, as
-/// readers of dictionary-encoded data produce), so a small direct-mapped cache from view to
-/// code answers most rows with one multiply and one comparison; the strings themselves are
-/// hashed only on a miss.
+/// Codes for the strings of a view column, in order of first appearance, through a
+/// direct-mapped cache in front of a hash map of the strings. A cache entry is keyed by the
+/// string itself up to 32 bytes (its view inline up to 12 bytes, else its first and last 16
+/// bytes with its length), so a hit costs one multiply and one comparison, without hashing
+/// or comparing the bytes; a longer string is keyed by its view (two equal views are the same
+/// place in the same buffer, as readers of dictionary-encoded data produce). The cache grows
+/// with the distinct strings, to twice their number, and is left out past `MAX_CACHED` of
+/// them, where it would no longer fit in a core's cache.
 pub(crate) struct ViewCoder<'a> {
     array: &'a arrow_array::StringViewArray,
-    cache: Vec<(u128, u32)>,
+    cache: Vec<CacheEntry>,
+    bits: u32,
     seen: HashMap<&'a [u8], u32>,
     /// The first row of each code.
     pub reps: Vec<u32>,
 }
 
+/// `(key, tag, code)`: `tag` is the string's length, with the top bit set when the key is
+/// the view of a string longer than 32 bytes; `code` is `u32::MAX` in an empty entry.
+type CacheEntry = ((u128, u128), u32, u32);
+
 impl<'a> ViewCoder<'a> {
-    const BITS: u32 = 10;
+    const MAX_CACHED: usize = 1 << 13;
 
     pub fn new(array: &'a arrow_array::StringViewArray) -> Self {
+        let bits = 10;
         ViewCoder {
             array,
-            cache: vec![(0, u32::MAX); 1 << Self::BITS],
+            cache: vec![((0, 0), 0, u32::MAX); 1 << bits],
+            bits,
             seen: HashMap::new(),
             reps: Vec::new(),
         }
     }
 
+    /// The cache key of a string: its bytes up to 32 of them, else its view.
+    #[inline]
+    fn key(&self, i: usize) -> ((u128, u128), u32) {
+        let view = self.array.views()[i];
+        let len = view as u32;
+        if len <= 12 {
+            return ((view, 0), len);
+        }
+        if len > 32 {
+            return ((view, 0), len | 1 << 31);
+        }
+        let b = self.array.value(i).as_bytes();
+        let word = |s: &[u8]| u128::from_le_bytes(s.try_into().expect("16 bytes"));
+        let pair = if b.len() >= 16 {
+            (word(&b[..16]), word(&b[b.len() - 16..]))
+        } else {
+            let mut first = [0u8; 16];
+            first[..b.len()].copy_from_slice(b);
+            (u128::from_le_bytes(first), 0)
+        };
+        (pair, len)
+    }
+
     /// The code of row `i`, which must not be null.
     #[inline]
     pub fn code(&mut self, i: usize) -> u32 {
-        let view = self.array.views()[i];
-        let mixed = (view as u64) ^ ((view >> 64) as u64).rotate_left(29);
-        let at = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::BITS)) as usize;
-        let entry = &mut self.cache[at];
-        if entry.0 == view && entry.1 != u32::MAX {
-            return entry.1;
+        let (key, tag) = self.key(i);
+        let mixed = (key.0 as u64)
+            ^ ((key.0 >> 64) as u64).rotate_left(29)
+            ^ (key.1 as u64).rotate_left(17)
+            ^ ((key.1 >> 64) as u64).rotate_left(43)
+            ^ u64::from(tag);
+        let at = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize;
+        if let Some(&(k, t, code)) = self.cache.get(at) {
+            if k == key && t == tag && code != u32::MAX {
+                return code;
+            }
         }
         let reps = &mut self.reps;
         let code = *self
@@ -316,8 +354,23 @@ impl<'a> ViewCoder<'a> {
                 reps.push(i as u32);
                 (reps.len() - 1) as u32
             });
-        *entry = (view, code);
+        if let Some(entry) = self.cache.get_mut(at) {
+            *entry = (key, tag, code);
+        }
+        if self.reps.len() * 2 > self.cache.len() && !self.cache.is_empty() {
+            self.grow();
+        }
         code
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        if self.reps.len() > Self::MAX_CACHED {
+            self.cache = Vec::new();
+        } else {
+            self.bits += 2;
+            self.cache = vec![((0, 0), 0, u32::MAX); 1 << self.bits];
+        }
     }
 }
 
@@ -445,8 +498,11 @@ mod tests {
         // views of their own and as views shared through a dictionary.
         let values: Vec<Option<String>> = (0..60_000)
             .map(|i| {
-                (i % 101 != 0).then(|| match i % 2 {
+                (i % 101 != 0).then(|| match i % 4 {
                     0 => format!("s{}", (i * 31) % 3000),
+                    // 13 to 16 bytes, and about 32: the cache keys change at 12, 16 and 32.
+                    1 => format!("{:0>w$}", (i * 7) % 900, w = 13 + i % 4),
+                    2 => format!("{:x>w$}", (i * 13) % 900, w = 30 + i % 5),
                     _ => format!("a string beyond twelve bytes {}", (i * 17) % 2000),
                 })
             })
@@ -457,9 +513,18 @@ mod tests {
             values.iter().map(|v| v.as_deref()).collect();
         let shared = arrow_cast::cast(&dict, &DataType::Utf8View).unwrap();
         let want = column_codes(&plain, 0).unwrap();
-        assert!(want.1.len() > 2000, "{} distinct", want.1.len());
+        assert!(want.1.len() > 1024, "{} distinct", want.1.len());
         assert_eq!(column_codes(&own, 0).unwrap(), want);
         assert_eq!(column_codes(&shared, 0).unwrap(), want);
+        // More distinct strings than the cache takes: it is left out, the codes stay.
+        let many: Vec<String> = (0..40_000)
+            .map(|i| format!("u{}", (i * 7) % 20_000))
+            .collect();
+        let plain: ArrayRef = Arc::new(StringArray::from(many.clone()));
+        let own: ArrayRef = Arc::new(StringViewArray::from(many));
+        let want = column_codes(&plain, 0).unwrap();
+        assert_eq!(want.1.len(), 20_000);
+        assert_eq!(column_codes(&own, 0).unwrap(), want);
     }
 
     #[test]

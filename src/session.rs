@@ -399,7 +399,8 @@ impl SessionOperator {
         let s = self.sessions[slot as usize];
         let end = self.end_of(&s);
         self.closing.insert((end, slot));
-        if end > self.watermark.current() || !s.emitted {
+        // Only updating modes emit a session when it completes (final mode: when it closes).
+        if self.config.emit.updates() && (end > self.watermark.current() || !s.emitted) {
             self.incomplete.insert((end, slot));
         }
     }
@@ -408,7 +409,9 @@ impl SessionOperator {
         let s = self.sessions[slot as usize];
         let end = self.end_of(&s);
         self.closing.remove(&(end, slot));
-        self.incomplete.remove(&(end, slot));
+        if self.config.emit.updates() {
+            self.incomplete.remove(&(end, slot));
+        }
     }
 
     /// A session merged away: emits `-D` for it in changelog mode, then frees it.
