@@ -599,7 +599,10 @@ impl WindowOperator {
         // workload); updating modes have a moment at each amended row, too often to hand over.
         let times_buf = std::mem::take(&mut self.batch_times);
         let seq = self.batch_seq;
-        let outcome = if !amend && bound.key_indices.is_empty() && Feeder::worth_it(n) {
+        // Accumulators that tally a batch per value on the worker threads themselves are
+        // better served by judging rows on two threads as well (see `assign_split`).
+        let tallied = !self.accs.is_empty() && self.accs.iter().all(|a| a.tallies(batch));
+        let outcome = if !amend && bound.key_indices.is_empty() && !tallied && Feeder::worth_it(n) {
             std::thread::scope(|scope| {
                 let mut feed = Feeder::new(Some(scope), batch, &times_buf, seq);
                 let assigned = self.assign_rows(&times, &key_ids, &mut result, &mut feed);

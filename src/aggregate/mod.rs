@@ -264,6 +264,11 @@ pub trait GroupsAccumulator: Send + Sync {
     fn field(&self) -> Field;
     /// Approximate bytes of state held.
     fn size(&self) -> usize;
+    /// True when updates from this batch are tallied per value on the worker threads
+    /// (exact top-K of strings), rather than applied row by row.
+    fn tallies(&self, _batch: &RecordBatch) -> bool {
+        false
+    }
 }
 
 /// A [`GroupsAccumulator`] made of one [`Accumulator`] per slot.

@@ -534,16 +534,36 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
         // Strings counted per value: a batch's pairs are tallied by (slot, string code) first.
         if let (true, Column::StrView(strings)) = (S::counts_values(cfg), &col) {
             if rows.len() >= TALLY_MIN {
-                let mut coder = ViewCoder::new(strings);
-                let mut tally = Tally::default();
-                for (&r, &s) in rows.iter().zip(slots) {
-                    if keep(r as usize) {
-                        tally.add(s, coder.code(r as usize));
+                // (slot, row holding the string, rows) for a range of the pairs.
+                let tally_of = |rows: &[u32], slots: &[u32]| {
+                    let mut coder = ViewCoder::new(strings);
+                    let mut tally = Tally::default();
+                    for (&r, &s) in rows.iter().zip(slots) {
+                        if keep(r as usize) {
+                            tally.add(s, coder.code(r as usize));
+                        }
                     }
-                }
-                for (slot, code, count) in tally.counts(coder.reps.len()) {
-                    let row = coder.reps[code as usize] as usize;
-                    self.states[slot as usize].add_count(cfg, &col, row, count);
+                    let counts = tally.counts(coder.reps.len());
+                    counts
+                        .into_iter()
+                        .map(|(slot, code, n)| (slot, coder.reps[code as usize], n))
+                        .collect::<Vec<_>>()
+                };
+                // Large batches are tallied in two halves side by side; counts add up the same.
+                let tallies = if rows.len() >= crate::parallel::MIN_STRETCH
+                    && crate::parallel::threads() > 1
+                {
+                    let mid = rows.len() / 2;
+                    let (a, b) = crate::parallel::pool().join(
+                        || tally_of(&rows[..mid], &slots[..mid]),
+                        || tally_of(&rows[mid..], &slots[mid..]),
+                    );
+                    vec![a, b]
+                } else {
+                    vec![tally_of(rows, slots)]
+                };
+                for (slot, row, count) in tallies.into_iter().flatten() {
+                    self.states[slot as usize].add_count(cfg, &col, row as usize, count);
                 }
                 return Ok(());
             }
@@ -573,6 +593,10 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
             }
         }
         Ok(())
+    }
+
+    fn tallies(&self, batch: &RecordBatch) -> bool {
+        S::counts_values(&self.cfg) && batch.column(self.input).data_type() == &DataType::Utf8View
     }
 
     fn merge(&mut self, dst: u32, src: u32) {
