@@ -1,12 +1,15 @@
 //! The engine's worker threads: one rayon pool shared by every operator, sized by
 //! [`set_threads`] (default: `RILLET_THREADS`, else the machine's cores).
 //!
-//! Work is split only where the result cannot depend on it: a batch's key columns are
+//! Work is split only where the result cannot depend on it: a batch's key tuples are
 //! dictionary-encoded in row ranges whose dictionaries are merged in row order (the same codes
-//! as one pass), the accumulators of a query are updated side by side (each owns its state),
-//! and a [`Feeder`] hands the accumulator updates of a large batch to a second thread, in
-//! row order, while the calling thread assigns the next rows to panes. Small batches stay on
-//! the calling thread.
+//! as one pass); a final-mode window operator judges the rows of a stretch between two
+//! moments in two halves, reading its panes without changing them (`assign_split` in
+//! `operator.rs`); the accumulators of a query are updated side by side (each owns its
+//! state), an accumulator's slots are split at a point that balances their rows, and exact
+//! top-K tallies two halves of the pairs; and a [`Feeder`] hands the accumulator updates of a
+//! large batch of a query without keys to a second thread, in row order, while the calling
+//! thread assigns the next rows to panes. Small batches stay on the calling thread.
 
 use crate::aggregate::{GroupsAccumulator, RowContext};
 use crate::error::{Error, Result};
