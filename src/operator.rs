@@ -269,12 +269,34 @@ impl Pane {
     }
 }
 
-/// The pane a row at `t` updates, for layouts where that is one pane (see
-/// [`WindowOperator::splits_rows`]): its window, or its slice.
-#[inline]
-fn view_window(spec: WindowSpec, slicer: Option<Slicer>, t: i64) -> i64 {
-    let (first, last) = spec.indices(t);
-    slicer.map_or(first, |sl| sl.slice_of(first, last))
+/// A row's first and last window, remembering the last row's window when windows do not
+/// overlap: most rows share it, and a calendar window costs a time-zone lookup to find.
+struct WindowCache {
+    disjoint: bool,
+    /// `[start, end)` and index of the window last found.
+    last: (i64, i64, i64),
+}
+
+impl WindowCache {
+    fn new(spec: &WindowSpec) -> Self {
+        WindowCache {
+            disjoint: spec.disjoint(),
+            last: (i64::MAX, i64::MIN, 0),
+        }
+    }
+
+    #[inline]
+    fn indices(&mut self, spec: &WindowSpec, t: i64) -> (i64, i64) {
+        let (start, end, w) = self.last;
+        if t >= start && t < end {
+            return (w, w);
+        }
+        let (f, l) = spec.indices(t);
+        if self.disjoint && f == l {
+            self.last = (spec.start(f), spec.end(f), f);
+        }
+        (f, l)
+    }
 }
 
 /// What one thread found in a range of rows (see [`WindowOperator::assign_split`]).
@@ -287,8 +309,8 @@ struct Judged {
     /// Accepted rows and their panes' slots (`NO_SLOT` where the pane does not exist yet).
     rows: Vec<u32>,
     slots: Vec<u32>,
-    /// Positions in `rows` whose slot is `NO_SLOT`.
-    misses: Vec<u32>,
+    /// Positions in `rows` whose slot is `NO_SLOT`, with the window (or slice) of their pane.
+    misses: Vec<(u32, i64)>,
     /// The largest time accepted.
     max: Option<i64>,
 }
@@ -326,10 +348,7 @@ impl PaneView<'_> {
             ..Judged::default()
         };
         let mut max = i64::MIN;
-        // Consecutive rows mostly share a window, and a calendar window costs a time-zone
-        // lookup to find (as in the one-thread pass).
-        let mut cached: (i64, i64, i64) = (i64::MAX, i64::MIN, 0);
-        let disjoint = self.slicer.is_none();
+        let mut windows = WindowCache::new(&self.spec);
         for (i, &key) in key_ids.iter().enumerate().take(hi).skip(lo) {
             let t = match time(i) {
                 Ok(t) => t,
@@ -343,15 +362,9 @@ impl PaneView<'_> {
                 continue;
             }
             max = max.max(t);
-            let w = if t >= cached.0 && t < cached.1 {
-                cached.2
-            } else {
-                let w = view_window(self.spec, self.slicer, t);
-                if disjoint {
-                    cached = (self.spec.start(w), self.spec.end(w), w);
-                }
-                w
-            };
+            // The pane's window: the row's one window, or its slice.
+            let (first, last) = windows.indices(&self.spec, t);
+            let w = self.slicer.map_or(first, |sl| sl.slice_of(first, last));
             let slot = match self.last_pane.get(key as usize) {
                 Some(&(cw, cs))
                     if cw == w && {
@@ -364,7 +377,7 @@ impl PaneView<'_> {
                 _ => self.index.get(&(w, key)).copied().unwrap_or(NO_SLOT),
             };
             if slot == NO_SLOT {
-                out.misses.push(out.rows.len() as u32);
+                out.misses.push((out.rows.len() as u32, w));
             }
             out.rows.push(i as u32);
             out.slots.push(slot);
@@ -640,10 +653,7 @@ impl WindowOperator {
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
         let pipelined = feed.pipelined();
-        // The last row's window, when windows do not overlap: most rows share it, and a
-        // calendar window costs a time-zone lookup to find.
-        let disjoint = spec.disjoint();
-        let mut cached: (i64, i64, i64) = (i64::MAX, i64::MIN, 0);
+        let mut windows = WindowCache::new(&spec);
         // Rows are judged one at a time; `i` indexes the batch and its times.
         for (i, &key) in key_ids.iter().enumerate() {
             let t = match times.value(i) {
@@ -674,15 +684,7 @@ impl WindowOperator {
                 continue;
             }
             self.metrics.rows_accepted += 1;
-            let (first, last) = if t >= cached.0 && t < cached.1 {
-                (cached.2, cached.2)
-            } else {
-                let (f, l) = spec.indices(t);
-                if disjoint && f == l {
-                    cached = (spec.start(f), spec.end(f), f);
-                }
-                (f, l)
-            };
+            let (first, last) = windows.indices(&spec, t);
             if let Some(sl) = self.slicer {
                 let slot = self.pane(sl.slice_of(first, last), key);
                 self.pair_rows.push(i as u32);
@@ -806,10 +808,8 @@ impl WindowOperator {
                 self.metrics.rows_accepted += part.rows.len() as u64;
                 self.pair_rows.extend_from_slice(&part.rows);
                 self.pair_slots.extend_from_slice(&part.slots);
-                for j in part.misses {
+                for (j, w) in part.misses {
                     let r = part.rows[j as usize] as usize;
-                    let t = times.value(r).expect("accepted rows have times");
-                    let w = view_window(self.spec, self.slicer, t);
                     self.pair_slots[offset + j as usize] = self.pane(w, key_ids[r]);
                 }
             }

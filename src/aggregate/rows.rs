@@ -454,8 +454,10 @@ impl Tally {
         self.pairs.push((local, code));
     }
 
-    /// `(slot, code, rows)` for every pair seen, by slot (in order of appearance) then code.
-    fn counts(&self, codes: usize) -> Vec<(u32, u32, u32)> {
+    /// `(slot, reps[code], rows)` for every pair seen, by slot (in order of appearance) then
+    /// code: each (slot, value) with a row holding the value and how many rows it adds.
+    fn counts(&self, reps: &[u32]) -> Vec<(u32, u32, u32)> {
+        let codes = reps.len();
         let mut out = Vec::new();
         // A dense table when it is not much larger than the pairs, else a sort.
         if self.slots.len().saturating_mul(codes) <= (self.pairs.len() * 2).max(1 << 12) {
@@ -465,14 +467,19 @@ impl Tally {
             }
             for (at, &n) in table.iter().enumerate() {
                 if n > 0 {
-                    out.push((self.slots[at / codes], (at % codes) as u32, n));
+                    out.push((self.slots[at / codes], reps[at % codes], n));
                 }
             }
         } else {
             let mut sorted = self.pairs.clone();
             sorted.sort_unstable();
             for run in sorted.chunk_by(|a, b| a == b) {
-                out.push((self.slots[run[0].0 as usize], run[0].1, run.len() as u32));
+                let (local, code) = run[0];
+                out.push((
+                    self.slots[local as usize],
+                    reps[code as usize],
+                    run.len() as u32,
+                ));
             }
         }
         out
@@ -543,11 +550,7 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
                             tally.add(s, coder.code(r as usize));
                         }
                     }
-                    let counts = tally.counts(coder.reps.len());
-                    counts
-                        .into_iter()
-                        .map(|(slot, code, n)| (slot, coder.reps[code as usize], n))
-                        .collect::<Vec<_>>()
+                    tally.counts(&coder.reps)
                 };
                 // Large batches are tallied in two halves side by side; counts add up the same.
                 let tallies = if rows.len() >= crate::parallel::MIN_STRETCH
