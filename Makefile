@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help develop test test-rust test-py lint bench demo notebooks
+.PHONY: help develop test test-rust test-py lint bench demo notebooks wheel docs
 
 help: ## Show this list
 	@echo "rillet tasks (make TARGET):"
@@ -18,6 +18,12 @@ help: ## Show this list
 
 develop: ## Build the native module (debug) into the current Python environment
 	VIRTUAL_ENV=$${VIRTUAL_ENV:-$$($(PYTHON) -c 'import sys;print(sys.prefix)')} maturin develop
+
+wheel: ## Build the release wheel (abi3: one wheel for CPython 3.11+) into dist/
+	maturin build --release --out dist
+
+docs: ## Build the documentation site (guides + API reference) into site/, warnings as errors (needs .[docs])
+	$(PYTHON) -m mkdocs build --strict
 
 test: test-rust test-py ## Run every test: the Rust engine, then Python (needs the package installed)
 
