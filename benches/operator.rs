@@ -92,6 +92,7 @@ fn config(by: &[&str], aggs: Vec<AggSpec>, spec: WindowSpec, emit: EmitMode) -> 
         delay: 5_000_000,
         lateness: 60_000_000,
         emit,
+        revise: Default::default(),
         late: LateMode::Collect,
         early_ms: None,
         aggs,

@@ -16,7 +16,7 @@ use crate::aggregate::{self, AggSpec, GroupsAccumulator};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::parallel::{self, Feeder, CHUNK};
-use crate::time::{parse_timestamp, TimeUnit};
+use crate::time::{read_timestamp, TimeUnit, TimestampError};
 use crate::window::{Watermark, WindowSpec};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -45,6 +45,20 @@ impl EmitMode {
     pub fn updates(self) -> bool {
         matches!(self, EmitMode::Amend | EmitMode::Changelog)
     }
+}
+
+/// When updating modes (amend, changelog) emit the changes late rows make to windows that
+/// were already emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Revise {
+    /// A revision after every row that changes an emitted window.
+    #[default]
+    Row,
+    /// Changes are gathered and emitted as one revision per window and key at the next
+    /// moment the watermark completes or closes a window (or the input ends): as many
+    /// revisions as the watermark makes such moments, whatever the number of late rows and
+    /// however the input is cut into batches.
+    Watermark,
 }
 
 /// Changelog row kinds, as Flink names them.
@@ -82,6 +96,8 @@ pub struct OperatorConfig {
     pub lateness: i64,
     /// Emission mode.
     pub emit: EmitMode,
+    /// With amend or changelog: when changes to emitted windows are emitted.
+    pub revise: Revise,
     /// Late-row handling.
     pub late: LateMode,
     /// With amend or changelog: also emit changed open windows at most once per this many
@@ -193,7 +209,7 @@ pub struct Metrics {
     pub rows_accepted: u64,
     /// Rows whose windows had all closed.
     pub rows_late: u64,
-    /// Rows with a null or unparseable time.
+    /// Rows with a null or unparseable time, or a time outside what the windows can place.
     pub rows_rejected: u64,
     /// Rows emitted.
     pub rows_emitted: u64,
@@ -251,6 +267,9 @@ struct Pane {
     live: bool,
     /// Changed since it was last emitted.
     dirty: bool,
+    /// In `amended`, waiting for the next moment (so it is listed once, however many late
+    /// rows change it).
+    queued: bool,
     /// Changelog mode: a slot holding the state as last emitted, for `-U` rows.
     shadow: u32,
 }
@@ -264,6 +283,7 @@ impl Pane {
             emitted: false,
             live,
             dirty: false,
+            queued: false,
             shadow: NO_SLOT,
         }
     }
@@ -318,6 +338,9 @@ struct Judged {
 /// What judging a row needs of its operator, read (not changed) by two threads at once.
 struct PaneView<'a> {
     spec: WindowSpec,
+    /// The instants a row may have (see [`WindowSpec::supported`]), and their unit.
+    supported: (i64, i64),
+    unit: TimeUnit,
     slicer: Option<Slicer>,
     late_before: i64,
     index: &'a HashMap<(i64, u32), u32>,
@@ -357,6 +380,11 @@ impl PaneView<'_> {
                     continue;
                 }
             };
+            if t < self.supported.0 || t > self.supported.1 {
+                out.rejected
+                    .push((i as u32, unsupported_time(t, self.supported, self.unit)));
+                continue;
+            }
             if t < self.late_before {
                 out.late.push((i as u32, t, max));
                 continue;
@@ -402,7 +430,7 @@ impl PaneView<'_> {
 /// let config = OperatorConfig {
 ///     time_column: "t".into(), time_unit: TimeUnit::Integer, by: vec!["k".into()],
 ///     window: WindowSpec::tumbling(10, 0).unwrap().into(), delay: 0, lateness: 0,
-///     emit: EmitMode::Final, late: LateMode::Collect, early_ms: None,
+///     emit: EmitMode::Final, revise: Default::default(), late: LateMode::Collect, early_ms: None,
 ///     aggs: vec![AggSpec { kind: AggKind::Count, column: None, filter: None, name: "count".into(),
 ///                          options: Default::default() }],
 /// };
@@ -426,6 +454,8 @@ pub struct WindowOperator {
     /// window: a row updates one slice, and a window is the merge of its slices when it
     /// closes, instead of updating `period / every` windows per row.
     slicer: Option<Slicer>,
+    /// The instants a row may have (see [`WindowSpec::supported`]); others are rejected.
+    supported: (i64, i64),
     bound: Option<Bound>,
     keys: Option<KeyInterner>,
     accs: Vec<Box<dyn GroupsAccumulator>>,
@@ -471,6 +501,7 @@ impl WindowOperator {
         let mut op = WindowOperator {
             spec,
             slicer,
+            supported: spec.supported(),
             done_complete: spec.passed_upto(i64::MIN, 0),
             done_closed: spec.passed_upto(i64::MIN, config.lateness),
             late_before: i64::MIN,
@@ -547,6 +578,13 @@ impl WindowOperator {
             return Err(Error::Config(
                 "early= emits speculative revisions, so it needs emit=\"amend\" or \
                  emit=\"changelog\""
+                    .into(),
+            ));
+        }
+        if config.revise != Revise::Row && !config.emit.updates() {
+            return Err(Error::Config(
+                "revise= says when changes to emitted windows are emitted, so it needs \
+                 emit=\"amend\" or emit=\"changelog\" (final mode emits each window once)"
                     .into(),
             ));
         }
@@ -652,7 +690,6 @@ impl WindowOperator {
         let spec = self.spec;
         let amend = self.config.emit.updates();
         let gappy = spec.has_gaps();
-        let pipelined = feed.pipelined();
         let mut windows = WindowCache::new(&spec);
         // Rows are judged one at a time; `i` indexes the batch and its times.
         for (i, &key) in key_ids.iter().enumerate() {
@@ -665,6 +702,14 @@ impl WindowOperator {
                     continue;
                 }
             };
+            if t < self.supported.0 || t > self.supported.1 {
+                result.rejected_rows.push(i as u32);
+                result
+                    .reasons
+                    .push(unsupported_time(t, self.supported, self.config.time_unit));
+                self.metrics.rows_rejected += 1;
+                continue;
+            }
             if t < self.late_before
                 && (!gappy || {
                     let (first, last) = spec.indices(t);
@@ -694,20 +739,25 @@ impl WindowOperator {
                     let slot = self.pane(w, key);
                     self.pair_rows.push(i as u32);
                     self.pair_slots.push(slot);
-                    self.panes[slot as usize].dirty = true;
-                    if amend && w <= self.done_complete {
+                    let p = &mut self.panes[slot as usize];
+                    p.dirty = true;
+                    if amend && w <= self.done_complete && !p.queued {
+                        p.queued = true;
                         self.amended.push(slot);
                     }
                 }
             }
             let moved = self.watermark.observe(t);
             let wm = self.watermark.current();
-            let due = !self.amended.is_empty()
+            let revise_now = self.config.revise == Revise::Row && !self.amended.is_empty();
+            let due = revise_now
                 || (moved && (wm >= self.next_close_at || (amend && wm >= self.next_complete_at)));
             if due {
                 self.feed(feed, true)?;
                 self.moment(false);
-            } else if pipelined && self.pair_rows.len() >= CHUNK {
+            } else if self.pair_rows.len() >= CHUNK {
+                // Hand a chunk over (or apply it here) rather than let the buffers grow
+                // with the batch: updating modes may go long between moments.
                 self.feed(feed, false)?;
             }
         }
@@ -763,6 +813,8 @@ impl WindowOperator {
             let (end, due) = end.map_or((n, false), |i| (i + 1, true));
             let view = PaneView {
                 spec: self.spec,
+                supported: self.supported,
+                unit: self.config.time_unit,
                 slicer: self.slicer,
                 late_before: self.late_before,
                 index: &self.pane_index,
@@ -951,8 +1003,7 @@ impl WindowOperator {
         let wm = self.watermark.current();
         let mut emit: Vec<u32> = Vec::new();
         if amend {
-            self.amended.sort_unstable();
-            self.amended.dedup();
+            // Each pane is listed once (see `Pane::queued`).
             emit.append(&mut self.amended);
         }
         let complete = if end_of_input {
@@ -1035,12 +1086,15 @@ impl WindowOperator {
             }
         }
         let mut entries: Vec<(i64, u32, u32)> = Vec::new();
-        let mut by_key: Vec<(u32, u32)> = Vec::new();
+        // (key, slice order, slot): by key, each key's slices in time order, as a window's rows
+        // would come; float sums do not depend on the order (see `CompensatedSum`).
+        let mut by_key: Vec<(u32, u32, u32)> = Vec::new();
         for w in wins {
             let (lo, hi) = sl.slices(w);
             by_key.clear();
             for (_, slots) in self.windows.range(lo..=hi) {
-                by_key.extend(slots.iter().map(|&s| (self.panes[s as usize].key, s)));
+                let seq = by_key.len() as u32;
+                by_key.extend(slots.iter().map(|&s| (self.panes[s as usize].key, seq, s)));
             }
             by_key.sort_unstable();
             let mut i = 0;
@@ -1049,7 +1103,7 @@ impl WindowOperator {
                 let temp = self.temp_slot();
                 while i < by_key.len() && by_key[i].0 == key {
                     for acc in &mut self.accs {
-                        acc.merge(temp, by_key[i].1);
+                        acc.merge(temp, by_key[i].2);
                     }
                     i += 1;
                 }
@@ -1133,6 +1187,7 @@ impl WindowOperator {
             let p = &mut self.panes[s as usize];
             p.emitted = true;
             p.dirty = false;
+            p.queued = false;
         }
         for acc in &mut self.accs {
             acc.snapshot(&values);
@@ -1211,7 +1266,9 @@ impl WindowOperator {
         let accs: usize = self.accs.iter().map(|a| a.size()).sum();
         let index = self.pane_index.capacity() * (std::mem::size_of::<((i64, u32), u32)>() + 1);
         let panes = self.panes.capacity() * std::mem::size_of::<Pane>();
-        m.state_bytes = (accs + index + panes + keys.map_or(0, |k| k.size())) as u64;
+        // Revisions waiting for the next moment.
+        let queued = self.amended.capacity() * std::mem::size_of::<u32>();
+        m.state_bytes = (accs + index + panes + queued + keys.map_or(0, |k| k.size())) as u64;
     }
 }
 
@@ -1433,20 +1490,46 @@ pub(crate) fn as_window_type(values: Int64Array, t: &DataType) -> Result<ArrayRe
     Ok(arrow_array::make_array(data))
 }
 
-/// Renders an instant for messages.
+/// Renders an instant for messages (RFC 3339 in UTC; years past 9999 get a sign, as
+/// `+10000-01-01T00:00:00+00:00`), for any instant of any unit.
 pub fn fmt_instant(t: i64, unit: TimeUnit) -> String {
-    let nanos = match unit {
+    let per_second: i64 = match unit {
         TimeUnit::Integer => return t.to_string(),
-        TimeUnit::Second => t.checked_mul(1_000_000_000),
-        TimeUnit::Millisecond => t.checked_mul(1_000_000),
-        TimeUnit::Microsecond => t.checked_mul(1_000),
-        TimeUnit::Nanosecond => Some(t),
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
     };
-    match nanos {
-        Some(n) => chrono::DateTime::from_timestamp_nanos(n).to_rfc3339(),
-        None if t == i64::MIN => "-infinity".into(),
-        None => t.to_string(),
+    let secs = t.div_euclid(per_second);
+    let nanos = t.rem_euclid(per_second) * (1_000_000_000 / per_second);
+    match u32::try_from(nanos)
+        .ok()
+        .and_then(|n| chrono::DateTime::from_timestamp(secs, n))
+    {
+        Some(d) => d.to_rfc3339(),
+        // Beyond the calendar's years (-262143 to 262142): the count itself.
+        None => format!("{t} {} since 1970", unit.name()),
     }
+}
+
+/// Why a row at `t` outside the instants a window layout supports is rejected.
+pub(crate) fn unsupported_time(t: i64, supported: (i64, i64), unit: TimeUnit) -> String {
+    let (lo, hi) = supported;
+    let side = if t < lo { "start before" } else { "end after" };
+    let what = match unit {
+        TimeUnit::Integer => "64-bit integers",
+        TimeUnit::Second => "64-bit seconds since 1970",
+        TimeUnit::Millisecond => "64-bit milliseconds since 1970",
+        TimeUnit::Microsecond => "64-bit microseconds since 1970",
+        TimeUnit::Nanosecond => "64-bit nanoseconds since 1970",
+    };
+    format!(
+        "time {} is outside the times this window layout supports ({} to {}): its window \
+         would {side} what {what} (or the calendar's years) can hold",
+        fmt_instant(t, unit),
+        fmt_instant(lo, unit),
+        fmt_instant(hi, unit),
+    )
 }
 
 /// Renders a span of time for messages, e.g. `2m5s` or `1.5s`.
@@ -1516,12 +1599,17 @@ pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
         TimeKind::Text => {
             let parse = |s: Option<&str>| match s {
                 None => Err("null time".to_string()),
-                Some(s) => parse_timestamp(s, TimeUnit::Microsecond).ok_or_else(|| {
-                    format!(
+                Some(s) => read_timestamp(s, TimeUnit::Microsecond).map_err(|e| match e {
+                    TimestampError::Unparseable => format!(
                         "unparseable time {:?}: expected an ISO 8601 / RFC 3339 timestamp such \
                          as 2024-05-01T12:00:00Z",
                         truncate(s, 80)
-                    )
+                    ),
+                    TimestampError::OutOfRange => format!(
+                        "time {:?} is beyond what microseconds since 1970 can hold (about \
+                         294,000 years either side)",
+                        truncate(s, 80)
+                    ),
                 }),
             };
             Times::Text(match col.data_type() {
@@ -1551,7 +1639,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1564,5 +1652,51 @@ mod tests {
         );
         assert_eq!(fmt_span(0, TimeUnit::Second), "0s");
         assert_eq!(fmt_span(42, TimeUnit::Integer), "42");
+    }
+
+    /// A batch of rows with integer times `t`.
+    pub(crate) fn times(t: &[i64]) -> RecordBatch {
+        let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "t",
+            DataType::Int64,
+            false,
+        )]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(t.to_vec()))]).unwrap()
+    }
+
+    /// A count per window of integer time `t`, emitted as amend with revise="watermark".
+    pub(crate) fn amend_watermark(window: Windowing) -> OperatorConfig {
+        OperatorConfig {
+            time_column: "t".into(),
+            time_unit: TimeUnit::Integer,
+            by: vec![],
+            window,
+            delay: 0,
+            lateness: 1_000_000,
+            emit: EmitMode::Amend,
+            revise: Revise::Watermark,
+            late: LateMode::Collect,
+            early_ms: None,
+            aggs: vec![AggSpec {
+                kind: aggregate::AggKind::Count,
+                column: None,
+                filter: None,
+                name: "count".into(),
+                options: Default::default(),
+            }],
+        }
+    }
+
+    #[test]
+    fn revise_watermark_buffers_stay_bounded_within_a_large_batch_of_late_rows() {
+        // hopping(50, 1): each late row updates 50 windows; with the watermark standing still
+        // there is no moment in the batch, and the row/pane pairs must not pile up until its end.
+        let spec = WindowSpec::hopping(50, 1, 0).unwrap();
+        let mut op = WindowOperator::new(amend_watermark(spec.into()));
+        op.process(&times(&(0..1000).collect::<Vec<_>>())).unwrap();
+        op.process(&times(&vec![500; 20_000])).unwrap();
+        let held = op.pair_rows.capacity().max(op.pair_slots.capacity());
+        assert!(held <= 2 * CHUNK, "{held} pairs buffered");
+        assert!(op.amended.len() <= 50, "{} panes queued", op.amended.len());
     }
 }

@@ -15,9 +15,10 @@ use crate::aggregate::GroupsAccumulator;
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
-    as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late, BatchResult,
-    Bound, EmitMode, Metrics, OperatorConfig, Windowing,
+    as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late, unsupported_time,
+    BatchResult, Bound, EmitMode, Metrics, OperatorConfig, Revise, Windowing,
 };
+use crate::parallel::CHUNK;
 use crate::window::Watermark;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,10 @@ struct Session {
     live: bool,
     emitted: bool,
     dirty: bool,
+    /// In `amended`, waiting for the next moment: a session is listed once however many
+    /// late rows change it. Cleared when it is emitted or merged away, which leaves its
+    /// entry stale (skipped, as the slot may have been reused).
+    queued: bool,
     revision: u32,
     /// Changelog: a slot with the state as last emitted, and the bounds it was emitted with.
     shadow: u32,
@@ -185,6 +190,16 @@ impl SessionOperator {
                     continue;
                 }
             };
+            // A session must be able to end (`last + gap`) within 64-bit time.
+            if t > i64::MAX - self.gap {
+                let supported = (i64::MIN, i64::MAX - self.gap);
+                result.rejected_rows.push(i as u32);
+                result
+                    .reasons
+                    .push(unsupported_time(t, supported, self.config.time_unit));
+                self.metrics.rows_rejected += 1;
+                continue;
+            }
             let key = key_ids[i];
             let wm = self.watermark.current();
             let Some(slot) = self.place(batch, t, key)? else {
@@ -204,15 +219,23 @@ impl SessionOperator {
             self.pair_slots.push(slot);
             let s = &mut self.sessions[slot as usize];
             s.dirty = true;
-            if updates && s.emitted {
+            if updates && s.emitted && !s.queued {
+                s.queued = true;
                 self.amended.push(slot);
+                self.compact_amended();
             }
             self.watermark.observe(t);
             // A row can complete a session without moving the watermark (a late row that
             // starts a session already complete), so check what is due after every row.
-            if !self.amended.is_empty() || !self.pending.is_empty() || self.due() {
+            let revise_now = self.config.revise == Revise::Row
+                && (!self.amended.is_empty() || !self.pending.is_empty());
+            if revise_now || self.due() {
                 self.update_accumulators(batch)?;
                 self.moment(false);
+            } else if self.pair_rows.len() >= CHUNK {
+                // Updating modes may go long between moments: do not let the buffers grow
+                // with the batch.
+                self.update_accumulators(batch)?;
             }
         }
         self.update_accumulators(batch)?;
@@ -293,6 +316,7 @@ impl SessionOperator {
                 live: true,
                 emitted: false,
                 dirty: false,
+                queued: false,
                 revision: 0,
                 shadow: NO_SLOT,
                 shown_start: t,
@@ -385,6 +409,7 @@ impl SessionOperator {
                     live: false,
                     emitted: false,
                     dirty: false,
+                    queued: false,
                     revision: 0,
                     shadow: NO_SLOT,
                     shown_start: 0,
@@ -429,16 +454,30 @@ impl SessionOperator {
             // The slot and its shadow are freed after the pending rows are snapshotted.
             self.sessions[slot as usize].live = false;
             self.retired.push(slot);
-            self.amended.retain(|&a| a != slot);
+            self.sessions[slot as usize].queued = false;
             return;
         }
-        self.amended.retain(|&a| a != slot);
         self.release(slot);
+    }
+
+    /// Drops stale entries from `amended` once they outnumber the slots, so the list stays
+    /// within a small multiple of the live state at amortised constant cost per entry.
+    fn compact_amended(&mut self) {
+        if self.amended.len() <= 2 * self.sessions.len() + 64 {
+            return;
+        }
+        let sessions = &self.sessions;
+        self.amended
+            .retain(|&a| sessions[a as usize].live && sessions[a as usize].queued);
+        // A reused slot queued again is listed twice.
+        self.amended.sort_unstable();
+        self.amended.dedup();
     }
 
     fn release(&mut self, slot: u32) {
         let s = &mut self.sessions[slot as usize];
         s.live = false;
+        s.queued = false;
         let shadow = std::mem::replace(&mut s.shadow, NO_SLOT);
         self.free.push(slot);
         if shadow != NO_SLOT {
@@ -468,9 +507,15 @@ impl SessionOperator {
         let updates = self.config.emit.updates();
         let mut emit: Vec<u32> = Vec::new();
         if updates {
-            self.amended.sort_unstable();
-            self.amended.dedup();
-            emit.append(&mut self.amended);
+            // Skip stale entries (see `Session::queued`), and sessions an early firing just
+            // emitted as they are.
+            for slot in std::mem::take(&mut self.amended) {
+                let s = &mut self.sessions[slot as usize];
+                if s.live && s.queued && (s.dirty || !s.emitted) {
+                    emit.push(slot);
+                }
+                s.queued = false;
+            }
             while let Some(&(end, slot)) = self.incomplete.first() {
                 if end > wm {
                     break;
@@ -528,7 +573,14 @@ impl SessionOperator {
                     self.pending.push(row(slot, rev, 0, start, end));
                 }
                 EmitMode::Changelog => {
-                    if s.emitted {
+                    if s.emitted && (s.shown_start, s.shown_end) != (start, end) {
+                        // The changelog is keyed by the bounds: a session that grew or merged
+                        // is a new row, so the old bounds are deleted, not updated (an upsert
+                        // consumer that ignores -U would keep them).
+                        let gone = row(s.shadow, DELETE, 0, s.shown_start, s.shown_end);
+                        self.pending.push(gone);
+                        self.pending.push(row(slot, INSERT, 1, start, end));
+                    } else if s.emitted {
                         let before = row(s.shadow, UPDATE_BEFORE, 0, s.shown_start, s.shown_end);
                         self.pending.push(before);
                         self.pending.push(row(slot, UPDATE_AFTER, 1, start, end));
@@ -541,6 +593,7 @@ impl SessionOperator {
             let s = &mut self.sessions[slot as usize];
             s.emitted = true;
             s.dirty = false;
+            s.queued = false;
             s.shown_start = start;
             s.shown_end = end;
         }
@@ -667,6 +720,31 @@ impl SessionOperator {
             + self.sessions.capacity() * std::mem::size_of::<Session>()
             + self.closing.len() * 32
             + self.incomplete.len() * 32
+            // Revisions waiting for the next moment.
+            + self.amended.capacity() * std::mem::size_of::<u32>()
             + self.keys.as_ref().map_or(0, |k| k.size())) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::tests::{amend_watermark, times};
+
+    #[test]
+    fn revise_watermark_buffers_stay_bounded_within_a_large_batch_of_late_rows() {
+        let mut op = SessionOperator::new(amend_watermark(Windowing::Session {
+            gap: 10,
+            max_duration: None,
+        }))
+        .unwrap();
+        let first: Vec<i64> = (0..500).map(|k| k * 100).chain([60_000]).collect();
+        op.process_at(&times(&first), None).unwrap();
+        let fill: Vec<i64> = (0..50_000).step_by(5).cycle().take(100_000).collect();
+        op.process_at(&times(&fill), None).unwrap();
+        let held = op.pair_rows.capacity().max(op.pair_slots.capacity());
+        assert!(held <= 2 * CHUNK, "{held} pairs buffered");
+        // Every session merged into one: a single revision is queued.
+        assert_eq!(op.amended.len(), 1);
     }
 }

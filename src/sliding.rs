@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::operator::{
     as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late, BatchResult,
-    Bound, EmitMode, Metrics, OperatorConfig, Windowing,
+    Bound, EmitMode, Metrics, OperatorConfig, Revise, Windowing,
 };
 use crate::window::Watermark;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
@@ -227,7 +227,8 @@ impl SlidingOperator {
                 self.rebuild.push(key);
             }
             self.watermark.observe(t);
-            let due = !self.rebuild.is_empty()
+            let revise_now = self.config.revise == Revise::Row && !self.rebuild.is_empty();
+            let due = revise_now
                 || self
                     .pending
                     .first()

@@ -194,27 +194,53 @@ impl Duration {
 
 /// Parses an ISO 8601 / RFC 3339 timestamp into an instant in `unit` since the epoch.
 ///
-/// A timestamp without an offset is taken as UTC; a date alone is midnight UTC.
+/// A timestamp without an offset is taken as UTC; a date alone is midnight UTC. None when the
+/// text is not a timestamp or when `unit` cannot hold it (see [`read_timestamp`] for which).
 /// ```
 /// use _core::time::{parse_timestamp, TimeUnit};
 /// assert_eq!(parse_timestamp("1970-01-01T00:00:01Z", TimeUnit::Millisecond), Some(1000));
 /// assert_eq!(parse_timestamp("1970-01-01 01:00:00+01:00", TimeUnit::Second), Some(0));
 /// assert_eq!(parse_timestamp("yesterday", TimeUnit::Second), None);
+/// // Any year a calendar date can have, as far as the unit reaches (nanoseconds: 1677-2262).
+/// assert_eq!(parse_timestamp("9999-12-31T23:59:59Z", TimeUnit::Microsecond), Some(253_402_300_799_000_000));
+/// assert_eq!(parse_timestamp("9999-12-31T23:59:59Z", TimeUnit::Nanosecond), None);
 /// ```
 pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
+    read_timestamp(text, unit).ok()
+}
+
+/// Why a text is not an instant in a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampError {
+    /// The text is not an ISO 8601 / RFC 3339 timestamp.
+    Unparseable,
+    /// A valid timestamp that a 64-bit count of the unit cannot hold.
+    OutOfRange,
+}
+
+/// Parses an ISO 8601 / RFC 3339 timestamp into an instant in `unit` since the epoch, telling
+/// a text that is no timestamp apart from one the unit cannot hold.
+pub fn read_timestamp(text: &str, unit: TimeUnit) -> std::result::Result<i64, TimestampError> {
     let s = text.trim();
-    let nanos = if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        dt.timestamp_nanos_opt()?
+    let utc = if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        dt.to_utc()
     } else if let Some(n) = parse_naive(s) {
-        n.and_utc().timestamp_nanos_opt()?
+        n.and_utc()
     } else if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
-        dt.timestamp_nanos_opt()?
+        dt.to_utc()
     } else if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%z") {
-        dt.timestamp_nanos_opt()?
+        dt.to_utc()
     } else {
-        return None;
+        return Err(TimestampError::Unparseable);
     };
-    unit.nanos_per_unit().map(|per| nanos.div_euclid(per))
+    let per = unit.nanos_per_unit().ok_or(TimestampError::Unparseable)?;
+    // Seconds and the fraction apart, so that years beyond 1677-2262 (the reach of 64-bit
+    // nanoseconds) are read in coarser units; in 128 bits, as the whole seconds of an instant
+    // in the first second of 64-bit time are beyond it on their own.
+    let per_second = i128::from(1_000_000_000 / per);
+    let v = i128::from(utc.timestamp()) * per_second
+        + i128::from(utc.timestamp_subsec_nanos()) / i128::from(per);
+    i64::try_from(v).map_err(|_| TimestampError::OutOfRange)
 }
 
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {
@@ -236,6 +262,33 @@ fn parse_naive(s: &str) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_in_the_first_second_of_64_bit_nanoseconds_is_read() {
+        let ns = TimeUnit::Nanosecond;
+        // i64::MIN nanoseconds is 1677-09-21T00:12:43.145224192Z: its whole seconds alone
+        // (-9223372037 s) are beyond 64-bit nanoseconds, the instant itself is not.
+        assert_eq!(
+            read_timestamp("1677-09-21T00:12:43.145224192Z", ns),
+            Ok(i64::MIN)
+        );
+        assert_eq!(
+            read_timestamp("1677-09-21T00:12:43.5Z", ns),
+            Ok(-9_223_372_036_500_000_000)
+        );
+        assert_eq!(
+            read_timestamp("1677-09-21T00:12:43.145224191Z", ns),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            read_timestamp("2262-04-11T23:47:16.854775807Z", ns),
+            Ok(i64::MAX)
+        );
+        assert_eq!(
+            read_timestamp("2262-04-11T23:47:16.854775808Z", ns),
+            Err(TimestampError::OutOfRange)
+        );
+    }
 
     #[test]
     fn parses_compound_durations() {
@@ -318,5 +371,23 @@ mod tests {
             Some(-1)
         );
         assert_eq!(parse_timestamp("not a time", TimeUnit::Second), None);
+    }
+
+    #[test]
+    fn iso_text_outside_1677_2262_is_read_in_microseconds() {
+        let us = |s| read_timestamp(s, TimeUnit::Microsecond);
+        assert_eq!(us("9999-12-31T23:59:59Z"), Ok(253_402_300_799_000_000));
+        assert_eq!(us("0001-01-01T00:00:00Z"), Ok(-62_135_596_800_000_000));
+        assert_eq!(
+            us("1000-06-01T12:00:00.5+02:00"),
+            Ok(-30_597_141_599_500_000)
+        );
+        assert_eq!(
+            read_timestamp("9999-12-31T23:59:59Z", TimeUnit::Nanosecond),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(us("31/12/9999"), Err(TimestampError::Unparseable));
+        // A fraction before the epoch floors, as everywhere else.
+        assert_eq!(us("1969-12-31T23:59:59.9999995Z"), Ok(-1));
     }
 }

@@ -3,7 +3,7 @@
 use _core::aggregate::{AggKind, AggSpec};
 use _core::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator};
 use _core::time::TimeUnit;
-use _core::window::{FixedWindows, WindowSpec};
+use _core::window::{Calendar, CalendarLength, FixedWindows, WindowSpec};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -100,6 +100,7 @@ fn config(spec: WindowSpec, delay: i64, lateness: i64, emit: EmitMode) -> Operat
         delay,
         lateness,
         emit,
+        revise: Default::default(),
         late: LateMode::Collect,
         early_ms: None,
         aggs: vec![
@@ -438,4 +439,296 @@ fn closed_windows_free_their_state() {
     }
     // Times span ~4500 units, i.e. ~450 windows; only the few near the watermark stay open.
     assert!(peak <= 12, "open windows grew to {peak}");
+}
+
+/// One row of nanosecond time through a calendar window; returns (accepted, rejected reasons).
+fn calendar_run(tz: &str, every: CalendarLength, times: &[i64]) -> (u64, Vec<String>) {
+    let spec = WindowSpec::Calendar(Calendar::new(tz, 1_000_000_000, every, every, 0).unwrap());
+    let mut cfg = config(spec, 0, 0, EmitMode::Final);
+    cfg.time_unit = TimeUnit::Nanosecond;
+    cfg.aggs.truncate(1);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "t",
+            DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, None),
+            true,
+        ),
+        Field::new("k", DataType::Utf8, true),
+    ]));
+    let b = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow_array::TimestampNanosecondArray::from(times.to_vec())),
+            Arc::new(StringArray::from(vec![Some("a"); times.len()])),
+        ],
+    )
+    .unwrap();
+    let mut op = WindowOperator::new(cfg);
+    let r = op.process(&b).unwrap();
+    op.finish().unwrap();
+    let m = op.metrics();
+    assert_eq!(m.rows_in, m.rows_accepted + m.rows_late + m.rows_rejected);
+    (m.rows_accepted, r.reasons)
+}
+
+#[test]
+fn a_time_at_the_i64_maximum_with_a_zone_and_day_or_week_windows_finishes() {
+    const DAY: i64 = 86_400_000_000_000;
+    let started = std::time::Instant::now();
+    for tz in [
+        "America/New_York",
+        "Europe/Paris",
+        "UTC",
+        "Pacific/Kiritimati",
+    ] {
+        for every in [CalendarLength::Wall(DAY), CalendarLength::Wall(7 * DAY)] {
+            let (accepted, reasons) = calendar_run(tz, every, &[0, i64::MAX]);
+            assert_eq!(accepted, 1, "{tz} {every:?}");
+            assert_eq!(reasons.len(), 1);
+            assert!(reasons[0].contains("outside the times"), "{}", reasons[0]);
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn calendar_windows_reject_a_time_outside_the_calendar_with_the_supported_range() {
+    for every in [
+        CalendarLength::Months(1),
+        CalendarLength::Months(12),
+        CalendarLength::Wall(86_400_000_000_000),
+    ] {
+        let (accepted, reasons) = calendar_run("Europe/Paris", every, &[0, i64::MIN, i64::MAX]);
+        assert_eq!(accepted, 1, "{every:?}");
+        assert_eq!(reasons.len(), 2, "{every:?}");
+        for r in &reasons {
+            // The reason names the supported range, in years a reader recognises.
+            assert!(r.contains("(1677-") && r.contains(" to 226"), "{r}");
+        }
+    }
+}
+
+#[test]
+fn every_supported_calendar_time_lands_in_a_window_that_contains_it() {
+    // At both edges of the supported range, and just outside them.
+    for (tz, every) in [
+        ("America/New_York", CalendarLength::Wall(86_400_000_000_000)),
+        ("Australia/Lord_Howe", CalendarLength::Months(1)),
+        ("UTC", CalendarLength::Months(3)),
+    ] {
+        let c = Calendar::new(tz, 1_000_000_000, every, every, 0).unwrap();
+        let (lo, hi) = c.supported();
+        for t in [lo, lo + 1, hi - 1, hi] {
+            let (f, l) = c.indices(t);
+            assert_eq!(f, l, "{tz} {t}");
+            assert!(c.start(l) <= t && t < c.end(l), "{tz} {t}");
+            assert!(c.start(l) > i64::MIN && c.end(l) < i64::MAX);
+        }
+        let (f, l) = c.indices(lo - 1);
+        assert!(f > l);
+        let (f, l) = c.indices(hi + 1);
+        assert!(f > l);
+    }
+}
+
+#[test]
+fn fixed_windows_reject_a_row_whose_window_cannot_be_written() {
+    // Tumbling 10: the window of i64::MAX would end past it, that of i64::MIN start before it.
+    let s = Stream {
+        t: vec![Some(5), Some(i64::MAX), Some(i64::MIN), Some(i64::MAX - 20)],
+        k: vec![Some("a"); 4],
+        v: vec![Some(1.0); 4],
+    };
+    let spec = WindowSpec::tumbling(10, 0).unwrap();
+    for size in [1, 7] {
+        let (rows, late, rejected) = run(&s, config(spec, 0, 0, EmitMode::Final), size);
+        assert_eq!(rejected, vec![1, 2]);
+        assert!(late.is_empty());
+        let bounds: Vec<(i64, i64)> = rows.iter().map(|r| (r.1, r.2)).collect();
+        let top = (i64::MAX - 20).div_euclid(10) * 10;
+        assert_eq!(bounds, vec![(0, 10), (top, top + 10)]);
+    }
+}
+
+#[test]
+fn too_many_windows_per_row_is_refused_before_any_row() {
+    let e = WindowSpec::hopping(365 * 86_400, 1, 0).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("31536000 windows") && msg.contains("10000"),
+        "{msg}"
+    );
+    assert!(WindowSpec::hopping(10_000, 1, 0).is_ok());
+    let day = CalendarLength::Wall(86_400);
+    let year = CalendarLength::Wall(86_400 * 365 * 30);
+    let msg = Calendar::new("UTC", 1, day, year, 0)
+        .unwrap_err()
+        .to_string();
+    // 30 years of 1-day steps: 10950 windows on each row.
+    assert!(
+        msg.contains("10950 windows") && msg.contains("limit of 10000"),
+        "{msg}"
+    );
+    let msg = WindowSpec::hopping(10_001, 1, 0).unwrap_err().to_string();
+    assert!(msg.contains("10001 windows"), "{msg}");
+}
+
+/// Rows with key "a", times `t` and value 1.
+fn times_batch(t: &[i64]) -> RecordBatch {
+    let s = Stream {
+        t: t.iter().map(|&t| Some(t)).collect(),
+        k: vec![Some("a"); t.len()],
+        v: vec![Some(1.0); t.len()],
+    };
+    batch(&s, 0, t.len())
+}
+
+#[test]
+fn revise_watermark_keeps_state_bounded_under_late_rows_with_a_standing_watermark() {
+    use _core::operator::Revise;
+    // hopping(50, 1): a late row changes 50 emitted windows. The watermark stands still, so
+    // nothing is emitted until the end; the state held meanwhile must not grow with the
+    // number of late rows (or with the size of a batch of them).
+    let mut cfg = config(
+        WindowSpec::hopping(50, 1, 0).unwrap(),
+        0,
+        1_000_000,
+        EmitMode::Amend,
+    );
+    cfg.revise = Revise::Watermark;
+    let mut op = WindowOperator::new(cfg);
+    let on_time: Vec<i64> = (0..1000).collect();
+    op.process(&times_batch(&on_time)).unwrap();
+    let late = |n: usize| times_batch(&vec![500; n]);
+    op.process(&late(1_000)).unwrap();
+    let small = op.metrics().state_bytes;
+    for _ in 0..2 {
+        op.process(&late(20_000)).unwrap();
+    }
+    let large = op.metrics().state_bytes;
+    assert!(
+        large <= small + small / 4,
+        "state grew from {small} to {large} bytes with late rows alone"
+    );
+    // And nothing was lost: at the end, each window holding t=500 shows all its rows.
+    let out = op.finish().unwrap();
+    let starts = out.column(1).as_primitive::<Int64Type>();
+    let counts = out.column(4).as_primitive::<Int64Type>();
+    let mut seen = 0;
+    for i in 0..out.num_rows() {
+        let start = starts.value(i);
+        if (451..=500).contains(&start) {
+            seen += 1;
+            assert_eq!(counts.value(i), 50 + 41_000, "window at {start}");
+        }
+    }
+    assert_eq!(seen, 50);
+}
+
+#[test]
+fn revise_watermark_session_merges_keep_the_pending_list_bounded() {
+    use _core::operator::{Revise, Windowing};
+    use _core::session::SessionOperator;
+    // 500 emitted one-row sessions 100 apart; then late rows every 5 units fill the gaps,
+    // each extending a session and every 20th merging two. Pending revisions must be held
+    // once per session, not once per late row (a list scanned at every merge).
+    let mut cfg = config(
+        WindowSpec::tumbling(10, 0).unwrap(),
+        0,
+        1_000_000,
+        EmitMode::Amend,
+    );
+    cfg.window = Windowing::Session {
+        gap: 10,
+        max_duration: None,
+    };
+    cfg.revise = Revise::Watermark;
+    let mut op = SessionOperator::new(cfg).unwrap();
+    let mut first: Vec<i64> = (0..500).map(|k| k * 100).collect();
+    first.push(60_000);
+    op.process_at(&times_batch(&first), None).unwrap();
+    // Every late row lands in the sessions already emitted; each pass repeats the times, in
+    // batches of 1,000 rows.
+    let fill: Vec<i64> = (0..50_000).step_by(5).collect();
+    let pass = |op: &mut SessionOperator| {
+        for rows in fill.chunks(1_000) {
+            op.process_at(&times_batch(rows), None).unwrap();
+        }
+    };
+    pass(&mut op);
+    let before = op.metrics().state_bytes;
+    for _ in 0..3 {
+        pass(&mut op);
+    }
+    let after = op.metrics().state_bytes;
+    assert!(
+        after <= before + before / 4,
+        "state grew from {before} to {after} bytes with late rows alone"
+    );
+    // All 500 sessions merged into one, holding every row.
+    let out = op.finish().unwrap();
+    let counts = out.column(4).as_primitive::<Int64Type>();
+    let starts = out.column(1).as_primitive::<Int64Type>();
+    let last = (0..out.num_rows())
+        .rev()
+        .find(|&i| starts.value(i) == 0)
+        .expect("the merged session");
+    assert_eq!(counts.value(last), 500 + 4 * 10_000);
+}
+
+#[test]
+fn session_early_and_revise_watermark_emit_no_unchanged_revision() {
+    use _core::operator::{Revise, Windowing};
+    use _core::session::SessionOperator;
+    for emit in [EmitMode::Amend, EmitMode::Changelog] {
+        let mut cfg = config(WindowSpec::tumbling(10, 0).unwrap(), 0, 100, emit);
+        cfg.window = Windowing::Session {
+            gap: 5,
+            max_duration: None,
+        };
+        cfg.revise = Revise::Watermark;
+        cfg.early_ms = Some(10);
+        let mut op = SessionOperator::new(cfg).unwrap();
+        // (start, end, revision or row kind, count) of every emitted row, in order.
+        let mut rows: Vec<(i64, i64, u32, i64)> = Vec::new();
+        let mut take = |b: &RecordBatch| {
+            let col = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
+            let (st, en, c) = (col(1), col(2), col(4));
+            let tag = b.column(3);
+            for i in 0..b.num_rows() {
+                let tag = match tag.data_type() {
+                    DataType::UInt32 => tag
+                        .as_primitive::<arrow_array::types::UInt32Type>()
+                        .value(i),
+                    _ => {
+                        let s = tag.as_string::<i32>().value(i);
+                        ["+I", "-U", "+U", "-D"]
+                            .iter()
+                            .position(|&k| k == s)
+                            .unwrap() as u32
+                    }
+                };
+                rows.push((st.value(i), en.value(i), tag, c.value(i)));
+            }
+        };
+        for (n, t) in [0, 2, 20, 60].into_iter().enumerate() {
+            let r = op
+                .process_at(&times_batch(&[t]), Some(20 * n as i64))
+                .unwrap();
+            take(&r.output);
+        }
+        take(&op.finish().unwrap());
+        // Counts only grow: bounds and a count shown twice are a session emitted unchanged
+        // (amend: a second revision; changelog: a -U/+U pair that changes nothing).
+        let mut shown: Vec<(i64, i64, i64)> = Vec::new();
+        for &(s, e, tag, c) in &rows {
+            if emit == EmitMode::Changelog && (tag == 1 || tag == 3) {
+                continue; // retractions repeat what was shown, by design
+            }
+            assert!(!shown.contains(&(s, e, c)), "{emit:?}: {rows:?}");
+            shown.push((s, e, c));
+        }
+        // The session [0, 7) ends with both its rows.
+        assert!(shown.contains(&(0, 7, 2)), "{emit:?}: {rows:?}");
+    }
 }

@@ -358,8 +358,8 @@ def test_to_parquet_and_to_jsonl_folders(capsys, tmp_path, trail_api):
                          "--to-jsonl", tmp_path / "js")
     assert code == 0, err
     assert out == ""
-    parts = sorted((tmp_path / "pq").glob("window_start=*/part-*.parquet"))
-    assert parts and len(list((tmp_path / "js").glob("window_start=*/part-*.jsonl"))) == len(parts)
+    parts = sorted((tmp_path / "pq").glob("window_start_1h=*/part-*.parquet"))
+    assert parts and len(list((tmp_path / "js").glob("window_start_1h=*/part-*.jsonl"))) == len(parts)
     got = pl.read_parquet(tmp_path / "pq", hive_partitioning=True)
     assert got.height == trail_api.height
     assert got["count"].sum() == trail_api["count"].sum()
@@ -431,7 +431,7 @@ def test_ctrl_c_exits_130_after_writing_what_was_emitted(tmp_path):
     assert "Traceback" not in stderr
     # Everything the watermark closed was written; the windows still open were not flushed.
     unflushed = (
-        rl.stream(rl.read_jsonl(live), time="eventTime", flush=False)
+        rl.stream(rl.read_jsonl(live), time="eventTime", watermark=0, flush=False)
         .window(rl.tumbling("5m"), by="eventSource").agg(rl.count()).run(progress=False)
     )
     closed, still_open = unflushed.output, unflushed.metrics["open_windows"]
@@ -458,7 +458,7 @@ def test_ctrl_c_while_the_late_rows_are_written_waits_for_the_file(capsys, tmp_p
     code, _, err = cli(capsys, "run", TRAIL, "--time", "eventTime", "--window", "tumbling:5m",
                        "--output", tmp_path / "out.csv", "--late", late, "--no-progress")
     assert code == 130, err
-    want = (rl.stream(rl.read_jsonl(TRAIL), time="eventTime").window(rl.tumbling("5m"))
+    want = (rl.stream(rl.read_jsonl(TRAIL), time="eventTime", watermark=0).window(rl.tumbling("5m"))
             .agg(rl.count()).run(progress=False))
     assert pl.read_csv(late).height == want.late.height > 0
     assert pl.read_csv(tmp_path / "out.csv").height == want.output.height
@@ -574,3 +574,56 @@ def test_run_help(capsys):
         assert key in out, key
     code, out, _ = cli(capsys, "--help")
     assert code == 0 and "run a windowed query over" in out and "rillet run" in out
+
+
+def test_a_run_that_rejects_every_row_prints_a_warning_line(capsys, tmp_path):
+    src = tmp_path / "odd.csv"
+    pl.DataFrame({"t": ["02/Mar/2026:09:00:05 +0000"] * 12, "k": ["a"] * 12}).write_csv(src)
+    code, _, err = cli(capsys, "run", src, "--time", "t", "--window", "tumbling:1m", "--no-progress")
+    assert code == 0
+    warning = [line for line in err.splitlines() if line.startswith("rillet: warning: ")]
+    assert len(warning) == 1, err
+    assert "every row of this run (12) was rejected" in warning[0]
+    assert "unparseable time" in warning[0] and "str.to_datetime" in warning[0]
+
+
+def test_on_error_skip_records_a_truncated_file_and_goes_on(capsys, tmp_path):
+    import gzip
+
+    frame = pl.DataFrame({"t": [f"2026-03-02T09:0{i}:00Z" for i in range(6)], "k": ["a", "b"] * 3})
+    good = gzip.compress(frame.write_csv().encode())
+    (tmp_path / "1.csv.gz").write_bytes(good)
+    (tmp_path / "2.csv.gz").write_bytes(good[: len(good) // 2])  # cut part way through
+    (tmp_path / "3.csv.gz").write_bytes(good)
+    glob = str(tmp_path / "*.csv.gz")
+    args = ["run", glob, "--time", "t", "--window", "tumbling:1h", "--watermark", "1h", "--no-progress"]
+    code, _, err = cli(capsys, *args)
+    assert code == 1 and "2.csv.gz" in err
+    rejected = tmp_path / "rejected.jsonl"
+    code, _, err = cli(capsys, *args, "--on-error", "skip", "--output", tmp_path / "out.csv",
+                       "--rejected", rejected)
+    assert code == 0, err
+    skipped = pl.read_ndjson(rejected)
+    assert skipped["file"].to_list() == [str(tmp_path / "2.csv.gz")]
+    assert "on_error='skip'" in skipped["reason"][0]
+    out = pl.read_csv(tmp_path / "out.csv")
+    # Two whole files were read: every row counted twice, the cut file's rows once at most.
+    assert out["count"].sum() >= 2 * frame.height
+
+
+def test_null_values_and_max_line_bytes_reach_the_csv_reader(capsys, tmp_path):
+    src = tmp_path / "readings.csv"
+    src.write_text("t,v\n2026-03-02T09:00:00Z,1\n2026-03-02T09:00:10Z,nil\n"
+                   f"2026-03-02T09:00:20Z,{'9' * 300}\n2026-03-02T09:00:30Z,4\n")
+    rejected = tmp_path / "rejected.jsonl"
+    code, _, err = cli(capsys, "run", src, "--time", "t", "--window", "tumbling:1m", "--agg", "count",
+                       "--agg", "count:v", "--null-values", "nil", "--max-line-bytes", "100",
+                       "--output", tmp_path / "out.csv", "--rejected", rejected, "--no-progress")
+    assert code == 0, err
+    reasons = pl.read_ndjson(rejected)["reason"].to_list()
+    assert len(reasons) == 1 and "max_line_bytes" in reasons[0]
+    out = pl.read_csv(tmp_path / "out.csv")
+    assert out["count"].to_list() == [3] and out["v_count"].to_list() == [2]
+    code, _, err = cli(capsys, "run", src, "--time", "t", "--window", "tumbling:1m",
+                       "--max-line-bytes", "lots")
+    assert code == 2 and "positive number of bytes" in err

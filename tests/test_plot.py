@@ -233,7 +233,7 @@ def test_kinds_draw_the_same_points(kind: str) -> None:
 
 def test_facets_one_panel_per_value() -> None:
     df = _events().with_columns((pl.col("x") % 2 == 0).alias("even"))
-    run = (rl.stream(df, time="t").window(rl.tumbling("2m"), by=["k", "even"])
+    run = (rl.stream(df, time="t", watermark=0).window(rl.tumbling("2m"), by=["k", "even"])
            .agg(rl.count()).run())
     fig = run.plot(y="count", color="k", facet="even", title="by parity")
     out = run.output
@@ -254,7 +254,7 @@ def test_several_y_without_colour_get_a_colour_each(kind: str) -> None:
     by_value = [_colour(t) for t in fig.data]
     assert by_value[0] == by_value[1] == by_value[2] != by_value[3]  # with color=: one per value
 
-    total = (rl.stream(_events(), time="t").window(rl.tumbling("1m"))
+    total = (rl.stream(_events(), time="t", watermark=0).window(rl.tumbling("1m"))
              .agg(rl.count(), rl.sum("x"), rl.max("x")).run())
     fig = total.plot(y=["count", "x_sum", "x_max"], kind=kind)
     assert [t.name for t in fig.data] == ["count", "x_sum", "x_max"]  # the legend names the columns
@@ -383,13 +383,18 @@ def test_sessions_and_sliding_windows_have_no_grid() -> None:
     assert _traces(fig) == _want(sessions.output, "window_start", ["count"], "k")
     assert _traces(fig)[0] == ("a", [1, 40, 90], [2, 1, 1])
     sliding = rl.stream(df, time="t").window(rl.sliding(5), by="k").agg(rl.count()).run()
-    assert _traces(sliding.plot(y="count", color="k")) == _want(sliding.output, "t", ["count"], "k")
+    # A sliding window's period says where it was empty: a count is 0 from the last row + 5
+    # until just before the next row (docs/semantics.md, "Plots").
+    assert _traces(sliding.plot(y="count", color="k")) == [
+        ("a", [1, 2, 7, 39, 40, 45, 89, 90], [1, 2, 0, 0, 1, 0, 0, 1]),
+        ("b", [3, 8, 40, 41], [1, 0, 0, 1]),
+    ]
 
 
 # -- the time axis ---------------------------------------------------------------------------
 def test_datetimes_stay_in_their_time_zone() -> None:
     df = _events().with_columns(pl.col("t").dt.convert_time_zone("Europe/Paris"))
-    run = rl.stream(df, time="t").window(rl.tumbling("1m")).agg(rl.count()).run()
+    run = rl.stream(df, time="t", watermark=0).window(rl.tumbling("1m")).agg(rl.count()).run()
     fig = run.plot(y="count")
     xs = list(fig.data[0].x)
     assert xs == run.output.get_column("window_start").to_list()
@@ -403,8 +408,9 @@ def test_sliding_windows_plot_over_the_time_column() -> None:
     df = pl.DataFrame({"t": [1, 2, 2, 5, 30, 31], "k": ["a", "a", "a", "b", "a", "b"]})
     run = rl.stream(df, time="t").window(rl.sliding(10), by="k").agg(rl.count()).run()
     fig = run.plot(y="count", color="k")
-    # Two rows at t=2 for key a carry the same value: one point.
-    assert _traces(fig) == _want(run.output.unique(["k", "t"], keep="last"), "t", ["count"], "k")
+    # Two rows at t=2 for key a carry the same value: one point. Rows more than the period
+    # apart have an empty window between them: a count of 0 (docs/semantics.md, "Plots").
+    assert _traces(fig) == [("a", [1, 2, 12, 29, 30], [1, 3, 0, 0, 1]), ("b", [5, 15, 30, 31], [1, 0, 0, 1])]
     assert fig.layout.xaxis.title.text == "t"
     with pytest.raises(rl.ConfigError, match=r"differ in \['k'\]"):
         rl.stream(df.with_columns(t=pl.Series([1, 2, 3, 5, 30, 30])), time="t").window(
@@ -464,7 +470,7 @@ def test_nothing_emitted_yet_is_an_empty_figure() -> None:
     (dict(y="x_mean"), r"differ in \['k'\].*\['x_mean'\] cannot be added up"),
 ])
 def test_errors_say_what_was_wrong(options: dict, message: str) -> None:
-    run = (rl.stream(_events(60), time="t").window(rl.tumbling("1m"), by="k")
+    run = (rl.stream(_events(60), time="t", watermark=0).window(rl.tumbling("1m"), by="k")
            .agg(rl.count(), rl.sum("x"), rl.mean("x"), rl.top_k("x", 2)).run())
     with pytest.raises(rl.ConfigError, match=message):
         run.plot(**options)

@@ -168,7 +168,7 @@ def test_postgres_table_equals_final_after_amendments_and_late_rows(postgres_uri
 def _sessions(emit: str, size: int | None = None) -> rl.Query:
     # Naive datetimes (TIMESTAMP) and a 5-minute gap. By 00:30 the sessions [00:00, 00:08) and
     # [00:10, 00:17) of "a" are emitted; the late row at 00:06 bridges them into one, so one is
-    # deleted (-D) and the other grows (-U, +U).
+    # deleted (-D) and the other grows (-D of its old bounds, +I of the new ones).
     minutes = [0, 1, 3, 10, 12, 4, 30, 6, 61, 33, 14, 90]
     df = pl.DataFrame({
         "t": [dt.datetime(2026, 1, 1) + dt.timedelta(minutes=m) for m in minutes],
@@ -185,7 +185,7 @@ def _sessions(emit: str, size: int | None = None) -> rl.Query:
 @pytest.mark.parametrize("size", [None, 1])
 def test_postgres_session_changelog_deletes_retracted_rows(postgres_uri: str, table: str, size: int | None) -> None:
     ops = set(_sessions("changelog").collect()["op"])
-    assert {"-U", "-D"} <= ops
+    assert {"+I", "-D"} == ops
     _sessions("changelog", size).to_database(postgres_uri, table)
     _assert_table_equals(postgres_uri, table, _sessions("final").collect(), ["k", "window_start"])
     types = _types(postgres_uri, table)

@@ -18,10 +18,12 @@ in plain Python, sharing no code with the engine):
   when ``wm >= end + lateness``.
 * final: one row per session when it closes (or at the end-of-input flush). amend: revision 0
   when it completes, then revision + 1 after every accepted row that changes it. changelog:
-  ``+I`` at completion, ``-U`` (old bounds and values) / ``+U`` (new) per change, ``-D`` (last
-  emitted bounds and values) for an emitted session merged away into another. Rows of one
-  moment come by window end, start, key (nulls first); a ``-U``/``+U`` pair sorts by the
-  session's new bounds, ``-U`` first; a ``-D`` by the bounds it retracts.
+  ``+I`` at completion, ``-U`` / ``+U`` (same bounds, old and new values) per change that
+  keeps the bounds, ``-D`` (last emitted bounds and values) then ``+I`` (new bounds) per change
+  that moves them (the changelog is keyed by the bounds, API.md "Emission"), ``-D`` for an
+  emitted session merged away into another. Rows of one moment come by window end, start,
+  key (nulls first); a ``-U``/``+U`` or ``-D``/``+I`` pair sorts by the session's new bounds,
+  retraction first; the ``-D`` of a merged-away session by the bounds it retracts.
 
 Note that a single row can merge at most two sessions: without ``max_duration`` the
 sessions of a key are more than ``gap`` apart (else an earlier row would have merged them),
@@ -183,10 +185,12 @@ class SessionOracle:
                     elif s.emitted:
                         assert s.shown is not None
                         s0, e0, rows0 = s.shown
+                        moved = (s0, e0) != (s.start, end)
                         pending.append((order(end, s.start, key, 0),
-                                        Out(moment, key, s0, e0, "-U", rows0)))
+                                        Out(moment, key, s0, e0, "-D" if moved else "-U", rows0)))
                         pending.append((order(end, s.start, key, 1),
-                                        Out(moment, key, s.start, end, "+U", list(s.rows))))
+                                        Out(moment, key, s.start, end, "+I" if moved else "+U",
+                                            list(s.rows))))
                     else:
                         pending.append((order(end, s.start, key, 0),
                                         Out(moment, key, s.start, end, "+I", list(s.rows))))
@@ -366,7 +370,8 @@ IDENT = ["window_start", "window_end"]
 def test_changelog_algebra(c: SessionCase) -> None:
     """Replaying the changelog ends at the final rows (with the flush); every -U and -D
     retracts exactly the row currently shown for those bounds (so -D only ever removes an
-    emitted session); -U is always followed by its +U; +I/+U are the amend rows."""
+    emitted session); -U is always followed by its +U of the same bounds (a session whose
+    bounds move is -D then +I); +I/+U are the amend rows."""
     log = session_query(c, emit="changelog").collect()
     final = session_query(c, emit="final").collect()
     amend = session_query(c, emit="amend").collect()
@@ -388,10 +393,18 @@ def test_changelog_algebra(c: SessionCase) -> None:
     for i, op in enumerate(ops):
         if op == "-U":
             assert ops[i + 1] == "+U"
-            assert log.row(i)[:nk] == log.row(i + 1)[:nk]  # same key
+            assert log.row(i)[:nk + 2] == log.row(i + 1)[:nk + 2]  # same key and bounds
     after = log.filter(pl.col("op").is_in(["+I", "+U"])).drop("op")
     assert after.equals(amend.drop("revision"))
-    assert (log["op"] == "+I").sum() == (amend["revision"] == 0).sum()
+    # An upsert consumer that ignores -U (keyed by key + bounds) ends at the final rows too.
+    upsert: dict[tuple, tuple] = {}
+    for row in log.iter_rows():
+        op = row[nk + 2]
+        if op in ("+I", "+U"):
+            upsert[row[:nk + 2]] = row[nk + 3:]
+        elif op == "-D":
+            upsert.pop(row[:nk + 2], None)
+    assert upsert == state
 
 
 @given(session_cases(max_rows=25))
@@ -456,9 +469,10 @@ def test_case_09_rows_exactly_gap_apart_share_a_session(size: int | None) -> Non
 def test_case_10_late_row_bridges_two_sessions(size: int | None) -> None:
     """Reference case 10: sessions {0, 2} = [0, 7) and {10, 12} = [10, 17), gap 5, large
     lateness; a row at 30 completes both; a late row at 6 touches both and merges them into
-    [0, 17) with 5 rows. Kafka Streams emits tombstones for both and the new value; here the
-    survivor (earliest start) is updated with -U/+U and the merged-away one gets -D, all at
-    the same moment, ordered by (end, start): -U [0,7), +U [0,17), -D [10,17)."""
+    [0, 17) with 5 rows. Kafka Streams emits tombstones for both and the new value; here, as
+    the changelog is keyed by the bounds, the survivor's old bounds are deleted and its new
+    ones inserted, and the merged-away one gets -D, all at the same moment, ordered by
+    (end, start): -D [0,7), +I [0,17), -D [10,17)."""
     times = [0, 2, 10, 12, 30, 6]
     final = _run(times, lateness=100, size=size)
     assert final.output.rows() == [(0, 17, 5, 0 + 1 + 2 + 3 + 5), (30, 35, 1, 4)]
@@ -468,8 +482,8 @@ def test_case_10_late_row_bridges_two_sessions(size: int | None) -> None:
     assert log.rows() == [
         (0, 7, "+I", 2, 1),     # after 10: wm 10 >= 7
         (10, 17, "+I", 2, 5),   # after 30
-        (0, 7, "-U", 2, 1),     # after 6: the survivor ...
-        (0, 17, "+U", 5, 11),
+        (0, 7, "-D", 2, 1),     # after 6: the survivor's old bounds ...
+        (0, 17, "+I", 5, 11),   # ... its new ones
         (10, 17, "-D", 2, 5),   # ... and the session merged away
         (30, 35, "+I", 1, 4),   # flush
     ]
@@ -481,7 +495,7 @@ def test_case_10_late_row_bridges_two_sessions(size: int | None) -> None:
 
     # Without the 30, [10, 17) was never emitted: no -D for it, only the survivor's update.
     log = _run([0, 2, 10, 12, 6], lateness=100, emit="changelog", size=size).output
-    assert log.rows() == [(0, 7, "+I", 2, 1), (0, 7, "-U", 2, 1), (0, 17, "+U", 5, 10)]
+    assert log.rows() == [(0, 7, "+I", 2, 1), (0, 7, "-D", 2, 1), (0, 17, "+I", 5, 10)]
 
     # With lateness 0 both sessions are closed (wm 30 >= 17) when 6 arrives: 6 joins
     # nothing and its own [6, 11) is closed too, so it is late by 24.
@@ -524,7 +538,8 @@ def test_late_row_merges_three_sessions(size: int | None) -> None:
     12 - 10), then 14 bridges that with S3 (23 + ... : 13 + 10 >= 14 >= 24 - 10).
 
     A row at 60 completes all three first (lateness 100 keeps them open), so the changelog
-    shows each merge as -U/+U for the survivor (S1's lineage) and -D for the other.
+    shows each merge as -D/+I for the survivor (S1's lineage: its bounds move) and -D for
+    the other.
     """
     times = [0, 1, 12, 13, 24, 60, 11, 14]
     final = _run(times, gap=10, lateness=100, size=size)
@@ -535,11 +550,11 @@ def test_late_row_merges_three_sessions(size: int | None) -> None:
         (0, 11, "+I", 2),    # after 12
         (12, 23, "+I", 2),   # after 24
         (24, 34, "+I", 1),   # after 60
-        (0, 11, "-U", 2),    # after 11: S1 + S2 ...
-        (0, 23, "+U", 5),
+        (0, 11, "-D", 2),    # after 11: S1 + S2 ...
+        (0, 23, "+I", 5),
         (12, 23, "-D", 2),
-        (0, 23, "-U", 5),    # after 14: ... + S3
-        (0, 34, "+U", 7),
+        (0, 23, "-D", 5),    # after 14: ... + S3
+        (0, 34, "+I", 7),
         (24, 34, "-D", 1),
         (60, 70, "+I", 1),   # flush
     ]
@@ -678,7 +693,7 @@ def test_amend_session_extended_after_completion(size: int | None) -> None:
     log = _run([0, 7, 3, 8], keys=["a", "b", "a", "b"], lateness=20, emit="changelog",
                size=size).output
     assert log.select("k", "window_start", "window_end", "op", "count").rows() == [
-        ("a", 0, 5, "+I", 1), ("a", 0, 5, "-U", 1), ("a", 0, 8, "+U", 2),
+        ("a", 0, 5, "+I", 1), ("a", 0, 5, "-D", 1), ("a", 0, 8, "+I", 2),
         ("b", 7, 13, "+I", 2),
     ]
 
@@ -714,13 +729,13 @@ def test_amend_session_complete_on_arrival_is_emitted_at_once_without_flush() ->
 def test_changelog_merge_into_a_session_complete_on_arrival() -> None:
     """gap 1, lateness 4, delay 0: 10, 12 (wm 12: [10, 11) +I). 8 starts [8, 9), complete on
     arrival (9 <= 12 < 13): +I right away. 9 bridges [8, 9) and [10, 11): the survivor [8, 9)
-    is updated (-U/+U) and [10, 11) deleted. (Deferring [8, 9)'s +I gave +I [8, 11) then
-    -D [10, 11) instead.)"""
+    moves to [8, 11) (-D [8, 9), +I [8, 11)) and [10, 11) is deleted. (Deferring [8, 9)'s +I
+    gave +I [8, 11) then -D [10, 11) instead.)"""
     expected = [
         (10, 11, "+I", 1),
         (8, 9, "+I", 1),    # after 8
-        (8, 9, "-U", 1),    # after 9
-        (8, 11, "+U", 3),
+        (8, 9, "-D", 1),    # after 9
+        (8, 11, "+I", 3),
         (10, 11, "-D", 1),
         (12, 13, "+I", 1),  # flush
     ]

@@ -41,6 +41,7 @@ from rillet._errors import (
 from rillet._cloudtrail import read_cloudtrail
 from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
 from rillet._interrupt import Interrupted
+from rillet._loss import DataLossWarning
 from rillet._kafka import read_kafka
 from rillet._kinesis import read_kinesis
 from rillet._pacing import paced
@@ -51,6 +52,7 @@ from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, t
 __all__ = [
     "Agg",
     "ConfigError",
+    "DataLossWarning",
     "Interrupted",
     "LateDataError",
     "ProcessingTime",

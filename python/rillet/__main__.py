@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from rillet._cli_options import add_parser as add_run_parser
@@ -108,6 +109,10 @@ def _run(args: argparse.Namespace) -> int:
 COMMANDS = {"demo": _demo, "run": _run}
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    print(f"rillet: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``rillet`` command with ``argv`` (default: the process arguments).
 
@@ -118,10 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from rillet import RilletError
+    from rillet import DataLossWarning, RilletError
 
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            # A run that loses most of its rows says so as the command's own warning line,
+            # not as a Python warning pointing into the package.
+            warnings.simplefilter("always", DataLossWarning)
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except RilletError as e:
         print(f"rillet: error: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,13 @@ import polars as pl
 from rillet._errors import ConfigError, SchemaError
 
 
+#: Bounds of integer options, so that a huge Python int is a ConfigError naming the option
+#: rather than an OverflowError from the engine.
+MAX_K = 2**32 - 1
+MAX_CAPACITY = 2**40
+MAX_DDOF = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class Agg:
     """One aggregate of a query. Build with :func:`count`, :func:`sum`, ... and rename with
@@ -73,7 +80,12 @@ def count(column: str | pl.Expr | None = None, *, where: pl.Expr | None = None) 
 
 
 def sum(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:  # noqa: A001
-    """Sum of non-null values (``{col}_sum``); compensated for floats; null over no values."""
+    """Sum of non-null values (``{col}_sum``); compensated for floats; null over no values.
+
+    A float sum that overflows is ``inf`` (or ``-inf``); the positive and the negative values
+    are summed apart, so one that overflows both ways is NaN whatever the order of the rows
+    (see docs/aggregates.md).
+    """
     return _make("sum", column, where, "sum")
 
 
@@ -104,8 +116,10 @@ def std(column: str | pl.Expr, ddof: int = 1, *, where: pl.Expr | None = None) -
 
 
 def _ddof(ddof: int) -> int:
-    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
-        raise ConfigError(f"ddof must be a non-negative integer (0 or 1 usually), got {ddof!r}")
+    if not isinstance(ddof, int) or isinstance(ddof, bool) or not 0 <= ddof <= MAX_DDOF:
+        raise ConfigError(
+            f"ddof must be an integer from 0 to {MAX_DDOF:,} (2**32 - 1; 0 or 1 usually), got {ddof!r}"
+        )
     return ddof
 
 
@@ -184,13 +198,20 @@ def top_k(column: str | pl.Expr, k: int, weight: str | pl.Expr | None = None, ap
     (``{value, weight}`` with ``weight=``), count descending then value ascending. Nulls are
     not items. ``approx=True`` uses a Space-Saving summary of ``capacity`` counters (default
     max(10k, 1000)) and adds an ``error`` field: ``count`` is an upper bound and
-    ``count - error`` a lower bound; any item above N / capacity is present."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"rl.top_k: k must be a positive integer, got {k!r}")
+    ``count - error`` a lower bound; any item above N / capacity is present. Integer weights
+    give Int64 totals, summed as Float64 (exact up to 2**53); a total beyond the Int64 range
+    saturates at its bound (9,223,372,036,854,775,807); cast the weight to Float64 to see such
+    totals unclipped."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"rl.top_k: k must be an integer from 1 to {MAX_K:,} (2**32 - 1), got {k!r}")
     if not isinstance(approx, bool):
         raise ConfigError(f"rl.top_k: approx must be True or False, got {approx!r}")
-    if capacity is not None and (not isinstance(capacity, int) or capacity < k):
-        raise ConfigError(f"rl.top_k: capacity must be an integer of at least k ({k}), got {capacity!r}")
+    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
+                                 or not k <= capacity <= MAX_CAPACITY):
+        raise ConfigError(
+            f"rl.top_k: capacity must be an integer from k ({k}) to {MAX_CAPACITY:,} (2**40), "
+            f"got {capacity!r}"
+        )
     if weight is not None and not isinstance(weight, (str, pl.Expr)):
         raise ConfigError(f"rl.top_k: weight takes a column name or expression, got {weight!r}")
     opts: dict[str, Any] = {"k": k, "approx": approx}
@@ -215,6 +236,30 @@ def _top_k_output(agg: Agg, value: pl.DataType | None, engine_value: pl.DataType
     if agg.options.get("approx"):
         fields["error"] = measure_dtype
     return pl.List(pl.Struct(fields))
+
+
+_I64_MAX = 2**63 - 1
+
+
+def _saturate(value: pl.Expr) -> pl.Expr:
+    """A Float64 total as Int64, held at the Int64 bounds beyond them."""
+    return (pl.when(value >= 2.0**63).then(pl.lit(_I64_MAX, pl.Int64))
+            .when(value < -(2.0**63)).then(pl.lit(-_I64_MAX - 1, pl.Int64))
+            .otherwise(value.cast(pl.Int64, strict=False)))
+
+
+def cast_back(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The engine's result column ``name`` cast to the type the user expects. A top_k list
+    whose integer weights the engine summed as Float64 comes back with Int64 totals that
+    saturate at the Int64 bounds (as no Int64 can hold more) instead of failing the cast and
+    losing every window of the batch."""
+    inner = dtype.inner if isinstance(dtype, pl.List) else None
+    if isinstance(inner, pl.Struct):
+        ints = [f.name for f in inner.fields if f.name in ("weight", "error") and f.dtype == pl.Int64]
+        if ints:
+            held = pl.element().struct.with_fields(**{f: _saturate(pl.field(f)) for f in ints})
+            return pl.col(name).list.eval(held).cast(dtype)
+    return pl.col(name).cast(dtype)
 
 
 _FLOATING = ("var", "std", "quantile", "approx_quantile")
@@ -255,6 +300,9 @@ def engine_input(agg: Agg, dtype: pl.DataType,
         if not back or out is None:
             return engine, None
         return engine, out
+    if isinstance(dtype, pl.Decimal) and agg.kind in ("sum", "mean", "min", "max"):
+        # Float64 arithmetic: exact to about 15 significant digits (docs/aggregates.md).
+        return pl.Float64, None
     if agg.kind in ("sum", "mean"):
         if dtype.is_integer() or dtype == pl.Boolean:
             return (pl.Int64, None) if agg.kind == "sum" else (pl.Float64, None)
@@ -272,6 +320,13 @@ def engine_input(agg: Agg, dtype: pl.DataType,
             return pl.Float64, (None if dtype == pl.Float64 else dtype)
         if dtype.is_temporal():
             return pl.Int64, dtype
+    if dtype == pl.String and agg.kind in ("min", "max"):
+        raise SchemaError(
+            f"rl.{agg.kind}({name!r}) needs a numeric or temporal column, but {name!r} is text (String). "
+            f"If it holds times, parse them first, e.g. "
+            f".with_columns(pl.col({name!r}).str.to_datetime(time_zone='UTC')) (rl.{agg.kind} of a Datetime is "
+            f"a Datetime); if it holds numbers, cast them: pl.col({name!r}).cast(pl.Float64)"
+        )
     raise SchemaError(
         f"rl.{agg.kind}({name!r}) needs a numeric column, but {name!r} is {dtype}; cast it "
         "with .with_columns(pl.col(...).cast(pl.Float64)) first"

@@ -82,6 +82,10 @@ printed or written:
   table when it is emitted (all rows, all columns). --output writes a .csv, .jsonl or
   .parquet file: CSV and JSON Lines as rows are emitted (lists and structs, such as
   top_k's, as JSON text in CSV), Parquet when the run ends. Output options combine.
+  In CSV files (--output, --late, --rejected), a text cell or column name that
+  starts with =, +, -, @, a tab or a carriage return gets a single quote before it,
+  so a spreadsheet shows it as text instead of running it as a formula (numbers
+  are written as they are; JSON Lines and Parquet keep text as it is).
   A summary (rows in, accepted, late, rejected, filtered out; rows emitted; events/s)
   goes to standard error.
 
@@ -314,6 +318,14 @@ def separator_option(text: str) -> str:
     return value
 
 
+def byte_count(text: str) -> int:
+    """A positive byte count: a number, optionally with a binary unit (``64MiB``, ``512KiB``)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*", text)
+    if not m or int(m.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of bytes, e.g. 1048576 or 64MiB")
+    return int(m.group(1)) * {"B": 1, None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(2)]
+
+
 @dataclass(frozen=True)
 class OutputFile:
     path: str
@@ -351,6 +363,16 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                           "({\"Records\": [...]}, .json or .json.gz), flattened")
     src.add_argument("--separator", type=separator_option, metavar="CHAR",
                      help="the CSV field separator (default: ',', or a tab for .tsv; write \\t for a tab)")
+    src.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                     help="a file that cannot be read part way through a replay (truncated .gz, "
+                          "corrupt Parquet): raise stops the run with what was computed so far "
+                          "(default); skip records the file in --rejected and goes on")
+    src.add_argument("--null-values", action="append", default=[], metavar="TEXT",
+                     help="CSV: a field holding exactly this text is null (repeat for several, "
+                          "e.g. --null-values NA --null-values nil)")
+    src.add_argument("--max-line-bytes", type=byte_count, metavar="BYTES",
+                     help="CSV and JSON Lines: a line longer than this is rejected without being "
+                          "held in memory (default 64MiB)")
     src.add_argument("--time", metavar="COL",
                      help="the event-time column: Datetime, ISO 8601 text or integer; required "
                           "except with --format cloudtrail (eventTime)")
@@ -409,7 +431,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                           "printing them")
     out.add_argument("--to-parquet", metavar="DIR",
                      help="deliver to Parquet files in DIR, in hive partitions "
-                          "window_start=YYYY-MM-DD HH:00:00 (hourly), as q.to_parquet(DIR)")
+                          "window_start_1h=YYYY-MM-DD HH:00:00 (hourly; the files keep every "
+                          "column, window_start included), as q.to_parquet(DIR)")
     out.add_argument("--to-jsonl", metavar="DIR",
                      help="the same as JSON Lines files, as q.to_jsonl(DIR)")
     out.add_argument("--to-database", metavar="URI",

@@ -86,14 +86,26 @@ def _source(args: argparse.Namespace, fmt: str, error: Callable[[str], NoReturn]
     if separator is None:
         tsv = any(p.lower().removesuffix(".gz").endswith(".tsv") for p in paths)
         separator = "\t" if tsv else ","
+    if args.null_values and fmt != "csv":
+        error(f"--null-values is for CSV input, and the input is {fmt}")
+    lines: dict[str, Any] = {}
+    if args.max_line_bytes is not None:
+        if fmt not in ("csv", "jsonl"):
+            error(f"--max-line-bytes is for CSV and JSON Lines input, and the input is {fmt}")
+        lines["max_line_bytes"] = args.max_line_bytes
+    csv: dict[str, Any] = {"separator": separator, **lines}
+    if args.null_values:
+        csv["null_values"] = args.null_values
     if not args.follow:
         if args.max_idle is not None:
             error("--max-idle goes with --follow (a replay ends with its files)")
         if fmt == "csv":
-            return rl.read_csv(paths, separator=separator)
+            return rl.read_csv(paths, on_error=args.on_error, **csv)
         if fmt == "cloudtrail":
-            return rl.read_cloudtrail(paths[0] if len(paths) == 1 else paths)
-        return getattr(rl, f"read_{fmt}")(paths)
+            return rl.read_cloudtrail(paths[0] if len(paths) == 1 else paths, on_error=args.on_error)
+        return getattr(rl, f"read_{fmt}")(paths, on_error=args.on_error, **lines)
+    if args.on_error != "raise":
+        error("--on-error is for replays; --follow reads one growing file")
     if len(paths) != 1:
         error(f"--follow follows one file, or the files landing in one folder (a quoted glob such "
               f"as 'incoming/*.jsonl'); got {len(paths)} paths")
@@ -106,10 +118,12 @@ def _source(args: argparse.Namespace, fmt: str, error: Callable[[str], NoReturn]
             error(f"--follow {path!r}: only the file name may have wildcards, e.g. 'incoming/*.jsonl'")
         if fmt == "csv" and separator != ",":
             error("--follow with a glob reads comma-separated CSV files only")
+        if args.null_values or lines:
+            error("--null-values and --max-line-bytes are not read by --follow with a glob")
         return rl.tail_dir(folder or ".", pattern, max_idle=args.max_idle)
     if fmt == "csv":
-        return rl.tail_csv(path, max_idle=args.max_idle, separator=separator)
-    return rl.tail_jsonl(path, max_idle=args.max_idle)
+        return rl.tail_csv(path, max_idle=args.max_idle, **csv)
+    return rl.tail_jsonl(path, max_idle=args.max_idle, **lines)
 
 
 def plan(args: argparse.Namespace) -> Plan:
@@ -198,14 +212,35 @@ def _json_text(column: str) -> pl.Expr:
     ).alias(column)
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list): such text
+#: cells are written with a single quote before them, which spreadsheets show as text.
+FORMULA_START = "=+-@\t\r"
+
+
+def _no_formula(text: str) -> str:
+    return "'" + text if text[:1] and text[0] in FORMULA_START else text
+
+
+def _no_formula_expr(column: str) -> pl.Expr:
+    col = pl.col(column)
+    return (pl.when(col.str.contains(r"^[=+\-@\t\r]"))
+            .then(pl.lit("'") + col).otherwise(col).alias(column))
+
+
 def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
     """CSV holds no lists, structs or durations: lists and structs (top_k's) become their JSON
-    text, durations (late_by) ISO 8601 text such as PT1M30S, as in JSON Lines."""
+    text, durations (late_by) ISO 8601 text such as PT1M30S, as in JSON Lines. Text that a
+    spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage return)
+    gets a leading single quote, as OWASP advises; number columns are left as they are."""
     nested = [c for c, t in df.schema.items() if t.is_nested()]
     durations = [c for c, t in df.schema.items() if isinstance(t, pl.Duration)]
-    if not nested and not durations:
-        return df
-    return df.with_columns(*map(_json_text, nested), *(pl.col(c).dt.to_string() for c in durations))
+    if nested or durations:
+        df = df.with_columns(*map(_json_text, nested), *(pl.col(c).dt.to_string() for c in durations))
+    texts = [c for c, t in df.schema.items() if t in (pl.String, pl.Categorical) or isinstance(t, pl.Enum)]
+    if texts:
+        df = df.with_columns(pl.col(texts).cast(pl.String)).with_columns(map(_no_formula_expr, texts))
+    names = [_no_formula(c) for c in df.columns]
+    return df.rename(dict(zip(df.columns, names))) if names != df.columns and len(set(names)) == len(names) else df
 
 
 def _has_empty_struct(dtype: pl.DataType) -> bool:

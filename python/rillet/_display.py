@@ -290,6 +290,47 @@ def newest_windows(frames: list[pl.DataFrame], keys: list[str] | None, emit: str
                        maintain_order=True).head(n)
 
 
+def frame_html(df: pl.DataFrame, max_rows: int | None = None) -> str:
+    """A frame as an HTML table for rillet's views: text as plain, left-aligned text (polars'
+    own HTML quotes strings and right-aligns every column), numbers right-aligned, nulls
+    dimmed; other values as polars formats them. Column names over their types, as polars."""
+    import os
+
+    esc = html.escape
+    limit = int(os.environ.get("POLARS_FMT_STR_LEN", "30"))
+    shown = df if max_rows is None else df.head(max_rows)
+    right = {c: dtype.is_numeric() for c, dtype in df.schema.items()}
+
+    def align(c: str) -> str:
+        return "right" if right[c] else "left"
+
+    def cell(series: pl.Series, i: int) -> str:
+        value = series[i]
+        if value is None:
+            return '<span style="opacity: 0.5">null</span>'
+        if series.dtype in (pl.String, pl.Categorical) or isinstance(series.dtype, pl.Enum):
+            text = str(value)
+            text = text if len(text) <= limit else text[:limit] + "…"
+        else:
+            try:
+                text = series._s.get_fmt(i, limit)  # polars' own text for this value
+            except AttributeError:  # another polars layout
+                text = str(value)
+        return esc(text)
+
+    head = "".join(f'<th style="text-align: {align(c)}">{esc(c)}</th>' for c in df.columns)
+    types = "".join(f'<td style="text-align: {align(c)}; opacity: 0.65"><small>{esc(str(t))}</small></td>'
+                    for c, t in df.schema.items())
+    columns = shown.get_columns()
+    body = "".join(
+        "<tr>" + "".join(f'<td style="text-align: {align(s.name)}; white-space: pre-wrap">{cell(s, i)}</td>'
+                         for s in columns) + "</tr>"
+        for i in range(shown.height)
+    )
+    return (f'<table class="dataframe rillet-frame" border="1"><thead><tr>{head}</tr><tr>{types}</tr>'
+            f"</thead><tbody>{body}</tbody></table>")
+
+
 def running_html(view: RunningView) -> str:
     """The notebook view of a running query: status line, error if it failed, newest windows."""
     esc = html.escape
@@ -318,7 +359,7 @@ def running_html(view: RunningView) -> str:
     if view.newest.height:
         parts.append(f'<div style="margin-top: 6px; opacity: 0.65">newest windows '
                      f'({view.newest.height:,} rows, newest first)</div>')
-        parts.append(f'<div class="rillet-newest">{view.newest._repr_html_()}</div>')
+        parts.append(f'<div class="rillet-newest">{frame_html(view.newest)}</div>')
     else:
         parts.append('<div style="margin-top: 6px; opacity: 0.65"><i>no window emitted yet</i></div>')
     parts.append("</div>")
@@ -376,7 +417,7 @@ def run_html(run: Any, rows: int = NEWEST_WINDOWS) -> str:
     if out.width:
         shown = f", the first {rows}" if out.height > rows else ""
         parts.append(f'<div style="margin-top: 6px; opacity: 0.65">output: {out.height:,} rows{shown}</div>')
-        parts.append(out.head(rows)._repr_html_())
+        parts.append(frame_html(out, rows))
     parts.append("</div>")
     return "\n".join(parts)
 

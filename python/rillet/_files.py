@@ -17,6 +17,56 @@ from rillet._source import ChunkSource
 PathLike = str | os.PathLike | Sequence[str | os.PathLike]
 
 
+#: The longest line (CSV: record) the line-based sources read unless told otherwise: 64 MiB.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+ON_ERROR = ("raise", "skip")
+
+
+def check_max_line_bytes(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**62:
+        raise ConfigError(
+            f"{what}(max_line_bytes=...) takes a positive number of bytes (default "
+            f"{MAX_LINE_BYTES:,}, 64 MiB), got {value!r}"
+        )
+    return value
+
+
+def check_on_error(value: Any, what: str) -> str:
+    if value not in ON_ERROR:
+        raise ConfigError(
+            f"{what}(on_error={value!r}): expected 'raise' (stop at a file that cannot be read, "
+            "with the run so far in the error's .run) or 'skip' (record the file in "
+            "run.rejected and go on with the next one)"
+        )
+    return value
+
+
+def check_null_values(value: Any, what: str) -> list[str] | None:
+    """``null_values=`` as polars takes it (a string or a list of strings) as a list."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(
+        f"{what}(null_values=...) takes a string or a list of strings read as null in every "
+        f"column (besides the empty field), such as null_values=['NA', 'nil']; got {value!r}"
+    )
+
+
+def _infer_rows(value: Any, what: str) -> int:
+    if value is None:
+        return 2**63 - 1  # the whole first file
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**62:
+        raise ConfigError(
+            f"{what}(infer_schema_length=...) takes a positive number of rows, or None to read "
+            f"the whole first file; got {value!r}"
+        )
+    return value
+
+
 def expand(path: PathLike, what: str) -> list[str]:
     """A path, a glob or a list of them, as a sorted (name order) list of files."""
     items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
@@ -44,7 +94,7 @@ def expand(path: PathLike, what: str) -> list[str]:
 class Chunk:
     """One micro-batch from a file source: the rows that parsed and those that did not."""
 
-    __slots__ = ("frame", "bad")
+    __slots__ = ("bad", "frame")
 
     def __init__(self, frame: pl.DataFrame, bad: pl.DataFrame) -> None:
         self.frame = frame
@@ -59,20 +109,31 @@ class FileSource(ChunkSource):
     """
 
     def __init__(self, kind: str, path: PathLike, order_by: str | None = None,
-                 schema: Any = None, batch_rows: int = 65_536, separator: str = ",") -> None:
+                 schema: Any = None, batch_rows: int = 65_536, separator: str = ",",
+                 max_line_bytes: int = MAX_LINE_BYTES, on_error: str = "raise",
+                 null_values: str | Sequence[str] | None = None,
+                 infer_schema_length: int | None = 1000) -> None:
         self.kind = kind
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes, f"read_{kind}")
+        self.on_error = check_on_error(on_error, f"read_{kind}")
+        self.null_values = check_null_values(null_values, f"read_{kind}")
+        self.infer_rows = _infer_rows(infer_schema_length, f"read_{kind}")
         self.files = expand(path, f"read_{kind}")
         if order_by is not None and not isinstance(order_by, str):
             raise ConfigError(f"read_{kind}(order_by=...) takes a column name, got {order_by!r}")
         self.order_by = order_by
         self.schema = _schema_frame(schema, kind)
-        if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-            raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+        if (isinstance(batch_rows, bool) or not isinstance(batch_rows, int)
+                or not 1 <= batch_rows <= 2**31 - 1):
+            raise ConfigError(
+                f"batch_rows must be an integer from 1 to 2,147,483,647 (2**31 - 1), got {batch_rows!r}"
+            )
         self.batch_rows = batch_rows
         self.separator = separator
 
     def _reader(self, files: list[str], schema: pl.DataFrame | None) -> Any:
-        return _core.FileReader(self.kind, files, self.batch_rows, 1000, self.separator, schema)
+        return _core.FileReader(self.kind, files, self.batch_rows, self.infer_rows, self.separator,
+                                schema, self.max_line_bytes, self.on_error, self.null_values)
 
     def chunks(self) -> Iterator[Chunk]:
         if self.order_by is not None and len(self.files) > 1:
@@ -162,44 +223,67 @@ def _schema_frame(schema: Any, kind: str) -> pl.DataFrame | None:
 
 
 def read_parquet(path: PathLike, order_by: str | None = None, schema: dict | None = None,
-                 batch_rows: int = 65_536) -> FileSource:
+                 batch_rows: int = 65_536, on_error: str = "raise") -> FileSource:
     """Replays Parquet files (a path, a glob or a list, name order) as a stream, row group by
     row group in Rust, in bounded memory. The schema is the first file's (or ``schema=``); a
     later file lacking a column gets nulls, a column it adds is ignored, and a column of
     another type is cast or refused with a :class:`SourceError` naming the file.
-    ``order_by=`` merges the files by a column (see :func:`read_jsonl`)."""
-    return FileSource("parquet", path, order_by, schema, batch_rows)
+    ``order_by=`` merges the files by a column (see :func:`read_jsonl`). Every codec polars
+    writes is read (snappy, zstd, lz4, gzip, brotli). ``on_error="skip"`` goes on past a file
+    that cannot be read (see :func:`read_jsonl`)."""
+    return FileSource("parquet", path, order_by, schema, batch_rows, on_error=on_error)
 
 
 def read_ipc(path: PathLike, order_by: str | None = None, schema: dict | None = None,
-             batch_rows: int = 65_536) -> FileSource:
+             batch_rows: int = 65_536, on_error: str = "raise") -> FileSource:
     """Replays Arrow IPC files (the file format, also called Feather v2, or the stream
     format) batch by batch, as :func:`read_parquet` does Parquet."""
-    return FileSource("ipc", path, order_by, schema, batch_rows)
+    return FileSource("ipc", path, order_by, schema, batch_rows, on_error=on_error)
 
 
 def read_jsonl(path: PathLike, order_by: str | None = None, schema: dict | None = None,
-               batch_rows: int = 65_536) -> FileSource:
+               batch_rows: int = 65_536, on_error: str = "raise",
+               max_line_bytes: int = MAX_LINE_BYTES,
+               infer_schema_length: int | None = 1000) -> FileSource:
     """Replays JSON Lines files (plain or ``.gz``; a path, a glob or a list, name order) as a
-    stream. The schema is inferred from the first rows, or given as ``schema=`` (a dict of
-    column -> polars dtype; fields not in it are ignored); a later row with a missing field
-    gets null, an unknown field is ignored, and a row that does not parse goes to
-    ``run.rejected`` with its file, line and reason. A truncated ``.gz`` raises
-    :class:`SourceError` naming the file, after the good rows were processed.
+    stream. The schema is inferred from the first ``infer_schema_length`` rows (None: the
+    whole first file), or given as ``schema=`` (a dict of column -> polars dtype; fields not in
+    it are ignored); a later row with a missing field gets null, an unknown field is ignored,
+    and a row that does not parse goes to ``run.rejected`` with its file, line and reason.
+
+    A line longer than ``max_line_bytes`` (default 64 MiB) is rejected the same way without
+    being read into memory. A file that cannot be read (a truncated ``.gz``) raises
+    :class:`SourceError` naming the file, after the rows before it were processed; the
+    error's ``.run`` holds the run up to it. ``on_error="skip"`` instead records the file in
+    ``run.rejected`` (file, the line reading stopped at, reason) and goes on with the next
+    one.
 
     ``order_by="ts"`` merges several files by that column instead of reading them one after
     another: with files each sorted by it (as log files are), the stream is sorted by it."""
-    return FileSource("jsonl", path, order_by, schema, batch_rows)
+    return FileSource("jsonl", path, order_by, schema, batch_rows, on_error=on_error,
+                      max_line_bytes=max_line_bytes, infer_schema_length=infer_schema_length)
 
 
 def read_csv(path: PathLike, order_by: str | None = None, schema: dict | None = None,
-             separator: str = ",", batch_rows: int = 65_536) -> FileSource:
+             separator: str = ",", batch_rows: int = 65_536, on_error: str = "raise",
+             max_line_bytes: int = MAX_LINE_BYTES, null_values: str | Sequence[str] | None = None,
+             infer_schema_length: int | None = 1000) -> FileSource:
     """Replays CSV files with a header row (plain or ``.gz``; a path, a glob or a list, name
-    order) as a stream, parsed in Rust. The schema is inferred from the first rows of the first
-    file, or given as ``schema=`` (every header column, in order, with its polars dtype); later
-    files must have the same columns in the same order. A record that does not parse (wrong
-    number of fields, a value of the wrong type) goes to ``run.rejected`` with its file, line
-    and reason. ``order_by=`` merges files by a column (see :func:`read_jsonl`)."""
+    order) as a stream, parsed in Rust. The schema is inferred from the first
+    ``infer_schema_length`` records of the first file (None: all of it), or given as
+    ``schema=`` (every header column, in order, with its polars dtype); later files must have
+    the same columns in the same order. A record that does not parse (wrong number of fields,
+    a value of the wrong type, invalid UTF-8) goes to ``run.rejected`` with its file, line and
+    a reason naming the column, the value and the fix; the rest is read.
+
+    ``null_values="NA"`` (or a list) reads those texts as null in every column, besides the
+    empty field, as polars does: a sensor writing ``nil`` for a missing reading gives null
+    rather than a rejected row. A record longer than ``max_line_bytes`` (default 64 MiB) is
+    rejected without being read into memory. A header naming a column twice, or holding a NUL,
+    raises :class:`SchemaError`. ``on_error=`` is as for :func:`read_jsonl`; ``order_by=``
+    merges files by a column (see :func:`read_jsonl`)."""
     if not isinstance(separator, str) or len(separator) != 1:
         raise ConfigError(f"separator must be one character, got {separator!r}")
-    return FileSource("csv", path, order_by, schema, batch_rows, separator=separator)
+    return FileSource("csv", path, order_by, schema, batch_rows, separator=separator,
+                      on_error=on_error, max_line_bytes=max_line_bytes, null_values=null_values,
+                      infer_schema_length=infer_schema_length)

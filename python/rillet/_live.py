@@ -59,6 +59,7 @@ class RunningQuery:
         self._final_metrics: dict[str, Any] | None = None  # frozen when the run ends
         self._done = threading.Event()  # set when the run has ended, whatever the reason
         self._views: list[Any] = []  # live notebook views, given their final update by wait()
+        self._warned = False  # wait() gave the run's loss warnings (rillet._loss)
         self._thread = threading.Thread(target=self._work, name=f"rillet {query!r}"[:60], daemon=True)
         self._thread.start()
 
@@ -295,6 +296,10 @@ class RunningQuery:
             view.finish()  # from this thread: a notebook records the final view before going on
         if self._error is not None:
             raise self._error
+        if not self._warned:  # here, in the caller's thread, where warnings filters apply
+            self._warned = True
+            with self._lock:
+                self._ex.warn_losses()
         return self._run
 
     def __repr__(self) -> str:

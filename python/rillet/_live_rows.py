@@ -46,13 +46,22 @@ class JsonDecoder:
         values: list[dict] = []
         lines: list[bytes] = []  # each good record on one line, as read_ndjson needs
         failed: list[tuple[int, str]] = []
+        too_deep = (f"nested more than {MAX_DEPTH} levels deep (arrays and objects inside one "
+                    "another); such a row cannot be a table row")
         for i, raw in enumerate(records):
             try:
                 value = json.loads(raw)
-                if not isinstance(value, dict):
-                    raise ValueError("not a JSON object")
+            except RecursionError:
+                failed.append((i, too_deep))
+                continue
             except ValueError as e:
                 failed.append((i, str(e)))
+                continue
+            if not isinstance(value, dict):
+                failed.append((i, "not a JSON object"))
+                continue
+            if _too_deep(raw, value):
+                failed.append((i, too_deep))
                 continue
             good.append(i)
             values.append(value)
@@ -93,6 +102,27 @@ class JsonDecoder:
         bad = [{"file": self.name, "line": lines[i][0], "reason": f"unreadable JSON row: {why}",
                 "text": excerpt(lines[i][1])} for i, why in failed]
         return Chunk(frame, pl.DataFrame(bad, schema=BAD_SCHEMA))
+
+
+#: Rows nested deeper than this are rejected (as ``read_jsonl`` does): polars' schema of such a
+#: row is deeper than Python recurses.
+MAX_DEPTH = 128
+
+
+def _too_deep(raw: bytes, value: Any) -> bool:
+    """True when ``value`` (parsed from ``raw``) nests arrays and objects more than
+    ``MAX_DEPTH`` levels deep; counted without recursion, and only when ``raw`` has enough
+    brackets to be."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def infer_schema(values: list[dict], lines: list[bytes]) -> dict[str, pl.DataType]:

@@ -277,17 +277,10 @@ def window_grid(xs: pl.Series, shape: OutputShape | None, x: str) -> pl.Series |
     not on it (a layout this does not know: the points are then drawn as emitted)."""
     if shape is None or shape.spec is None or x not in BOUNDS or shape.window not in GRIDDED:
         return None
-    dtype = xs.dtype
-    if isinstance(dtype, pl.Datetime):
-        unit, tz = dtype.time_unit or "us", dtype.time_zone
-    elif dtype.is_integer():
-        unit, tz = "integer", None
-    else:
+    resolved = _resolved(shape.spec, xs.dtype)
+    if resolved is None:
         return None
-    try:
-        window = shape.spec.resolve(unit, tz)
-    except RilletError:
-        return None
+    window, unit, tz = resolved
     seen = xs.drop_nulls().to_physical().cast(pl.Int64).unique().sort()
     if not seen.len():
         return None
@@ -341,6 +334,57 @@ def _on_grid(pts: pl.DataFrame, x: str, y: str, grid: pl.Series, zero: bool,
     return pl.concat([part, filler]).sort(x), True
 
 
+def sliding_span(df: pl.DataFrame, shape: OutputShape | None, x: str) -> int | None:
+    """A sliding window's period in the physical units of its time column ``x``, or None
+    (not a sliding window's own time on x, or no rows)."""
+    if shape is None or shape.spec is None or shape.window != "sliding" or x != shape.time:
+        return None
+    if not df.height:
+        return None
+    resolved = _resolved(shape.spec, df.schema[x])
+    return None if resolved is None else int(resolved[0]["period"])
+
+
+def _resolved(spec: Any, dtype: pl.DataType) -> tuple[dict[str, Any], str, str | None] | None:
+    """The query's window in the physical units of a time column of ``dtype``, with that
+    unit and zone, or None (not a time column, or a window that does not resolve there)."""
+    if isinstance(dtype, pl.Datetime):
+        unit, tz = dtype.time_unit or "us", dtype.time_zone
+    elif dtype.is_integer():
+        unit, tz = "integer", None
+    else:
+        return None
+    try:
+        return spec.resolve(unit, tz), unit, tz
+    except RilletError:
+        return None
+
+
+def _break_gaps(pts: pl.DataFrame, x: str, y: str, period: int, zero: bool) -> tuple[pl.DataFrame, bool]:
+    """A sliding window's points, with the stretches where its window held no row: where two
+    consecutive rows are more than ``period`` apart, the window ``(t - period, t]`` is empty
+    from ``t_prev + period`` until just before ``t_next``. A count or sum is 0 there (two
+    points of 0 on those bounds); any other metric has no value (a gap: the line breaks).
+    Also whether any point was added."""
+    part = pts.select(x, y).sort(x)
+    xs = part.get_column(x).to_physical().cast(pl.Int64)
+    prev, nxt = xs.head(-1) if xs.len() else xs, xs.tail(-1) if xs.len() else xs
+    far = (nxt - prev) > period
+    if not far.any():
+        return part, False
+    starts = (prev.filter(far) + period)
+    if zero:
+        ends = nxt.filter(far) - 1
+        added = pl.concat([starts, ends]).unique().sort()
+    else:
+        added = starts
+    filler = pl.DataFrame({
+        x: added.cast(part.schema[x]),
+        y: pl.repeat(0 if zero else None, added.len(), eager=True).cast(part.schema[y]),
+    })
+    return pl.concat([part, filler]).sort(x, maintain_order=True), True
+
+
 # -- drawing ----------------------------------------------------------------------------------
 def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | None, x: str,
           ys: list[str], labels: dict[str, str], colors: list[str], facet: str | None, kind: str,
@@ -366,6 +410,7 @@ def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | No
     palette = qualitative.Plotly if max(len(values), len(ys) if by_y else 0) <= 10 else qualitative.Dark24
     shade = {v: palette[i % len(palette)] for i, v in enumerate(values)}
     every_window = grid is not None and grid.len() <= _EVERY_WINDOW_UP_TO
+    span = sliding_span(df, shape, x) if kind in ("line", "area") and grid is None else None
     additive = shape is not None and all(shape.aggs.get(c) in _ADDITIVE for c in ys)
     x_format = _x_hover_format(df.get_column(x)) if df.height else None
     y_format = {c: ",d" if df.schema[c].is_integer() else ",.6~r" for c in ys} if df.height else {}
@@ -385,9 +430,12 @@ def _draw(go: Any, make_subplots: Any, df: pl.DataFrame, shape: OutputShape | No
                 if colors and len(ys) > 1:
                     name = f"{name} · {c}"
                 line, gapped = pts.select(x, c), False
+                zero = shape is not None and shape.aggs.get(c) in _ZERO_WHEN_EMPTY
                 if grid is not None:
-                    zero = shape is not None and shape.aggs.get(c) in _ZERO_WHEN_EMPTY
                     line, added = _on_grid(pts, x, c, grid, zero, every_window)
+                    gapped = added and not zero
+                elif span is not None:
+                    line, added = _break_gaps(pts, x, c, span, zero)
                     gapped = added and not zero
                 longest = max(longest, line.height)
                 style = dict(
@@ -525,7 +573,17 @@ class FigureView:
         self.figure = figure
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
-        return self.figure._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
+        # Not figure._repr_mimebundle_: it names the default renderers, and plotly activates
+        # named renderers at every call; the "notebook" renderer's activation embeds all of
+        # plotly.js (about 5 MB) in the output, so every redraw of a live figure added a copy.
+        # Left unnamed, pending renderers are activated once per kernel, as for a shown figure.
+        try:
+            import plotly.io as pio
+            from plotly.io._utils import validate_coerce_fig_to_dict
+
+            return pio.renderers._build_mime_bundle(validate_coerce_fig_to_dict(self.figure, False))
+        except (ImportError, AttributeError, TypeError):  # another plotly layout: its own way
+            return self.figure._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
 
     def __repr__(self) -> str:
         return f"<live plotly figure, {len(self.figure.data)} traces>"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import json
 import os
+import shutil
+import socket
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,9 +48,11 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
     is held back while it does) and raises `rl.Interrupted` (its run's output: a batch emitted
     but not delivered, if any)."""
     from rillet._interrupt import DeferInterrupt, Interrupted
+    from rillet._stream import carrying_run
 
     ex = query._execution(progress)
-    source = ex.frames()
+    # A source error carries the run up to it (its output went to the sink).
+    source = carrying_run(ex.frames(), lambda: ex.result(pl.DataFrame()))
     hold_writes = not getattr(sink, "runs_user_code", False)
     undelivered = pl.DataFrame()
     completed = interrupted = False
@@ -98,6 +104,7 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
         interrupted = True
     if interrupted:
         raise Interrupted(ex.result(undelivered)) from None
+    ex.warn_losses()
     return ex.result(pl.DataFrame())
 
 
@@ -120,10 +127,14 @@ class CallbackSink:
 
 
 class FileSink:
-    """Hive-partitioned files, each written to a temporary name and renamed, so a reader never
-    sees half a file. As Firehose's buffering hints, rows are buffered until `max_rows` are
-    waiting or the oldest has waited `max_delay` of wall-clock time, then written per
-    partition."""
+    """Hive-partitioned files, each written in a staging folder beside the dataset and renamed
+    into it when complete, so a reader never sees half a file (nor a temporary one). As
+    Firehose's buffering hints, rows are buffered until `max_rows` are waiting or the oldest
+    has waited `max_delay` of wall-clock time, then written per partition.
+
+    Every file keeps all the output's columns, the partition column included; the partition
+    folders are named after a derived column that no output column has (see
+    `partition_folder_name`), so a reader's hive column never replaces a value in the files."""
 
     def __init__(self, directory: str | os.PathLike, fmt: str, partition_by: str | None,
                  every: str | None, max_rows: int, max_delay: DurationLike | None) -> None:
@@ -145,10 +156,12 @@ class FileSink:
         self.oldest_ms: int | None = None  # wall-clock time the oldest buffered row arrived
         self.files: list[Path] = []
         self.write_failed = False
+        self.folder_column: str | None = None  # named when the first frame shows the columns
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SinkError(f"cannot create the output folder {self.dir}: {e}") from e
+        self.staging = _Staging(self.dir)
 
     def write(self, df: pl.DataFrame) -> None:
         if df.height:
@@ -156,6 +169,9 @@ class FileSink:
                 raise SinkError(
                     f"partition_by={self.partition_by!r} is not an output column; choose one of {df.columns}"
                 )
+            if self.partition_by is not None and self.folder_column is None:
+                self.folder_column = partition_folder_name(
+                    self.partition_by, self._truncates(df.schema[self.partition_by]), self.every, df.columns)
             self.buffer.append(df)
             self.buffered += df.height
             if self.oldest_ms is None:
@@ -164,6 +180,9 @@ class FileSink:
         # go out after max_delay.
         if self.buffered >= self.max_rows or self._waited_max_delay():
             self.flush()
+
+    def _truncates(self, dtype: pl.DataType) -> bool:
+        return bool(self.every) and dtype.is_temporal()
 
     def _waited_max_delay(self) -> bool:
         if self.max_delay_ms is None or self.oldest_ms is None:
@@ -176,29 +195,42 @@ class FileSink:
             return
         df = pl.concat(self.buffer, how="vertical")
         self.buffer, self.buffered, self.oldest_ms = [], 0, None
-        if self.partition_by is None:
+        if self.partition_by is None or self.folder_column is None:
             self._write_file(self.dir, df)
             return
         col = pl.col(self.partition_by)
         dtype = df.schema[self.partition_by]
-        key = col.dt.truncate(self.every) if (self.every and dtype.is_temporal()) else col
+        key = col.dt.truncate(self.every) if self._truncates(dtype) else col
+        if isinstance(dtype, pl.Datetime):
+            # The folder text is made by polars, not from Python datetimes, which stop at
+            # year 9999 (the engine's times do not).
+            base = key.dt.strftime("%Y-%m-%d %H:%M:%S")
+            key = pl.when(key.dt.nanosecond() % 1000 != 0).then(base + key.dt.strftime("%.9f")) \
+                .when(key.dt.microsecond() != 0).then(base + key.dt.strftime("%.6f")).otherwise(base)
         df = df.with_columns(key.alias("__rl_part"))
         for (value,), part in df.group_by("__rl_part", maintain_order=True):
-            self._write_file(self.dir / f"{self.partition_by}={_hive_value(value)}", part.drop("__rl_part"))
+            folder = hive_folder(self.folder_column, value)
+            if len(os.fsencode(folder)) > _NAME_MAX:
+                raise SinkError(
+                    f"cannot write {self.dir}: the partition value {_shorten(value)} of "
+                    f"{self.partition_by!r} makes a folder name of {len(os.fsencode(folder))} "
+                    f"bytes, and file systems allow {_NAME_MAX}; partition by a column of "
+                    "shorter values (or partition_by=None)"
+                )
+            self._write_file(self.dir / folder, part.drop("__rl_part"))
 
     def _write_file(self, folder: Path, df: pl.DataFrame) -> None:
         self.write_failed = True  # until this file is in place
         tmp: Path | None = None
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            name = f"part-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.{self.fmt}"
-            final = folder / name
-            tmp = folder / f".{name}.tmp"
-            data = df.drop(self.partition_by) if self.partition_by in df.columns else df
+            name = f"part-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.{self.fmt}"
+            tmp = self.staging.path(name)
             if self.fmt == "parquet":
-                data.write_parquet(tmp)
+                df.write_parquet(tmp)
             else:
-                data.write_ndjson(tmp)
+                df.write_ndjson(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / name
             os.replace(tmp, final)
             self.files.append(final)
             self.write_failed = False
@@ -213,14 +245,154 @@ class FileSink:
     def close(self, completed: bool) -> None:
         # Rows already emitted are written even when the run failed or was interrupted (a
         # source error, Ctrl-C); only a failure to write files leaves them unwritten.
-        if not self.write_failed:
-            self.flush()
+        try:
+            if not self.write_failed:
+                self.flush()
+        finally:
+            self.staging.remove()
+
+
+#: The longest file or folder name most file systems allow, in bytes.
+_NAME_MAX = 255
+
+#: What Hive writes for a null (or empty) partition value, and what hive readers read as null.
+HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+#: The characters Hive percent-encodes in partition folder names (FileUtils.escapePathName):
+#: control characters, path separators, ':' (Windows), '=' and '%' (the encoding itself).
+_HIVE_ESCAPED = frozenset([*map(chr, range(0x20)), '"', "#", "%", "'", "*", "/", ":", "=", "?",
+                           "\\", "\x7f", "{", "[", "]", "^"])
+
+
+def hive_escape(text: str) -> str:
+    """`text` with the characters Hive escapes as %XX, so it is one folder name: no '/',
+    '\\' or NUL can make a path, and readers (polars, DuckDB, Spark) decode it back."""
+    return "".join(f"%{ord(c):02X}" if c in _HIVE_ESCAPED else c for c in text)
+
+
+def hive_folder(column: str, value: Any) -> str:
+    """The hive folder `column=value`, both escaped; a null or empty value is Hive's default
+    partition (read back as null)."""
+    text = None if value is None else _hive_value(value)
+    return f"{hive_escape(column)}={hive_escape(text) if text else HIVE_DEFAULT_PARTITION}"
+
+
+def partition_folder_name(partition_by: str, truncated: bool, every: str | None,
+                          columns: list[str]) -> str:
+    """The hive column of the partition folders: `window_start_1h` for `window_start`
+    truncated to `every="1h"`, `svc_part` for a column partitioned by its own values; never
+    the name of an output column (underscores are added if it would be), as a hive reader
+    takes a folder's value over the file's column of the same name."""
+    name = f"{partition_by}_{every}" if truncated else f"{partition_by}_part"
+    while name in columns:
+        name += "_"
+    return name
 
 
 def _hive_value(value: Any) -> str:
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        # Spark's and Hive's timestamp text, in the column's own zone (as the value shows).
+        return value.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if value.microsecond else ""))
     return str(value)
+
+
+def _shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Staging:
+    """Where a FileSink writes each file before renaming it into the dataset: a folder per
+    sink inside `<dataset>.rillet-staging`, beside the dataset (the same file system, so the
+    rename is atomic, and outside it, so no reader of the dataset sees a partial file). A sink
+    killed mid-write leaves its folder behind; the next sink on the dataset removes the ones
+    of processes no longer running on this machine."""
+
+    SUFFIX = ".rillet-staging"
+
+    def __init__(self, dataset: Path) -> None:
+        absolute = dataset.resolve()
+        self.root = absolute.with_name(absolute.name + self.SUFFIX) if absolute.name else None
+        self.own = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.folder: Path | None = None
+        self.dataset = absolute
+        # Leftovers of killed sinks go at the start, even if this run writes nothing.
+        _remove_old_temporary_files(absolute)
+        for root in self._roots():
+            with contextlib.suppress(OSError):
+                self._remove_stale(root)
+                root.rmdir()  # only if nothing else is staged there
+
+    def path(self, name: str) -> Path:
+        if self.folder is None:
+            self.folder = self._create()
+        return self.folder / name
+
+    def _roots(self) -> list[Path]:
+        """Where staging folders go: beside the dataset, else (when its parent is not writable)
+        in the system's temporary folder, if that is on the dataset's file system (a rename
+        across file systems would copy, not be atomic)."""
+        tmp = Path(tempfile.gettempdir()) / f"rillet-staging-{hashlib.sha1(bytes(self.dataset)).hexdigest()[:12]}"
+        return [self.root, tmp] if self.root is not None else [tmp]
+
+    def _create(self) -> Path:
+        errors = []
+        for root in self._roots():
+            try:
+                root.mkdir(exist_ok=True)
+                if root.stat().st_dev != self.dataset.stat().st_dev:
+                    errors.append(f"{root} is on another file system")
+                    continue
+                self._remove_stale(root)
+                folder = root / self.own
+                folder.mkdir()
+                return folder
+            except OSError as e:
+                errors.append(str(e))
+        raise SinkError(
+            f"cannot write {self.dataset}: files are written in a staging folder beside it, then "
+            f"renamed in, and none could be created ({'; '.join(errors)}); make the folder that "
+            f"holds {self.dataset.name!r} writable"
+        )
+
+    @staticmethod
+    def _remove_stale(root: Path) -> None:
+        """Removes the staging folders of sinks killed on this machine (their process is gone)."""
+        host = socket.gethostname()
+        for entry in root.iterdir():
+            owner, _, rest = entry.name.rpartition("-")[0].rpartition("-")
+            if owner != host or not rest.isdigit() or _process_alive(int(rest)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def remove(self) -> None:
+        if self.folder is None:
+            return
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # other sinks may still be writing there
+            self.folder.parent.rmdir()
+        self.folder = None
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would end the process there: keep every folder
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or no way to tell: keep its folder
+    return True
+
+
+def _remove_old_temporary_files(dataset: Path) -> None:
+    """Removes the `.part-*.tmp` files that sinks of earlier versions, killed mid-write, left
+    inside the dataset (where they break readers)."""
+    with contextlib.suppress(OSError):
+        for tmp in [*dataset.glob(".part-*.tmp"), *dataset.glob("*=*/.part-*.tmp")]:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 @dataclass(frozen=True)

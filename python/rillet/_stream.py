@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from rillet import _clock, _core
-from rillet._aggregates import Agg, engine_input
-from rillet._errors import ConfigError, SchemaError
+from rillet._aggregates import Agg, cast_back, engine_input
+from rillet._errors import ConfigError, RilletError, SchemaError
 from rillet._interrupt import DeferInterrupt, Interrupted
 from rillet._progress import Progress
 from rillet._source import frames, known_rows
 from rillet._time import (
     DurationLike,
     instant_to_python,
+    text_instants,
     time_unit_of,
     to_units,
     validate_duration,
@@ -29,6 +30,18 @@ if TYPE_CHECKING:
 
 EMIT_MODES = ("final", "amend", "changelog")
 LATE_MODES = ("collect", "drop", "raise")
+REVISE_MODES = ("row", "watermark")
+
+
+def carrying_run(frames: Iterator[Any], run: Callable[[], Run]) -> Iterator[Any]:
+    """The source's micro-batches; a :class:`RilletError` raised while reading them (a file
+    that cannot be read part way through a glob) carries ``run()``, the run so far, as its
+    ``.run``, as :class:`Interrupted` does."""
+    try:
+        yield from frames
+    except RilletError as e:
+        e.run = run()  # type: ignore[attr-defined]
+        raise
 
 
 class ProcessingTime:
@@ -53,7 +66,7 @@ def processing_time(column: str = "processing_time") -> ProcessingTime:
 def stream(
     source: Any,
     time: str | ProcessingTime,
-    watermark: DurationLike = 0,
+    watermark: DurationLike | None = None,
     idle_timeout: DurationLike | None = None,
     flush: bool = True,
 ) -> Stream:
@@ -64,8 +77,10 @@ def stream(
 
     ``time`` names the event-time column (Datetime of any unit, naive meaning UTC; an ISO
     8601 string column; or an integer column). ``watermark`` is the bounded out-of-orderness
-    delay: the watermark is the largest time seen minus it. ``flush=True`` emits every open
-    window at the end of the input; ``flush=False`` leaves them open, as Spark does.
+    delay: the watermark is the largest time seen minus it. Left out (``None``), it is 0 and
+    a run warns (:class:`~rillet.DataLossWarning`) when over 10% of the rows turn out late,
+    suggesting a delay; an explicit ``watermark=0`` runs quietly. ``flush=True`` emits every
+    open window at the end of the input; ``flush=False`` leaves them open, as Spark does.
 
     >>> import polars as pl, rillet as rl
     >>> df = pl.DataFrame({"t": [1, 2, 11], "k": ["a", "b", "a"]})
@@ -82,7 +97,7 @@ class Stream:
         self,
         source: Any,
         time: str | ProcessingTime,
-        watermark: DurationLike = 0,
+        watermark: DurationLike | None = None,
         idle_timeout: DurationLike | None = None,
         flush: bool = True,
         _ops: tuple[tuple[str, tuple, dict], ...] = (),
@@ -110,14 +125,17 @@ class Stream:
             raise ConfigError(f"flush= must be True or False, got {flush!r}")
         self._source = source
         self._time = time
-        self._watermark = watermark
+        # None: left at its default (0), so a run may warn that most rows were late.
+        self._watermark_given = watermark is not None
+        self._watermark: DurationLike = 0 if watermark is None else watermark
         self._idle_timeout = idle_timeout
         self._flush = flush
         self._ops = _ops
 
     def _with(self, op: str, args: tuple, kwargs: dict) -> Stream:
         time: str | ProcessingTime = self._processing_time or self._time
-        return Stream(self._source, time, self._watermark, self._idle_timeout, self._flush,
+        watermark = self._watermark if self._watermark_given else None
+        return Stream(self._source, time, watermark, self._idle_timeout, self._flush,
                       self._ops + ((op, args, kwargs),))
 
     def filter(self, *predicates: pl.Expr, **constraints: Any) -> Stream:
@@ -138,15 +156,24 @@ class Stream:
         emit: str = "final",
         late: str = "collect",
         early: DurationLike | None = None,
+        revise: str = "row",
     ) -> Windowed:
         """Groups rows into event-time windows per key.
+
+        ``by`` is a column name, a plain ``pl.col("name")``, or a list of them; to group by
+        a computed value, add it as a column first (``.with_columns(...)``).
 
         ``lateness`` keeps a window open for updates that long after the watermark passes its
         end. ``emit`` is ``"final"`` (one row when the window closes), ``"amend"`` (a row
         when it completes, then a new revision for every later change) or ``"changelog"``
         (Flink row kinds in an ``op`` column: ``+I``, then ``-U``/``+U`` pairs per change).
         ``early="10s"`` (amend or changelog) also emits the current value of changed open
-        windows at most once per that much wall-clock time. ``late`` says what
+        windows at most once per that much wall-clock time. ``revise`` (amend or changelog)
+        says when changes that late rows make to emitted windows come out: ``"row"`` (a
+        revision after every such row) or ``"watermark"`` (gathered into one revision per
+        window and key, emitted when the watermark next completes or closes a window, or at
+        the end of the input: the output then does not depend on how many late rows there
+        are, nor on batch sizes, and the last revision still equals the final row). ``late`` says what
         happens to rows whose windows have all closed: ``"collect"`` (kept in ``run.late``),
         ``"drop"`` (counted only) or ``"raise"`` (:class:`LateDataError`).
         """
@@ -157,12 +184,15 @@ class Stream:
             )
         if by is None:
             keys: tuple[str, ...] = ()
-        elif isinstance(by, str):
-            keys = (by,)
+        elif isinstance(by, (str, pl.Expr)):
+            keys = (_key_name(by),)
+        elif isinstance(by, Sequence):
+            keys = tuple(_key_name(k) for k in by)
         else:
-            keys = tuple(by)
-            if not all(isinstance(k, str) for k in keys):
-                raise ConfigError(f"by= takes column names, got {by!r}")
+            raise ConfigError(
+                f"by= takes a column name, pl.col('name'), or a list of them; got "
+                f"{type(by).__name__} {by!r}"
+            )
         if len(set(keys)) != len(keys):
             raise ConfigError(f"by= names a column twice: {list(keys)}")
         validate_duration(lateness, "lateness")
@@ -170,6 +200,13 @@ class Stream:
             raise ConfigError(f"emit={emit!r} is not a mode; expected one of {EMIT_MODES}")
         if late not in LATE_MODES:
             raise ConfigError(f"late={late!r} is not a mode; expected one of {LATE_MODES}")
+        if revise not in REVISE_MODES:
+            raise ConfigError(f"revise={revise!r} is not a mode; expected one of {REVISE_MODES}")
+        if revise != "row" and emit == "final":
+            raise ConfigError(
+                "revise= says when changes to emitted windows come out, so it needs "
+                "emit='amend' or emit='changelog' (final mode emits each window once)"
+            )
         early_ms = None
         if early is not None:
             if emit == "final":
@@ -185,19 +222,128 @@ class Stream:
             early_ms = wall_ms(early, "early")
             if early_ms <= 0:
                 raise ConfigError(f"early must be a positive duration such as '10s', got {early!r}")
-        return Windowed(self, spec, keys, lateness, emit, late, early_ms)
+        return Windowed(self, spec, keys, lateness, emit, late, early_ms, revise)
+
+    def head(self, n: int = 5, timeout: float | None = 10.0) -> pl.DataFrame:
+        """The first ``n`` rows of the stream as the windows would see them: after its
+        ``filter`` and ``with_columns`` steps, with the time column as the engine reads it (an
+        ISO 8601 text column parsed to a ``Datetime("us", "UTC")``, null where a query would
+        reject the row; a Date as a Datetime; ``rl.processing_time()`` stamped). Reads only
+        as many micro-batches as it needs and closes the source; a live source (a tail,
+        Kinesis, Kafka) is read until ``n`` rows or ``timeout`` seconds have passed
+        (``None``: no limit), whichever comes first. Rows the source could not read are not
+        shown (a query puts them in ``run.rejected``)::
+
+            rl.stream(rl.read_csv("events.csv"), time="ts").head()
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"head(n=...) takes a number of rows of 0 or more, got {n!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ConfigError(f"head(timeout=...) takes a positive number of seconds or None, got {timeout!r}")
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        parts: list[pl.DataFrame] = []
+        got = 0
+        source = frames(self._source)
+        try:
+            for item in source:
+                df = item if isinstance(item, pl.DataFrame) else item.frame
+                if df.width:
+                    if self._processing_time is not None:
+                        df = df.with_columns(pl.lit(_clock.now_us(), dtype=pl.Int64)
+                                             .cast(pl.Datetime("us", "UTC")).alias(self._time))
+                    df = _apply_ops(self._ops, df)
+                    if not parts or df.height:
+                        parts.append(df.head(n - got))
+                        got += parts[-1].height
+                if (got >= n and parts) or (deadline is not None and _time.monotonic() >= deadline):
+                    break
+        finally:
+            source.close()
+        if not parts:
+            return pl.DataFrame()
+        out = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+        return _engine_time(out, self._time)
+
+    @property
+    def schema(self) -> pl.Schema:
+        """The columns and types the windows see (those of :meth:`head`), read from the first
+        micro-batch that has columns; the source is closed afterwards."""
+        return self.head(0).schema
 
     def __repr__(self) -> str:
         ops = "".join(f".{op}(...)" for op, _, _ in self._ops)
         return f"rl.stream(<{type(self._source).__name__}>, time={self._time!r}, watermark={self._watermark!r}){ops}"
 
 
+def _apply_ops(ops: tuple[tuple[str, tuple, dict], ...], df: pl.DataFrame) -> pl.DataFrame:
+    """A stream's ``filter`` / ``with_columns`` steps applied to one micro-batch."""
+    for op, args, kwargs in ops:
+        try:
+            df = getattr(df, op)(*args, **kwargs)
+        except pl.exceptions.ColumnNotFoundError as e:
+            raise SchemaError(f".{op}(...) refers to a column that is not in the stream: {e}") from e
+    return df
+
+
+def _engine_time(df: pl.DataFrame, tcol: str) -> pl.DataFrame:
+    """``df`` with its time column as the engine reads it (see :meth:`Stream.head`)."""
+    if tcol not in df.columns:
+        raise SchemaError(f"time column {tcol!r} not found; the stream has columns {df.columns}")
+    dtype = df.schema[tcol]
+    if dtype == pl.String:
+        return df.with_columns(text_instants(tcol)) if df.height else df.with_columns(
+            pl.col(tcol).cast(pl.Datetime("us", "UTC")))
+    unit, cast = time_unit_of(dtype, tcol)
+    if cast is not None and unit != "integer":
+        return df.with_columns(cast.alias(tcol))
+    return df
+
+
+def _key_name(key: Any) -> str:
+    """A ``by=`` key as a column name: a name, or an expression that is a plain column."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, pl.Expr):
+        if key.meta.is_column():
+            return key.meta.output_name()
+        try:
+            name = key.meta.output_name()
+        except pl.exceptions.PolarsError:
+            name = "key"
+        raise ConfigError(
+            f"by= takes column names or plain pl.col('name') expressions; {key} computes a "
+            f"value. Add it as a column first, then group by its name: "
+            f".with_columns(({key}).alias({name!r})).window(..., by={name!r})"
+        )
+    raise ConfigError(f"by= takes column names, got {type(key).__name__} {key!r}")
+
+
+def _not_yet(method: str, step: str, example: str) -> Any:
+    """A query-running method called before the query is complete: a ConfigError saying
+    which step is missing, instead of an AttributeError."""
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise ConfigError(
+            f".{method}() runs a complete query, and this {type(self).__name__} is not one "
+            f"yet: call {step} first, e.g. {example}.{method}()"
+        )
+
+    call.__name__ = method
+    call.__doc__ = f"Not available yet: call {step} first."
+    return call
+
+
+_RUNNERS = ("collect", "run", "iter", "start", "for_each", "to_parquet", "to_jsonl", "to_database")
+
+
 class Windowed:
     """A stream grouped into windows; call :meth:`agg` to say what to compute."""
 
     def __init__(self, stream: Stream, spec: WindowSpec, by: tuple[str, ...], lateness: DurationLike,
-                 emit: str, late: str, early_ms: int | None = None) -> None:
+                 emit: str, late: str, early_ms: int | None = None, revise: str = "row") -> None:
         self._stream = stream
+        self._revise = revise
         self._spec = spec
         self._by = by
         self._lateness = lateness
@@ -252,8 +398,8 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     # The query that ran, so plot() knows its keys and emit mode.
     _query: Query | None = field(default=None, repr=False, compare=False)
-    #: True when Ctrl-C stopped the run before its input ended (``rl.Interrupted.run``): open
-    #: windows were not flushed.
+    #: True when Ctrl-C (``rl.Interrupted.run``) or an error (``error.run``) stopped the run
+    #: before its input ended: open windows were not flushed.
     interrupted: bool = False
 
     def plot(self, y: str | Sequence[str] | None = None, color: str | Sequence[str] | None = None,
@@ -304,7 +450,7 @@ class Query:
         """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily.
         Ctrl-C while it waits for or processes a batch raises :class:`~rillet.Interrupted`."""
         ex = _Execution(self, progress)
-        source = ex.frames()
+        source = carrying_run(ex.frames(), lambda: ex.result(pl.DataFrame()))
         undelivered = pl.DataFrame()  # emitted by the batch in hand, not yielded yet
         try:
             for df in source:
@@ -321,6 +467,7 @@ class Query:
             out, undelivered = undelivered, pl.DataFrame()
             if out.height:
                 yield out
+            ex.warn_losses()
         except KeyboardInterrupt:
             # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
             # at the next call): the second one is absorbed here.
@@ -338,10 +485,17 @@ class Query:
 
         Ctrl-C (or a notebook's interrupt) stops it at the next batch boundary, closes the
         source and raises :class:`~rillet.Interrupted`, whose ``.run`` holds what was computed
-        so far (open windows are not flushed)."""
+        so far (open windows are not flushed). An error that stops the run part way (a
+        :class:`SourceError` for a truncated file, a :class:`LateDataError`) carries the run
+        up to it the same way, as ``error.run``::
+
+            try:
+                run = q.run()
+            except rl.SourceError as e:
+                run = e.run  # the output and rejected rows of the files before the bad one"""
         ex = _Execution(self, progress)
-        source = ex.frames()
         outputs: list[pl.DataFrame] = []
+        source = carrying_run(ex.frames(), lambda: ex.result(ex.concat(outputs)))
         try:
             for df in source:
                 with DeferInterrupt() as held:
@@ -362,6 +516,7 @@ class Query:
         finally:
             source.close()
             ex.close()
+        ex.warn_losses()
         return ex.result(ex.concat(outputs))
 
     def start(self, progress: bool | None = False) -> RunningQuery:
@@ -388,8 +543,18 @@ class Query:
                    max_delay: DurationLike | None = "60s",
                    progress: bool | None = None) -> Run:
         """Delivers results to Parquet files in hive-style partitions
-        (``window_start=2026-01-01 10:00:00/part-*.parquet``, ``every`` truncating the
-        partition column), each written to a temporary name and renamed when complete.
+        (``window_start_1h=2026-01-01 10%3A00%3A00/part-*.parquet``: the partition column
+        truncated to ``every``), each written in a staging folder beside ``directory``
+        (``<directory>.rillet-staging``) and renamed in when complete.
+
+        Every file keeps all the output's columns, the partition column included, so
+        ``pl.scan_parquet(directory, hive_partitioning=True)`` and DuckDB's ``read_parquet``
+        give the emitted rows back, plus the folders' column. That column is named after the
+        partition column and ``every`` (``window_start_1h``), or ``<column>_part`` when the
+        column is partitioned by its own values (text, numbers, or ``every=None``), never
+        after an output column. Values are escaped as Hive does (``%2F`` for ``/``, ``%3A``
+        for ``:``, ...; ``__HIVE_DEFAULT_PARTITION__`` for null or empty text), so no value
+        makes a path outside ``directory``.
 
         As Firehose's buffering hints, emitted rows are buffered and written when ``max_rows``
         are waiting or when the oldest has waited ``max_delay`` of wall-clock time (a duration
@@ -456,7 +621,9 @@ class Query:
     def __repr__(self) -> str:
         w = self._w
         aggs = ", ".join(repr(a) for a in self._aggs)
-        return f"{w._stream!r}.window({w._spec!r}, by={list(w._by)}, lateness={w._lateness!r}, emit={w._emit!r}).agg({aggs})"
+        revise = "" if w._revise == "row" else f", revise={w._revise!r}"
+        return (f"{w._stream!r}.window({w._spec!r}, by={list(w._by)}, lateness={w._lateness!r}, "
+                f"emit={w._emit!r}{revise}).agg({aggs})")
 
     def _repr_html_(self) -> str:
         """In a notebook: the plan (source, time column, watermark, window, keys, lateness,
@@ -498,12 +665,7 @@ class _Execution:
         return frames(self.stream._source)
 
     def apply_ops(self, df: pl.DataFrame) -> pl.DataFrame:
-        for op, args, kwargs in self.stream._ops:
-            try:
-                df = getattr(df, op)(*args, **kwargs)
-            except pl.exceptions.ColumnNotFoundError as e:
-                raise SchemaError(f".{op}(...) refers to a column that is not in the stream: {e}") from e
-        return df
+        return _apply_ops(self.stream._ops, df)
 
     # -- plan -----------------------------------------------------------------------------
     def bind(self, df: pl.DataFrame) -> None:
@@ -601,7 +763,8 @@ class _Execution:
                 )
         self.select = select
         self.op = _core.WindowOperator(
-            tcol, unit, list(w._by), window, delay, lateness, w._emit, w._late, aggs, w._early_ms
+            tcol, unit, list(w._by), window, delay, lateness, w._emit, w._late, aggs, w._early_ms,
+            **({} if w._revise == "row" else {"revise": w._revise}),
         )
         if self.stream._idle_timeout is not None:
             if unit == "integer":
@@ -688,7 +851,9 @@ class _Execution:
             return None
         per_ms = {"ns": 1_000_000, "us": 1_000, "ms": 1, "s": 0}[self.unit]
         advance = quiet * per_ms if per_ms else quiet // 1000
-        return self._finish_output(self.op.advance_watermark(self.wm_at_last_row + advance))
+        # Held at the largest instant: a watermark near it must not overflow 64 bits.
+        instant = min(self.wm_at_last_row + advance, 2**63 - 1)
+        return self._finish_output(self.op.advance_watermark(instant))
 
     def finish(self) -> pl.DataFrame:
         if self.op is None or not self.op.is_bound() or not self.stream._flush:
@@ -718,7 +883,7 @@ class _Execution:
     def _finish_output(self, batch: Any) -> pl.DataFrame:
         out = pl.DataFrame(batch)
         if self.casts:
-            out = out.with_columns(pl.col(n).cast(t) for n, t in self.casts.items())
+            out = out.with_columns(cast_back(n, t) for n, t in self.casts.items())
         if self.window_dtype is None and "window_start" in out.columns:
             self.window_dtype = out.schema["window_start"]
         return out
@@ -757,7 +922,7 @@ class _Execution:
         if dtype is None:
             tz = getattr(self.time_dtype, "time_zone", None) if hasattr(self, "time_dtype") else None
             dtype = pl.Datetime(self.unit, tz if self.time_dtype != pl.String else "UTC")  # type: ignore[arg-type]
-        return instant_to_python(value, dtype)
+        return instant_to_python(value, dtype, self.unit)
 
     def metrics(self) -> dict[str, Any]:
         m: dict[str, Any] = {
@@ -786,3 +951,22 @@ class _Execution:
         m["elapsed_s"] = round(elapsed, 6)
         m["rows_per_s"] = round(self.rows_in / elapsed) if elapsed > 0 else None
         return m
+
+    def warn_losses(self) -> None:
+        """At the end of a run: a :class:`~rillet.DataLossWarning` for each way it lost most
+        of its rows without an error (docs/semantics.md, "Loss warnings")."""
+        from rillet import _loss
+
+        w = self.q._w
+        late = pl.concat([p.select("late_by") for p in self.late_parts]) if self.late_parts else None
+        rejected = self.rejected_frame()
+        for message in _loss.run_warnings(self.metrics(), late, rejected, self.stream._time,
+                                          self.stream._watermark_given, w._late):
+            _loss.warn(message)
+
+
+for _name in _RUNNERS:
+    setattr(Windowed, _name, _not_yet(_name, ".agg(...)", ".agg(rl.count())"))
+    setattr(Stream, _name, _not_yet(_name, ".window(...).agg(...)",
+                                    ".window(rl.tumbling('1m')).agg(rl.count())"))
+Stream.agg = _not_yet("agg", ".window(...)", ".window(rl.tumbling('1m'))")  # type: ignore[attr-defined]

@@ -14,9 +14,72 @@ import polars as pl
 
 from rillet import _core
 from rillet._errors import ConfigError, SourceError
-from rillet._files import Chunk
+from rillet._files import MAX_LINE_BYTES, Chunk, check_max_line_bytes, check_null_values
 from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
 from rillet._source import ChunkSource
+
+#: How much a followed file is read at a time: a large file is read in steps, not at once.
+READ_BLOCK = 8 * 1024 * 1024
+
+
+class _Lines:
+    """Bytes of a followed file -> numbered complete lines, holding at most ``max_bytes`` of a
+    line: a longer one is read past and kept as a bad row (``too_long``) naming the limit."""
+
+    def __init__(self, name: str, max_bytes: int) -> None:
+        self.name = name
+        self.max = max_bytes
+        self.pending = b""  # a partial last line
+        self.number = 0  # lines passed
+        self.skipping: list | None = None  # [line, bytes so far, start] of a line too long
+        self.too_long: list[dict] = []
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        if self.skipping is not None:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self.skipping[1] += len(data)
+                return []
+            self.skipping[1] += nl
+            self.number += 1
+            self._reject(*self.skipping)
+            self.skipping = None
+            data = data[nl + 1:]
+        data = self.pending + data
+        cut = data.rfind(b"\n")
+        complete, self.pending = data[: cut + 1], data[cut + 1:]
+        lines = []
+        for raw in complete.split(b"\n")[:-1]:
+            self.number += 1
+            raw = raw.rstrip(b"\r")
+            if len(raw) > self.max:
+                self._reject(self.number, len(raw), raw[:1000])
+            else:
+                lines.append((self.number, raw))
+        if len(self.pending) > self.max:
+            self.skipping = [self.number + 1, len(self.pending), self.pending[:1000]]
+            self.pending = b""
+        return lines
+
+    def cut_off(self) -> bytes:
+        """The partial last line of a file that ended (rotated): b"" if none; a line too long
+        becomes a bad row."""
+        if self.skipping is not None:
+            self._reject(*self.skipping)
+            self.skipping = None
+        pending, self.pending = self.pending, b""
+        return pending
+
+    def _reject(self, line: int, size: int, start: bytes) -> None:
+        self.too_long.append({
+            "file": self.name, "line": line, "text": excerpt(start),
+            "reason": (f"line of {size} bytes is longer than max_line_bytes={self.max}; it was "
+                       "skipped without being read into memory (raise max_line_bytes= to read it)"),
+        })
+
+    def take_bad(self) -> pl.DataFrame:
+        bad, self.too_long = self.too_long, []
+        return pl.DataFrame(bad, schema=BAD_SCHEMA)
 
 
 class _CsvDecoder:
@@ -24,10 +87,14 @@ class _CsvDecoder:
     file is the header; the schema is inferred from it and the first records (or given); a
     record that does not parse is a bad row. A quoted field may span lines."""
 
-    def __init__(self, name: str, separator: str, schema: pl.DataFrame | None) -> None:
+    def __init__(self, name: str, separator: str, schema: pl.DataFrame | None,
+                 max_bytes: int = MAX_LINE_BYTES, null_values: list[str] | None = None) -> None:
         self.name = name
         self.separator = separator
         self.given = schema
+        self.max = max_bytes
+        self.null_values = null_values
+        self.carry_bytes = 0
         self.header: bytes | None = None
         self.expect_header = True
         self.core: Any = None
@@ -36,10 +103,11 @@ class _CsvDecoder:
 
     def restart(self) -> None:
         """A new file under the name: its first line is the header again."""
-        self.expect_header, self.carry = True, []
+        self.expect_header, self.carry, self.carry_bytes = True, [], 0
 
     def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
         records: list[tuple[int, bytes]] = []
+        open_quote: list[dict] = []
         for number, raw in lines:
             if self.expect_header:
                 self.expect_header = False
@@ -54,30 +122,47 @@ class _CsvDecoder:
             if not self.carry and not raw.strip():
                 continue  # blank lines are not rows
             self.carry.append((number, raw))
+            self.carry_bytes += len(raw) + 1
+            if self.carry_bytes > self.max:
+                # A quoted field left open: the record is cut off rather than held on to.
+                open_quote.append({
+                    "file": self.name, "line": self.carry[0][0], "text": excerpt(self.carry[0][1]),
+                    "reason": (f"CSV record of more than max_line_bytes={self.max} bytes (a quoted "
+                               "field left open?); it was skipped (raise max_line_bytes= to read "
+                               "it)")})
+                self.carry, self.carry_bytes = [], 0
+                continue
             text = b"\n".join(r for _, r in self.carry)
             if text.count(b'"') % 2:
                 continue  # inside a quoted field: the record goes on on the next line
             records.append((self.carry[0][0], text + b"\n"))
-            self.carry = []
+            self.carry, self.carry_bytes = [], 0
         if self.core is None:
             if not records:
-                return Chunk(pl.DataFrame(), pl.DataFrame(schema=BAD_SCHEMA))
+                return Chunk(pl.DataFrame(), pl.DataFrame(open_quote, schema=BAD_SCHEMA))
             head = (self.header or b"") + b"\n" + b"".join(r for _, r in records[:1000])
-            self.core = _core.CsvRecords(self.name, head, self.separator, 1000, self.given)
+            self.core = _core.CsvRecords(self.name, head, self.separator, 1000, self.given,
+                                         self.null_values)
         rows, bad = self.core.decode(records)
         frame = pl.DataFrame(rows)
         self.schema = dict(frame.schema)
-        return Chunk(frame, pl.DataFrame(bad))
+        bad = pl.DataFrame(bad)
+        if open_quote:
+            bad = pl.concat([bad, pl.DataFrame(open_quote, schema=BAD_SCHEMA)])
+        return Chunk(frame, bad)
 
 
 class TailFile(ChunkSource):
     """Follows one file as it grows (``rl.tail_jsonl``, ``rl.tail_csv``)."""
 
     def __init__(self, kind: str, path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
-                 from_start: bool = True, separator: str = ",", schema: Any = None) -> None:
+                 from_start: bool = True, separator: str = ",", schema: Any = None,
+                 max_line_bytes: int = MAX_LINE_BYTES, null_values: Any = None) -> None:
         from rillet._files import _schema_frame
 
         self.kind = kind
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes, f"tail_{kind}")
+        self.null_values = check_null_values(null_values, f"tail_{kind}")
         self.path = Path(path)
         self.poll = seconds(poll, "poll") or 0.1
         self.max_idle = seconds(max_idle, "max_idle")
@@ -91,7 +176,8 @@ class TailFile(ChunkSource):
 
     def _decoder(self) -> Any:
         if self.kind == "csv":
-            return _CsvDecoder(str(self.path), self.separator, self.schema)
+            return _CsvDecoder(str(self.path), self.separator, self.schema, self.max_line_bytes,
+                               self.null_values)
         return JsonDecoder(str(self.path))
 
     def chunks(self) -> Iterator[Chunk]:
@@ -99,8 +185,7 @@ class TailFile(ChunkSource):
         handle = None
         inode = None
         pos = 0
-        line_no = 0
-        pending = b""
+        lines = _Lines(str(self.path), self.max_line_bytes)
         first_open = True
         last_data = time.monotonic()
         try:
@@ -108,49 +193,50 @@ class TailFile(ChunkSource):
                 if handle is None and self.path.exists():
                     handle = open(self.path, "rb")  # noqa: SIM115 - kept open while following
                     inode = os.fstat(handle.fileno()).st_ino
-                    pending, line_no = b"", 0
+                    lines = _Lines(str(self.path), self.max_line_bytes)
                     if hasattr(decoder, "restart"):
                         decoder.restart()
                     if first_open and not self.from_start:
-                        line_no, pending = self._skip_existing(handle, decoder)
+                        self._skip_existing(handle, decoder, lines)
                     first_open = False
                     pos = handle.tell()
                 got = b""
                 ended = False
                 if handle is not None:
-                    got = handle.read()
+                    got = handle.read(READ_BLOCK)
                     pos += len(got)
-                    try:
-                        st = os.stat(self.path)
-                        if st.st_ino != inode or st.st_size < pos:
-                            # Rotated (a new file under the name) or truncated: read what was
-                            # written to the old file since, then start the new one over.
-                            got += handle.read()
-                            handle.close()
-                            handle, ended = None, True
-                    except FileNotFoundError:
-                        pass
-                if got or (ended and pending):
-                    last_data = time.monotonic()
-                    data = pending + got
-                    cut = data.rfind(b"\n")
-                    complete, pending = data[: cut + 1], data[cut + 1:]
-                    lines = []
-                    for raw in complete.split(b"\n")[:-1]:
-                        line_no += 1
-                        lines.append((line_no, raw.rstrip(b"\r")))
-                    chunk = decoder.decode(lines) if lines else heartbeat(decoder.schema)
-                    if ended and pending:
+                    if len(got) < READ_BLOCK:  # at its end: rotated or truncated meanwhile?
+                        try:
+                            st = os.stat(self.path)
+                            if st.st_ino != inode or st.st_size < pos:
+                                # Rotated (a new file under the name) or truncated: read what
+                                # was written to the old file since, then start the new one over.
+                                got += handle.read(READ_BLOCK)
+                                handle.close()
+                                handle, ended = None, True
+                        except FileNotFoundError:
+                            pass
+                if got or ended:
+                    complete = lines.feed(got) if got else []
+                    cut = lines.cut_off() if ended else b""
+                    if got or cut:
+                        last_data = time.monotonic()
+                    chunk = decoder.decode(complete) if complete else heartbeat(decoder.schema)
+                    extra = [lines.take_bad()]
+                    if cut:
                         # The old file ended without a newline: its last line is kept as a bad row.
-                        cut_off = pl.DataFrame([{
-                            "file": str(self.path), "line": line_no + 1, "text": excerpt(pending),
+                        extra.append(pl.DataFrame([{
+                            "file": str(self.path), "line": lines.number + 1, "text": excerpt(cut),
                             "reason": "incomplete last line: the file was rotated or truncated "
-                                      "before its newline was written"}], schema=BAD_SCHEMA)
-                        chunk = Chunk(chunk.frame, pl.concat([chunk.bad, cut_off]))
-                        pending = b""
+                                      "before its newline was written"}], schema=BAD_SCHEMA))
+                    extra = [e for e in extra if e.height]
+                    if extra:
+                        chunk = Chunk(chunk.frame, pl.concat([chunk.bad, *extra]))
                     if chunk.frame.width or chunk.bad.height:
                         yield chunk
                         continue
+                    if got:
+                        continue  # part of a long line: read on
                 if self.max_idle is not None and time.monotonic() - last_data >= self.max_idle:
                     if handle is not None:
                         handle.close()
@@ -161,24 +247,25 @@ class TailFile(ChunkSource):
             if handle is not None:
                 handle.close()
 
-    def _skip_existing(self, handle: Any, decoder: Any) -> tuple[int, bytes]:
+    def _skip_existing(self, handle: Any, decoder: Any, lines: _Lines) -> None:
         """Moves past what the file holds (``from_start=False``), counting its lines so rows
-        keep their line numbers; a CSV header is still read. Returns the lines passed and a
-        partial last line, which is read with the rows that follow it."""
-        lines = 0
+        keep their line numbers; a CSV header is still read. A partial last line stays in
+        ``lines``, read with the rows that follow it."""
         if self.kind == "csv":
-            header = handle.readline()
+            header = handle.readline(self.max_line_bytes + 2)
             if not header.endswith(b"\n"):
+                if len(header) > self.max_line_bytes:
+                    raise SourceError(
+                        f"tail_csv: the header of {self.path} is longer than max_line_bytes="
+                        f"{self.max_line_bytes}; is it a CSV file?"
+                    )
                 handle.seek(0)  # no complete header yet: it is read when it comes
-                return 0, b""
+                return
             decoder.decode([(1, header.rstrip(b"\r\n"))])
-            lines = 1
-        tail = b""
-        while block := handle.read(1 << 20):
-            lines += block.count(b"\n")
-            cut = block.rfind(b"\n")
-            tail = tail + block if cut < 0 else block[cut + 1:]
-        return lines, tail
+            lines.number = 1
+        while block := handle.read(READ_BLOCK):
+            lines.feed(block)
+        lines.too_long.clear()  # lines passed over are not rows of the stream
 
     def __repr__(self) -> str:
         return f"rl.tail_{self.kind}({str(self.path)!r})"
@@ -223,23 +310,30 @@ class TailDir:
 
 
 def tail_jsonl(path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
-               from_start: bool = True) -> TailFile:
+               from_start: bool = True, max_line_bytes: int = MAX_LINE_BYTES) -> TailFile:
     """Follows a JSON Lines file as it grows, like ``tail -F``: a partial last line waits for
     its newline; a rotated or truncated file is read again from its start. While no data
     arrives it yields empty batches every ``poll`` (so ``idle_timeout=`` closes windows); it
     stops after ``max_idle`` without new data (None: never). ``from_start=False`` skips what
-    the file holds when the source starts (as ``tail -F -n 0``)."""
-    return TailFile("jsonl", path, poll, max_idle, from_start)
+    the file holds when the source starts (as ``tail -F -n 0``). A line longer than
+    ``max_line_bytes`` (default 64 MiB), or nested more than 128 levels deep, goes to
+    ``run.rejected`` with its line and reason; the file is read in steps of 8 MiB, so such a
+    line is never held in memory whole."""
+    return TailFile("jsonl", path, poll, max_idle, from_start, max_line_bytes=max_line_bytes)
 
 
 def tail_csv(path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
-             from_start: bool = True, separator: str = ",", schema: Any = None) -> TailFile:
+             from_start: bool = True, separator: str = ",", schema: Any = None,
+             max_line_bytes: int = MAX_LINE_BYTES, null_values: Any = None) -> TailFile:
     """Follows a CSV file with a header row as it grows, as :func:`tail_jsonl` does JSON
     Lines. Records are parsed in Rust with :func:`~rillet.read_csv`'s rules: the schema is
     inferred from the header and the first records (or given as ``schema=``), a record that
     does not parse goes to ``run.rejected`` with its line and reason, and a quoted field may
-    span lines. A rotated or truncated file must come back with the same header."""
-    return TailFile("csv", path, poll, max_idle, from_start, separator, schema)
+    span lines. A rotated or truncated file must come back with the same header.
+    ``null_values=`` and ``max_line_bytes=`` are as for :func:`~rillet.read_csv` (a record
+    whose quoted field stays open for more than ``max_line_bytes`` is rejected)."""
+    return TailFile("csv", path, poll, max_idle, from_start, separator, schema,
+                    max_line_bytes=max_line_bytes, null_values=null_values)
 
 
 def tail_dir(directory: str | os.PathLike, pattern: str = "*.jsonl", poll: Any = "200ms",

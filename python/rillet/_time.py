@@ -10,6 +10,9 @@ from rillet._errors import ConfigError, SchemaError
 
 DurationLike = str | dt.timedelta | int
 
+#: The range of the engine's 64-bit durations and instants.
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+
 
 def validate_duration(value: DurationLike | None, what: str, calendar: bool = False) -> None:
     """Checks a duration early, when the query is built. `calendar` allows months."""
@@ -36,6 +39,11 @@ def to_units(value: DurationLike | None, unit: str, what: str) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{what}: expected a duration, got the boolean {value!r}")
     if isinstance(value, int):
+        if not I64_MIN <= value <= I64_MAX:
+            raise ConfigError(
+                f"{what}: {value} is out of range; an integer duration must be between "
+                f"-2**63 and 2**63 - 1 ({I64_MAX:,}) units of the time column"
+            )
         if unit != "integer" and value != 0:  # zero needs no unit
             raise ConfigError(
                 f"{what}: the integer {value} is only a duration for an integer time column; "
@@ -89,10 +97,25 @@ def text_instants(column: str) -> pl.Expr:
     return pl.col(column).map_batches(parse, return_dtype=pl.Datetime("us", "UTC")).alias(column)
 
 
-def instant_to_python(value: int | None, dtype: pl.DataType) -> object:
-    """Renders an engine instant as a Python value of the window columns' type."""
+_PER_SECOND = {"ns": 10**9, "us": 10**6, "ms": 10**3, "s": 1}
+# Python's datetime holds years 1 to 9999 (seconds since 1970 of 0001-01-01 and 10000-01-01).
+_PY_FIRST_S = -62_135_596_800
+_PY_LAST_S = 253_402_300_800
+_DAY_S = 86_400
+
+
+def instant_to_python(value: int | None, dtype: pl.DataType, unit: str | None = None) -> object:
+    """Renders an engine instant as a Python value of the window columns' type: a datetime,
+    or, for an instant of ``unit`` outside the years Python's datetime holds (1 to 9999), its
+    RFC 3339 text in UTC (``'+10000-01-01T00:00:00+00:00'``) rather than an error."""
     if value is None:
         return None
+    unit = unit or getattr(dtype, "time_unit", None) or ""
+    per = _PER_SECOND.get(unit)
+    # A day's margin leaves room for any zone's offset when the column has one.
+    margin = _DAY_S if getattr(dtype, "time_zone", None) not in (None, "UTC") else 0
+    if per is not None and not (_PY_FIRST_S + margin) * per <= value < (_PY_LAST_S - margin) * per:
+        return _core.format_instant(value, unit)
     return pl.Series([value], dtype=pl.Int64).cast(dtype).item()
 
 

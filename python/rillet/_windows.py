@@ -3,6 +3,7 @@ into engine parameters when the query meets its first batch (and so learns the t
 the time column's zone)."""
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from rillet._time import DurationLike, to_units, validate_duration
 _NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _DAY_NS = 86_400 * 10**9
 _WEEK_ALIGN_NS = 4 * _DAY_NS  # 1970-01-01 was a Thursday; weeks start on Monday
+# The most windows one row may belong to (the engine's MAX_WINDOWS_PER_ROW; see
+# docs/windows.md): each is a pane to update and an output row per key.
+MAX_WINDOWS_PER_ROW = 10_000
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,57 @@ def _wall_length(value: DurationLike, unit: str, what: str) -> tuple[int, int]:
     return 0, to_units(value, unit, what)
 
 
+def _span(value: DurationLike) -> tuple[str, int] | None:
+    """A duration as (kind, amount): ("months", n), ("ns", n) or ("int", n); None when it mixes
+    months with a fixed span or is not positive (other checks report those)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return ("int", value) if value > 0 else None
+    if isinstance(value, dt.timedelta):
+        ns = value // dt.timedelta(microseconds=1) * 1000
+        return ("ns", ns) if ns > 0 else None
+    if isinstance(value, str):
+        months, weeks, days, nanos, index, negative = _core.duration_parts(value, "window")
+        fixed = (weeks * 7 + days) * _DAY_NS + nanos
+        if negative or (months and fixed):
+            return None
+        kind, amount = ("int", index) if index else (("months", months) if months else ("ns", fixed))
+        return (kind, amount) if amount > 0 else None
+    return None
+
+
+def _shortest(kind: str, amount: int) -> str:
+    """The shortest round duration of at least ``amount`` (months, nanoseconds or an integer)."""
+    if kind == "months":
+        return f"'{amount}mo'"
+    if kind == "int":
+        return str(amount)
+    for unit, ns in (("d", _DAY_NS), ("h", 3_600 * 10**9), ("m", 60 * 10**9), ("s", 10**9),
+                     ("ms", 10**6), ("us", 10**3)):
+        if amount >= ns:
+            return f"'{-(-amount // ns)}{unit}'"
+    return f"'{amount}ns'"
+
+
+def _check_windows_per_row(kind: str, period: DurationLike, every: DurationLike) -> None:
+    """Refuses, before any row, a layout that puts more than ``MAX_WINDOWS_PER_ROW`` windows on
+    a row (each is a pane to update and an output row per key)."""
+    p, e = _span(period), _span(every)
+    if p is None or e is None or p[0] != e[0]:
+        return  # units known only with the time column: the engine checks them
+    count = -(-p[1] // e[1])
+    limit = MAX_WINDOWS_PER_ROW
+    if count > limit:
+        what = "step" if kind == "cumulative" else "every"
+        raise ConfigError(
+            f"rl.{kind}({period!r}, {every!r}) would put {count:,} windows on every row "
+            f"(period / {what}), more than the limit of {limit:,}: each is a pane to update and "
+            f"an output row per key. Use {what}={_shortest(p[0], -(-p[1] // limit))} or longer, "
+            "or a shorter period"
+        )
+
+
 def _check_tz(tz: str | None) -> None:
     if tz is None:
         return
@@ -195,7 +250,13 @@ def hopping(
 ) -> WindowSpec:
     """Windows ``[start, start + period)`` starting every ``every`` (Flink HOP).
 
-    A row belongs to about ``period / every`` windows.
+    A row belongs to about ``period / every`` windows; more than 10,000
+    (``rl.hopping("1d", "1s")``) is refused with a ``ConfigError`` before any row, as each
+    is a pane to update and an output row per key.
+
+    The length comes first (Flink's HOP and Kinesis take the slide first): a ``period``
+    shorter than ``every`` leaves rows in no window, and issues a
+    :class:`~rillet.DataLossWarning` naming the swapped call.
 
     >>> import rillet as rl
     >>> rl.hopping("5m", "1m")
@@ -205,12 +266,58 @@ def hopping(
     validate_duration(every, "hopping window every", calendar=True)
     validate_duration(offset, "hopping window offset")
     _check_tz(tz)
+    _check_windows_per_row("hopping", period, every)
+    if _shorter(period, every):
+        from rillet._loss import warn
+
+        warn(
+            f"rl.hopping({period!r}, {every!r}) makes windows of {period!r} starting every "
+            f"{every!r}, so the rows between one window's end and the next one's start fall in "
+            "no window and are counted nowhere. rillet takes (period, every), the window's "
+            "length first; Flink's HOP and Kinesis take the slide first. For windows of "
+            f"{every!r} sliding by {period!r}, write rl.hopping({every!r}, {period!r}). To "
+            "sample on purpose, silence this with "
+            "warnings.filterwarnings('ignore', category=rl.DataLossWarning)."
+        )
     return WindowSpec("hopping", period, every, offset, tz)
+
+
+def _shorter(period: DurationLike, every: DurationLike) -> bool:
+    """Whether ``period`` is certainly shorter than ``every`` (False when they cannot be
+    compared: a calendar month against a fixed span, an integer against a time)."""
+    a, b = _comparable(period), _comparable(every)
+    if a is None or b is None or a[0] != b[0]:
+        return False
+    return a[1] < b[1]
+
+
+def _comparable(value: DurationLike) -> tuple[str, int] | None:
+    """(kind, length): months, fixed nanoseconds or integer units; None if mixed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "integer", value
+    if isinstance(value, dt.timedelta):
+        return "fixed", ((value.days * 86_400 + value.seconds) * 10**6 + value.microseconds) * 1_000
+    if isinstance(value, str):
+        try:
+            months, weeks, days, nanos, index, negative = _core.duration_parts(value, "duration")
+        except ConfigError:
+            return None
+        fixed = (weeks * 7 + days) * _DAY_NS + nanos
+        if negative or (months and fixed):
+            return None
+        if index:
+            return "integer", index
+        return ("months", months) if months else ("fixed", fixed)
+    return None
 
 
 def cumulative(period: DurationLike, step: DurationLike, offset: DurationLike | None = None) -> WindowSpec:
     """Windows that grow by ``step`` from the start of each ``period`` (Flink CUMULATE):
-    ``[start, start + k * step)`` for k = 1 .. period / step.
+    ``[start, start + k * step)`` for k = 1 .. period / step. A row belongs to up to
+    ``period / step`` windows; more than 10,000 (``rl.cumulative("365d", "1s")``) is refused
+    with a ``ConfigError`` before any row.
 
     >>> import rillet as rl
     >>> rl.cumulative("1h", "10m")
@@ -219,6 +326,7 @@ def cumulative(period: DurationLike, step: DurationLike, offset: DurationLike | 
     validate_duration(period, "cumulative window period")
     validate_duration(step, "cumulative window step")
     validate_duration(offset, "cumulative window offset")
+    _check_windows_per_row("cumulative", period, step)
     return WindowSpec("cumulative", period, step, offset, None)
 
 

@@ -3,7 +3,7 @@
 use crate::aggregate::{AggKind, AggOptions, AggSpec};
 use crate::engine::Operator;
 use crate::error::Error;
-use crate::operator::{EmitMode, LateMode, OperatorConfig, Windowing};
+use crate::operator::{EmitMode, LateMode, OperatorConfig, Revise, Windowing};
 use crate::time::{Duration, TimeUnit};
 use crate::window::{Calendar, CalendarLength, Cumulative, WindowSpec};
 use arrow_array::{Int64Array, RecordBatch, StringArray, UInt64Array};
@@ -228,7 +228,7 @@ impl WindowArgs {
 #[pymethods]
 impl WindowOperator {
     #[new]
-    #[pyo3(signature = (time_column, time_unit, by, window, delay, lateness, emit, late, aggs, early_ms=None))]
+    #[pyo3(signature = (time_column, time_unit, by, window, delay, lateness, emit, late, aggs, early_ms=None, revise="row"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         time_column: String,
@@ -241,7 +241,17 @@ impl WindowOperator {
         late: &str,
         aggs: Vec<AggTuple<'_>>,
         early_ms: Option<i64>,
+        revise: &str,
     ) -> PyResult<Self> {
+        let revise = match revise {
+            "row" => Revise::Row,
+            "watermark" => Revise::Watermark,
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown revise mode '{other}'; expected 'row' or 'watermark'"
+                )))
+            }
+        };
         let emit = match emit {
             "final" => EmitMode::Final,
             "amend" => EmitMode::Amend,
@@ -283,6 +293,7 @@ impl WindowOperator {
             delay,
             lateness,
             emit,
+            revise,
             late,
             aggs,
             early_ms,
@@ -437,6 +448,33 @@ impl Files {
     }
 }
 
+/// A file source's options, checked.
+fn read_options(
+    batch_rows: usize,
+    infer_rows: usize,
+    delimiter: &str,
+    max_line_bytes: Option<usize>,
+    on_error: &str,
+    null_values: Option<Vec<String>>,
+) -> PyResult<crate::source::ReadOptions> {
+    let delimiter = match delimiter.as_bytes() {
+        [b] => *b,
+        _ => {
+            return Err(ConfigError::new_err(format!(
+                "the CSV separator must be one character, got {delimiter:?}"
+            )))
+        }
+    };
+    Ok(crate::source::ReadOptions {
+        batch_rows,
+        infer_rows,
+        max_line_bytes: max_line_bytes.unwrap_or(crate::source::DEFAULT_MAX_LINE_BYTES),
+        on_error: crate::source::OnError::parse(on_error).map_err(to_py)?,
+        delimiter,
+        null_values: null_values.unwrap_or_default(),
+    })
+}
+
 /// Bad rows as a batch with columns file, line, reason, text.
 fn bad_rows(bad: &[crate::source::BadRow]) -> PyResult<RecordBatch> {
     RecordBatch::try_new(
@@ -472,7 +510,8 @@ struct FileReader {
 #[pymethods]
 impl FileReader {
     #[new]
-    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=",", schema=None))]
+    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=",", schema=None, max_line_bytes=None, on_error="raise", null_values=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         kind: &str,
         paths: Vec<String>,
@@ -480,10 +519,21 @@ impl FileReader {
         infer_rows: usize,
         delimiter: &str,
         schema: Option<PyTable>,
+        max_line_bytes: Option<usize>,
+        on_error: &str,
+        null_values: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let files = crate::source::paths(&paths);
         // The schema comes as an empty table (a polars DataFrame with that schema).
         let schema = schema.map(|t| crate::source::normalize_schema(&t.into_inner().1));
+        let options = read_options(
+            batch_rows,
+            infer_rows,
+            delimiter,
+            max_line_bytes,
+            on_error,
+            null_values,
+        )?;
         let files = match kind {
             "parquet" | "ipc" => {
                 let format = if kind == "parquet" {
@@ -492,27 +542,15 @@ impl FileReader {
                     crate::source::Columnar::Ipc
                 };
                 Files::from(
-                    crate::source::ColumnarSource::new(format, files, schema, batch_rows)
+                    crate::source::ColumnarSource::new(format, files, schema, &options)
                         .map_err(to_py)?,
                 )
             }
             "jsonl" => Files::from(
-                crate::source::JsonlSource::new(files, schema, batch_rows, infer_rows)
-                    .map_err(to_py)?,
+                crate::source::JsonlSource::new(files, schema, &options).map_err(to_py)?,
             ),
             "csv" => {
-                let d = match delimiter.as_bytes() {
-                    [b] => *b,
-                    _ => {
-                        return Err(ConfigError::new_err(format!(
-                            "the CSV separator must be one character, got {delimiter:?}"
-                        )))
-                    }
-                };
-                Files::from(
-                    crate::source::CsvSource::new(files, schema, d, batch_rows, infer_rows)
-                        .map_err(to_py)?,
-                )
+                Files::from(crate::source::CsvSource::new(files, schema, &options).map_err(to_py)?)
             }
             other => return Err(ConfigError::new_err(format!("unknown file kind '{other}'"))),
         };
@@ -570,25 +608,19 @@ impl CsvRecords {
     /// `head` is the header line and the first records (the schema is inferred from them
     /// unless given).
     #[new]
-    #[pyo3(signature = (name, head, delimiter=",", infer_rows=1000, schema=None))]
+    #[pyo3(signature = (name, head, delimiter=",", infer_rows=1000, schema=None, null_values=None))]
     fn new(
         name: String,
         head: &[u8],
         delimiter: &str,
         infer_rows: usize,
         schema: Option<PyTable>,
+        null_values: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let d = match delimiter.as_bytes() {
-            [b] => *b,
-            _ => {
-                return Err(ConfigError::new_err(format!(
-                    "the CSV separator must be one character, got {delimiter:?}"
-                )))
-            }
-        };
+        let options = read_options(1, infer_rows, delimiter, None, "raise", null_values)?;
         let schema = schema.map(|t| crate::source::normalize_schema(&t.into_inner().1));
-        let source = crate::source::CsvSource::for_records(&name, head, schema, d, infer_rows)
-            .map_err(to_py)?;
+        let source =
+            crate::source::CsvSource::for_records(&name, head, schema, &options).map_err(to_py)?;
         Ok(CsvRecords { source, name })
     }
 
@@ -605,7 +637,6 @@ impl CsvRecords {
     }
 }
 
-/// Sets how many threads the engine uses (1: everything on the calling thread).
 /// Microseconds since the epoch (UTC) of ISO 8601 / RFC 3339 texts (an Arrow string array or
 /// stream, such as a polars Series), read as a text `time=` column is; null where a query
 /// would reject the row.
@@ -633,6 +664,14 @@ fn text_times(
     Ok(pyo3_arrow::PyChunkedArray::from_array_refs(out)?)
 }
 
+/// An instant of a time column in `unit` as RFC 3339 text in UTC, for any instant (years
+/// before 1 or after 9999, which Python's datetime cannot hold, included).
+#[pyfunction]
+fn format_instant(value: i64, unit: &str) -> PyResult<String> {
+    Ok(crate::operator::fmt_instant(value, parse_unit(unit)?))
+}
+
+/// Sets how many threads the engine uses (1: everything on the calling thread).
 #[pyfunction]
 fn set_threads(n: usize) -> PyResult<()> {
     crate::parallel::set_threads(n).map_err(to_py)
@@ -662,6 +701,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;
     m.add_function(wrap_pyfunction!(text_times, m)?)?;
+    m.add_function(wrap_pyfunction!(format_instant, m)?)?;
+    m.add("MAX_WINDOWS_PER_ROW", crate::window::MAX_WINDOWS_PER_ROW)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! cast (or the file is refused, by name). A file that cannot be read raises an error naming
 //! it, after the rows before it were handed on.
 
-use super::SourceBatch;
+use super::{check_names, guarded, skipped_file, OnError, ReadOptions, SourceBatch};
 use crate::error::{Error, Result};
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
@@ -41,20 +41,39 @@ pub struct ColumnarSource {
     files: Vec<PathBuf>,
     schema: SchemaRef,
     batch_rows: usize,
+    on_error: OnError,
 }
 
 impl ColumnarSource {
-    /// Files read in this order, with `schema` or else the first file's.
+    /// Files read in this order, with `schema` or else the first file's (with
+    /// [`OnError::Skip`], the first readable file's).
     pub fn new(
         format: Columnar,
         files: Vec<PathBuf>,
         schema: Option<SchemaRef>,
-        batch_rows: usize,
+        options: &ReadOptions,
     ) -> Result<Self> {
-        let first = files
-            .first()
-            .ok_or_else(|| Error::Source("no files to read; check the path or glob".into()))?;
-        let own = open_batches(format, first, 1)?.0;
+        if files.is_empty() {
+            return Err(Error::Source(
+                "no files to read; check the path or glob".into(),
+            ));
+        }
+        let mut opened = None;
+        for f in &files {
+            match open_batches(format, f, 1) {
+                Ok((own, _)) => {
+                    opened = Some((f, own));
+                    break;
+                }
+                Err(e) if options.on_error == OnError::Skip => {
+                    if f == files.last().expect("not empty") {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (first, own) = opened.ok_or_else(|| Error::Source("no readable file".into()))?;
         let schema = match schema {
             Some(s) => {
                 let missing: Vec<&String> = s
@@ -75,11 +94,13 @@ impl ColumnarSource {
             }
             None => normalize_schema(&own),
         };
+        check_names(&schema, &first.display().to_string())?;
         Ok(ColumnarSource {
             format,
             files,
             schema,
-            batch_rows: batch_rows.max(1),
+            batch_rows: options.batch_rows.max(1),
+            on_error: options.on_error,
         })
     }
 
@@ -122,23 +143,23 @@ impl ColumnarSource {
             let path = &self.files[cursor.file];
             let batch = match cursor.rest.take() {
                 Some(b) => b,
-                None => {
-                    if cursor.batches.is_none() {
-                        cursor.batches = Some(open_batches(self.format, path, self.batch_rows)?.1);
+                None => match self.next_of_file(cursor, path) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        cursor.batches = None;
+                        cursor.file += 1;
+                        continue;
                     }
-                    match cursor.batches.as_mut().expect("open").next() {
-                        Some(Ok(b)) => conform(b, &self.schema, path)?,
-                        Some(Err(e)) => {
+                    Err(e) => {
+                        cursor.batches = None;
+                        cursor.file += 1;
+                        let bad = skipped_file(self.on_error, path, 0, e).inspect_err(|_| {
                             cursor.done = true;
-                            return Err(read_error(path, &e.to_string()));
-                        }
-                        None => {
-                            cursor.batches = None;
-                            cursor.file += 1;
-                            continue;
-                        }
+                        })?;
+                        let file = path.display().to_string();
+                        return Ok(Some(SourceBatch::skipped(self.schema.clone(), bad, file)));
                     }
-                }
+                },
             };
             if batch.num_rows() == 0 {
                 continue;
@@ -159,15 +180,67 @@ impl ColumnarSource {
     }
 }
 
+impl ColumnarSource {
+    /// The next batch of the file at the cursor, conformed to the schema; None at its end.
+    fn next_of_file(
+        &self,
+        cursor: &mut ColumnarCursor,
+        path: &Path,
+    ) -> Result<Option<RecordBatch>> {
+        if cursor.batches.is_none() {
+            cursor.batches = Some(open_batches(self.format, path, self.batch_rows)?.1);
+        }
+        let batches = cursor.batches.as_mut().expect("opened above");
+        match guarded(path, || Ok(batches.next()))? {
+            Some(Ok(b)) => guarded(path, || conform(b, &self.schema, path)).map(Some),
+            Some(Err(e)) => Err(read_error(path, &e.to_string())),
+            None => Ok(None),
+        }
+    }
+}
+
 fn read_error(path: &Path, e: &str) -> Error {
+    if let Some(codec) = unsupported_codec(e) {
+        return Error::Source(format!(
+            "cannot read {}: it is compressed with {codec}, which this build of rillet does not \
+             read; rewrite it with zstd, snappy, lz4, gzip or brotli (polars: \
+             df.write_parquet(path, compression='zstd'))",
+            path.display()
+        ));
+    }
     Error::Source(format!(
         "cannot read {}: {e} (a truncated or corrupt file?); the rows before it were processed",
         path.display()
     ))
 }
 
-/// The file's schema and an iterator over its batches.
+/// The codec named by a parquet error about a codec it was built without or does not know.
+fn unsupported_codec(e: &str) -> Option<String> {
+    let name = if let Some(rest) = e.split("Disabled feature at compile time: ").nth(1) {
+        rest
+    } else {
+        e.split("The codec type ")
+            .nth(1)?
+            .split(" is not supported")
+            .next()?
+    };
+    let name: String = name
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then(|| name.to_uppercase())
+}
+
+/// The file's schema and an iterator over its batches (a panic in a decoder is an error).
 fn open_batches(format: Columnar, path: &Path, batch_rows: usize) -> Result<(SchemaRef, Batches)> {
+    guarded(path, || open_batches_unguarded(format, path, batch_rows))
+}
+
+fn open_batches_unguarded(
+    format: Columnar,
+    path: &Path,
+    batch_rows: usize,
+) -> Result<(SchemaRef, Batches)> {
     let file = File::open(path).map_err(|e| {
         Error::Source(format!(
             "cannot open {}: {e}; check the path and permissions",
@@ -201,6 +274,22 @@ fn open_batches(format: Columnar, path: &Path, batch_rows: usize) -> Result<(Sch
                     path.display()
                 ))
             };
+            // arrow-ipc allocates the lengths a file states before reading them, and a failed
+            // allocation aborts the process: lengths past the end of the file are refused first.
+            let checked = if is_file {
+                check_ipc_file(&file)
+            } else {
+                check_ipc_stream(&file)
+            };
+            checked.map_err(|why| {
+                Error::Source(format!(
+                    "{} is not a readable Arrow IPC file or stream: {why} (a truncated or \
+                     corrupt file?)",
+                    path.display()
+                ))
+            })?;
+            std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(0))
+                .map_err(|e| read_error(path, &e.to_string()))?;
             if is_file {
                 let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
                     .map_err(not_ipc)?;
@@ -214,6 +303,106 @@ fn open_batches(format: Columnar, path: &Path, batch_rows: usize) -> Result<(Sch
                 Ok((reader.schema(), Box::new(reader)))
             }
         }
+    }
+}
+
+/// Checks that the record batch and dictionary blocks an IPC file's footer lists lie inside
+/// the file.
+fn check_ipc_file(file: &File) -> std::result::Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let io = |e: std::io::Error| e.to_string();
+    let len = file.metadata().map_err(io)?.len();
+    if len < 18 {
+        return Err("it is shorter than an IPC file's header and footer".into());
+    }
+    let mut f = file;
+    let mut tail = [0u8; 10];
+    f.seek(SeekFrom::Start(len - 10)).map_err(io)?;
+    f.read_exact(&mut tail).map_err(io)?;
+    if &tail[4..] != b"ARROW1" {
+        return Err("it does not end with the IPC file magic ARROW1".into());
+    }
+    let footer_len = i32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let footer_len = u64::try_from(footer_len).map_err(|_| "a negative footer length")?;
+    if footer_len > len - 18 {
+        return Err(format!(
+            "its footer length {footer_len} exceeds the file ({len} bytes)"
+        ));
+    }
+    let mut footer = vec![0u8; footer_len as usize];
+    f.seek(SeekFrom::Start(len - 10 - footer_len)).map_err(io)?;
+    f.read_exact(&mut footer).map_err(io)?;
+    let footer = arrow_ipc::root_as_footer(&footer).map_err(|e| format!("its footer: {e}"))?;
+    let blocks = footer
+        .recordBatches()
+        .into_iter()
+        .flatten()
+        .chain(footer.dictionaries().into_iter().flatten());
+    for block in blocks {
+        let (offset, meta, body) = (block.offset(), block.metaDataLength(), block.bodyLength());
+        let end = u64::try_from(offset)
+            .ok()
+            .zip(u64::try_from(meta).ok())
+            .zip(u64::try_from(body).ok())
+            .and_then(|((o, m), b)| o.checked_add(m)?.checked_add(b));
+        if end.is_none_or(|end| end > len) {
+            return Err(format!(
+                "a block at offset {offset} of {meta} + {body} bytes lies outside the file \
+                 ({len} bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Walks an IPC stream's messages (reading their metadata, seeking over their bodies) and
+/// checks that every length it states stays inside the file.
+fn check_ipc_stream(file: &File) -> std::result::Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let io = |e: std::io::Error| e.to_string();
+    let len = file.metadata().map_err(io)?.len();
+    let mut f = BufReader::new(file);
+    let mut pos = 0u64;
+    let mut meta = Vec::new();
+    loop {
+        let mut word = [0u8; 4];
+        if len - pos < 4 {
+            return Ok(()); // the end, with or without the end-of-stream marker
+        }
+        f.read_exact(&mut word).map_err(io)?;
+        pos += 4;
+        if word == [0xFF; 4] {
+            if len - pos < 4 {
+                return Ok(());
+            }
+            f.read_exact(&mut word).map_err(io)?;
+            pos += 4;
+        }
+        let meta_len = i32::from_le_bytes(word);
+        if meta_len == 0 {
+            return Ok(());
+        }
+        let meta_len = u64::try_from(meta_len)
+            .map_err(|_| format!("a negative message length at byte {}", pos - 4))?;
+        if meta_len > len - pos {
+            return Err(format!(
+                "a message of {meta_len} bytes at byte {pos} runs past the end ({len} bytes)"
+            ));
+        }
+        meta.resize(meta_len as usize, 0);
+        f.read_exact(&mut meta).map_err(io)?;
+        pos += meta_len;
+        let message = arrow_ipc::root_as_message(&meta)
+            .map_err(|e| format!("a message at byte {pos}: {e}"))?;
+        let body = u64::try_from(message.bodyLength())
+            .map_err(|_| format!("a negative body length at byte {pos}"))?;
+        if body > len - pos {
+            return Err(format!(
+                "a message body of {body} bytes at byte {pos} runs past the end ({len} bytes)"
+            ));
+        }
+        f.seek(SeekFrom::Current(body as i64)).map_err(io)?;
+        pos += body;
     }
 }
 
@@ -291,6 +480,13 @@ mod tests {
         .unwrap()
     }
 
+    fn opts(batch_rows: usize) -> ReadOptions {
+        ReadOptions {
+            batch_rows,
+            ..ReadOptions::default()
+        }
+    }
+
     fn read_all(src: &ColumnarSource) -> Result<Vec<RecordBatch>> {
         let mut c = src.cursor();
         let mut out = Vec::new();
@@ -298,6 +494,20 @@ mod tests {
             out.push(b.batch);
         }
         Ok(out)
+    }
+
+    #[test]
+    fn an_unsupported_codec_is_named() {
+        let e = read_error(
+            Path::new("f.parquet"),
+            "Parquet error: Disabled feature at compile time: lzo",
+        );
+        assert!(e.to_string().contains("compressed with LZO"), "{e}");
+        let e = read_error(
+            Path::new("f.parquet"),
+            "NYI: The codec type LZ4_RAW is not supported yet",
+        );
+        assert!(e.to_string().contains("compressed with LZ4_RAW"), "{e}");
     }
 
     #[test]
@@ -328,7 +538,8 @@ mod tests {
         w.write(&only).unwrap();
         w.close().unwrap();
 
-        let src = ColumnarSource::new(Columnar::Parquet, vec![a, b.clone()], None, 2).unwrap();
+        let src =
+            ColumnarSource::new(Columnar::Parquet, vec![a, b.clone()], None, &opts(2)).unwrap();
         let got = read_all(&src).unwrap();
         assert!(got.iter().all(|b| b.num_rows() <= 2));
         let ids: Vec<i64> = got
@@ -350,7 +561,7 @@ mod tests {
         // A truncated file names itself.
         let bytes = std::fs::read(&b).unwrap();
         std::fs::write(&b, &bytes[..bytes.len() / 2]).unwrap();
-        let err = ColumnarSource::new(Columnar::Parquet, vec![b], None, 2)
+        let err = ColumnarSource::new(Columnar::Parquet, vec![b], None, &opts(2))
             .err()
             .unwrap()
             .to_string();

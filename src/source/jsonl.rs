@@ -3,7 +3,10 @@
 //! schema is ignored, and a row that does not parse, or has a value of the wrong type, becomes
 //! a [`BadRow`] while the rest of its chunk is kept.
 
-use super::{decode_all, excerpt, open, read_line, read_prefix, BadRow, SourceBatch};
+use super::{
+    check_names, decode_all, excerpt, open, read_line, read_prefix, skipped_file, too_long, BadRow,
+    Line, OnError, ReadOptions, SourceBatch, CHUNK_BYTES,
+};
 use crate::error::{Error, Result};
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use arrow_schema::SchemaRef;
@@ -16,6 +19,8 @@ pub struct Cursor {
     file: usize,
     reader: Option<Box<dyn BufRead + Send>>,
     line: u64,
+    /// A read error, raised once the rows before it were handed on.
+    failed: Option<Error>,
     done: bool,
 }
 
@@ -25,6 +30,8 @@ pub struct JsonlSource {
     files: Vec<PathBuf>,
     schema: SchemaRef,
     batch_rows: usize,
+    max_line_bytes: usize,
+    on_error: OnError,
     /// Fields whose values have conflicting JSON types across rows (an object here, an array
     /// there): read as their JSON text, so nothing is lost.
     text_fields: Vec<String>,
@@ -32,56 +39,66 @@ pub struct JsonlSource {
 
 impl JsonlSource {
     /// Files read in this order; the schema is inferred from up to `infer_rows` rows of the
-    /// first non-empty file unless given.
+    /// first non-empty file unless given (with [`OnError::Skip`], files that cannot be read are
+    /// passed over).
     pub fn new(
         files: Vec<PathBuf>,
         schema: Option<SchemaRef>,
-        batch_rows: usize,
-        infer_rows: usize,
+        options: &ReadOptions,
     ) -> Result<Self> {
         if files.is_empty() {
             return Err(Error::Source(
                 "no files to read; check the path or glob".into(),
             ));
         }
-        let schema = match schema {
-            Some(s) => s,
-            None => {
-                let mut values = Vec::new();
-                for f in &files {
-                    for line in read_prefix(f, infer_rows)? {
-                        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
-                            if v.is_object() {
-                                values.push(v);
-                            }
-                        }
-                    }
-                    if !values.is_empty() {
-                        break;
-                    }
-                }
-                if values.is_empty() {
-                    return Err(Error::Source(format!(
-                        "found no JSON object to infer a schema from in {}; give schema= or \
-                         check that the files hold one JSON object per line",
-                        files[0].display()
-                    )));
-                }
-                let (schema, text_fields) = infer_schema(values)?;
-                return Ok(JsonlSource {
-                    files,
-                    schema,
-                    batch_rows: batch_rows.max(1),
-                    text_fields,
-                });
-            }
-        };
-        Ok(JsonlSource {
+        let mut source = JsonlSource {
             files,
-            schema,
-            batch_rows: batch_rows.max(1),
+            schema: Arc::new(arrow_schema::Schema::empty()),
+            batch_rows: options.batch_rows.max(1),
+            max_line_bytes: options.max_line_bytes.max(1),
+            on_error: options.on_error,
             text_fields: Vec::new(),
-        })
+        };
+        if let Some(s) = schema {
+            source.schema = s;
+            return Ok(source);
+        }
+        let mut values = Vec::new();
+        for f in &source.files {
+            let prefix = match read_prefix(f, options.infer_rows, source.max_line_bytes) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    skipped_file(source.on_error, f, 0, e)?;
+                    continue;
+                }
+            };
+            for line in prefix {
+                // serde_json refuses nesting deeper than 128 levels rather than recursing on.
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                    if v.is_object() {
+                        values.push(v);
+                    }
+                }
+            }
+            if !values.is_empty() {
+                break;
+            }
+        }
+        if values.is_empty() {
+            return Err(Error::Source(format!(
+                "found no JSON object to infer a schema from in {}; give schema= or check \
+                 that the files hold one JSON object per line",
+                source.files[0].display()
+            )));
+        }
+        let (schema, text_fields) = infer_schema(values)?;
+        check_names(
+            &schema,
+            &format!("{} (its first rows)", source.files[0].display()),
+        )?;
+        source.schema = schema;
+        source.text_fields = text_fields;
+        Ok(source)
     }
 
     /// Fields read as JSON text because their type differs between rows.
@@ -140,6 +157,7 @@ impl JsonlSource {
             file: 0,
             reader: None,
             line: 0,
+            failed: None,
             done: false,
         }
     }
@@ -148,30 +166,97 @@ impl JsonlSource {
     pub fn next_batch(&self, cursor: &mut Cursor) -> Result<Option<SourceBatch>> {
         let mut buf = Vec::new();
         let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.batch_rows.min(1 << 16));
+        let mut extra: Vec<BadRow> = Vec::new();
+        let mut bytes = 0usize;
         while !cursor.done {
+            if let Some(e) = cursor.failed.take() {
+                cursor.done = true;
+                return Err(e);
+            }
             if cursor.file >= self.files.len() {
                 cursor.done = true;
                 break;
             }
             let path = &self.files[cursor.file];
+            // The file's name, made when a chunk or a bad row needs it.
+            let name = || path.display().to_string();
             if cursor.reader.is_none() {
-                cursor.reader = Some(open(path)?);
-                cursor.line = 0;
-            }
-            let reader = cursor.reader.as_mut().expect("open");
-            let more = read_line(reader.as_mut(), &mut buf, path, cursor.line)?;
-            if more {
-                cursor.line += 1;
-                if !buf.iter().all(u8::is_ascii_whitespace) {
-                    chunk.push((cursor.line, std::mem::take(&mut buf)));
+                // Chunks do not span files: nothing is pending when the next one opens.
+                match open(path) {
+                    Ok(r) => {
+                        cursor.reader = Some(r);
+                        cursor.line = 0;
+                    }
+                    Err(e) => {
+                        let bad = skipped_file(self.on_error, path, 0, e)?;
+                        cursor.file += 1;
+                        return Ok(Some(SourceBatch::skipped(self.schema.clone(), bad, name())));
+                    }
                 }
-            } else {
+            }
+            let reader = cursor.reader.as_mut().expect("opened above");
+            let step = read_line(
+                reader.as_mut(),
+                &mut buf,
+                path,
+                cursor.line,
+                self.max_line_bytes,
+            );
+            let more = match step {
+                Ok(Line::Read) => {
+                    cursor.line += 1;
+                    if too_deep(&buf) {
+                        extra.push(BadRow {
+                            file: name(),
+                            line: cursor.line,
+                            reason: format!(
+                                "unreadable JSON row: nested more than {MAX_DEPTH} levels deep \
+                                 (arrays and objects inside one another); such a row cannot \
+                                 be a table row"
+                            ),
+                            text: excerpt(&buf),
+                        });
+                    } else if !buf.iter().all(u8::is_ascii_whitespace) {
+                        bytes += buf.len();
+                        chunk.push((cursor.line, std::mem::take(&mut buf)));
+                    }
+                    true
+                }
+                Ok(Line::TooLong(bytes)) => {
+                    cursor.line += 1;
+                    extra.push(too_long(
+                        &name(),
+                        cursor.line,
+                        bytes,
+                        self.max_line_bytes,
+                        &buf,
+                        "line",
+                    ));
+                    true
+                }
+                Ok(Line::End) => false,
+                Err(e) if self.on_error == OnError::Skip => {
+                    extra.push(skipped_file(self.on_error, path, cursor.line + 1, e)?);
+                    false
+                }
+                Err(e) => {
+                    // The rows read before it are handed on first; the error comes next.
+                    cursor.failed = Some(e);
+                    false
+                }
+            };
+            if !more {
                 cursor.reader = None;
                 cursor.file += 1;
             }
-            if chunk.len() >= self.batch_rows || (!more && !chunk.is_empty()) {
-                let name = path.display().to_string();
-                return Ok(Some(self.decode(&name, chunk)?));
+            let full = chunk.len() + extra.len() >= self.batch_rows || bytes >= CHUNK_BYTES;
+            if full || (!more && (!chunk.is_empty() || !extra.is_empty())) {
+                let mut batch = self.decode(&name(), chunk)?;
+                if !extra.is_empty() {
+                    batch.bad.extend(extra);
+                    batch.bad.sort_by_key(|b| b.line);
+                }
+                return Ok(Some(batch));
             }
         }
         Ok(None)
@@ -255,6 +340,45 @@ impl JsonlSource {
     }
 }
 
+/// Rows nested deeper than this are rejected before decoding: arrow-json describes a value
+/// of the wrong type recursively, and serde_json stops at the same depth.
+pub const MAX_DEPTH: usize = 128;
+
+/// True when the JSON text nests arrays and objects more than [`MAX_DEPTH`] levels deep
+/// (brackets inside strings do not count). Lines with few brackets are passed at a glance.
+fn too_deep(line: &[u8]) -> bool {
+    if memchr::memchr2_iter(b'[', b'{', line)
+        .nth(MAX_DEPTH)
+        .is_none()
+    {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in line {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Infers a schema; fields whose values disagree in type across rows become text fields.
 fn infer_schema(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String>)> {
     let (schema, text) = infer_fields(values)?;
@@ -325,4 +449,18 @@ fn infer_fields(values: Vec<serde_json::Value>) -> Result<(SchemaRef, Vec<String
         }
     }
     Ok((Arc::new(arrow_schema::Schema::new(fields)), text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        let deep = |n: usize| format!("{{\"a\": {}{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(!too_deep(deep(MAX_DEPTH - 1).as_bytes()));
+        assert!(too_deep(deep(MAX_DEPTH + 1).as_bytes()));
+        let quoted = format!("{{\"a\": \"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
+        assert!(!too_deep(quoted.as_bytes()));
+    }
 }

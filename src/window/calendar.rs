@@ -40,6 +40,9 @@ pub struct Calendar {
     every: CalendarLength,
     period: CalendarLength,
     offset: i64,
+    /// The instants whose windows can all be computed (see [`Calendar::supported`]).
+    lo: i64,
+    hi: i64,
 }
 
 const MIN_INDEX: i64 = i64::MIN / 2;
@@ -82,13 +85,68 @@ impl Calendar {
                 "bad time unit: {per_second} per second"
             )));
         }
-        Ok(Calendar {
+        let per_row = match (period, every) {
+            (CalendarLength::Months(p), CalendarLength::Months(e))
+            | (CalendarLength::Wall(p), CalendarLength::Wall(e)) => p / e + i64::from(p % e != 0),
+            _ => 1,
+        };
+        if per_row > super::MAX_WINDOWS_PER_ROW {
+            return Err(super::too_many_windows(
+                "hopping",
+                per_row,
+                "period / every",
+            ));
+        }
+        let mut c = Calendar {
             tz,
             per_second,
             every,
             period,
             offset,
-        })
+            lo: 0,
+            hi: 0,
+        };
+        if c.indices_checked(0).is_none() {
+            return Err(Error::Config(
+                "these calendar windows are too long for the time column's unit: not even the \
+                 window of 1970-01-01 fits in 64-bit time; use shorter windows or a coarser \
+                 Datetime unit ('us' or 'ms')"
+                    .into(),
+            ));
+        }
+        // Whether a row's windows can be computed only changes once on each side of the
+        // epoch: find both edges by bisection.
+        let placed = |t: i64| c.indices_checked(t).is_some();
+        let (lo, hi) = (c.edge(false, placed), c.edge(true, placed));
+        c.lo = lo;
+        c.hi = hi;
+        Ok(c)
+    }
+
+    /// The last instant on one side of the epoch (`up`: after it) for which `ok` holds,
+    /// given that it holds at 0 and changes once on that side.
+    fn edge(&self, up: bool, ok: impl Fn(i64) -> bool) -> i64 {
+        let end = if up { i64::MAX } else { i64::MIN };
+        if ok(end) {
+            return end;
+        }
+        // `good` passes, `bad` fails; the edge lies between them.
+        let (mut good, mut bad) = (0i64, end);
+        while good.abs_diff(bad) > 1 {
+            let mid = good + ((bad as i128 - good as i128) / 2) as i64;
+            if ok(mid) {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        good
+    }
+
+    /// The instants (inclusive) whose windows can all be computed: within the calendar's
+    /// years (-262143 to 262142) and with every bound within 64-bit time.
+    pub fn supported(&self) -> (i64, i64) {
+        (self.lo, self.hi)
     }
 
     /// True when the windows are back to back (period == every).
@@ -205,44 +263,96 @@ impl Calendar {
         }
     }
 
+    fn start_opt(&self, w: i64) -> Option<i64> {
+        self.start_wall(w).and_then(|x| self.instant(x))
+    }
+
+    fn end_opt(&self, w: i64) -> Option<i64> {
+        self.end_wall(w).and_then(|x| self.instant(x))
+    }
+
     /// Start of window `w` (saturating for indices far outside the calendar).
     pub fn start(&self, w: i64) -> i64 {
-        self.start_wall(w)
-            .and_then(|x| self.instant(x))
+        self.start_opt(w)
             .unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// End of window `w` (saturating for indices far outside the calendar).
     pub fn end(&self, w: i64) -> i64 {
-        self.end_wall(w)
-            .and_then(|x| self.instant(x))
+        self.end_opt(w)
             .unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
     }
 
-    /// First and last window containing `t`.
+    /// First and last window containing `t` (`first > last`: in a gap, or outside
+    /// [`Calendar::supported`]).
     pub fn indices(&self, t: i64) -> (i64, i64) {
-        let Some(mut last) = self.wall(t).and_then(|w| self.index_of_wall(w)) else {
-            return (1, 0);
-        };
+        self.indices_checked(t).unwrap_or((1, 0))
+    }
+
+    /// First and last window containing `t`; None when a bound of a window that may contain
+    /// it cannot be computed (beyond the calendar or 64-bit time). Every loop stops there, so
+    /// an instant at the edge of time never walks the window indices one by one.
+    fn indices_checked(&self, t: i64) -> Option<(i64, i64)> {
+        let mut last = self.wall(t).and_then(|w| self.index_of_wall(w))?;
         // The wall clock repeats an hour when clocks go back, so the wall-clock index is only
         // a first guess: the last window is the one with the latest start at or before t.
-        while last < MAX_INDEX && self.start(last + 1) <= t {
-            last += 1;
+        while last < MAX_INDEX {
+            match self.start_opt(last + 1) {
+                Some(s) if s <= t => last += 1,
+                // A start that cannot be computed lies past the end of time, after t.
+                _ => break,
+            }
         }
-        while last > MIN_INDEX && self.start(last) > t {
+        while self.start_opt(last)? > t {
+            if last <= MIN_INDEX {
+                return None;
+            }
             last -= 1;
         }
-        if self.end(last) <= t {
-            return (last + 1, last);
+        if self.end_opt(last)? <= t {
+            return Some((last + 1, last));
         }
         if self.tumbling() {
-            return (last, last);
+            return Some((last, last));
         }
+        // The first window is the lowest whose end is after t. Window ends never decrease
+        // with the index, so find it by galloping back from `last` and then bisecting, rather
+        // than one window at a time (up to the limit of windows per row): Calendar::new
+        // probes this about 128 times. An end that cannot be computed lies before time
+        // begins, so before t.
+        let after = |w: i64| {
+            #[cfg(test)]
+            tests::PROBED.with(|n| n.set(n.get() + 1));
+            self.end_opt(w).is_some_and(|e| e > t)
+        };
         let mut first = last;
-        while first > MIN_INDEX && self.end(first - 1) > t {
-            first -= 1;
+        let mut step = 1i64;
+        let mut before = loop {
+            let w = last.saturating_sub(step).max(MIN_INDEX);
+            if !after(w) {
+                break w;
+            }
+            if w == MIN_INDEX {
+                return None;
+            }
+            first = w;
+            step = step.saturating_mul(2);
+        };
+        while first - before > 1 {
+            let mid = before + (first - before) / 2;
+            if after(mid) {
+                first = mid;
+            } else {
+                before = mid;
+            }
         }
-        (first, last)
+        // As a walk back would: the window before the first must be computable too.
+        self.end_opt(first - 1)?;
+        if first <= MIN_INDEX {
+            return None;
+        }
+        self.start_opt(first)?;
+        Some((first, last))
     }
 
     /// The largest window whose `end + extra <= instant`.
@@ -274,6 +384,36 @@ mod tests {
 
     const H: i64 = 3600;
     const D: i64 = 86_400;
+
+    thread_local! {
+        /// Window ends computed to find a row's first window (see `indices_checked`).
+        pub(super) static PROBED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn long_hopping_calendar_windows_are_built_without_walking_their_windows_per_probe() {
+        // hopping("9000d", "1d"): 9000 windows on each row. Finding the supported range must
+        // not walk them back at each of the ~128 bisection steps (over a million windows).
+        PROBED.with(|n| n.set(0));
+        let c = Calendar::new(
+            "Europe/Paris",
+            1,
+            CalendarLength::Wall(D),
+            CalendarLength::Wall(9000 * D),
+            0,
+        )
+        .unwrap();
+        let probed = PROBED.with(|n| n.get());
+        assert!(probed < 100_000, "{probed} window ends computed");
+        // The range found holds: its ends are placed, just outside them is refused.
+        let (lo, hi) = c.supported();
+        for t in [lo, hi, 0] {
+            let (first, last) = c.indices_checked(t).expect("supported");
+            assert_eq!(last - first + 1, 9000, "{t}");
+            assert!(c.start(first) <= t && t < c.end(first) && c.start(last) <= t);
+        }
+        assert!(lo > i64::MIN && hi < i64::MAX);
+    }
 
     fn utc(s: &str) -> i64 {
         DateTime::parse_from_rfc3339(s).unwrap().timestamp()

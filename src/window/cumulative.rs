@@ -41,6 +41,13 @@ impl Cumulative {
                  step {step}"
             )));
         }
+        if period / step > super::MAX_WINDOWS_PER_ROW {
+            return Err(super::too_many_windows(
+                "cumulative",
+                period / step,
+                "period / step",
+            ));
+        }
         if period % step != 0 {
             return Err(Error::Config(format!(
                 "a cumulative window's period ({period}) must be a whole multiple of its step \
@@ -81,6 +88,19 @@ impl Cumulative {
         c.saturating_add(1)
             .saturating_mul(self.step)
             .saturating_add(self.offset)
+    }
+
+    /// The instants (inclusive) whose block starts and ends within 64-bit time.
+    pub fn supported(&self) -> (i64, i64) {
+        let (min, max) = (i64::MIN as i128, i64::MAX as i128);
+        let (p, o) = (self.period as i128, self.offset as i128);
+        // Window indices (block * steps + step) stay within half the 64-bit range.
+        let k = self.steps as i128;
+        let b_min = (-(o - min).div_euclid(p)).max((min / 2).div_euclid(k) + 1);
+        let b_max = (max - o - p).div_euclid(p).min((max / 2).div_euclid(k) - 1);
+        let lo = (b_min * p + o).clamp(min, max);
+        let hi = ((b_max + 1) * p + o - 1).clamp(min, max);
+        (lo as i64, hi as i64)
     }
 
     /// The largest window whose `end + extra <= instant`.
@@ -127,6 +147,24 @@ mod tests {
                 assert!(c.end(k + 1) + extra > wm);
             }
         }
+    }
+
+    #[test]
+    fn supported_instants_are_whole_blocks_within_64_bits() {
+        let c = Cumulative::new(100, 10, 7).unwrap();
+        let (lo, hi) = c.supported();
+        assert_eq!(c.start(c.indices(lo).0), lo);
+        assert!(lo - (i64::MIN) < 100 && i64::MAX - hi < 200);
+        let (_, last) = c.indices(hi);
+        assert!(c.end(last) as i128 <= i64::MAX as i128 && c.end(last) > hi);
+        assert_eq!(c.end(last), hi + 1);
+    }
+
+    #[test]
+    fn too_many_windows_per_row_is_a_config_error() {
+        let e = Cumulative::new(365 * 86_400, 1, 0).unwrap_err();
+        assert!(e.to_string().contains("31536000 windows"), "{e}");
+        assert!(Cumulative::new(10_000, 1, 0).is_ok());
     }
 
     #[test]

@@ -41,6 +41,14 @@ impl FixedWindows {
                 "window 'period' must be a positive duration, got {period}; e.g. '5m'"
             )));
         }
+        let per_row = period / every + i64::from(period % every != 0);
+        if per_row > super::MAX_WINDOWS_PER_ROW {
+            return Err(super::too_many_windows(
+                "hopping",
+                per_row,
+                "period / every",
+            ));
+        }
         Ok(FixedWindows {
             period,
             every,
@@ -78,6 +86,23 @@ impl FixedWindows {
         let last = rel.div_euclid(every);
         let first = (rel - self.period as i128).div_euclid(every) + 1;
         (first as i64, last as i64)
+    }
+
+    /// The instants (inclusive) whose windows all start and end within 64-bit time: a row
+    /// outside them would land in a window whose bounds cannot be written down.
+    pub fn supported(&self) -> (i64, i64) {
+        let (min, max) = (i64::MIN as i128, i64::MAX as i128);
+        let (p, e, o) = (self.period as i128, self.every as i128, self.offset as i128);
+        // The first window starting at or after the smallest instant; a row is in no window
+        // before it once it reaches the end of the window before that one.
+        // Window indices stay within half the 64-bit range (see `passed_upto`).
+        let w_min = (-(o - min).div_euclid(e)).max(min / 2 + 1);
+        let lo = ((w_min - 1) * e + o + p).clamp(min, max);
+        // The last window ending at or before the largest instant; a row is in none after it
+        // until the next window starts.
+        let w_max = (max - o - p).div_euclid(e).min(max / 2 - 1);
+        let hi = ((w_max + 1) * e + o - 1).clamp(min, max);
+        (lo as i64, hi as i64)
     }
 
     /// The largest window index whose `end + extra <= instant`, i.e. the last window that
@@ -145,5 +170,31 @@ mod tests {
             }
         }
         assert!(w.passed_upto(i64::MIN, 0) < -1_000_000);
+    }
+
+    #[test]
+    fn supported_instants_are_those_whose_windows_fit_in_64_bits() {
+        for (period, every, offset) in [(10, 10, 0), (10, 5, 3), (5, 10, 7), (1 << 20, 1 << 20, 0)]
+        {
+            let w = FixedWindows::hopping(period, every, offset).unwrap();
+            let (lo, hi) = w.supported();
+            let fits = |t: i64| {
+                let rel = t as i128 - w.offset as i128;
+                let first = (rel - w.period as i128).div_euclid(w.every as i128) + 1;
+                let last = rel.div_euclid(w.every as i128);
+                first * w.every as i128 + w.offset as i128 >= i64::MIN as i128
+                    && last * w.every as i128 + w.offset as i128 + w.period as i128
+                        <= i64::MAX as i128
+            };
+            for t in [lo, lo.saturating_add(1), hi, hi - 1, 0] {
+                assert!(fits(t), "{t} in ({lo}, {hi})");
+            }
+            if lo > i64::MIN {
+                assert!(!fits(lo - 1));
+            }
+            if hi < i64::MAX {
+                assert!(!fits(hi + 1));
+            }
+        }
     }
 }

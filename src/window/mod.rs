@@ -19,7 +19,29 @@ pub use calendar::{Calendar, CalendarLength};
 pub use cumulative::Cumulative;
 pub use fixed::FixedWindows;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The most windows one row may belong to. Each is a pane to update and, per key, an output
+/// row, so a layout with more (`cumulative('365d', '1s')`: 31,536,000) turns a handful of rows
+/// into gigabytes. 10,000 covers a day of 10-second hops (8,640) and an hour of 1-second ones
+/// (3,600) with room to spare; a window spec beyond it is refused before any row.
+pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
+
+/// The error for a window layout that puts `count` windows on a row (`ratio` says how:
+/// "period / every").
+pub(crate) fn too_many_windows(kind: &str, count: i64, ratio: &str) -> Error {
+    Error::Config(format!(
+        "{kind} windows of this period and {what} would put {count} windows on every row \
+         ({ratio}), more than the limit of {MAX_WINDOWS_PER_ROW}: each is a pane to update and \
+         an output row per key; use a longer {what} (at least period / {MAX_WINDOWS_PER_ROW}) \
+         or a shorter period",
+        what = if kind == "cumulative" {
+            "step"
+        } else {
+            "every"
+        },
+    ))
+}
 
 /// Every aligned window layout. Each one numbers its windows with an index `w` such that
 /// window ends (and starts) never decrease with `w`, and a row's windows form one contiguous
@@ -92,6 +114,17 @@ impl WindowSpec {
             WindowSpec::Fixed(f) => f.passed_upto(instant, extra),
             WindowSpec::Cumulative(c) => c.passed_upto(instant, extra),
             WindowSpec::Calendar(c) => c.passed_upto(instant, extra),
+        }
+    }
+
+    /// The instants (inclusive) a row may have: every window containing one of them starts
+    /// and ends within 64-bit time (and, for calendar windows, within the calendar's years).
+    /// A row outside is rejected rather than put in a window whose bounds cannot be written.
+    pub fn supported(&self) -> (i64, i64) {
+        match self {
+            WindowSpec::Fixed(f) => f.supported(),
+            WindowSpec::Cumulative(c) => c.supported(),
+            WindowSpec::Calendar(c) => c.supported(),
         }
     }
 
