@@ -37,11 +37,11 @@ notebooks: ## Execute notebooks/*.ipynb as CI does, and check they are committed
 	$(PYTHON) notebooks/strip.py --check
 	$(PYTHON) -m pytest tests/test_notebooks.py -q
 
-lint: ## cargo clippy with warnings as errors, and ruff when it is installed
-	cargo clippy -- -D warnings
-	@if $(PYTHON) -m ruff --version >/dev/null 2>&1; then \
-		echo "$(PYTHON) -m ruff check python tests bench"; $(PYTHON) -m ruff check python tests bench; \
-	else echo "ruff is not installed; skipping the Python lint"; fi
+lint: ## rustfmt, clippy (with and without the python feature) with warnings as errors, ruff
+	cargo fmt --check
+	cargo clippy --all-targets --no-default-features -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+	$(PYTHON) -m ruff check python tests bench .ci
 
 bench: ## Time rillet against polars and DuckDB (EVENTS=1000000); a release build is needed for real figures
 	$(PYTHON) bench/run.py --events $(EVENTS)

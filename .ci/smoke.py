@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +19,7 @@ import rillet as rl
 
 
 def main() -> int:
-    base = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+    base = datetime(2026, 3, 2, 9, tzinfo=UTC)
     n = 5_000
     events = pl.DataFrame({
         "t": [base + timedelta(seconds=(i * 7919) % 3600) for i in range(n)],

@@ -597,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * (len(header) + 20))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     peer_k1: dict[str, dict] = {}  # K1 timings of batch engines, reused for their K6 row
     failures = 0
     for query in args.queries:

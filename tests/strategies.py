@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-import rillet as rl
 from hypothesis import strategies as st
+
+import rillet as rl
 
 KEY_VALUES: dict[str, list[Any]] = {
     "str": ["a", "b", "ab", None],

@@ -11,10 +11,11 @@ import datetime as dt
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches
 from hypothesis import given
 from strategies import FILTER, Case, build_query, cases
+
+import rillet as rl
 
 
 def _partition(case: Case, run: rl.Run) -> dict[str, set[int]]:
@@ -111,7 +112,7 @@ def test_rejected_rows_do_not_move_the_watermark() -> None:
     assert run.rejected["rid"].to_list() == [1, 2]
     assert run.rejected["reason"][0] == "null time"
     assert "unparseable time" in run.rejected["reason"][1]
-    assert run.metrics["watermark"] == dt.datetime(1970, 1, 1, 0, 0, 7, tzinfo=dt.timezone.utc)
+    assert run.metrics["watermark"] == dt.datetime(1970, 1, 1, 0, 0, 7, tzinfo=dt.UTC)
     assert run.output["count"].to_list() == [2]
     assert run.metrics["rows_in"] == 4
     assert run.metrics["rows_accepted"] == 2 and run.metrics["rows_rejected"] == 2

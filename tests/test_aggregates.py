@@ -48,7 +48,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches, reference_emissions, reference_span_emissions
 from hypothesis import given
 from hypothesis import strategies as st
@@ -57,6 +56,8 @@ from test_windows_cumulative import cumulative_spans
 from test_windows_session import SessionOracle
 from test_windows_sliding import SlidingCase
 from test_windows_sliding import reference_emissions as sliding_emissions
+
+import rillet as rl
 
 QS = [0.0, 0.25, 0.5, 0.9, 1.0]
 COND = pl.col("c")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 import pytest
-import rillet as rl
 from conftest import batches
 from hypothesis import given
 from polars.testing import assert_frame_equal
 from strategies import Case, build_query, cases
+
+import rillet as rl
 
 
 def _same_run(a: rl.Run, b: rl.Run) -> None:

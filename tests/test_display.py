@@ -27,14 +27,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import rillet as rl
 from helpers import until
 from polars.testing import assert_frame_equal
+
+import rillet as rl
 from rillet._display import duration_text, human_bytes
 from rillet._interrupt import DeferInterrupt
 
 CLOUDTRAIL = Path("/work/shared/data/real/cloudtrail_invictus/cloudtrail.jsonl")
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # -- reading the HTML back ---------------------------------------------------------------------
@@ -224,7 +225,7 @@ def test_a_failed_run_shows_its_error() -> None:
 
 def test_watermark_lag_and_wall_clock_lag_of_a_live_source(tmp_path: Path) -> None:
     path = tmp_path / "live.jsonl"
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     path.write_text("".join(
         json.dumps({"t": (now - dt.timedelta(seconds=s)).isoformat(), "k": "a"}) + "\n" for s in (90, 60, 30)
     ))
@@ -236,7 +237,7 @@ def test_watermark_lag_and_wall_clock_lag_of_a_live_source(tmp_path: Path) -> No
         view = _View(handle._repr_html_())
         assert view.value("watermark_lag") == "10s"
         # now - watermark = 30 s + 10 s, plus the time the test took since `now`
-        took = dt.datetime.now(dt.timezone.utc) - now
+        took = dt.datetime.now(dt.UTC) - now
         shown = {duration_text(dt.timedelta(seconds=40 + s)) for s in range(int(took.total_seconds()) + 2)}
         assert view.value("wall_clock_lag") in shown
     finally:

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches
 
+import rillet as rl
 
 
 def run_int(times: list[int], *, spec: rl.WindowSpec | None = None, delay: int = 0,

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import polars as pl
 import pytest
+
 import rillet as rl
 
 DF = pl.DataFrame({

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from helpers import until
 from polars.testing import assert_frame_equal
 
 import rillet as rl
-from helpers import until
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _events(n: int = 4000) -> pl.DataFrame:

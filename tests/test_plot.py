@@ -26,7 +26,7 @@ pytest.importorskip("plotly")
 
 CLOUDTRAIL = Path("/work/shared/data/real/cloudtrail_invictus/cloudtrail.jsonl")
 needs_cloudtrail = pytest.mark.skipif(not CLOUDTRAIL.exists(), reason="real CloudTrail sample absent")
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from typing import Any
 import duckdb
 import polars as pl
 import pytest
-
-import rillet as rl
 from conftest import batches
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+import rillet as rl
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _events() -> pl.DataFrame:

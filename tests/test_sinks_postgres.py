@@ -26,11 +26,11 @@ from typing import NoReturn
 import polars as pl
 import psycopg
 import pytest
-
-import rillet as rl
 from conftest import batches
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+import rillet as rl
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # -- the server -----------------------------------------------------------------------------

@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches
 from hypothesis import given
 from test_aggregates import AggCase, agg_cases, build, reference_panes
+
+import rillet as rl
 
 SEED = 20240607
 
@@ -304,7 +305,7 @@ def test_hopping_window_equals_the_tumbling_window_over_the_same_span(period: in
     tumbles = pl.concat([
         rl.stream(df, time="t", watermark=1000).window(rl.tumbling(period, offset=off))
         .agg(*SKETCHES).collect() for off in range(0, period, math.gcd(period, 10))
-    ]).filter(((pl.col("window_start") % 10) == 0))
+    ]).filter((pl.col("window_start") % 10) == 0)
     joined = hop.join(tumbles, on=["window_start", "window_end"], how="inner", suffix="_tum")
     assert joined.height == hop.height == (21 if period == 20 else 22)
     for name in IDENTICAL:

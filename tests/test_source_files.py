@@ -117,7 +117,7 @@ def test_real_flights_from_files_equal_the_dataframe(tmp_path: Path, fmt: str) -
 
 # -- 2. schema evolution and broken files ------------------------------------------------------
 def test_later_files_conform_to_the_first(tmp_path: Path) -> None:
-    t = [dt.datetime(2026, 1, 1, 0, 0, s, tzinfo=dt.timezone.utc) for s in range(6)]
+    t = [dt.datetime(2026, 1, 1, 0, 0, s, tzinfo=dt.UTC) for s in range(6)]
     pl.DataFrame({"t": t[:3], "k": ["a", "b", "a"], "x": [1, 2, 3]},
                  schema_overrides={"x": pl.Int32}).write_parquet(tmp_path / "a.parquet")
     # b lacks k, adds y, and has x as Int64: k is null, y ignored, x cast to the first's Int32.

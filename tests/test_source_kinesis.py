@@ -35,13 +35,13 @@ from rillet._kinesis import KinesisSource
 
 if importlib.util.find_spec("boto3") is None and not os.environ.get("CI"):
     pytest.skip("boto3 is not installed: pip install 'rillet[kinesis]'", allow_module_level=True)
-import boto3  # noqa: E402 - after the check above
-from botocore.exceptions import ClientError  # noqa: E402
+import boto3
+from botocore.exceptions import ClientError
 
 BENCH_GEN = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "gen_events.py"
 CLOUDTRAIL = Path("/work/shared/data/real/cloudtrail_invictus/cloudtrail.jsonl")
 CGM = Path("/work/shared/data/real/iot_cgm_glucose/CGM.csv")
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # -- the server -----------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_workload_over_three_shards_equals_the_dataframe_and_polars(kinesis: Any
     assert rows.select("kinesis_shard_id", "kinesis_sequence_number").n_unique() == 3000
     assert set(rows.select("kinesis_shard_id", "kinesis_sequence_number").iter_rows()) == set(where)
     assert rows.schema["arrival_time"] == pl.String  # the records' own column, kept as it was
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert (now - rows["kinesis_arrival_time"].min()) < dt.timedelta(minutes=5)
 
 
@@ -436,7 +436,7 @@ def test_start_at_a_timestamp(kinesis: Any, endpoint: str, name: str) -> None:
     _create(kinesis, name, 2)
     _put(kinesis, name, [_event(i, "before") for i in range(10)])
     time.sleep(0.1)
-    cut = dt.datetime.now(dt.timezone.utc)  # Kinesis takes whole seconds: the source cuts finer
+    cut = dt.datetime.now(dt.UTC)  # Kinesis takes whole seconds: the source cuts finer
     time.sleep(0.1)
     _put(kinesis, name, [_event(i, "after") for i in range(10, 17)])
     for start in (cut, cut.replace(tzinfo=None)):  # naive means UTC

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 import rillet as rl
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _line(seconds: float, k: str = "a") -> str:

@@ -41,7 +41,7 @@ WINDOW = 60 * SEC
 DELAY = 2 * SEC  # watermark="2s"
 LATENESS = 10 * SEC  # lateness="10s"
 SPAN = 5 * WINDOW  # event time covered by one batch: whole windows, so every batch has the same phase
-START = int(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * SEC
+START = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()) * SEC
 #: Windows that can be open at once: those whose end + lateness is past the watermark.
 MAX_OPEN_WINDOWS = -(-(DELAY + LATENESS) // WINDOW) + 1
 #: Batches before the state reaches its steady size: the engine's tables grow to the capacity
@@ -186,7 +186,7 @@ def test_state_stays_flat_over_a_long_stream() -> None:
     assert out.select(pl.struct("window_start", "k").is_unique().all()).item()
     assert m["keys"] == KEYS
     for w in sampled:
-        start = dt.datetime.fromtimestamp(w * WINDOW // SEC, tz=dt.timezone.utc)
+        start = dt.datetime.fromtimestamp(w * WINDOW // SEC, tz=dt.UTC)
         got = out.filter(pl.col("window_start") == start).sort("k")
         want_keys = np.flatnonzero(oracle.counts[w])
         assert got["k"].to_list() == [f"user-{i:03d}" for i in want_keys], start

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches
+
+import rillet as rl
 
 REAL = Path(os.environ.get("RILLET_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
 CLOUDTRAIL = REAL / "cloudtrail_invictus" / "cloudtrail.jsonl"
@@ -367,6 +368,7 @@ def test_decimal_columns_sum_mean_min_max(size: int | None) -> None:
 def test_live_figure_embeds_plotly_js_once(monkeypatch: pytest.MonkeyPatch) -> None:
     pio = pytest.importorskip("plotly.io")
     from plotly.io._base_renderers import NotebookRenderer
+
     from rillet._plot import FigureView
 
     embedded: list[int] = []

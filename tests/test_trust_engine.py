@@ -16,10 +16,11 @@ from typing import Any
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches
 from hypothesis import given
 from hypothesis import strategies as st
+
+import rillet as rl
 
 # These inputs are hostile on purpose: most of their rows may be rejected, which a run
 # reports with a DataLossWarning (tested in its own file); here the rows themselves are checked.
@@ -335,7 +336,9 @@ def test_amend_revise_watermark_coalesces_and_is_batch_independent(emit: str) ->
     if emit == "amend":
         last = whole.sort("revision").group_by(ident, maintain_order=True).last().drop("revision")
         assert last.sort(ident).equals(final.sort(ident))
-        most = lambda out: out.group_by(ident).len()["len"].max()
+        def most(out: pl.DataFrame) -> int:
+            return out.group_by(ident).len()["len"].max()
+
         assert most(whole) < most(per_row)
         assert whole.height < per_row.height
     else:

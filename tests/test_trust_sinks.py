@@ -23,11 +23,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+
+import rillet as rl
 from rillet.__main__ import main
 from rillet._sinks import HIVE_DEFAULT_PARTITION
 

@@ -19,9 +19,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-import rillet as rl
 from hypothesis import given
 from hypothesis import strategies as st
+
+import rillet as rl
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 CLOUDTRAIL = REAL / "cloudtrail_invictus" / "cloudtrail.jsonl"

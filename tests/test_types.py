@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 import pytest
-import rillet as rl
 from polars.testing import assert_frame_equal, assert_series_equal
 
-UTC = dt.timezone.utc
+import rillet as rl
+
+UTC = dt.UTC
 PER_SECOND = {"ns": 10**9, "us": 10**6, "ms": 10**3}
 
 

@@ -31,12 +31,11 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import (
     Span,
     batches,
@@ -49,7 +48,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-UTC = dt.timezone.utc
+import rillet as rl
+
+UTC = dt.UTC
 PER_SECOND = {"ms": 10**3, "us": 10**6, "ns": 10**9}
 DAY = 86_400
 HOUR = 3_600
@@ -77,7 +78,7 @@ class WallClock:
         self.zone = zoneinfo.ZoneInfo(zone)
         self.ps = per_second
 
-    @lru_cache(maxsize=None)  # noqa: B019 - a handful of instances per test run
+    @cache  # noqa: B019 - a handful of instances per test run
     def _offset_at_second(self, second: int) -> int:
         off = dt.datetime.fromtimestamp(second, tz=self.zone).utcoffset()
         assert off is not None
@@ -90,7 +91,7 @@ class WallClock:
         """Local wall-clock time of instant u, as an instant-like integer."""
         return u + self.offset(u) * self.ps
 
-    @lru_cache(maxsize=None)  # noqa: B019
+    @cache  # noqa: B019
     def instant(self, w: int) -> int:
         """The first instant whose wall clock reads w or later: the earlier of two occurrences
         of a repeated wall time, the first instant after the gap for a skipped one."""
@@ -159,7 +160,7 @@ class Layout:
             offset_s += MONDAY_SHIFT
         zone = self.zone_for(column_tz)
         if zone is None:  # fixed windows on the UTC epoch grid
-            E, P, O = every_s * ps, period_s * ps, offset_s * ps
+            E, P, O = every_s * ps, period_s * ps, offset_s * ps  # noqa: E741 (the formula's names)
 
             def fixed(t: int) -> list[Span]:
                 first, last = (t - O - P) // E + 1, (t - O) // E
@@ -167,9 +168,9 @@ class Layout:
             return fixed
 
         clock = WallClock(zone, ps)
-        O = offset_s * ps
+        O = offset_s * ps  # noqa: E741
 
-        @lru_cache(maxsize=None)
+        @cache
         def bounds(k: int) -> Span:
             if every_m:
                 s = _month_start_seconds(k * every_m) * ps + O
@@ -202,7 +203,7 @@ def _seconds(d: dt.datetime) -> int:
     return int(d.timestamp())
 
 
-@lru_cache(maxsize=None)
+@cache
 def dst_changes(zone: str, years: tuple[int, ...] = (2024, 2025)) -> list[int]:
     """UTC seconds of the zone's offset changes in the given years (found hour by hour)."""
     clock = WallClock(zone, 1)

@@ -18,7 +18,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import (
     SPAN_AGG_NAMES,
     Span,
@@ -32,6 +31,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 from strategies import UNIT_PER_SECOND, Case, cases
+
+import rillet as rl
 
 
 def cumulative_spans(t: int, period: int, step: int, offset: int = 0) -> list[Span]:
@@ -226,7 +227,7 @@ def test_case_19_flink_cumulate_example(size: int | None) -> None:
     [08:00, 08:06) = 4, [08:00, 08:08) = 4 + 2 = 6, [08:00, 08:10) = 4 + 2 + 5 = 11, and the
     windows ending at 08:02 and 08:04 are empty, so they produce no row.
     """
-    at = lambda h, m: dt.datetime(2021, 6, 30, h, m, tzinfo=dt.timezone.utc)  # noqa: E731
+    at = lambda h, m: dt.datetime(2021, 6, 30, h, m, tzinfo=dt.UTC)  # noqa: E731
     df = pl.DataFrame({
         "t": [at(8, 5), at(8, 7), at(8, 9)],
         "price": [4.0, 2.0, 5.0],
@@ -317,7 +318,7 @@ def test_cumulative_is_utc_aligned_on_a_tz_aware_column(unit: str) -> None:
     """Cumulative windows take fixed durations aligned in UTC, whatever the column's zone:
     on an Asia/Kolkata (UTC+05:30) column, 1-hour blocks start at :00 UTC = :30 local. The
     bounds keep the column's unit and zone."""
-    utc = dt.timezone.utc
+    utc = dt.UTC
     times = [dt.datetime(2024, 5, 1, 10, 20, tzinfo=utc), dt.datetime(2024, 5, 1, 10, 50, tzinfo=utc)]
     df = pl.DataFrame({"t": pl.Series(times).dt.cast_time_unit(unit)
                        .dt.convert_time_zone("Asia/Kolkata")})
@@ -325,7 +326,7 @@ def test_cumulative_is_utc_aligned_on_a_tz_aware_column(unit: str) -> None:
     assert out.schema["window_start"] == pl.Datetime(unit, "Asia/Kolkata")
     assert out.schema["window_end"] == pl.Datetime(unit, "Asia/Kolkata")
     got = out.with_columns(pl.col("window_start", "window_end").dt.convert_time_zone("UTC"))
-    h = lambda hh, mm: dt.datetime(2024, 5, 1, hh, mm, tzinfo=dt.timezone.utc)  # noqa: E731
+    h = lambda hh, mm: dt.datetime(2024, 5, 1, hh, mm, tzinfo=dt.UTC)  # noqa: E731
     # 10:20 is in [10:00, 10:30) and [10:00, 11:00); 10:50 only in [10:00, 11:00)
     assert [(r[0], r[1], r[2]) for r in got.rows()] == [
         (h(10, 0), h(10, 30), 1), (h(10, 0), h(11, 0), 2)
@@ -334,7 +335,7 @@ def test_cumulative_is_utc_aligned_on_a_tz_aware_column(unit: str) -> None:
 
 def test_cumulative_day_blocks_on_a_utc_column() -> None:
     """'1d' / '6h' on a UTC column is a fixed 24-hour block from UTC midnight."""
-    utc = dt.timezone.utc
+    utc = dt.UTC
     df = pl.DataFrame({"t": [dt.datetime(2024, 3, 1, 7, tzinfo=utc),
                              dt.datetime(2024, 3, 1, 19, tzinfo=utc)]})
     out = rl.stream(df, time="t").window(rl.cumulative("1d", "6h")).agg(rl.count()).collect()
@@ -344,7 +345,7 @@ def test_cumulative_day_blocks_on_a_utc_column() -> None:
 
 # -- configuration errors -------------------------------------------------------------------
 DF_INT = pl.DataFrame({"t": [1, 2, 15]})
-DF_UTC = pl.DataFrame({"t": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)]})
+DF_UTC = pl.DataFrame({"t": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]})
 DF_PARIS = pl.DataFrame({"t": pl.Series([dt.datetime(2024, 1, 1)]).dt.replace_time_zone("Europe/Paris")})
 
 

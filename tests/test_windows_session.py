@@ -41,12 +41,13 @@ from typing import Any
 
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches, key_sort
 from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from test_emission_modes import replay_changelog
+
+import rillet as rl
 
 AGG_NAMES = ["count", "x_count", "x_sum", "x_min", "x_max", "y_mean"]
 

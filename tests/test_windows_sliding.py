@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-import rillet as rl
 from conftest import batches, key_sort
 from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+
+import rillet as rl
 
 UNIT_PER_SECOND = {"ns": 10**9, "us": 10**6, "ms": 10**3}
 EMITS = ["final", "amend", "changelog"]

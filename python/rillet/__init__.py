@@ -29,6 +29,7 @@ from rillet._aggregates import (
     top_k,
     var,
 )
+from rillet._cloudtrail import read_cloudtrail
 from rillet._core import __version__, set_threads, threads
 from rillet._errors import (
     ConfigError,
@@ -38,15 +39,14 @@ from rillet._errors import (
     SinkError,
     SourceError,
 )
-from rillet._cloudtrail import read_cloudtrail
 from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
 from rillet._interrupt import Interrupted
-from rillet._loss import DataLossWarning
 from rillet._kafka import read_kafka
 from rillet._kinesis import read_kinesis
+from rillet._loss import DataLossWarning
 from rillet._pacing import paced
-from rillet._tail import tail_csv, tail_dir, tail_jsonl
 from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
+from rillet._tail import tail_csv, tail_dir, tail_jsonl
 from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
 
 __all__ = [

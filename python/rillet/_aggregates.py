@@ -9,7 +9,6 @@ import polars as pl
 
 from rillet._errors import ConfigError, SchemaError
 
-
 #: Bounds of integer options, so that a huge Python int is a ConfigError naming the option
 #: rather than an OverflowError from the engine.
 MAX_K = 2**32 - 1
@@ -79,7 +78,7 @@ def count(column: str | pl.Expr | None = None, *, where: pl.Expr | None = None) 
     return _make("count", column, where, "count")
 
 
-def sum(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:  # noqa: A001
+def sum(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
     """Sum of non-null values (``{col}_sum``); compensated for floats; null over no values.
 
     A float sum that overflows is ``inf`` (or ``-inf``); the positive and the negative values
@@ -94,12 +93,12 @@ def mean(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
     return _make("mean", column, where, "mean")
 
 
-def min(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:  # noqa: A001
+def min(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
     """Smallest non-null value (``{col}_min``); NaN only if every value is NaN."""
     return _make("min", column, where, "min")
 
 
-def max(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:  # noqa: A001
+def max(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
     """Largest non-null value (``{col}_max``); NaN only if every value is NaN."""
     return _make("max", column, where, "max")
 

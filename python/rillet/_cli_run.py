@@ -285,7 +285,7 @@ class FileOutput:
                 if not path.parent.is_dir():
                     raise FileNotFoundError(f"no folder {str(path.parent)!r}")
             else:
-                self.handle = open(path, "wb")  # noqa: SIM115 - open for the whole run
+                self.handle = open(path, "wb")
         except OSError as e:
             raise SinkError(f"cannot write {target.path}: {e}") from e
 

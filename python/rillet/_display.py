@@ -86,7 +86,7 @@ class LiveView:
                 if self._running():
                     self._publish(final=False)
             self.finish()
-        except Exception:  # noqa: BLE001 - the output area is gone (kernel shutting down): stop
+        except Exception:
             self.final = True
 
     def _publish(self, final: bool) -> None:
@@ -101,7 +101,7 @@ class LiveView:
         # A failure to render must not kill the refresh thread with a traceback on stderr.
         try:
             return self._render()
-        except Exception as e:  # noqa: BLE001 - shown in the view instead
+        except Exception as e:
             return _Html(f"<pre>{html.escape(f'could not render the view: {type(e).__name__}: {e}')}</pre>",
                          f"could not render the view: {type(e).__name__}: {e}")
 
@@ -128,7 +128,7 @@ def human_bytes(n: float | None) -> str:
     if n < 1024:
         return f"{int(n)} B"
     value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
+    for unit in ("KiB", "MiB", "GiB", "TiB"):  # noqa: B007 (the unit reached is used below)
         value /= 1024
         if value < 1024:
             break
@@ -189,8 +189,8 @@ def wall_clock_lag(metrics: dict[str, Any], now: dt.datetime | None = None) -> d
     if not isinstance(watermark, dt.datetime):
         return None
     if watermark.tzinfo is None:
-        watermark = watermark.replace(tzinfo=dt.timezone.utc)  # naive event time means UTC
-    now = now if now is not None else dt.datetime.now(dt.timezone.utc)
+        watermark = watermark.replace(tzinfo=dt.UTC)  # naive event time means UTC
+    now = now if now is not None else dt.datetime.now(dt.UTC)
     return now - watermark
 
 
@@ -249,7 +249,7 @@ class RunningView:
     title: str = ""
     live: bool = False  # a live source: the view also shows the lag behind the wall clock
     error: BaseException | None = None
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def fields(self) -> list[tuple[str, str, str]]:
         return status_fields(self.state, self.metrics, self.live, self.now)

@@ -17,8 +17,8 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._source import ChunkSource
 from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet._source import ChunkSource
 
 Seconds = str | dt.timedelta | int | float
 
@@ -195,7 +195,7 @@ class KafkaSource(ChunkSource):
         def close() -> None:
             try:
                 consumer.close()
-            except Exception as e:  # noqa: BLE001 - a failed close must not hide the real outcome
+            except Exception as e:
                 _LOG.warning("read_kafka: closing the consumer failed: %s", e)
 
         closer = threading.Thread(target=close, name="rillet-kafka-close", daemon=True)

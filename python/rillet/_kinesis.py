@@ -16,8 +16,8 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet._files import Chunk
-from rillet._source import ChunkSource
 from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet._source import ChunkSource
 
 #: The columns added to every row, before ``meta_prefix``.
 META_COLUMNS = ("arrival_time", "shard_id", "sequence_number")
@@ -29,7 +29,7 @@ _BACKOFF_MAX_S = 5.0
 _SHARD_SYNC_S = 1.0  # ListShards at most this often (and at once when a shard ends)
 _INFER_RECORDS = 1000  # JSON: the schema is inferred from this many records (or all, if fewer)
 _INFER_WAIT_S = 1.0  # ... or from those that came within this long of the first
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
 
 
@@ -364,7 +364,7 @@ def _start(start: Any) -> str | dt.datetime:
     if isinstance(start, str) and start.upper() in ("TRIM_HORIZON", "LATEST"):
         return start.upper()
     if isinstance(start, dt.datetime):
-        return start if start.tzinfo is not None else start.replace(tzinfo=dt.timezone.utc)
+        return start if start.tzinfo is not None else start.replace(tzinfo=dt.UTC)
     raise ConfigError(
         f"read_kinesis(start={start!r}): use 'TRIM_HORIZON' (the oldest record kept), 'LATEST' "
         "(only records that arrive from now on) or a datetime (records from that arrival time on)"

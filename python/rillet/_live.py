@@ -81,13 +81,13 @@ class RunningQuery:
                 self._keep(ex.finish())
                 self._run = Run(self._output_locked(), ex.late_frame(), ex.rejected_frame(), ex.metrics(),
                                 _query=self._query)
-        except BaseException as e:  # noqa: BLE001 - surfaced by wait(), error and the display
+        except BaseException as e:
             self._error = e
         finally:
             try:
                 try:
                     source.close()  # a live source lets go of its files, sockets and consumers
-                except BaseException as e:  # noqa: BLE001 - run() would raise it: wait() does
+                except BaseException as e:
                     if self._error is None:
                         self._error = e
                 ex.close()

@@ -494,7 +494,7 @@ class DatabaseSink:
                 self.db.execute(f"CREATE TABLE IF NOT EXISTS {_ident(self.table)} ({defs}, PRIMARY KEY ({pk}))")
         except SinkError:
             raise
-        except Exception as e:  # noqa: BLE001 - any driver error is a sink error
+        except Exception as e:
             raise SinkError(
                 f"cannot create or inspect {self.dialect.name} table {self.table!r} in {self.where}: {e}"
             ) from e
@@ -550,10 +550,10 @@ class DatabaseSink:
                 self.db.executemany(self.delete, deletes)
             self._send_upserts(upserts)
             self.db.execute("COMMIT")
-        except Exception as e:  # noqa: BLE001 - any driver error is a sink error
+        except Exception as e:
             try:
                 self.db.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001, S110 - the connection may be gone; the error below says why
+            except Exception:
                 pass
             raise SinkError(
                 f"cannot write to {self.dialect.name} table {self.table!r} in {self.where}: {e}; "
@@ -603,7 +603,7 @@ def _connect_file(dialect: _Dialect, path: str) -> Any:
         return duckdb.connect(path)
     except ConfigError:
         raise
-    except Exception as e:  # noqa: BLE001 - any driver error is a sink error
+    except Exception as e:
         raise SinkError(f"cannot open the {dialect.name} database {path}: {e}") from e
 
 

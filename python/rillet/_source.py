@@ -51,7 +51,7 @@ def to_frame(obj: Any) -> pl.DataFrame:
     if _is_arrow(obj):
         try:
             return pl.DataFrame(obj)
-        except Exception as e:  # noqa: BLE001 - any import failure is the source's fault
+        except Exception as e:
             raise SourceError(f"could not read Arrow data from {type(obj).__name__}: {e}") from e
     raise ConfigError(
         f"unsupported micro-batch of type {type(obj).__name__}; each batch must be a polars "

@@ -191,7 +191,7 @@ class TailFile(ChunkSource):
         try:
             while True:
                 if handle is None and self.path.exists():
-                    handle = open(self.path, "rb")  # noqa: SIM115 - kept open while following
+                    handle = open(self.path, "rb")
                     inode = os.fstat(handle.fileno()).st_ino
                     lines = _Lines(str(self.path), self.max_line_bytes)
                     if hasattr(decoder, "restart"):

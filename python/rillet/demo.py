@@ -28,7 +28,7 @@ import rillet as rl
 __all__ = ["generate", "run_demo"]
 
 #: Event time of the first event: Monday 2 March 2026, 09:00 UTC.
-START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 #: Mean event-time rate, events per second (the default 200,000 events span about 13 minutes).
 RATE_PER_S = 250
 ACCOUNT = "111122223333"
