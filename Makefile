@@ -37,11 +37,13 @@ notebooks: ## Execute notebooks/*.ipynb as CI does, and check they are committed
 	$(PYTHON) notebooks/strip.py --check
 	$(PYTHON) -m pytest tests/test_notebooks.py -q
 
-lint: ## rustfmt, clippy (with and without the python feature) with warnings as errors, ruff
+lint: ## rustfmt, clippy (with and without the python feature) with warnings as errors, ruff, mypy, stubtest
 	cargo fmt --check
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
 	$(PYTHON) -m ruff check python tests bench .ci
+	$(PYTHON) -m mypy
+	$(PYTHON) -m mypy.stubtest rillet._core  # the stub against the installed native module
 
 bench: ## Time rillet against polars and DuckDB (EVENTS=1000000); a release build is needed for real figures
 	$(PYTHON) bench/run.py --events $(EVENTS)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -423,7 +424,17 @@ def test_default_names_and_types() -> None:
         "s_top_w": pl.List(pl.Struct({"value": pl.String, "weight": pl.Int64,  # v is Int64
                                       "error": pl.Int64})),
     })
-    assert rl.approx_quantile("v", [0.5, 0.99])[1].name == "v_q99"  # type: ignore[index]
+    assert rl.approx_quantile("v", [0.5, 0.99])[1].name == "v_q99"
+
+
+@pytest.mark.parametrize("make", [rl.quantile, rl.approx_quantile], ids=["quantile", "approx_quantile"])
+def test_quantile_list_items_are_each_checked_as_a_q(make: Any) -> None:
+    """A list of q gives the aggregates of its items one by one; an item that is not a number
+    in [0, 1] (a nested list, text, a bool) is refused at once, naming the item."""
+    assert make("v", [0.5, 0.99]) == [make("v", 0.5), make("v", 0.99)]
+    for item in ([0.5, 0.9], "0.5", True, 1.5):
+        with pytest.raises(rl.ConfigError, match=r"q must be a number in \[0, 1\].*got " + re.escape(repr(item))):
+            make("v", [0.25, item])
 
 
 def test_var_std_null_under_ddof_plus_one_values() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import polars as pl
 
@@ -158,12 +158,16 @@ def _check_q(q: Any, fn: str) -> float:
     return float(q)
 
 
+@overload
+def quantile(column: str | pl.Expr, q: float, *, where: pl.Expr | None = None) -> Agg: ...
+@overload
+def quantile(column: str | pl.Expr, q: Sequence[float], *, where: pl.Expr | None = None) -> list[Agg]: ...
 def quantile(column: str | pl.Expr, q: float | Sequence[float], *,
              where: pl.Expr | None = None) -> Agg | list[Agg]:
     """Exact quantile by nearest rank, as polars' ``quantile(q, "nearest")``
     (``{col}_q{q*100}``); a list of ``q`` gives one aggregate per quantile."""
     if isinstance(q, Sequence) and not isinstance(q, str):
-        return [quantile(column, x, where=where) for x in q]  # type: ignore[misc]
+        return [quantile(column, _check_q(x, "rl.quantile"), where=where) for x in q]
     q = _check_q(q, "rl.quantile")
     return _make("quantile", column, where, _quantile_suffix(q), {"q": q})
 
@@ -174,13 +178,19 @@ def median(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
     return _make("quantile", column, where, "median", {"q": 0.5})
 
 
+@overload
+def approx_quantile(column: str | pl.Expr, q: float, relative_error: float = 0.01,
+                    *, where: pl.Expr | None = None) -> Agg: ...
+@overload
+def approx_quantile(column: str | pl.Expr, q: Sequence[float], relative_error: float = 0.01,
+                    *, where: pl.Expr | None = None) -> list[Agg]: ...
 def approx_quantile(column: str | pl.Expr, q: float | Sequence[float], relative_error: float = 0.01,
                     *, where: pl.Expr | None = None) -> Agg | list[Agg]:
     """Approximate quantile from a mergeable DDSketch (``{col}_q{q*100}``): the result is within
     ``relative_error`` of a true value of that rank, after any merges. A list of ``q`` gives
     one aggregate per quantile."""
     if isinstance(q, Sequence) and not isinstance(q, str):
-        return [approx_quantile(column, x, relative_error, where=where) for x in q]  # type: ignore[misc]
+        return [approx_quantile(column, _check_q(x, "rl.approx_quantile"), relative_error, where=where) for x in q]
     q = _check_q(q, "rl.approx_quantile")
     if isinstance(relative_error, bool) or not isinstance(relative_error, (int, float)) or not 1e-12 <= relative_error < 1:
         raise ConfigError(
@@ -227,11 +237,12 @@ def _top_k_output(agg: Agg, value: pl.DataType | None, engine_value: pl.DataType
     integer_weight = agg.weight is not None and weight is not None and weight.is_integer()
     if value is None and not integer_weight:
         return None
+    measure_dtype: pl.DataType
     if agg.weight is None:
-        measure, measure_dtype = "count", pl.Int64
+        measure, measure_dtype = "count", pl.Int64()
     else:
-        measure, measure_dtype = "weight", pl.Int64 if integer_weight else pl.Float64
-    fields = {"value": value if value is not None else engine_value, measure: measure_dtype}
+        measure, measure_dtype = "weight", pl.Int64() if integer_weight else pl.Float64()
+    fields: dict[str, pl.DataType] = {"value": value if value is not None else engine_value, measure: measure_dtype}
     if agg.options.get("approx"):
         fields["error"] = measure_dtype
     return pl.List(pl.Struct(fields))
@@ -274,21 +285,23 @@ def engine_input(agg: Agg, dtype: pl.DataType,
         return None, None
     if agg.kind in _FLOATING:
         if dtype.is_numeric() or dtype == pl.Boolean:
-            return (None if dtype == pl.Float64 else pl.Float64), None
+            return (None if dtype == pl.Float64 else pl.Float64()), None
         raise SchemaError(
             f"rl.{agg.kind}({name!r}) needs a numeric column, but {name!r} is {dtype}; cast it "
             "with .with_columns(pl.col(...).cast(pl.Float64)) first"
         )
     if agg.kind in _VALUES:
         back = agg.kind in ("first", "last", "top_k")
+        engine: pl.DataType | None
+        out: pl.DataType | None
         if dtype == pl.Int64 or dtype == pl.Float64 or dtype == pl.String:
             engine, out = None, None
         elif dtype.is_integer() or dtype.is_temporal() or dtype == pl.Boolean:
-            engine, out = pl.Int64, dtype
+            engine, out = pl.Int64(), dtype
         elif dtype.is_float():
-            engine, out = pl.Float64, dtype
+            engine, out = pl.Float64(), dtype
         elif isinstance(dtype, (pl.Categorical, pl.Enum)):
-            engine, out = pl.String, None
+            engine, out = pl.String(), None
         else:
             raise SchemaError(
                 f"rl.{agg.kind}({name!r}) takes integer, float, boolean, temporal or string "
@@ -301,12 +314,12 @@ def engine_input(agg: Agg, dtype: pl.DataType,
         return engine, out
     if isinstance(dtype, pl.Decimal) and agg.kind in ("sum", "mean", "min", "max"):
         # Float64 arithmetic: exact to about 15 significant digits (docs/aggregates.md).
-        return pl.Float64, None
+        return pl.Float64(), None
     if agg.kind in ("sum", "mean"):
         if dtype.is_integer() or dtype == pl.Boolean:
-            return (pl.Int64, None) if agg.kind == "sum" else (pl.Float64, None)
+            return (pl.Int64(), None) if agg.kind == "sum" else (pl.Float64(), None)
         if dtype.is_float():
-            return pl.Float64, None
+            return pl.Float64(), None
         if agg.kind == "mean" and dtype.is_temporal():
             raise SchemaError(
                 f"rl.mean({name!r}): mean of a {dtype} column is not supported; cast it to a "
@@ -314,11 +327,11 @@ def engine_input(agg: Agg, dtype: pl.DataType,
             )
     if agg.kind in ("min", "max"):
         if dtype.is_integer() or dtype == pl.Boolean:
-            return pl.Int64, (None if dtype == pl.Int64 else dtype)
+            return pl.Int64(), (None if dtype == pl.Int64 else dtype)
         if dtype.is_float():
-            return pl.Float64, (None if dtype == pl.Float64 else dtype)
+            return pl.Float64(), (None if dtype == pl.Float64 else dtype)
         if dtype.is_temporal():
-            return pl.Int64, dtype
+            return pl.Int64(), dtype
     if dtype == pl.String and agg.kind in ("min", "max"):
         raise SchemaError(
             f"rl.{agg.kind}({name!r}) needs a numeric or temporal column, but {name!r} is text (String). "

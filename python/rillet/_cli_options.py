@@ -265,10 +265,10 @@ def _make_agg(func: str, col: str, args: list[str], spec: str) -> rl.Agg:
     if func == "approx_count_distinct":
         return rl.approx_count_distinct(col, _number(args[0], int, "PRECISION", spec) if args else 14)
     if func == "quantile":
-        return rl.quantile(col, _number(args[0], float, "Q", spec))  # type: ignore[return-value]
+        return rl.quantile(col, _number(args[0], float, "Q", spec))
     if func == "approx_quantile":
         err = _number(args[1], float, "ERR", spec) if len(args) > 1 else 0.01
-        return rl.approx_quantile(col, _number(args[0], float, "Q", spec), err)  # type: ignore[return-value]
+        return rl.approx_quantile(col, _number(args[0], float, "Q", spec), err)
     if func == "top_k":
         return rl.top_k(col, _number(args[0], int, "K", spec))
     return getattr(rl, func)(col)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import polars as pl
 
@@ -23,6 +23,9 @@ import rillet as rl
 from rillet._cli_options import OutputFile, WindowOption
 from rillet._errors import ConfigError, RilletError, SchemaError, SinkError, SourceError
 from rillet._interrupt import DeferInterrupt
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 #: File name endings -> input format (".gz" is stripped first; only CSV and JSON Lines may have it).
 INPUT_EXTENSIONS = {
@@ -243,7 +246,7 @@ def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
     return df.rename(dict(zip(df.columns, names))) if names != df.columns and len(set(names)) == len(names) else df
 
 
-def _has_empty_struct(dtype: pl.DataType) -> bool:
+def _has_empty_struct(dtype: PolarsDataType) -> bool:
     if isinstance(dtype, pl.Struct):
         return not dtype.fields or any(_has_empty_struct(f.dtype) for f in dtype.fields)
     inner = getattr(dtype, "inner", None)

@@ -32,12 +32,12 @@ KNOWN = {"eventTime", "userIdentity", *FIELDS, *BOOLEANS, *JSON_FIELDS}
 
 SCHEMA: dict[str, pl.DataType] = {
     "eventTime": pl.Datetime("us", "UTC"),
-    **{f: pl.String for f in FIELDS},
-    **{f: pl.Boolean for f in BOOLEANS},
-    **{f"userIdentity.{f}": pl.String for f in IDENTITY},
-    "userIdentity": pl.String,
-    **{f: pl.String for f in JSON_FIELDS},
-    "other": pl.String,
+    **{f: pl.String() for f in FIELDS},
+    **{f: pl.Boolean() for f in BOOLEANS},
+    **{f"userIdentity.{f}": pl.String() for f in IDENTITY},
+    "userIdentity": pl.String(),
+    **{f: pl.String() for f in JSON_FIELDS},
+    "other": pl.String(),
 }
 
 
@@ -106,8 +106,8 @@ class CloudTrailFiles(ChunkSource):
             self.root = os.path.realpath(root)
         else:
             self.files = expand(path, "read_cloudtrail")
-            root = _glob_root(path)
-            self.root = os.path.realpath(root) if root is not None else None
+            glob_root = _glob_root(path)
+            self.root = os.path.realpath(glob_root) if glob_root is not None else None
 
     def chunks(self) -> Iterator[Chunk]:
         for f in self.files:
@@ -171,8 +171,8 @@ class CloudTrailFiles(ChunkSource):
         if doc is not None:
             records = doc.get("Records") if isinstance(doc, dict) else None
             if not isinstance(records, list):
-                e = ValueError('expected an object {"Records": [...]}')
-                bad.append({"file": f, "line": 1, "reason": _not_cloudtrail(raw, e),
+                wrong = ValueError('expected an object {"Records": [...]}')
+                bad.append({"file": f, "line": 1, "reason": _not_cloudtrail(raw, wrong),
                             "text": raw[:1000].decode("utf-8", "replace")})
                 return []
             return list(enumerate(records))
@@ -260,6 +260,12 @@ _BRACKET = re.compile(r'["\[\]{}]')
 _SCALAR = re.compile(r"[^,\]}\s]*")
 
 
+def _after_ws(text: str, i: int) -> int:
+    """The index of the first non-whitespace character of ``text`` from ``i`` on."""
+    m = _WS.match(text, i)
+    return i if m is None else m.end()  # never None: the pattern matches the empty string
+
+
 def _value_end(text: str, i: int) -> int:
     """Where the JSON value starting at ``text[i]`` ends, found without recursion (objects and
     arrays by counting brackets outside strings; its contents are checked when it is read)."""
@@ -272,7 +278,8 @@ def _value_end(text: str, i: int) -> int:
             raise ValueError(f"an unterminated string at character {i}")
         return m.end()
     if c not in "[{":
-        return _SCALAR.match(text, i).end()  # type: ignore[union-attr]
+        m = _SCALAR.match(text, i)
+        return i if m is None else m.end()  # never None: the pattern matches the empty string
     depth = 0
     j = i
     while True:
@@ -294,36 +301,36 @@ def _value_end(text: str, i: int) -> int:
 
 def _record_spans(text: str) -> list[str]:
     """The text of each element of the top-level ``Records`` array of ``text``."""
-    i = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    i = _after_ws(text, 0)
     if not text.startswith("{", i):
         raise ValueError('expected an object {"Records": [...]}')
     i += 1
     spans: list[str] | None = None
     while True:
-        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        i = _after_ws(text, i)
         if text.startswith("}", i):
             break
         key = _STRING.match(text, i)
         if key is None:
             raise ValueError(f"expected a key at character {i}")
-        i = _WS.match(text, key.end()).end()  # type: ignore[union-attr]
+        i = _after_ws(text, key.end())
         if not text.startswith(":", i):
             raise ValueError(f"expected ':' at character {i}")
-        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        i = _after_ws(text, i + 1)
         end = _value_end(text, i)
         if json.loads(key.group()) == "Records" and text.startswith("[", i):
             spans = []
             j = i + 1
             while True:
-                j = _WS.match(text, j).end()  # type: ignore[union-attr]
+                j = _after_ws(text, j)
                 if text.startswith("]", j) or j >= end:
                     break
                 e = _value_end(text, j)
                 spans.append(text[j:e])
-                j = _WS.match(text, e).end()  # type: ignore[union-attr]
+                j = _after_ws(text, e)
                 if text.startswith(",", j):
                     j += 1
-        i = _WS.match(text, end).end()  # type: ignore[union-attr]
+        i = _after_ws(text, end)
         if text.startswith(",", i):
             i += 1
         elif not text.startswith("}", i):

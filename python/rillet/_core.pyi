@@ -1,5 +1,31 @@
-"""Type stub of the compiled engine module (`rillet._core`)."""
-from typing import Any
+"""Type stub of the compiled engine module (`rillet._core`).
+
+Checked against the built module with
+``python -m mypy.stubtest rillet._core`` (no allowlist needed).
+The classes are PyO3 classes: built through ``__new__`` and final (not subclassable).
+"""
+from typing import Any, Self, final
+
+__all__ = [
+    "RilletError",
+    "SchemaError",
+    "ConfigError",
+    "SourceError",
+    "SinkError",
+    "LateDataError",
+    "WindowOperator",
+    "FileReader",
+    "CsvRecords",
+    "parse_duration",
+    "set_threads",
+    "threads",
+    "is_whole_weeks",
+    "duration_parts",
+    "text_times",
+    "format_instant",
+    "MAX_WINDOWS_PER_ROW",
+    "__version__",
+]
 
 __version__: str
 MAX_WINDOWS_PER_ROW: int
@@ -20,9 +46,10 @@ def text_times(values: Any) -> Any:
 def format_instant(value: int, unit: str) -> str:
     """An instant in ``unit`` as RFC 3339 text in UTC, for any instant (any year)."""
 
+@final
 class WindowOperator:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         time_column: str,
         time_unit: str,
         by: list[str],
@@ -34,7 +61,7 @@ class WindowOperator:
         aggs: list[tuple[str, str | None, str | None, str, dict[str, Any] | None]],
         early_ms: int | None = None,
         revise: str = "row",
-    ) -> None: ...
+    ) -> Self: ...
     def process(self, data: Any, now_ms: int | None = None) -> tuple[Any, Any, Any]: ...
     def tick(self, now_ms: int) -> Any: ...
     def advance_watermark(self, instant: int) -> Any: ...
@@ -42,16 +69,34 @@ class WindowOperator:
     def is_bound(self) -> bool: ...
     def metrics(self) -> dict[str, int | None]: ...
 
+@final
 class FileReader:
-    def __init__(self, kind: str, paths: list[str], batch_rows: int = 65536, infer_rows: int = 1000,
-                 delimiter: str = ",", schema: Any = None, max_line_bytes: int | None = None,
-                 on_error: str = "raise", null_values: list[str] | None = None) -> None: ...
+    def __new__(
+        cls,
+        kind: str,
+        paths: list[str],
+        batch_rows: int = 65536,
+        infer_rows: int = 1000,
+        delimiter: str = ",",
+        schema: Any = None,
+        max_line_bytes: int | None = None,
+        on_error: str = "raise",
+        null_values: list[str] | None = None,
+    ) -> Self: ...
     def split(self) -> list[FileReader]: ...
     def next_chunk(self) -> tuple[Any, Any] | None: ...
 
+@final
 class CsvRecords:
-    def __init__(self, name: str, head: bytes, delimiter: str = ",", infer_rows: int = 1000,
-                 schema: Any = None, null_values: list[str] | None = None) -> None: ...
+    def __new__(
+        cls,
+        name: str,
+        head: bytes,
+        delimiter: str = ",",
+        infer_rows: int = 1000,
+        schema: Any = None,
+        null_values: list[str] | None = None,
+    ) -> Self: ...
     def decode(self, records: list[tuple[int, bytes]]) -> tuple[Any, Any]: ...
 
 def set_threads(n: int) -> None: ...

@@ -175,7 +175,7 @@ def watermark_lag(metrics: dict[str, Any]) -> object:
     if position is None or watermark is None:
         return None
     try:
-        lag = position - watermark  # type: ignore[operator]
+        lag = position - watermark
     except TypeError:
         return None
     return max(lag * 0, lag)  # 0 of the lag's type: a timedelta or an integer

@@ -172,7 +172,7 @@ class FileSource(ChunkSource):
                 return
             # Rows up to the smallest latest value of the files that may still send smaller
             # ones; a file whose buffer is all null sends its rows at once.
-            latest = [b[col].max() for b in buffers.values() if b[col].null_count() < b.height]
+            latest: list[Any] = [b[col].max() for b in buffers.values() if b[col].null_count() < b.height]
             frontier = min(latest) if latest else None
             out = []
             blocked = False  # an earlier file may still send rows equal to the frontier

@@ -116,7 +116,8 @@ class KafkaSource(ChunkSource):
         if schema is not None:
             from rillet._files import _schema_frame
 
-            schema = _schema_frame(schema, "kafka").schema  # checked: a dict of polars dtypes
+            checked = _schema_frame(schema, "kafka")  # a dict of polars dtypes, or ConfigError
+            schema = None if checked is None else checked.schema
         self.schema = None if schema is None else dict(schema)
         if format == "raw":
             self.schema = {"key": pl.Binary(), "value": pl.Binary()}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from rillet._files import Chunk
 from rillet._time import wall_ms
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 BAD_SCHEMA = {"file": pl.String, "line": pl.UInt64, "reason": pl.String, "text": pl.String}
 
@@ -132,8 +135,8 @@ def infer_schema(values: list[dict], lines: list[bytes]) -> dict[str, pl.DataTyp
     known yet, and a Null column would refuse every later value), or that holds such a null
     deeper inside (an empty list)."""
     try:
-        schema = dict(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None).schema)
-        return {k: pl.String() if _has_null(t) else t for k, t in schema.items()}
+        inferred = dict(pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None).schema)
+        return {k: pl.String() if _has_null(t) else t for k, t in inferred.items()}
     except pl.exceptions.PolarsError:
         pass
     schema: dict[str, pl.DataType] = {}
@@ -147,7 +150,7 @@ def infer_schema(values: list[dict], lines: list[bytes]) -> dict[str, pl.DataTyp
     return schema
 
 
-def _has_null(dtype: pl.DataType) -> bool:
+def _has_null(dtype: PolarsDataType) -> bool:
     """True when the type is Null or holds a Null inside (a list's items, a struct's field)."""
     if dtype == pl.Null:
         return True

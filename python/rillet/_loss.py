@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any
 
 import polars as pl
@@ -44,9 +45,9 @@ def warn(message: str) -> None:
     """Issues a :class:`DataLossWarning` attributed to the first caller outside rillet, so
     the warning points at the user's ``collect()`` / ``run()`` line."""
     level = 2  # 1 is this function's own line; 2 its caller's
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
         level += 1
     warnings.warn(message, DataLossWarning, stacklevel=level)
 
@@ -132,7 +133,7 @@ def suggested_watermark(late: pl.DataFrame | None) -> tuple[str | int, str] | No
         return int(q) if q is not None else 0, str(late_by.max())
     ns = late_by.cast(pl.Duration("ns")).to_physical()
     q = ns.quantile(SUGGESTED_QUANTILE, "higher")
-    return _round_up(int(q or 0)), _duration_text(int(ns.max() or 0))  # type: ignore[arg-type]
+    return _round_up(int(q or 0)), _duration_text(int(ns.max() or 0))  # type: ignore[arg-type]  # an Int64 series' max is an int
 
 
 _UNITS = (("d", 86_400 * 10**9), ("h", 3_600 * 10**9), ("m", 60 * 10**9), ("s", 10**9),

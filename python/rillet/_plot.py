@@ -192,6 +192,7 @@ def _default_y(output: pl.DataFrame, columns: list[str], shape: OutputShape | No
 
 
 def _check_numeric(output: pl.DataFrame, c: str, shape: OutputShape | None) -> None:
+    dtype: pl.DataType | str
     if output.width:
         dtype = output.schema[c]
         if dtype.is_numeric():
@@ -348,6 +349,7 @@ def sliding_span(df: pl.DataFrame, shape: OutputShape | None, x: str) -> int | N
 def _resolved(spec: Any, dtype: pl.DataType) -> tuple[dict[str, Any], str, str | None] | None:
     """The query's window in the physical units of a time column of ``dtype``, with that
     unit and zone, or None (not a time column, or a window that does not resolve there)."""
+    unit: str
     if isinstance(dtype, pl.Datetime):
         unit, tz = dtype.time_unit or "us", dtype.time_zone
     elif dtype.is_integer():

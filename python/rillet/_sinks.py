@@ -200,7 +200,7 @@ class FileSink:
             return
         col = pl.col(self.partition_by)
         dtype = df.schema[self.partition_by]
-        key = col.dt.truncate(self.every) if self._truncates(dtype) else col
+        key = col.dt.truncate(self.every) if self.every is not None and self._truncates(dtype) else col
         if isinstance(dtype, pl.Datetime):
             # The folder text is made by polars, not from Python datetimes, which stop at
             # year 9999 (the engine's times do not).

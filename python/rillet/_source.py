@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import polars as pl
@@ -66,7 +66,7 @@ def known_rows(source: Any) -> int | None:
     return None
 
 
-def frames(source: Any) -> Iterator[Any]:
+def frames(source: Any) -> Generator[Any, None, None]:
     """Yields the source's micro-batches in arrival order."""
     if isinstance(source, pl.DataFrame):
         if source.height <= REPLAY_SLICE:

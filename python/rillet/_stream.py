@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +33,14 @@ LATE_MODES = ("collect", "drop", "raise")
 REVISE_MODES = ("row", "watermark")
 
 
-def carrying_run(frames: Iterator[Any], run: Callable[[], Run]) -> Iterator[Any]:
+def carrying_run(frames: Iterator[Any], run: Callable[[], Run]) -> Generator[Any, None, None]:
     """The source's micro-batches; a :class:`RilletError` raised while reading them (a file
     that cannot be read part way through a glob) carries ``run()``, the run so far, as its
     ``.run``, as :class:`Interrupted` does."""
     try:
         yield from frames
     except RilletError as e:
-        e.run = run()  # type: ignore[attr-defined]
+        e.run = run()  # type: ignore[attr-defined]  # the core's error classes take .run at runtime
         raise
 
 
@@ -661,7 +661,7 @@ class _Execution:
         self.progress = Progress(progress, known_rows(self.stream._source))
 
     # -- source ---------------------------------------------------------------------------
-    def frames(self) -> Iterator[pl.DataFrame]:
+    def frames(self) -> Generator[pl.DataFrame, None, None]:
         return frames(self.stream._source)
 
     def apply_ops(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -699,7 +699,7 @@ class _Execution:
             else:
                 select.append(pl.col(k))
         probe = df.head(0)
-        aggs = []
+        aggs: list[tuple[str, str | None, str | None, str, dict[str, Any] | None]] = []
         for i, a in enumerate(self.q._aggs):
             col_name = None
             wdtype = None
@@ -878,7 +878,7 @@ class _Execution:
         return part.with_columns(values.alias(extra))
 
     def _late_by_dtype(self) -> pl.DataType:
-        return pl.Int64 if self.unit == "integer" else pl.Duration(self.unit)  # type: ignore[arg-type]
+        return pl.Int64() if self.unit == "integer" else pl.Duration(self.unit)  # type: ignore[arg-type]  # "ns", "us" or "ms" here
 
     def _finish_output(self, batch: Any) -> pl.DataFrame:
         out = pl.DataFrame(batch)
@@ -921,7 +921,7 @@ class _Execution:
         dtype = self.window_dtype
         if dtype is None:
             tz = getattr(self.time_dtype, "time_zone", None) if hasattr(self, "time_dtype") else None
-            dtype = pl.Datetime(self.unit, tz if self.time_dtype != pl.String else "UTC")  # type: ignore[arg-type]
+            dtype = pl.Datetime(self.unit, tz if self.time_dtype != pl.String else "UTC")  # type: ignore[arg-type]  # "ns", "us" or "ms" here
         return instant_to_python(value, dtype, self.unit)
 
     def metrics(self) -> dict[str, Any]:
@@ -969,4 +969,4 @@ for _name in _RUNNERS:
     setattr(Windowed, _name, _not_yet(_name, ".agg(...)", ".agg(rl.count())"))
     setattr(Stream, _name, _not_yet(_name, ".window(...).agg(...)",
                                     ".window(rl.tumbling('1m')).agg(rl.count())"))
-Stream.agg = _not_yet("agg", ".window(...)", ".window(rl.tumbling('1m'))")  # type: ignore[attr-defined]
+Stream.agg = _not_yet("agg", ".window(...)", ".window(rl.tumbling('1m'))")  # type: ignore[attr-defined]  # a hint, set at import

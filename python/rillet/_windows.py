@@ -25,7 +25,7 @@ class WindowSpec:
     """A window layout. Build one with :func:`tumbling`, :func:`hopping` or :func:`cumulative`."""
 
     kind: str
-    period: DurationLike
+    period: DurationLike | None  # None only for a session without max_duration
     every: DurationLike
     offset: DurationLike | None = None
     tz: str | None = None
