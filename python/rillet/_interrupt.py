@@ -7,8 +7,11 @@ import functools
 import os
 import signal
 import threading
+from collections.abc import Callable, Generator, Iterator
 from types import FrameType, TracebackType
 from typing import Any, Self
+
+from rillet._errors import RilletError
 
 
 class Interrupted(KeyboardInterrupt):
@@ -135,3 +138,14 @@ def _native_action() -> Any:
 def _restore_native_action(saved: Any) -> None:
     if saved is not None:
         _sigaction()(signal.SIGINT, saved, None)
+
+
+def carrying_run(frames: Iterator[Any], run: Callable[[], Any]) -> Generator[Any, None, None]:
+    """The source's micro-batches; a :class:`RilletError` raised while reading them (a file
+    that cannot be read part way through a glob) carries ``run()``, the run so far, as its
+    ``.run``, as :class:`Interrupted` does."""
+    try:
+        yield from frames
+    except RilletError as e:
+        e.run = run()  # type: ignore[attr-defined]  # the core's error classes take .run at runtime
+        raise

@@ -47,8 +47,7 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
     closes the source, lets the sink write what it buffered (`close(completed=False)`; Ctrl-C
     is held back while it does) and raises `rl.Interrupted` (its run's output: a batch emitted
     but not delivered, if any)."""
-    from rillet._interrupt import DeferInterrupt, Interrupted
-    from rillet._stream import carrying_run
+    from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 
     ex = query._execution(progress)
     # A source error carries the run up to it (its output went to the sink).

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +10,8 @@ import polars as pl
 
 from rillet import _clock, _core
 from rillet._aggregates import Agg, cast_back, engine_input
-from rillet._errors import ConfigError, RilletError, SchemaError
-from rillet._interrupt import DeferInterrupt, Interrupted
+from rillet._errors import ConfigError, SchemaError
+from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet._progress import Progress
 from rillet._source import frames, known_rows
 from rillet._time import (
@@ -31,17 +31,6 @@ if TYPE_CHECKING:
 EMIT_MODES = ("final", "amend", "changelog")
 LATE_MODES = ("collect", "drop", "raise")
 REVISE_MODES = ("row", "watermark")
-
-
-def carrying_run(frames: Iterator[Any], run: Callable[[], Run]) -> Generator[Any, None, None]:
-    """The source's micro-batches; a :class:`RilletError` raised while reading them (a file
-    that cannot be read part way through a glob) carries ``run()``, the run so far, as its
-    ``.run``, as :class:`Interrupted` does."""
-    try:
-        yield from frames
-    except RilletError as e:
-        e.run = run()  # type: ignore[attr-defined]  # the core's error classes take .run at runtime
-        raise
 
 
 class ProcessingTime:

@@ -428,12 +428,7 @@ impl CsvSource {
             }
             let full = records.len() + extra.len() >= self.batch_rows || bytes >= CHUNK_BYTES;
             if full || (!more && (!records.is_empty() || !extra.is_empty())) {
-                let mut batch = self.decode(&name(), records)?;
-                if !extra.is_empty() {
-                    batch.bad.extend(extra);
-                    batch.bad.sort_by_key(|b| b.line);
-                }
-                return Ok(Some(batch));
+                return Ok(Some(self.decode(&name(), records)?.with_bad(extra)));
             }
         }
         Ok(None)

@@ -251,12 +251,7 @@ impl JsonlSource {
             }
             let full = chunk.len() + extra.len() >= self.batch_rows || bytes >= CHUNK_BYTES;
             if full || (!more && (!chunk.is_empty() || !extra.is_empty())) {
-                let mut batch = self.decode(&name(), chunk)?;
-                if !extra.is_empty() {
-                    batch.bad.extend(extra);
-                    batch.bad.sort_by_key(|b| b.line);
-                }
-                return Ok(Some(batch));
+                return Ok(Some(self.decode(&name(), chunk)?.with_bad(extra)));
             }
         }
         Ok(None)

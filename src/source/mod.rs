@@ -79,6 +79,16 @@ impl SourceBatch {
             file,
         }
     }
+
+    /// Adds the rows a line reader turned down before decoding (too long, not UTF-8, ...)
+    /// to those the decoder rejected, keeping them in file order.
+    pub fn with_bad(mut self, extra: Vec<BadRow>) -> Self {
+        if !extra.is_empty() {
+            self.bad.extend(extra);
+            self.bad.sort_by_key(|b| b.line);
+        }
+        self
+    }
 }
 
 /// Opens a file for reading, decompressing `.gz` on the fly.
