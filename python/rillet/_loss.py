@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -52,9 +53,11 @@ def warn(message: str) -> None:
     warnings.warn(message, DataLossWarning, stacklevel=level)
 
 
-def run_warnings(metrics: dict[str, Any], late: pl.DataFrame | None, rejected: pl.DataFrame,
-                 time_column: str, watermark_given: bool, late_mode: str) -> list[str]:
-    """The loss warnings a finished run deserves (an empty list for most runs)."""
+def run_warnings(metrics: dict[str, Any], late: Callable[[], pl.DataFrame | None],
+                 rejected: Callable[[], pl.DataFrame], time_column: str, watermark_given: bool,
+                 late_mode: str) -> list[str]:
+    """The loss warnings a finished run deserves (an empty list for most runs). ``late`` and
+    ``rejected`` give the run's late and rejected rows, read only when a warning needs them."""
     accepted = int(metrics.get("rows_accepted") or 0)
     n_late = int(metrics.get("rows_late") or 0)
     n_rejected = int(metrics.get("rows_rejected") or 0)
@@ -63,11 +66,11 @@ def run_warnings(metrics: dict[str, Any], late: pl.DataFrame | None, rejected: p
         return []
     messages = []
     if n_rejected == judged or (n_rejected >= REJECTED_MIN_ROWS and n_rejected > REJECTED_SHARE * judged):
-        messages.append(_rejected_message(n_rejected, judged, rejected, time_column))
+        messages.append(_rejected_message(n_rejected, judged, rejected(), time_column))
     reached = accepted + n_late
     if (not watermark_given and late_mode == "collect" and n_late >= LATE_MIN_ROWS
             and n_late > LATE_SHARE * reached):
-        messages.append(_late_message(n_late, reached, late))
+        messages.append(_late_message(n_late, reached, late()))
     return messages
 
 

@@ -947,9 +947,11 @@ class _Execution:
         from rillet import _loss
 
         w = self.q._w
-        late = pl.concat([p.select("late_by") for p in self.late_parts]) if self.late_parts else None
-        rejected = self.rejected_frame()
-        for message in _loss.run_warnings(self.metrics(), late, rejected, self.stream._time,
+
+        def late() -> pl.DataFrame | None:
+            return pl.concat([p.select("late_by") for p in self.late_parts]) if self.late_parts else None
+
+        for message in _loss.run_warnings(self.metrics(), late, self.rejected_frame, self.stream._time,
                                           self.stream._watermark_given, w._late):
             _loss.warn(message)
 
