@@ -17,6 +17,7 @@ pub mod error;
 pub mod keys;
 pub mod operator;
 pub mod parallel;
+pub mod plan;
 pub mod session;
 pub mod sliding;
 pub mod source;

@@ -24,7 +24,7 @@ pub enum TimeUnit {
 
 impl TimeUnit {
     /// How many of this unit make one nanosecond-based span, as a divisor of nanoseconds.
-    fn nanos_per_unit(self) -> Option<i64> {
+    pub fn nanos_per_unit(self) -> Option<i64> {
         match self {
             TimeUnit::Nanosecond => Some(1),
             TimeUnit::Microsecond => Some(1_000),

@@ -7,7 +7,7 @@ from typing import Any, overload
 
 import polars as pl
 
-from rillet._errors import ConfigError, SchemaError
+from rillet._errors import ConfigError
 
 #: Bounds of integer options, so that a huge Python int is a ConfigError naming the option
 #: rather than an OverflowError from the engine.
@@ -229,25 +229,6 @@ def top_k(column: str | pl.Expr, k: int, weight: str | pl.Expr | None = None, ap
     return _make("top_k", column, where, "top_k", opts, weight)
 
 
-def _top_k_output(agg: Agg, value: pl.DataType | None, engine_value: pl.DataType,
-                  weight: pl.DataType | None) -> pl.DataType | None:
-    """The type a top_k list is cast back to, or None when the engine's is right. The engine
-    carries values as Int64, Float64 or String and sums weights as Float64: integer weights
-    come back as Int64, as ``rl.sum`` of an integer column does (exact up to 2**53)."""
-    integer_weight = agg.weight is not None and weight is not None and weight.is_integer()
-    if value is None and not integer_weight:
-        return None
-    measure_dtype: pl.DataType
-    if agg.weight is None:
-        measure, measure_dtype = "count", pl.Int64()
-    else:
-        measure, measure_dtype = "weight", pl.Int64() if integer_weight else pl.Float64()
-    fields: dict[str, pl.DataType] = {"value": value if value is not None else engine_value, measure: measure_dtype}
-    if agg.options.get("approx"):
-        fields["error"] = measure_dtype
-    return pl.List(pl.Struct(fields))
-
-
 _I64_MAX = 2**63 - 1
 
 
@@ -270,76 +251,3 @@ def cast_back(name: str, dtype: pl.DataType) -> pl.Expr:
             held = pl.element().struct.with_fields(**{f: _saturate(pl.field(f)) for f in ints})
             return pl.col(name).list.eval(held).cast(dtype)
     return pl.col(name).cast(dtype)
-
-
-_FLOATING = ("var", "std", "quantile", "approx_quantile")
-_VALUES = ("first", "last", "count_distinct", "approx_count_distinct", "top_k")
-
-
-def engine_input(agg: Agg, dtype: pl.DataType,
-                 weight: pl.DataType | None = None) -> tuple[pl.DataType | None, pl.DataType | None]:
-    """(dtype to cast the input to before the engine, dtype to cast the result back to);
-    ``weight`` is the type of a top_k's ``weight=``."""
-    name = agg.input_name()
-    if agg.kind == "count":
-        return None, None
-    if agg.kind in _FLOATING:
-        if dtype.is_numeric() or dtype == pl.Boolean:
-            return (None if dtype == pl.Float64 else pl.Float64()), None
-        raise SchemaError(
-            f"rl.{agg.kind}({name!r}) needs a numeric column, but {name!r} is {dtype}; cast it "
-            "with .with_columns(pl.col(...).cast(pl.Float64)) first"
-        )
-    if agg.kind in _VALUES:
-        back = agg.kind in ("first", "last", "top_k")
-        engine: pl.DataType | None
-        out: pl.DataType | None
-        if dtype == pl.Int64 or dtype == pl.Float64 or dtype == pl.String:
-            engine, out = None, None
-        elif dtype.is_integer() or dtype.is_temporal() or dtype == pl.Boolean:
-            engine, out = pl.Int64(), dtype
-        elif dtype.is_float():
-            engine, out = pl.Float64(), dtype
-        elif isinstance(dtype, (pl.Categorical, pl.Enum)):
-            engine, out = pl.String(), None
-        else:
-            raise SchemaError(
-                f"rl.{agg.kind}({name!r}) takes integer, float, boolean, temporal or string "
-                f"values, but {name!r} is {dtype}"
-            )
-        if agg.kind == "top_k":
-            return engine, _top_k_output(agg, out, engine or dtype, weight)
-        if not back or out is None:
-            return engine, None
-        return engine, out
-    if isinstance(dtype, pl.Decimal) and agg.kind in ("sum", "mean", "min", "max"):
-        # Float64 arithmetic: exact to about 15 significant digits (docs/aggregates.md).
-        return pl.Float64(), None
-    if agg.kind in ("sum", "mean"):
-        if dtype.is_integer() or dtype == pl.Boolean:
-            return (pl.Int64(), None) if agg.kind == "sum" else (pl.Float64(), None)
-        if dtype.is_float():
-            return pl.Float64(), None
-        if agg.kind == "mean" and dtype.is_temporal():
-            raise SchemaError(
-                f"rl.mean({name!r}): mean of a {dtype} column is not supported; cast it to a "
-                "number first"
-            )
-    if agg.kind in ("min", "max"):
-        if dtype.is_integer() or dtype == pl.Boolean:
-            return pl.Int64(), (None if dtype == pl.Int64 else dtype)
-        if dtype.is_float():
-            return pl.Float64(), (None if dtype == pl.Float64 else dtype)
-        if dtype.is_temporal():
-            return pl.Int64(), dtype
-    if dtype == pl.String and agg.kind in ("min", "max"):
-        raise SchemaError(
-            f"rl.{agg.kind}({name!r}) needs a numeric or temporal column, but {name!r} is text (String). "
-            f"If it holds times, parse them first, e.g. "
-            f".with_columns(pl.col({name!r}).str.to_datetime(time_zone='UTC')) (rl.{agg.kind} of a Datetime is "
-            f"a Datetime); if it holds numbers, cast them: pl.col({name!r}).cast(pl.Float64)"
-        )
-    raise SchemaError(
-        f"rl.{agg.kind}({name!r}) needs a numeric column, but {name!r} is {dtype}; cast it "
-        "with .with_columns(pl.col(...).cast(pl.Float64)) first"
-    )

@@ -14,6 +14,9 @@ __all__ = [
     "SinkError",
     "LateDataError",
     "WindowOperator",
+    "Plan",
+    "BoundPlan",
+    "window_layout",
     "FileReader",
     "CsvRecords",
     "parse_duration",
@@ -47,21 +50,27 @@ def format_instant(value: int, unit: str) -> str:
     """An instant in ``unit`` as RFC 3339 text in UTC, for any instant (any year)."""
 
 @final
+class Plan:
+    def __new__(cls, json: str) -> Self: ...
+    def to_json(self) -> str: ...
+    def bind(self, input: Any) -> BoundPlan: ...
+    def explain(self, input: Any | None = None) -> str: ...
+
+@final
+class BoundPlan:
+    @property
+    def unit(self) -> str: ...
+    @property
+    def input_casts(self) -> Any: ...
+    @property
+    def output_casts(self) -> Any: ...
+    def output_schema(self) -> Any: ...
+    def operator(self) -> WindowOperator: ...
+
+def window_layout(window: str, unit: str, tz: str | None) -> dict[str, Any]: ...
+
+@final
 class WindowOperator:
-    def __new__(
-        cls,
-        time_column: str,
-        time_unit: str,
-        by: list[str],
-        window: dict[str, Any],
-        delay: int,
-        lateness: int,
-        emit: str,
-        late: str,
-        aggs: list[tuple[str, str | None, str | None, str, dict[str, Any] | None]],
-        early_ms: int | None = None,
-        revise: str = "row",
-    ) -> Self: ...
     def process(self, data: Any, now_ms: int | None = None) -> tuple[Any, Any, Any]: ...
     def tick(self, now_ms: int) -> Any: ...
     def advance_watermark(self, instant: int) -> Any: ...

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from rillet import _clock, _core
-from rillet._aggregates import Agg, cast_back, engine_input
+from rillet import _clock, _plan
+from rillet._aggregates import Agg, cast_back
 from rillet._errors import ConfigError, SchemaError
 from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet._progress import Progress
@@ -19,7 +19,6 @@ from rillet._time import (
     instant_to_python,
     text_instants,
     time_unit_of,
-    to_units,
     validate_duration,
     wall_ms,
 )
@@ -230,6 +229,12 @@ class Stream:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):
             raise ConfigError(f"head(timeout=...) takes a positive number of seconds or None, got {timeout!r}")
+        out = self._peek(n, timeout)
+        return out if not out.width else _engine_time(out, self._time)
+
+    def _peek(self, n: int, timeout: float | None) -> pl.DataFrame:
+        """The first ``n`` rows after the stream's steps, the time column as the source gives
+        it (see :meth:`head`)."""
         deadline = None if timeout is None else _time.monotonic() + timeout
         parts: list[pl.DataFrame] = []
         got = 0
@@ -251,8 +256,7 @@ class Stream:
             source.close()
         if not parts:
             return pl.DataFrame()
-        out = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
-        return _engine_time(out, self._time)
+        return pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
 
     @property
     def schema(self) -> pl.Schema:
@@ -434,6 +438,7 @@ class Query:
     def __init__(self, windowed: Windowed, aggs: tuple[Agg, ...]) -> None:
         self._w = windowed
         self._aggs = aggs
+        self._plan = _plan.of(self)  # checked by the core now; typed on the first batch
 
     def iter(self, progress: bool | None = None) -> Iterator[pl.DataFrame]:
         """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily.
@@ -602,6 +607,21 @@ class Query:
         keys = [*w._by, "window_start", "window_end"]
         return run_into(self, DatabaseSink(uri, table, keys), progress)
 
+    def explain(self, timeout: float | None = 10.0) -> str:
+        """The plan as text: the source and its row-wise steps, the event time and watermark,
+        the window with its parameters, the keys, the emission and late-row modes, the
+        aggregates, and the output schema. The output schema is typed against the source's
+        columns, so the first micro-batch is read (as :meth:`Stream.schema` does; a live
+        source waits up to ``timeout`` seconds) and the source closed; without one it says
+        it is known once the first batch is read::
+
+            print(q.explain())
+        """
+        first = self._w._stream._peek(0, timeout)
+        if not first.width:
+            return self._plan.explain()
+        return self._plan.explain(_plan.inputs(self, first)[1])
+
     def collect(self, progress: bool | None = None) -> pl.DataFrame:
         """Runs to the end of the input and returns everything emitted, in emission order.
         Ctrl-C raises :class:`~rillet.Interrupted`; its ``.run.output`` is what was emitted."""
@@ -658,112 +678,19 @@ class _Execution:
 
     # -- plan -----------------------------------------------------------------------------
     def bind(self, df: pl.DataFrame) -> None:
-        w = self.q._w
-        schema = df.schema
-        tcol = self.stream._time
-        if tcol not in schema:
-            raise SchemaError(
-                f"time column {tcol!r} not found; the stream has columns {list(schema)}"
-            )
-        unit, time_cast = time_unit_of(schema[tcol], tcol)
-        self.unit = unit
-        select = [(time_cast if time_cast is not None else pl.col(tcol)).alias(tcol)]
-        for k in w._by:
-            if k == tcol:
-                raise SchemaError(
-                    f"by= includes the time column {tcol!r}; windows already group by time. To "
-                    f"group by the raw value too, copy it first: "
-                    f".with_columns(pl.col({tcol!r}).alias('{tcol}_key'))"
-                )
-            if k not in schema:
-                raise SchemaError(f"key column {k!r} not found; the stream has columns {list(schema)}")
-            dtype = schema[k]
-            if isinstance(dtype, (pl.Categorical, pl.Enum)):
-                select.append(pl.col(k).cast(pl.String))
-            elif dtype.is_nested() or dtype == pl.Object:
-                raise SchemaError(
-                    f"cannot group by {k!r} of type {dtype}; use string, integer, boolean, date "
-                    "or datetime keys"
-                )
-            else:
-                select.append(pl.col(k))
-        probe = df.head(0)
-        aggs: list[tuple[str, str | None, str | None, str, dict[str, Any] | None]] = []
-        for i, a in enumerate(self.q._aggs):
-            col_name = None
-            wdtype = None
-            if a.weight is not None:
-                wexpr = pl.col(a.weight) if isinstance(a.weight, str) else a.weight
-                try:
-                    wdtype = probe.select(wexpr).to_series().dtype
-                except pl.exceptions.PolarsError as e:
-                    raise SchemaError(f"weight= of {a.name!r}: {e}") from e
-                if not wdtype.is_numeric():
-                    raise SchemaError(f"weight= of {a.name!r} must be numeric, but it is {wdtype}")
-            if a.column is not None:
-                expr = pl.col(a.column) if isinstance(a.column, str) else a.column
-                if isinstance(a.column, str) and a.column not in schema:
-                    raise SchemaError(
-                        f"rl.{a.kind}({a.column!r}): column not found; the stream has columns "
-                        f"{list(schema)}"
-                    )
-                try:
-                    dtype = probe.select(expr).to_series().dtype
-                except pl.exceptions.PolarsError as e:
-                    raise SchemaError(f"rl.{a.kind}({a.input_name()!r}): {e}") from e
-                cast_in, cast_out = engine_input(a, dtype, wdtype)
-                if cast_in is not None and dtype != cast_in:
-                    expr = expr.cast(cast_in)
-                col_name = f"__rl_v{i}"
-                select.append(expr.alias(col_name))
-                if cast_out is not None:
-                    self.casts[a.name] = cast_out
-            where_name = None
-            if a.where is not None:
-                try:
-                    wdtype = probe.select(a.where).to_series().dtype
-                except pl.exceptions.PolarsError as e:
-                    raise SchemaError(f"where= of {a.name!r}: {e}") from e
-                if wdtype != pl.Boolean:
-                    raise SchemaError(
-                        f"where= of {a.name!r} must be a boolean expression, but it gives {wdtype}"
-                    )
-                where_name = f"__rl_w{i}"
-                select.append(a.where.alias(where_name))
-            options = dict(a.options)
-            if a.weight is not None:
-                options["weight"] = f"__rl_x{i}"
-                select.append(wexpr.cast(pl.Float64).alias(f"__rl_x{i}"))
-            aggs.append((a.kind, col_name, where_name, a.name, options))
-        tdtype = schema[tcol]
-        if w._spec.kind == "sliding" and tdtype.is_integer() and tdtype != pl.Int64:
-            # Sliding output carries the row's own time: give it back in its own type.
-            self.casts[tcol] = tdtype
-        column_tz = tdtype.time_zone if isinstance(tdtype, pl.Datetime) else ("UTC" if tdtype == pl.String else None)
-        window = w._spec.resolve(unit, column_tz)
-        delay = to_units(self.stream._watermark, unit, "watermark")
-        lateness = to_units(w._lateness, unit, "lateness")
-        for what, value, given in (("watermark", delay, self.stream._watermark),
-                                   ("lateness", lateness, w._lateness)):
-            if value < 0:
-                raise ConfigError(
-                    f"{what}={given!r} is negative; it must be a duration of zero or more, "
-                    f"e.g. {what}='5s' (or 0)"
-                )
-        self.select = select
-        self.op = _core.WindowOperator(
-            tcol, unit, list(w._by), window, delay, lateness, w._emit, w._late, aggs, w._early_ms,
-            **({} if w._revise == "row" else {"revise": w._revise}),
-        )
+        """Types the plan against the first batch (in the core) and builds the operator."""
+        exprs, probe = _plan.inputs(self.q, df)
+        bound = self.q._plan.bind(probe)
+        self.unit = bound.unit
+        in_casts = _plan.casts(bound.input_casts)
+        self.select = [e.cast(in_casts[name]) if name in in_casts else e
+                       for e, name in ((e, e.meta.output_name()) for e in exprs)]
+        self.casts = _plan.casts(bound.output_casts)
+        self.op = bound.operator()
         if self.stream._idle_timeout is not None:
-            if unit == "integer":
-                raise ConfigError(
-                    "idle_timeout advances event time with the wall clock, so it needs a Datetime "
-                    "time column, not an integer one"
-                )
             self.idle_ms = wall_ms(self.stream._idle_timeout, "idle_timeout")
         self.empty_batch = df.head(0)
-        self.time_dtype = schema[tcol]
+        self.time_dtype = df.schema[self.stream._time]
 
     # -- running --------------------------------------------------------------------------
     def step(self, df: Any) -> pl.DataFrame:

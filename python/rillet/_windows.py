@@ -10,11 +10,9 @@ from typing import Any
 
 from rillet import _core
 from rillet._errors import ConfigError
-from rillet._time import DurationLike, to_units, validate_duration
+from rillet._time import DurationLike, validate_duration
 
-_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _DAY_NS = 86_400 * 10**9
-_WEEK_ALIGN_NS = 4 * _DAY_NS  # 1970-01-01 was a Thursday; weeks start on Monday
 # The most windows one row may belong to (the engine's MAX_WINDOWS_PER_ROW; see
 # docs/windows.md): each is a pane to update and an output row per key.
 MAX_WINDOWS_PER_ROW = 10_000
@@ -30,97 +28,12 @@ class WindowSpec:
     offset: DurationLike | None = None
     tz: str | None = None
 
-    # -- resolution into engine parameters ----------------------------------------------
     def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
-        """Engine parameters for a time column of `unit` ('ns', 'us', 'ms' or 'integer')
-        whose time zone is `column_tz`."""
-        if self.kind == "sliding":
-            period = to_units(self.period, unit, "sliding window period")
-            if period <= 0:
-                raise ConfigError(f"sliding window period must be positive, got {self.period!r}")
-            return dict(kind="sliding", period=period, every=0, offset=0, period_months=0,
-                        every_months=0, tz=None)
-        if self.kind == "session":
-            gap = to_units(self.every, unit, "session gap")
-            if gap <= 0:
-                raise ConfigError(f"session gap must be a positive duration, got {self.every!r}")
-            max_d = 0 if self.period is None else to_units(self.period, unit, "session max_duration")
-            if self.period is not None and max_d < gap:
-                raise ConfigError(
-                    f"session max_duration ({self.period!r}) must be at least the gap ({self.every!r})"
-                )
-            return dict(kind="session", period=gap, every=max_d, offset=0, period_months=0,
-                        every_months=0, tz=None)
-        if unit == "integer":
-            if self.tz is not None:
-                raise ConfigError(f"tz={self.tz!r} needs a Datetime time column, not an integer one")
-            return self._fixed(unit)
-        tz = self.tz if self.tz is not None else column_tz
-        if self._is_calendar(tz):
-            return self._calendar(unit, tz or "UTC")
-        return self._fixed(unit)
+        """The layout in a time column of ``unit`` ('ns', 'us', 'ms' or 'integer') whose zone
+        is ``column_tz``, as the core resolves it (src/plan.rs)."""
+        from rillet._plan import layout
 
-    def _durations(self) -> list[tuple[str, DurationLike]]:
-        names = ("every",) if self.kind == "tumbling" else ("period", "every")
-        return [(n, getattr(self, n)) for n in names]
-
-    def _is_calendar(self, tz: str | None) -> bool:
-        for what, value in self._durations():
-            if isinstance(value, str):
-                months, weeks, days, _, _, _ = _core.duration_parts(value, self._what(what))
-                if months:
-                    return True
-                if (weeks or days) and tz not in (None, "UTC"):
-                    return True
-        # An explicit zone aligns even sub-day windows on its wall clock.
-        return self.tz not in (None, "UTC")
-
-    def _what(self, name: str) -> str:
-        label = "step" if (self.kind == "cumulative" and name == "every") else name
-        return f"{self.kind} window {label}"
-
-    def _week_offset(self, unit: str) -> int:
-        if isinstance(self.every, str) and unit != "integer" and _core.is_whole_weeks(self.every):
-            return _WEEK_ALIGN_NS // _NS[unit]
-        return 0
-
-    def _fixed(self, unit: str) -> dict[str, Any]:
-        every = to_units(self.every, unit, self._what("every"))
-        period = every if self.kind == "tumbling" else to_units(self.period, unit, self._what("period"))
-        if period <= 0 or every <= 0:
-            raise ConfigError(
-                f"{self.kind} window durations must be positive, got period={self.period!r}, "
-                f"every={self.every!r}"
-            )
-        offset = to_units(self.offset, unit, self._what("offset")) + self._week_offset(unit)
-        kind = "cumulative" if self.kind == "cumulative" else "fixed"
-        if kind == "cumulative" and period % every:
-            raise ConfigError(
-                f"a cumulative window's period ({self.period!r}) must be a whole multiple of its "
-                f"step ({self.every!r}), e.g. rl.cumulative('1h', '10m')"
-            )
-        return dict(kind=kind, period=period, every=every, offset=offset, period_months=0,
-                    every_months=0, tz=None)
-
-    def _calendar(self, unit: str, tz: str) -> dict[str, Any]:
-        if self.kind == "cumulative":
-            raise ConfigError(
-                "cumulative windows take fixed durations ('1h', '10m', ...) aligned in UTC; "
-                "calendar units and tz= are not supported for them"
-            )
-        lengths = {}
-        for name, value in self._durations():
-            lengths[name] = _wall_length(value, unit, self._what(name))
-        every_m, every = lengths["every"]
-        period_m, period = lengths.get("period", lengths["every"])
-        if (every_m > 0) != (period_m > 0):
-            raise ConfigError(
-                f"{self.kind} window: period {self.period!r} and every {self.every!r} must both be "
-                "calendar months (mo, q, y) or both fixed spans"
-            )
-        offset = to_units(self.offset, unit, self._what("offset")) + self._week_offset(unit)
-        return dict(kind="calendar", period=period, every=every, offset=offset,
-                    period_months=period_m, every_months=every_m, tz=tz)
+        return layout(self, unit, column_tz)
 
     def __repr__(self) -> str:
         if self.kind == "tumbling":
@@ -138,25 +51,6 @@ class WindowSpec:
         if self.tz is not None:
             body += f", tz={self.tz!r}"
         return f"rl.{self.kind}({body})"
-
-
-def _wall_length(value: DurationLike, unit: str, what: str) -> tuple[int, int]:
-    """(months, fixed wall-clock span in `unit`) of a duration."""
-    if isinstance(value, str):
-        months, weeks, days, nanos, index, negative = _core.duration_parts(value, what)
-        if index:
-            raise ConfigError(f"{what}: index durations ('{index}i') need an integer time column")
-        if negative:
-            raise ConfigError(f"{what}: window durations must be positive, got {value!r}")
-        fixed_ns = (weeks * 7 + days) * _DAY_NS + nanos
-        if months and fixed_ns:
-            raise ConfigError(
-                f"{what}: {value!r} mixes calendar months with a fixed span; use one or the other"
-            )
-        if fixed_ns % _NS[unit]:
-            raise ConfigError(f"{what}: {value!r} is finer than the time column's unit ({unit})")
-        return months, fixed_ns // _NS[unit]
-    return 0, to_units(value, unit, what)
 
 
 def _span(value: DurationLike) -> tuple[str, int] | None:

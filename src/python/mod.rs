@@ -1,11 +1,8 @@
 //! The Python binding: the only code that touches pyo3.
 
-use crate::aggregate::{AggKind, AggOptions, AggSpec};
 use crate::engine::Operator;
 use crate::error::Error;
-use crate::operator::{EmitMode, LateMode, OperatorConfig, Revise, Windowing};
 use crate::time::{Duration, TimeUnit};
-use crate::window::{Calendar, CalendarLength, Cumulative, WindowSpec};
 use arrow_array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use pyo3::create_exception;
@@ -108,34 +105,155 @@ fn duration_parts(text: &str, what: &str) -> PyResult<(i64, i64, i64, i64, i64, 
     Ok((d.months, d.weeks, d.days, d.nanos, d.index, d.negative))
 }
 
-fn agg_options(d: Option<&Bound<'_, PyDict>>) -> PyResult<AggOptions> {
-    let mut o = AggOptions::default();
-    let Some(d) = d else { return Ok(o) };
-    if let Some(v) = d.get_item("ddof")? {
-        o.ddof = v.extract()?;
+/// A query plan, checked: built from the JSON the query builder writes (`rillet._plan`).
+#[pyclass(module = "rillet._core", name = "Plan", frozen)]
+struct PyPlan {
+    plan: crate::plan::Plan,
+}
+
+/// A plan typed against its input (see `Plan.bind`).
+#[pyclass(module = "rillet._core", name = "BoundPlan", frozen)]
+struct PyBoundPlan {
+    bound: crate::plan::BoundPlan,
+    input: arrow_schema::SchemaRef,
+}
+
+fn empty(fields: &[Field]) -> PyRecordBatch {
+    RecordBatch::new_empty(Arc::new(Schema::new(fields.to_vec()))).into()
+}
+
+fn schema_of(data: AnyRecordBatch) -> PyResult<arrow_schema::SchemaRef> {
+    Ok(data.into_reader()?.schema())
+}
+
+#[pymethods]
+impl PyPlan {
+    /// Reads and checks a plan written as JSON.
+    #[new]
+    fn new(json: &str) -> PyResult<Self> {
+        Ok(PyPlan {
+            plan: crate::plan::Plan::from_json(json).map_err(to_py)?,
+        })
     }
-    if let Some(v) = d.get_item("q")? {
-        o.q = v.extract()?;
+
+    /// The plan as JSON.
+    fn to_json(&self) -> String {
+        self.plan.to_json()
     }
-    if let Some(v) = d.get_item("k")? {
-        o.k = v.extract()?;
+
+    /// Types the plan against the columns the runtime prepared (an empty batch or table with
+    /// them: the time column, the keys and the aggregates' `__rl_*` inputs).
+    fn bind(&self, input: AnyRecordBatch) -> PyResult<PyBoundPlan> {
+        let input = schema_of(input)?;
+        let bound = self.plan.bind(&input).map_err(to_py)?;
+        Ok(PyBoundPlan { bound, input })
     }
-    if let Some(v) = d.get_item("capacity")? {
-        o.capacity = v.extract()?;
+
+    /// The plan as text; `input` (the prepared columns, as for `bind`) adds the output schema.
+    #[pyo3(signature = (input=None))]
+    fn explain(&self, input: Option<AnyRecordBatch>) -> PyResult<String> {
+        let output = match input {
+            None => None,
+            Some(i) => {
+                let input = schema_of(i)?;
+                let bound = self.plan.bind(&input).map_err(to_py)?;
+                Some(bound.output_schema(&input).map_err(to_py)?)
+            }
+        };
+        Ok(self.plan.explain(output.as_ref()))
     }
-    if let Some(v) = d.get_item("approx")? {
-        o.approx = v.extract()?;
+}
+
+#[pymethods]
+impl PyBoundPlan {
+    /// The time unit: "ns", "us", "ms", "s" or "integer".
+    #[getter]
+    fn unit(&self) -> &'static str {
+        self.bound.unit.name()
     }
-    if let Some(v) = d.get_item("weight")? {
-        o.weight = v.extract()?;
+
+    /// The input columns to cast before the operator, as an empty batch of their engine types.
+    #[getter]
+    fn input_casts(&self) -> PyRecordBatch {
+        empty(&self.bound.input_casts)
     }
-    if let Some(v) = d.get_item("precision")? {
-        o.precision = v.extract()?;
+
+    /// The output columns to give back in another type, as an empty batch of those types.
+    #[getter]
+    fn output_casts(&self) -> PyRecordBatch {
+        empty(&self.bound.output_casts)
     }
-    if let Some(v) = d.get_item("relative_error")? {
-        o.relative_error = v.extract()?;
+
+    /// The schema of the emitted rows (after the output casts), as an empty batch.
+    fn output_schema(&self) -> PyResult<PyRecordBatch> {
+        let schema = self.bound.output_schema(&self.input).map_err(to_py)?;
+        Ok(RecordBatch::new_empty(schema).into())
     }
-    Ok(o)
+
+    /// A new operator running this plan.
+    fn operator(&self) -> PyResult<WindowOperator> {
+        Ok(WindowOperator {
+            inner: Operator::new(self.bound.config.clone()).map_err(to_py)?,
+            rows_seen: 0,
+        })
+    }
+}
+
+/// A window layout in a time unit, as a dict (kind "fixed", "cumulative", "calendar",
+/// "session" or "sliding"; period, every, offset, period_months, every_months, tz), for
+/// drawing a query's windows.
+#[pyfunction]
+fn window_layout<'py>(
+    py: Python<'py>,
+    window: &str,
+    unit: &str,
+    tz: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use crate::plan::Layout;
+    let plan: crate::plan::WindowPlan = serde_json::from_str(window)
+        .map_err(|e| ConfigError::new_err(format!("not a valid window plan: {e}")))?;
+    let layout = plan.layout(parse_unit(unit)?, tz).map_err(to_py)?;
+    let d = PyDict::new(py);
+    let (kind, period, every, offset, period_months, every_months, zone) = match layout {
+        Layout::Fixed {
+            period,
+            every,
+            offset,
+        } => ("fixed", period, every, offset, 0, 0, None),
+        Layout::Cumulative {
+            period,
+            step,
+            offset,
+        } => ("cumulative", period, step, offset, 0, 0, None),
+        Layout::Calendar {
+            tz,
+            period_months,
+            period,
+            every_months,
+            every,
+            offset,
+        } => (
+            "calendar",
+            period,
+            every,
+            offset,
+            period_months,
+            every_months,
+            Some(tz),
+        ),
+        Layout::Session { gap, max_duration } => {
+            ("session", gap, max_duration.unwrap_or(0), 0, 0, 0, None)
+        }
+        Layout::Sliding { period } => ("sliding", period, 0, 0, 0, 0, None),
+    };
+    d.set_item("kind", kind)?;
+    d.set_item("period", period)?;
+    d.set_item("every", every)?;
+    d.set_item("offset", offset)?;
+    d.set_item("period_months", period_months)?;
+    d.set_item("every_months", every_months)?;
+    d.set_item("tz", zone)?;
+    Ok(d)
 }
 
 /// The keyed event-time window operator.
@@ -145,165 +263,8 @@ struct WindowOperator {
     rows_seen: u64,
 }
 
-type AggTuple<'py> = (
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<Bound<'py, PyDict>>,
-);
-
-/// A window layout as the Python layer describes it, durations already in the time unit
-/// (months counted apart for calendar windows).
-#[derive(FromPyObject)]
-struct WindowArgs {
-    #[pyo3(item)]
-    kind: String,
-    #[pyo3(item)]
-    period: i64,
-    #[pyo3(item)]
-    every: i64,
-    #[pyo3(item)]
-    offset: i64,
-    #[pyo3(item)]
-    period_months: i64,
-    #[pyo3(item)]
-    every_months: i64,
-    #[pyo3(item)]
-    tz: Option<String>,
-}
-
-impl WindowArgs {
-    fn windowing(&self, unit: TimeUnit) -> Result<Windowing, Error> {
-        let spec = match self.kind.as_str() {
-            "session" => {
-                return Ok(Windowing::Session {
-                    gap: self.period,
-                    max_duration: (self.every > 0).then_some(self.every),
-                })
-            }
-            "sliding" => {
-                return Ok(Windowing::Sliding {
-                    period: self.period,
-                })
-            }
-            "fixed" => WindowSpec::hopping(self.period, self.every, self.offset)?,
-            "cumulative" => {
-                WindowSpec::Cumulative(Cumulative::new(self.period, self.every, self.offset)?)
-            }
-            "calendar" => {
-                let per_second = match unit {
-                    TimeUnit::Nanosecond => 1_000_000_000,
-                    TimeUnit::Microsecond => 1_000_000,
-                    TimeUnit::Millisecond => 1_000,
-                    TimeUnit::Second => 1,
-                    TimeUnit::Integer => {
-                        return Err(Error::Config(
-                            "calendar windows need a Datetime time column, not an integer one"
-                                .into(),
-                        ))
-                    }
-                };
-                let len = |months: i64, wall: i64| {
-                    if months > 0 {
-                        CalendarLength::Months(months)
-                    } else {
-                        CalendarLength::Wall(wall)
-                    }
-                };
-                WindowSpec::Calendar(Calendar::new(
-                    self.tz.as_deref().unwrap_or("UTC"),
-                    per_second,
-                    len(self.every_months, self.every),
-                    len(self.period_months, self.period),
-                    self.offset,
-                )?)
-            }
-            other => return Err(Error::Config(format!("unknown window kind '{other}'"))),
-        };
-        Ok(Windowing::Aligned(spec))
-    }
-}
-
 #[pymethods]
 impl WindowOperator {
-    #[new]
-    #[pyo3(signature = (time_column, time_unit, by, window, delay, lateness, emit, late, aggs, early_ms=None, revise="row"))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        time_column: String,
-        time_unit: &str,
-        by: Vec<String>,
-        window: WindowArgs,
-        delay: i64,
-        lateness: i64,
-        emit: &str,
-        late: &str,
-        aggs: Vec<AggTuple<'_>>,
-        early_ms: Option<i64>,
-        revise: &str,
-    ) -> PyResult<Self> {
-        let revise = match revise {
-            "row" => Revise::Row,
-            "watermark" => Revise::Watermark,
-            other => {
-                return Err(ConfigError::new_err(format!(
-                    "unknown revise mode '{other}'; expected 'row' or 'watermark'"
-                )))
-            }
-        };
-        let emit = match emit {
-            "final" => EmitMode::Final,
-            "amend" => EmitMode::Amend,
-            "changelog" => EmitMode::Changelog,
-            other => {
-                return Err(ConfigError::new_err(format!(
-                    "unknown emit mode '{other}'; expected 'final', 'amend' or 'changelog'"
-                )))
-            }
-        };
-        let late = match late {
-            "collect" => LateMode::Collect,
-            "drop" => LateMode::Drop,
-            "raise" => LateMode::Raise,
-            other => {
-                return Err(ConfigError::new_err(format!(
-                    "unknown late mode '{other}'; expected 'collect', 'drop' or 'raise'"
-                )))
-            }
-        };
-        let aggs = aggs
-            .into_iter()
-            .map(|(kind, column, filter, name, opts)| {
-                let options = agg_options(opts.as_ref())?;
-                Ok(AggSpec {
-                    kind: AggKind::parse(&kind).map_err(to_py)?,
-                    column,
-                    filter,
-                    name,
-                    options,
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        let config = OperatorConfig {
-            time_column,
-            time_unit: parse_unit(time_unit)?,
-            by,
-            window: window.windowing(parse_unit(time_unit)?).map_err(to_py)?,
-            delay,
-            lateness,
-            emit,
-            revise,
-            late,
-            aggs,
-            early_ms,
-        };
-        Ok(WindowOperator {
-            inner: Operator::new(config).map_err(to_py)?,
-            rows_seen: 0,
-        })
-    }
-
     /// Processes a batch (or stream of batches). Returns (output, late, rejected), where late
     /// has columns (row, late_by) and rejected (row, reason); `row` counts from the first row
     /// of this call.
@@ -693,6 +654,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SinkError", py.get_type::<SinkError>())?;
     m.add("LateDataError", py.get_type::<LateDataError>())?;
     m.add_class::<WindowOperator>()?;
+    m.add_class::<PyPlan>()?;
+    m.add_class::<PyBoundPlan>()?;
+    m.add_function(wrap_pyfunction!(window_layout, m)?)?;
     m.add_class::<FileReader>()?;
     m.add_class::<CsvRecords>()?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;

@@ -1,0 +1,90 @@
+"""Issue 14: the plan in Rust (explain), fan-out (one read, many queries) and chaining
+(a query's output streamed into another, its watermark carried along)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import polars as pl
+import pytest
+from conftest import batches
+
+import rillet as rl
+
+SIZES = pytest.mark.parametrize("size", [1, 7, None])
+
+
+def _events(n: int = 500, seed: int = 3) -> pl.DataFrame:
+    """Events over about 20 minutes, a little out of order, with keys and values."""
+    import random
+
+    rnd = random.Random(seed)
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ts = sorted(base + dt.timedelta(seconds=rnd.randint(0, 1200)) for _ in range(n))
+    # a bounded shuffle: each row at most 5 seconds before the previous ones
+    ts = [t - dt.timedelta(seconds=rnd.randint(0, 5)) for t in ts]
+    return pl.DataFrame({
+        "ts": ts,
+        "api": [rnd.choice(["Get", "Put", "List", "Delete"]) for _ in range(n)],
+        "bytes": [rnd.randint(0, 1000) for _ in range(n)],
+        "ok": [rnd.random() < 0.8 for _ in range(n)],
+    }).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+
+
+def _output_schema(text: str) -> dict[str, str]:
+    lines = text.split("output\n", 1)[1].splitlines()
+    return dict(re.match(r"\s+(\S+): (.+)$", ln).groups() for ln in lines if ln.strip())  # type: ignore[union-attr]
+
+
+# -- explain --------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", [rl.tumbling("1m"), rl.hopping("5m", "1m"), rl.cumulative("10m", "2m"),
+                                  rl.session("30s"), rl.sliding("1m"), rl.tumbling("1d", tz="Europe/Paris")],
+                         ids=repr)
+@pytest.mark.parametrize("emit", ["final", "amend", "changelog"])
+def test_explain_names_every_part_and_its_output_schema_is_the_runs(spec: rl.WindowSpec, emit: str) -> None:
+    df = _events(50)
+    if spec.kind == "sliding" and emit != "final":
+        pytest.skip("sliding windows emit final rows only")
+    q = (rl.stream(df, time="ts", watermark="5s").filter(pl.col("bytes") >= 0)
+         .window(spec, by="api", emit=emit, lateness="10s")
+         .agg(rl.count(), rl.sum("bytes"), rl.max("ts").alias("last"), rl.top_k("api", 2),
+              rl.mean("bytes", where=pl.col("ok")).alias("ok_mean")))
+    text = q.explain()
+    for part in ("polars DataFrame (50 rows", "filter(", "event time  ts", "'5s'", spec.kind,
+                 "by          api", emit, "lateness '10s'", "count = count()", "bytes_sum = sum('bytes')",
+                 "where=", "last = max('ts')"):
+        assert part in text, (part, text)
+    out = q.collect()
+    assert list(_output_schema(text)) == out.columns
+    # each type as polars names it, e.g. Datetime(time_unit='us', time_zone='UTC')
+    for name, dtype in out.schema.items():
+        shown = _output_schema(text)[name]
+        assert shown.split("(")[0] == repr(dtype).split("(")[0] or shown.startswith(str(dtype).split("(")[0]), (
+            name, shown, dtype)
+
+
+def test_explain_before_any_row_says_the_output_is_known_once_a_batch_is_read() -> None:
+    q = rl.stream([], time="t").window(rl.tumbling(10)).agg(rl.count())
+    text = q.explain()
+    assert "tumbling(10)" in text and "known once the first batch is read" in text
+
+
+def test_explain_shows_a_type_error_as_the_run_would() -> None:
+    q = rl.stream(pl.DataFrame({"t": [1], "s": ["x"]}), time="t").window(rl.tumbling(10)).agg(rl.min("s"))
+    with pytest.raises(rl.SchemaError, match="needs a numeric or temporal column"):
+        q.explain()
+    with pytest.raises(rl.SchemaError, match="needs a numeric or temporal column"):
+        q.collect()
+
+
+@SIZES
+def test_a_plan_types_inputs_as_before_integer_times_and_small_ints(size: int | None) -> None:
+    df = pl.DataFrame({"t": pl.Series([1, 5, 12, 3, 25], dtype=pl.Int16),
+                       "v": pl.Series([1, 2, 3, 4, 5], dtype=pl.Int8)})
+    out = rl.stream(batches(df, size), time="t", watermark=20).window(rl.tumbling(10)).agg(
+        rl.min("v"), rl.sum("v")).collect()
+    expected = (df.with_columns((pl.col("t").cast(pl.Int64) // 10 * 10).alias("window_start"))
+                .group_by("window_start").agg(pl.col("v").min().alias("v_min"), pl.col("v").cast(pl.Int64).sum()
+                                              .alias("v_sum")).sort("window_start"))
+    assert out.schema["v_min"] == pl.Int8
+    assert out.sort("window_start").select("window_start", "v_min", "v_sum").rows() == expected.rows()
