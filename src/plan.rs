@@ -761,6 +761,9 @@ pub struct BoundPlan {
     pub input_casts: Vec<Field>,
     /// The output columns to give back in another type: (column, type).
     pub output_casts: Vec<Field>,
+    /// The declared watermark delay in the time unit (for a carried watermark, what is taken
+    /// off the upstream's).
+    pub delay: i64,
     /// What the operator runs.
     pub config: OperatorConfig,
 }
@@ -1124,6 +1127,7 @@ impl Plan {
             unit,
             input_casts,
             output_casts,
+            delay: delay_units,
             config,
         })
     }

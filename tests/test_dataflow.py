@@ -88,3 +88,95 @@ def test_a_plan_types_inputs_as_before_integer_times_and_small_ints(size: int | 
                                               .alias("v_sum")).sort("window_start"))
     assert out.schema["v_min"] == pl.Int8
     assert out.sort("window_start").select("window_start", "v_min", "v_sum").rows() == expected.rows()
+
+
+# -- fan-out: one read, many queries ----------------------------------------------------------
+class Counting:
+    """An iterable of micro-batches that counts how often it is read and how many batches
+    it hands out."""
+
+    def __init__(self, df: pl.DataFrame, size: int | None) -> None:
+        self.parts = list(batches(df, size))
+        self.reads = 0
+        self.batches = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        for p in self.parts:
+            self.batches += 1
+            yield p
+
+
+def _by_minute(df: pl.DataFrame, every: str, where: pl.Expr | None = None) -> pl.DataFrame:
+    """The oracle: polars' group_by over truncated times."""
+    if where is not None:
+        df = df.filter(where)
+    return (df.with_columns(pl.col("ts").dt.truncate(every).alias("window_start"))
+            .group_by("api", "window_start").agg(pl.len().cast(pl.Int64).alias("count"),
+                                                  pl.col("bytes").sum().alias("bytes_sum"))
+            .sort("api", "window_start"))
+
+
+@SIZES
+def test_run_reads_the_source_once_for_every_query_and_each_equals_its_own_run(size: int | None) -> None:
+    df = _events()
+    src = Counting(df, size)
+    s = rl.stream(src, time="ts", watermark="10s")
+    q1 = s.window(rl.tumbling("1m"), by="api").agg(rl.count(), rl.sum("bytes"))
+    q2 = s.filter(pl.col("ok")).window(rl.tumbling("5m"), by="api").agg(rl.count(), rl.sum("bytes"))
+    q3 = rl.stream(src, time="ts", watermark="1h").window(rl.hopping("10m", "5m")).agg(rl.max("bytes"))
+    r1, r2, r3 = rl.run(q1, q2, q3)
+    assert src.reads == 1 and src.batches == len(src.parts)
+    cols = ["api", "window_start", "count", "bytes_sum"]
+    assert r1.output.select(cols).sort("api", "window_start").rows() == _by_minute(df, "1m").select(cols).rows()
+    assert (r2.output.select(cols).sort("api", "window_start").rows()
+            == _by_minute(df, "5m", pl.col("ok")).select(cols).rows())
+    # each query alone gives what it gave in the shared run
+    for q, r in ((q1, r1), (q2, r2), (q3, r3)):
+        alone = q.run()
+        assert alone.output.rows() == r.output.rows()
+        assert alone.late.rows() == r.late.rows()
+        assert alone.metrics["rows_accepted"] == r.metrics["rows_accepted"]
+    assert r2.metrics["rows_filtered"] == df.filter(~pl.col("ok")).height
+    assert r1.metrics["rows_in"] == r2.metrics["rows_in"] == r3.metrics["rows_in"] == df.height
+
+
+@SIZES
+def test_each_query_of_a_run_keeps_its_own_late_rows_and_metrics(size: int | None) -> None:
+    df = _events(300)
+    src = Counting(df, size)
+    tight = rl.stream(src, time="ts", watermark=0).window(rl.tumbling("10s")).agg(rl.count())
+    loose = rl.stream(src, time="ts", watermark="1m").window(rl.tumbling("10s")).agg(rl.count())
+    rt, rl_ = rl.run(tight, loose)
+    assert src.reads == 1
+    assert rt.late.height > 0 and rl_.late.height == 0
+    # nothing lost: every row is counted in a window or kept as late
+    assert rt.output["count"].sum() + rt.late.height == df.height
+    assert rl_.output["count"].sum() == df.height
+    assert rt.metrics["rows_late"] == rt.late.height
+
+
+def test_run_refuses_queries_over_different_sources_naming_the_fix() -> None:
+    a = rl.stream(pl.DataFrame({"t": [1]}), time="t").window(rl.tumbling(10)).agg(rl.count())
+    b = rl.stream(pl.DataFrame({"t": [1]}), time="t").window(rl.tumbling(10)).agg(rl.count())
+    with pytest.raises(rl.ConfigError, match="2 different sources"):
+        rl.run(a, b)
+    with pytest.raises(rl.ConfigError, match="take queries"):
+        rl.run(a, "b")  # type: ignore[arg-type]
+    with pytest.raises(rl.ConfigError, match="at least one query"):
+        rl.run()
+
+
+def test_start_runs_queries_in_one_background_read() -> None:
+    df = _events(200)
+    src = Counting(df, 7)
+    s = rl.stream(src, time="ts", watermark="10s")
+    q1 = s.window(rl.tumbling("1m"), by="api").agg(rl.count(), rl.sum("bytes"))
+    q2 = s.window(rl.tumbling("1m")).agg(rl.count())
+    h1, h2 = rl.start(q1, q2)
+    r1, r2 = h1.wait(30), h2.wait(30)
+    assert src.reads == 1
+    cols = ["api", "window_start", "count", "bytes_sum"]
+    assert r1.output.select(cols).sort("api", "window_start").rows() == _by_minute(df, "1m").select(cols).rows()
+    assert r2.output["count"].sum() == df.height
+    assert h1.state == h2.state == "done"

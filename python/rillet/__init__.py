@@ -43,9 +43,10 @@ from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
 from rillet._interrupt import Interrupted
 from rillet._kafka import read_kafka
 from rillet._kinesis import read_kinesis
+from rillet._live import RunningQuery, start
 from rillet._loss import DataLossWarning
 from rillet._pacing import paced
-from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, stream
+from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, run, stream
 from rillet._tail import tail_csv, tail_dir, tail_jsonl
 from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
 
@@ -59,6 +60,7 @@ __all__ = [
     "Query",
     "RilletError",
     "Run",
+    "RunningQuery",
     "SchemaError",
     "SinkError",
     "SourceError",
@@ -88,9 +90,11 @@ __all__ = [
     "read_kafka",
     "read_kinesis",
     "read_parquet",
+    "run",
     "session",
     "set_threads",
     "sliding",
+    "start",
     "std",
     "stream",
     "sum",

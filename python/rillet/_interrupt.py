@@ -37,6 +37,8 @@ class Interrupted(KeyboardInterrupt):
 
     def __init__(self, run: Any) -> None:
         self.run = run
+        #: With ``rl.run(q1, q2, ...)``: every query's run so far, in the order given.
+        self.runs: list[Any] = [run]
         m = run.metrics
         when = ("open windows were not flushed" if getattr(run, "interrupted", True)
                 else "after the input had ended, so the run is complete")

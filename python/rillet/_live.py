@@ -41,61 +41,34 @@ class RunningQuery:
     ``print(handle)`` show the same as text (docs/watching.md).
     """
 
-    def __init__(self, query: Any, progress: bool | None = False) -> None:
-        from rillet._stream import _Execution
-
+    def __init__(self, query: Any, progress: bool | None = False, _worker: _Worker | None = None,
+                 _index: int = 0) -> None:
         self._query = query
         w = query._w
         self._emit = w._emit
         self._keys = [*w._by, "window_start", "window_end"] if w._spec.kind != "sliding" else None
-        self._ex = _Execution(query, progress)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._frames: list[pl.DataFrame] = []  # emitted, in order
         self._emitted = 0
-        self._error: BaseException | None = None
         self._run: Any = None
-        self._stopped = False  # stop() ended it before its input did
         self._final_metrics: dict[str, Any] | None = None  # frozen when the run ends
-        self._done = threading.Event()  # set when the run has ended, whatever the reason
         self._views: list[Any] = []  # live notebook views, given their final update by wait()
         self._warned = False  # wait() gave the run's loss warnings (rillet._loss)
-        self._thread = threading.Thread(target=self._work, name=f"rillet {query!r}"[:60], daemon=True)
-        self._thread.start()
+        self._worker = _worker if _worker is not None else _Worker([query], progress)
+        self._index = _index
+        self._ex = self._worker.driver.flow.execs[self._worker.driver.flow.wanted[_index]]
+        self._lock = self._worker.lock
+        self._done = self._worker.done
+        self._worker.handles.append(self)
+        if _worker is None:
+            self._worker.start()
 
-    # -- the worker -----------------------------------------------------------------------
-    def _work(self) -> None:
-        from rillet._stream import Run
+    @property
+    def _error(self) -> BaseException | None:
+        return self._worker.error
 
-        ex = self._ex
-        source = ex.frames()
-        try:
-            for frame in source:
-                # The lock is held while a batch is processed, never while the source waits.
-                with self._lock:
-                    self._keep(ex.step(frame))
-                if self._stop.is_set():
-                    self._stopped = True
-                    break
-            with self._lock:
-                self._keep(ex.finish())
-                self._run = Run(self._output_locked(), ex.late_frame(), ex.rejected_frame(), ex.metrics(),
-                                _query=self._query)
-        except BaseException as e:
-            self._error = e
-        finally:
-            try:
-                try:
-                    source.close()  # a live source lets go of its files, sockets and consumers
-                except BaseException as e:
-                    if self._error is None:
-                        self._error = e
-                ex.close()
-                with self._lock:
-                    # Frozen, so rows/s does not keep falling after the end.
-                    self._final_metrics = self._run.metrics if self._run is not None else ex.metrics()
-            finally:
-                self._done.set()
+    @property
+    def _stopped(self) -> bool:
+        return self._worker.driver.stopped
 
     def _keep(self, out: pl.DataFrame) -> None:
         if out.height:
@@ -271,7 +244,7 @@ class RunningQuery:
     def stop(self, timeout: float | None = 10.0) -> Any:
         """Stops reading after the current batch, ends the run as if the input had ended there,
         and returns its :class:`~rillet.Run` (see :meth:`wait`)."""
-        self._stop.set()
+        self._worker.stop.set()
         return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> Any:
@@ -291,7 +264,7 @@ class RunningQuery:
             raise TimeoutError(
                 f"the query is still running after {timeout} s; call stop() to end it, or wait longer"
             )
-        self._thread.join(WAIT_SLICE_S)  # it ends right after setting _done
+        self._worker.thread.join(WAIT_SLICE_S)  # it ends right after setting done
         for view in self._views:
             view.finish()  # from this thread: a notebook records the final view before going on
         if self._error is not None:
@@ -309,6 +282,71 @@ class RunningQuery:
             f"<RunningQuery {state}: rows_in={m['rows_in']}, emitted={self._emitted}, "
             f"late={m['rows_late']}, rejected={m['rows_rejected']}, watermark={m['watermark']}>"
         )
+
+
+class _Worker:
+    """The background thread of ``start``: one driver loop over the queries of its handles
+    (``rl.start(q1, q2)`` reads the source once for both). The lock is held while a batch is
+    processed, never while the source waits; stopping one handle stops the run."""
+
+    def __init__(self, queries: Sequence[Any], progress: bool | None) -> None:
+        from rillet._driver import Driver
+
+        self.driver = Driver(queries, progress, keep=False)
+        self.handles: list[RunningQuery] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.done = threading.Event()  # set when the run has ended, whatever the reason
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name=f"rillet {queries[0]!r}"[:60], daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _work(self) -> None:
+        from rillet._stream import Run
+
+        flow = self.driver.flow
+
+        def keep(outs: list[pl.DataFrame]) -> None:
+            for handle, out in zip(self.handles, outs):
+                handle._keep(out)
+
+        ran = False
+        try:
+            for _ in self.driver.batches(deliver=keep, lock=self.lock, stop=self.stop):
+                pass
+            ran = True
+        except BaseException as e:
+            self.error = e
+        finally:
+            try:
+                with self.lock:
+                    for handle in self.handles:
+                        ex = handle._ex
+                        if ran:
+                            handle._run = Run(handle._output_locked(), ex.late_frame(), ex.rejected_frame(),
+                                              ex.metrics(), _query=handle._query)
+                        # Frozen, so rows/s does not keep falling after the end.
+                        handle._final_metrics = handle._run.metrics if handle._run is not None else ex.metrics()
+                del flow
+            finally:
+                self.done.set()
+
+
+def start(*queries: Any, progress: bool | None = False) -> list[RunningQuery]:
+    """Runs queries built on one stream in one background thread, reading its source once,
+    and returns their handles in order (each as ``q.start()``'s); ``stop()`` on any of them
+    ends the input for all::
+
+        s = rl.stream(rl.tail("app.log", format="jsonl"), time="ts")
+        errors, volume = rl.start(s.filter(pl.col("level") == "ERROR").window(rl.tumbling("1m")).agg(rl.count()),
+                                  s.window(rl.tumbling("1m")).agg(rl.sum("bytes")))
+    """
+    worker = _Worker(queries, progress)
+    handles = [RunningQuery(q, progress, _worker=worker, _index=i) for i, q in enumerate(queries)]
+    worker.start()
+    return handles
 
 
 def _latest(df: pl.DataFrame, keys: list[str], emit: str) -> pl.DataFrame:

@@ -47,64 +47,44 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
     closes the source, lets the sink write what it buffered (`close(completed=False)`; Ctrl-C
     is held back while it does) and raises `rl.Interrupted` (its run's output: a batch emitted
     but not delivered, if any)."""
-    from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
+    from rillet._driver import Driver
+    from rillet._interrupt import DeferInterrupt, Interrupted
 
-    ex = query._execution(progress)
-    # A source error carries the run up to it (its output went to the sink).
-    source = carrying_run(ex.frames(), lambda: ex.result(pl.DataFrame()))
+    driver = Driver([query], progress, keep=False)
     hold_writes = not getattr(sink, "runs_user_code", False)
-    undelivered = pl.DataFrame()
-    completed = interrupted = False
+    completed = False
 
-    def deliver(produce: Callable[[], pl.DataFrame]) -> None:
-        """Processes a batch (or the end of input) and writes what it emitted; a callback
-        sink is called after the hold on Ctrl-C is lifted."""
-        nonlocal undelivered
-        with DeferInterrupt() as held:
-            undelivered = produce()
-            if hold_writes:
-                sink.write(undelivered)
-                undelivered = pl.DataFrame()
-        held.raise_pending()
-        out, undelivered = undelivered, pl.DataFrame()
-        if out.width:
-            sink.write(out)
+    def write(outs: list[pl.DataFrame]) -> None:
+        if outs[0].width:
+            sink.write(outs[0])
 
-    def finish() -> pl.DataFrame:
-        out = ex.finish()
-        ex.ended = True
-        return out
-
+    batches = driver.batches(deliver=write if hold_writes else None)
+    interrupted: Interrupted | None = None
     try:
-        for frame in source:
-            deliver(lambda: ex.step(frame))  # noqa: B023 - called before the next frame
-        deliver(finish)
+        for outs in batches:
+            if not hold_writes:
+                write(outs)  # a callback: Ctrl-C reaches the user's function at once
         completed = True
-    except KeyboardInterrupt:
-        interrupted = True
-        # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
-        # at the next call): the second one is absorbed here.
-        try:
-            source.close()
-        except KeyboardInterrupt:
-            source.close()
+    except Interrupted as stopped:
+        interrupted = stopped
+    except KeyboardInterrupt:  # in the user's function
+        batches.close()
+        interrupted = Interrupted(driver.so_far()[0])
     finally:
+        batches.close()
         # Held back too: the sink writes what it buffered in full (a Parquet --output, a
-        # FileSink's last files), rather than losing it to a Ctrl-C in the middle.
+        # FileSink's last files), rather than losing it to a Ctrl-C in the middle. The source
+        # was closed first (files, sockets and consumers let go before the sink finishes).
         with DeferInterrupt() as closing:
-            try:
-                source.close()  # files, sockets and consumers let go before the sink finishes
-                sink.close(completed)
-            finally:
-                ex.close()
+            sink.close(completed)
     try:
         closing.raise_pending()
     except KeyboardInterrupt:
-        interrupted = True
-    if interrupted:
-        raise Interrupted(ex.result(undelivered)) from None
-    ex.warn_losses()
-    return ex.result(pl.DataFrame())
+        interrupted = interrupted or Interrupted(driver.so_far()[0])
+    if interrupted is not None:
+        raise interrupted from None
+    driver.flow.warn_losses()
+    return driver.flow.runs([pl.DataFrame()])[0]
 
 
 class CallbackSink:

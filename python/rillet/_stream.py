@@ -10,8 +10,8 @@ import polars as pl
 
 from rillet import _clock, _plan
 from rillet._aggregates import Agg, cast_back
+from rillet._driver import Driver
 from rillet._errors import ConfigError, SchemaError
-from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet._progress import Progress
 from rillet._source import frames, known_rows
 from rillet._time import (
@@ -443,36 +443,15 @@ class Query:
     def iter(self, progress: bool | None = None) -> Iterator[pl.DataFrame]:
         """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily.
         Ctrl-C while it waits for or processes a batch raises :class:`~rillet.Interrupted`."""
-        ex = _Execution(self, progress)
-        source = carrying_run(ex.frames(), lambda: ex.result(pl.DataFrame()))
-        undelivered = pl.DataFrame()  # emitted by the batch in hand, not yielded yet
+        driver = Driver([self], progress, keep=False)
+        batches = driver.batches()
         try:
-            for df in source:
-                with DeferInterrupt() as held:
-                    undelivered = ex.step(df)
-                held.raise_pending()
-                out, undelivered = undelivered, pl.DataFrame()
+            for (out,) in batches:
                 if out.height:
                     yield out
-            with DeferInterrupt() as held:
-                undelivered = ex.finish()
-                ex.ended = True
-            held.raise_pending()
-            out, undelivered = undelivered, pl.DataFrame()
-            if out.height:
-                yield out
-            ex.warn_losses()
-        except KeyboardInterrupt:
-            # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
-            # at the next call): the second one is absorbed here.
-            try:
-                source.close()
-            except KeyboardInterrupt:
-                source.close()
-            raise Interrupted(ex.result(undelivered)) from None
         finally:
-            source.close()  # also when the consumer stops early: files, sockets, consumers
-            ex.close()
+            batches.close()  # also when the consumer stops early: the source is let go
+        driver.flow.warn_losses()
 
     def run(self, progress: bool | None = None) -> Run:
         """Runs to the end of the input; returns output, late rows, rejected rows and metrics.
@@ -487,31 +466,7 @@ class Query:
                 run = q.run()
             except rl.SourceError as e:
                 run = e.run  # the output and rejected rows of the files before the bad one"""
-        ex = _Execution(self, progress)
-        outputs: list[pl.DataFrame] = []
-        source = carrying_run(ex.frames(), lambda: ex.result(ex.concat(outputs)))
-        try:
-            for df in source:
-                with DeferInterrupt() as held:
-                    outputs.append(ex.step(df))
-                held.raise_pending()
-            with DeferInterrupt() as held:
-                outputs.append(ex.finish())
-                ex.ended = True
-            held.raise_pending()
-        except KeyboardInterrupt:
-            # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
-            # at the next call): the second one is absorbed here.
-            try:
-                source.close()
-            except KeyboardInterrupt:
-                source.close()
-            raise Interrupted(ex.result(ex.concat(outputs))) from None
-        finally:
-            source.close()
-            ex.close()
-        ex.warn_losses()
-        return ex.result(ex.concat(outputs))
+        return run(self, progress=progress)[0]
 
     def start(self, progress: bool | None = False) -> RunningQuery:
         """Runs the query in a background thread and returns at once: the handle's
@@ -521,9 +476,6 @@ class Query:
         from rillet._live import RunningQuery
 
         return RunningQuery(self, progress)
-
-    def _execution(self, progress: bool | None) -> _Execution:
-        return _Execution(self, progress)
 
     def for_each(self, fn: Any, progress: bool | None = None) -> Run:
         """Calls ``fn(df)`` with each emitted DataFrame while the query runs; returns the
@@ -666,6 +618,7 @@ class _Execution:
         self.last_stamp_us = 0
         self.batches = 0
         self.ended = False  # the input ended and open windows were flushed
+        self.delay = 0  # this stream's own watermark delay, in the time unit
         self.started = _time.perf_counter()
         self.progress = Progress(progress, known_rows(self.stream._source))
 
@@ -687,6 +640,7 @@ class _Execution:
                        for e, name in ((e, e.meta.output_name()) for e in exprs)]
         self.casts = _plan.casts(bound.output_casts)
         self.op = bound.operator()
+        self.delay = bound.delay
         if self.stream._idle_timeout is not None:
             self.idle_ms = wall_ms(self.stream._idle_timeout, "idle_timeout")
         self.empty_batch = df.head(0)
@@ -770,6 +724,11 @@ class _Execution:
         # Held at the largest instant: a watermark near it must not overflow 64 bits.
         instant = min(self.wm_at_last_row + advance, 2**63 - 1)
         return self._finish_output(self.op.advance_watermark(instant))
+
+    def carry(self, instant: int) -> pl.DataFrame:
+        """The watermark of the query this one reads (less this stream's own ``watermark=``
+        delay): the windows it completes or closes come out."""
+        return self._finish_output(self.op.advance_watermark(max(instant - self.delay, -(2**63))))
 
     def finish(self) -> pl.DataFrame:
         if self.op is None or not self.op.is_bound() or not self.stream._flush:
@@ -881,6 +840,23 @@ class _Execution:
         for message in _loss.run_warnings(self.metrics(), late, self.rejected_frame, self.stream._time,
                                           self.stream._watermark_given, w._late):
             _loss.warn(message)
+
+
+def run(*queries: Query, progress: bool | None = None) -> list[Run]:
+    """Runs queries built on one stream, reading its source once, and returns their runs in
+    order; each keeps its own output, late rows, rejected rows and metrics. A query that reads
+    another one's output (``rl.stream(q, ...)``) runs with it, its input fed as ``q`` emits::
+
+        s = rl.stream(rl.read_jsonl("events.jsonl"), time="ts")
+        per_minute, top = rl.run(s.window(rl.tumbling("1m"), by="api").agg(rl.count()),
+                                 s.window(rl.tumbling("1h")).agg(rl.top_k("api", 10)))
+
+    Ctrl-C raises :class:`~rillet.Interrupted` (``.runs``: every query's run so far)."""
+    driver = Driver(queries, progress, keep=True)
+    for _ in driver.batches():
+        pass
+    driver.flow.warn_losses()
+    return driver.flow.runs(driver.outputs())
 
 
 for _name in _RUNNERS:

@@ -172,6 +172,12 @@ impl PyBoundPlan {
         self.bound.unit.name()
     }
 
+    /// The declared watermark delay, in the time unit.
+    #[getter]
+    fn delay(&self) -> i64 {
+        self.bound.delay
+    }
+
     /// The input columns to cast before the operator, as an empty batch of their engine types.
     #[getter]
     fn input_casts(&self) -> PyRecordBatch {
