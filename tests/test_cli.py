@@ -445,7 +445,7 @@ def test_ctrl_c_exits_130_after_writing_what_was_emitted(tmp_path):
 def test_ctrl_c_while_the_late_rows_are_written_waits_for_the_file(capsys, tmp_path, monkeypatch):
     """The late and rejected files are written when the run ends; a Ctrl-C then waits until
     they are whole, and the exit status is still 130."""
-    import rillet._cli_run as cli_run
+    import rillet.cli.run as cli_run
 
     write_table = cli_run.write_table
 

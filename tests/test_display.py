@@ -31,8 +31,8 @@ from helpers import until
 from polars.testing import assert_frame_equal
 
 import rillet as rl
-from rillet._display import duration_text, human_bytes
 from rillet._interrupt import DeferInterrupt
+from rillet.views.display import duration_text, human_bytes
 
 CLOUDTRAIL = Path("/work/shared/data/real/cloudtrail_invictus/cloudtrail.jsonl")
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -277,7 +277,7 @@ def notebook(monkeypatch: pytest.MonkeyPatch) -> list[_FakeHandle]:
         return handle
 
     monkeypatch.setattr(IPython.display, "display", display)
-    monkeypatch.setattr("rillet._live.in_notebook", lambda: True)
+    monkeypatch.setattr("rillet.query.live.in_notebook", lambda: True)
     return handles
 
 
@@ -766,7 +766,7 @@ def test_ctrl_c_while_a_sink_writes_its_last_files_waits_for_them(tmp_path: Path
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The rows a file sink buffered are written when the run ends; a Ctrl-C then is held
     back until they are, then raised (the input had ended: the run is complete)."""
-    from rillet._sinks import FileSink
+    from rillet.sinks.writers import FileSink
 
     write_file = FileSink._write_file
 

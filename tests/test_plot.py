@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 import rillet as rl
-from rillet import _display
+from rillet.views import display as _display
 
 pytest.importorskip("plotly")
 

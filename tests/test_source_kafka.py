@@ -30,7 +30,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import rillet as rl
-from rillet._kafka import KafkaSource
+from rillet.sources.kafka import KafkaSource
 
 if os.environ.get("CI"):  # a dependency of the test extra: never skip for want of it in CI
     import confluent_kafka as ck

@@ -30,8 +30,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import rillet as rl
-from rillet import _kinesis
-from rillet._kinesis import KinesisSource
+from rillet.sources import kinesis as _kinesis
+from rillet.sources.kinesis import KinesisSource
 
 if importlib.util.find_spec("boto3") is None and not os.environ.get("CI"):
     pytest.skip("boto3 is not installed: pip install 'rillet[kinesis]'", allow_module_level=True)

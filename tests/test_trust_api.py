@@ -369,7 +369,7 @@ def test_live_figure_embeds_plotly_js_once(monkeypatch: pytest.MonkeyPatch) -> N
     pio = pytest.importorskip("plotly.io")
     from plotly.io._base_renderers import NotebookRenderer
 
-    from rillet._plot import FigureView
+    from rillet.views.plot import FigureView
 
     embedded: list[int] = []
     monkeypatch.setattr(NotebookRenderer, "activate", lambda self: embedded.append(1))

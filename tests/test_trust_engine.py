@@ -222,7 +222,8 @@ def test_the_windows_per_row_limit_allows_ten_thousand() -> None:
 
 
 def test_the_windows_per_row_limit_is_the_engines() -> None:
-    from rillet import _core, _windows
+    from rillet import _core
+    from rillet.plan import windows as _windows
 
     assert _windows.MAX_WINDOWS_PER_ROW == _core.MAX_WINDOWS_PER_ROW == 10_000
 

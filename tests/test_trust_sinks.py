@@ -30,7 +30,7 @@ from polars.testing import assert_frame_equal
 
 import rillet as rl
 from rillet.__main__ import main
-from rillet._sinks import HIVE_DEFAULT_PARTITION
+from rillet.sinks.writers import HIVE_DEFAULT_PARTITION
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SLOW = os.environ.get("RILLET_HYPOTHESIS", "fast") == "slow"

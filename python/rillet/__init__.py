@@ -11,7 +11,18 @@ DataFrames, with late data kept and visible rather than lost.
 """
 from __future__ import annotations
 
-from rillet._aggregates import (
+from rillet._core import __version__, set_threads, threads
+from rillet._errors import (
+    ConfigError,
+    LateDataError,
+    RilletError,
+    SchemaError,
+    SinkError,
+    SourceError,
+)
+from rillet._interrupt import Interrupted
+from rillet._loss import DataLossWarning
+from rillet.plan.aggregates import (
     Agg,
     approx_count_distinct,
     approx_quantile,
@@ -29,26 +40,15 @@ from rillet._aggregates import (
     top_k,
     var,
 )
-from rillet._cloudtrail import read_cloudtrail
-from rillet._core import __version__, set_threads, threads
-from rillet._errors import (
-    ConfigError,
-    LateDataError,
-    RilletError,
-    SchemaError,
-    SinkError,
-    SourceError,
-)
-from rillet._files import read_csv, read_ipc, read_jsonl, read_parquet
-from rillet._interrupt import Interrupted
-from rillet._kafka import read_kafka
-from rillet._kinesis import read_kinesis
-from rillet._live import RunningQuery, start
-from rillet._loss import DataLossWarning
-from rillet._pacing import paced
-from rillet._stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, run, stream
-from rillet._tail import tail_csv, tail_dir, tail_jsonl
-from rillet._windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
+from rillet.plan.windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
+from rillet.query.live import RunningQuery, start
+from rillet.query.stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, run, stream
+from rillet.sources.cloudtrail import read_cloudtrail
+from rillet.sources.files import read_csv, read_ipc, read_jsonl, read_parquet
+from rillet.sources.kafka import read_kafka
+from rillet.sources.kinesis import read_kinesis
+from rillet.sources.pacing import paced
+from rillet.sources.tail import tail_csv, tail_dir, tail_jsonl
 
 __all__ = [
     "Agg",

@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from rillet._cli_options import add_parser as add_run_parser
+from rillet.cli.options import add_parser as add_run_parser
 
 DESCRIPTION = """\
 rillet: streaming analytics for analysts. Event-time windows, watermarks and
@@ -101,7 +101,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rillet._cli_run import run_command
+    from rillet.cli.run import run_command
 
     return run_command(args)
 

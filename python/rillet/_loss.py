@@ -42,12 +42,17 @@ SUGGESTED_QUANTILE = 0.99
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _inside(filename: str) -> bool:
+    """Whether a code file belongs to rillet (its package or a subpackage)."""
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+
+
 def warn(message: str) -> None:
     """Issues a :class:`DataLossWarning` attributed to the first caller outside rillet, so
     the warning points at the user's ``collect()`` / ``run()`` line."""
     level = 2  # 1 is this function's own line; 2 its caller's
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+    while frame is not None and _inside(frame.f_code.co_filename):
         frame = frame.f_back
         level += 1
     warnings.warn(message, DataLossWarning, stacklevel=level)

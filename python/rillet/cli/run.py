@@ -1,6 +1,6 @@
 """``rillet run``: one windowed query over files, from the command line.
 
-The parsed options (:mod:`rillet._cli_options`) become a query and its outputs; the query runs
+The parsed options (:mod:`rillet.cli.options`) become a query and its outputs; the query runs
 batch by batch, what it emits is printed or written as it is emitted, and the run's metrics
 end up on standard error.
 """
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import polars as pl
 
 import rillet as rl
-from rillet._cli_options import OutputFile, WindowOption
 from rillet._errors import ConfigError, RilletError, SchemaError, SinkError, SourceError
 from rillet._interrupt import DeferInterrupt
+from rillet.cli.options import OutputFile, WindowOption
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -180,7 +180,7 @@ def plan(args: argparse.Namespace) -> Plan:
 
 
 def _outputs(args: argparse.Namespace, by: list[str], time_col: str, kind: str) -> list[Any]:
-    from rillet._sinks import DatabaseSink, FileSink
+    from rillet.sinks.writers import DatabaseSink, FileSink
 
     for option, target in (("--late", args.late), ("--rejected", args.rejected)):
         # Written when the run ends: a wrong folder is said now, not after a long run.
@@ -380,7 +380,7 @@ def execute(query: rl.Query, outputs: Sequence[Any], progress: bool | None) -> t
     stopped it. As every blocking run, it holds Ctrl-C back while a batch is processed and
     written, so what was emitted is all printed or written and the metrics add up; a second
     Ctrl-C stops at once (``rl.Interrupted`` either way, with the run so far)."""
-    from rillet._sinks import run_into
+    from rillet.sinks.writers import run_into
 
     try:
         return run_into(query, Outputs(outputs), progress), False

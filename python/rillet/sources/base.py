@@ -1,8 +1,7 @@
 """Turning what the user passes as a source into polars micro-batches, in arrival order."""
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import polars as pl
@@ -13,29 +12,14 @@ from rillet._errors import ConfigError, SourceError
 REPLAY_SLICE = 1 << 20
 
 
-class ChunkSource(ABC):
-    """What every rillet source offers over its ``chunks()`` (micro-batches of rows, each with
-    the rows that could not be read): the rows alone, and a paced replay."""
+class Chunk:
+    """One micro-batch from a file source: the rows that parsed and those that did not."""
 
-    #: The column ``paced()`` follows unless told otherwise.
-    pace_by = "arrival_time"
+    __slots__ = ("bad", "frame")
 
-    @abstractmethod
-    def chunks(self) -> Iterator[Any]:
-        """The source's micro-batches, in arrival order."""
-
-    def batches(self) -> Iterator[pl.DataFrame]:
-        """The rows only (unreadable ones are visible through a query's ``run.rejected``)."""
-        for c in self.chunks():
-            yield c.frame
-
-    def paced(self, speed: float | None = 10.0, by: str | None = None) -> Any:
-        """This source replayed at ``speed`` times the pace recorded in the column ``by`` (a
-        Datetime, a Date, or ISO 8601 text; default: the source's arrival time, or
-        ``eventTime`` for CloudTrail)."""
-        from rillet._pacing import Paced
-
-        return Paced(self, speed, self.pace_by if by is None else by)
+    def __init__(self, frame: pl.DataFrame, bad: pl.DataFrame) -> None:
+        self.frame = frame
+        self.bad = bad
 
 
 def _is_arrow(obj: Any) -> bool:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Sequence
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from rillet._errors import ConfigError
 from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
-
-if TYPE_CHECKING:
-    from rillet._stream import Query, Run, _Execution
+from rillet.plan.plan import QueryBase as Query
+from rillet.runtime.execution import Execution, Run
+from rillet.sources.base import frames
 
 # The output columns whose lower bound a query knows, so its watermark can travel downstream.
 _FLOOR_COLUMNS = ("window_start", "window_end")
@@ -29,8 +29,6 @@ _FLOOR_COLUMNS = ("window_start", "window_end")
 
 def root(query: Query) -> Any:
     """The source a query ultimately reads (through any queries it is chained to)."""
-    from rillet._stream import Query
-
     source = query._w._stream._source
     while isinstance(source, Query):
         source = source._w._stream._source
@@ -41,8 +39,6 @@ class Dataflow:
     """The queries of one run, upstream first, over one source read once."""
 
     def __init__(self, queries: Sequence[Query], progress: bool | None) -> None:
-        from rillet._stream import Query, _Execution
-
         if not queries:
             raise ConfigError("give at least one query, e.g. rl.run(q1, q2)")
         for q in queries:
@@ -73,7 +69,7 @@ class Dataflow:
         self.queries = order
         # Progress is shown for the first query asked for (it reads the source's rows).
         first = queries[0]
-        self.execs: list[_Execution] = [_Execution(q, progress if q is first else False) for q in order]
+        self.execs: list[Execution] = [Execution(q, progress if q is first else False) for q in order]
         self.upstream: list[int | None] = []
         self.floor_column: list[str | None] = []
         for q in order:
@@ -88,8 +84,6 @@ class Dataflow:
         self.wanted = [next(j for j, o in enumerate(order) if o is q) for q in queries]
 
     def frames(self) -> Generator[Any, None, None]:
-        from rillet._source import frames
-
         return frames(self.source)
 
     def step(self, frame: Any) -> list[pl.DataFrame]:
@@ -115,7 +109,7 @@ class Dataflow:
         return outs
 
     @staticmethod
-    def _feed(ex: _Execution, rows: pl.DataFrame, upstream: _Execution, column: str | None) -> pl.DataFrame:
+    def _feed(ex: Execution, rows: pl.DataFrame, upstream: Execution, column: str | None) -> pl.DataFrame:
         """An upstream query's output into a downstream one, then the upstream's watermark."""
         parts = []
         if rows.width:

@@ -9,9 +9,8 @@ import numpy as np
 import polars as pl
 
 from rillet._errors import ConfigError, SchemaError
-from rillet._files import Chunk
-from rillet._source import frames
 from rillet._time import text_instants
+from rillet.sources.base import Chunk, frames
 
 _STEP_S = 0.05  # release rows in steps of this much wall-clock time
 ACCEPTED = "a Datetime, a Date, or ISO 8601 text such as 2024-05-01T12:00:00Z"

@@ -31,7 +31,7 @@ class WindowSpec:
     def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
         """The layout in a time column of ``unit`` ('ns', 'us', 'ms' or 'integer') whose zone
         is ``column_tz``, as the core resolves it (src/plan.rs)."""
-        from rillet._plan import layout
+        from rillet.plan.plan import layout
 
         return layout(self, unit, column_tz)
 

@@ -15,8 +15,9 @@ from typing import Any
 import polars as pl
 
 from rillet._errors import ConfigError, SourceError
-from rillet._files import Chunk, PathLike, check_on_error, expand
-from rillet._source import ChunkSource
+from rillet.sources.base import Chunk
+from rillet.sources.files import PathLike, check_on_error, expand
+from rillet.sources.source import ChunkSource
 
 #: Top-level fields kept as columns (strings unless noted).
 FIELDS = [

@@ -197,9 +197,9 @@ def wall_clock_lag(metrics: dict[str, Any], now: dt.datetime | None = None) -> d
 def is_live(query: Any) -> bool:
     """True for a query over a live source (a tail, Kinesis, Kafka) or on processing time or
     with an idle timeout: its watermark can be compared with the wall clock."""
-    from rillet._kafka import KafkaSource
-    from rillet._kinesis import KinesisSource
-    from rillet._tail import TailDir, TailFile
+    from rillet.sources.kafka import KafkaSource
+    from rillet.sources.kinesis import KinesisSource
+    from rillet.sources.tail import TailDir, TailFile
 
     s = query._w._stream
     if s._processing_time is not None or s._idle_timeout is not None:
@@ -269,8 +269,6 @@ def newest_windows(frames: list[pl.DataFrame], keys: list[str] | None, emit: str
     emitted as ``frames``: by window end, then start, newest first, then by key. Only the
     windows with the latest ends are folded, so this stays cheap on a long output. A sliding
     window (``keys`` None) has no window key: its last rows, newest first."""
-    from rillet._live import _latest
-
     if not frames:
         return pl.DataFrame()
     out = pl.concat(frames, how="vertical", rechunk=False)
@@ -281,7 +279,7 @@ def newest_windows(frames: list[pl.DataFrame], keys: list[str] | None, emit: str
     take = n
     while True:
         part = out if take >= ends.len() else out.filter(pl.col("window_end") >= ends.top_k(take).min())
-        latest = _latest(part, keys, emit)
+        latest = standing(part, keys, emit)
         if latest.height >= n or part.height == out.height:
             break
         take *= 4  # retractions left fewer standing rows than asked: look further back
@@ -474,3 +472,11 @@ def query_html(query: Any) -> str:
         '<table><tr><th style="text-align: left">output column</th>'
         f'<th style="text-align: left">aggregate</th></tr>{aggs}</table></div>'
     )
+
+
+def standing(df: pl.DataFrame, keys: list[str], emit: str) -> pl.DataFrame:
+    """The standing rows of an output stream: the last row per key, less retracted ones."""
+    last = df.unique(subset=keys, keep="last", maintain_order=True)
+    if emit == "changelog":
+        return last.filter(pl.col("op").is_in(["+I", "+U"]))
+    return last

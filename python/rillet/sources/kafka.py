@@ -16,9 +16,9 @@ from typing import Any, Literal
 import polars as pl
 
 from rillet._errors import ConfigError, SourceError
-from rillet._files import Chunk
-from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
-from rillet._source import ChunkSource
+from rillet.sources.base import Chunk
+from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet.sources.source import ChunkSource
 
 Seconds = str | dt.timedelta | int | float
 
@@ -114,7 +114,7 @@ class KafkaSource(ChunkSource):
         self.metadata = {f"{meta_prefix}{name}": dtype for name, dtype in METADATA.items()}
         self.pace_by = f"{meta_prefix}arrival_time"
         if schema is not None:
-            from rillet._files import _schema_frame
+            from rillet.sources.files import _schema_frame
 
             checked = _schema_frame(schema, "kafka")  # a dict of polars dtypes, or ConfigError
             schema = None if checked is None else checked.schema

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import polars as pl
 
-from rillet._display import (
+from rillet.views.display import (
     NEWEST_WINDOWS,
     RunningView,
     _Html,
@@ -21,6 +21,7 @@ from rillet._display import (
     newest_windows,
     running_html,
     running_text,
+    standing,
 )
 
 #: How often wait() looks up from waiting, so that Ctrl-C stops the waiting at once.
@@ -139,7 +140,7 @@ class RunningQuery:
             return pl.DataFrame()
         if self._keys is None:
             return pl.concat(frames, how="vertical")
-        latest = _latest(pl.concat(frames, how="vertical"), self._keys, self._emit)
+        latest = standing(pl.concat(frames, how="vertical"), self._keys, self._emit)
         return latest.sort(["window_start", "window_end", *self._keys[:-2]], nulls_last=False)
 
     def plot(self, y: str | Sequence[str] | None = None, color: str | Sequence[str] | None = None,
@@ -150,7 +151,7 @@ class RunningQuery:
         :meth:`Run.plot <rillet.Run.plot>`. ``live=True`` in Jupyter also shows it and
         redraws it in place every ``every`` seconds while the query runs; the figure returned
         is the one redrawn. Outside Jupyter ``live`` changes nothing."""
-        from rillet._plot import figure, live_figure
+        from rillet.views.plot import figure, live_figure
 
         def make() -> Any:
             return figure(self.output, self._query, y, color, x=x, kind=kind, top=top,
@@ -290,7 +291,7 @@ class _Worker:
     processed, never while the source waits; stopping one handle stops the run."""
 
     def __init__(self, queries: Sequence[Any], progress: bool | None) -> None:
-        from rillet._driver import Driver
+        from rillet.runtime.driver import Driver
 
         self.driver = Driver(queries, progress, keep=False)
         self.handles: list[RunningQuery] = []
@@ -304,7 +305,7 @@ class _Worker:
         self.thread.start()
 
     def _work(self) -> None:
-        from rillet._stream import Run
+        from rillet.runtime.execution import Run
 
         flow = self.driver.flow
 
@@ -347,11 +348,3 @@ def start(*queries: Any, progress: bool | None = False) -> list[RunningQuery]:
     handles = [RunningQuery(q, progress, _worker=worker, _index=i) for i, q in enumerate(queries)]
     worker.start()
     return handles
-
-
-def _latest(df: pl.DataFrame, keys: list[str], emit: str) -> pl.DataFrame:
-    """The standing rows of an output stream: the last row per key, less retracted ones."""
-    last = df.unique(subset=keys, keep="last", maintain_order=True)
-    if emit == "changelog":
-        return last.filter(pl.col("op").is_in(["+I", "+U"]))
-    return last

@@ -15,9 +15,9 @@ from typing import Any
 import polars as pl
 
 from rillet._errors import ConfigError, SourceError
-from rillet._files import Chunk
-from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
-from rillet._source import ChunkSource
+from rillet.sources.base import Chunk
+from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet.sources.source import ChunkSource
 
 #: The columns added to every row, before ``meta_prefix``.
 META_COLUMNS = ("arrival_time", "shard_id", "sequence_number")

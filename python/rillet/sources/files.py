@@ -12,7 +12,8 @@ import polars as pl
 
 from rillet import _core
 from rillet._errors import ConfigError, SchemaError, SourceError
-from rillet._source import ChunkSource
+from rillet.sources.base import Chunk
+from rillet.sources.source import ChunkSource
 
 PathLike = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -89,16 +90,6 @@ def expand(path: PathLike, what: str) -> list[str]:
     if isinstance(path, (str, os.PathLike)):
         files = sorted(files)
     return files
-
-
-class Chunk:
-    """One micro-batch from a file source: the rows that parsed and those that did not."""
-
-    __slots__ = ("bad", "frame")
-
-    def __init__(self, frame: pl.DataFrame, bad: pl.DataFrame) -> None:
-        self.frame = frame
-        self.bad = bad
 
 
 class FileSource(ChunkSource):

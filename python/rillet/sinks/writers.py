@@ -47,8 +47,8 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
     closes the source, lets the sink write what it buffered (`close(completed=False)`; Ctrl-C
     is held back while it does) and raises `rl.Interrupted` (its run's output: a batch emitted
     but not delivered, if any)."""
-    from rillet._driver import Driver
     from rillet._interrupt import DeferInterrupt, Interrupted
+    from rillet.runtime.driver import Driver
 
     driver = Driver([query], progress, keep=False)
     hold_writes = not getattr(sink, "runs_user_code", False)

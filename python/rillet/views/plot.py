@@ -219,9 +219,9 @@ def _points(output: pl.DataFrame, shape: OutputShape | None, x: str, ys: list[st
     df = output
     if shape is not None:
         if shape.window != "sliding":
-            from rillet._live import _latest
+            from rillet.views.display import standing
 
-            df = _latest(df, shape.keys, shape.emit)
+            df = standing(df, shape.keys, shape.emit)
         if x in shape.bounds:
             df = df.unique(subset=list(dict.fromkeys([*shape.by, *groups])), keep="last",
                            maintain_order=True)
@@ -535,11 +535,11 @@ def _label(v: Any) -> str:
 def live_figure(make: Any, running: Any, every: float,
                 wake: threading.Event | None = None) -> tuple[Any, Any]:
     """``make()`` now, and in Jupyter also shown and redrawn in place every ``every`` seconds
-    while ``running()`` (``rillet._display.live``; ``wake`` cuts the last wait short). Returns
+    while ``running()`` (``rillet.views.display.live``; ``wake`` cuts the last wait short). Returns
     the figure, the one redrawn (so it holds the last picture once the query ends), and the
     live view (None outside Jupyter, where the figure is just ``make()``).
     """
-    from rillet import _display
+    from rillet.views import display as _display
 
     if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
         raise ConfigError(f"every= is the refresh interval in seconds, a positive number; got {every!r}")

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from rillet._files import Chunk
 from rillet._time import wall_ms
+from rillet.sources.base import Chunk
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType

@@ -13,9 +13,17 @@ from rillet._errors import ConfigError, SchemaError
 from rillet._time import I64_MAX, I64_MIN, DurationLike, wall_ms
 
 if TYPE_CHECKING:
-    from rillet._aggregates import Agg
-    from rillet._stream import Query, Stream
-    from rillet._windows import WindowSpec
+    from rillet.plan.aggregates import Agg
+
+
+class QueryBase:
+    """A complete query: a stream with its steps, a window and aggregates, and the plan the
+    core checked. :class:`rillet.Query` is one; the plan and the runtime know queries by this
+    class (they sit below the query builder)."""
+
+    _w: Any  # the Windowed: its stream, spec, keys and modes
+    _aggs: tuple[Agg, ...]
+    _plan: _core.Plan
 
 
 def span(value: DurationLike | None, what: str) -> dict[str, Any] | None:
@@ -35,7 +43,7 @@ def span(value: DurationLike | None, what: str) -> dict[str, Any] | None:
     return {"count": value}
 
 
-def window(spec: WindowSpec) -> dict[str, Any]:
+def window(spec: Any) -> dict[str, Any]:
     """A window spec as the plan holds it."""
     kind = spec.kind
 
@@ -56,7 +64,7 @@ def window(spec: WindowSpec) -> dict[str, Any]:
     return {"kind": kind, "period": part(spec.period, "window period")}
 
 
-def layout(spec: WindowSpec, unit: str, tz: str | None) -> dict[str, Any]:
+def layout(spec: Any, unit: str, tz: str | None) -> dict[str, Any]:
     """The window in a time unit (see ``_core.window_layout``)."""
     return _core.window_layout(json.dumps(window(spec)), unit, tz)
 
@@ -76,9 +84,7 @@ def agg(a: Agg) -> dict[str, Any]:
 
 def describe_source(source: Any) -> str:
     """What a stream reads, for people."""
-    from rillet._stream import Query
-
-    if isinstance(source, Query):
+    if isinstance(source, QueryBase):
         return f"the output of {source!r}"
     if isinstance(source, pl.DataFrame):
         return f"polars DataFrame ({source.height:,} rows, {source.width} columns)"
@@ -93,7 +99,7 @@ def describe_source(source: Any) -> str:
     return f"{type(source).__name__} (micro-batches)"
 
 
-def steps(stream: Stream) -> list[str]:
+def steps(stream: Any) -> list[str]:
     """A stream's row-wise steps, for people."""
     out = []
     for op, args, kwargs in stream._ops:
@@ -102,13 +108,11 @@ def steps(stream: Stream) -> list[str]:
     return out
 
 
-def of(query: Query) -> _core.Plan:
+def of(query: QueryBase) -> _core.Plan:
     """The query's plan, checked by the core."""
-    from rillet._stream import Query
-
     w = query._w
     s = w._stream
-    carried = isinstance(s._source, Query)
+    carried = isinstance(s._source, QueryBase)
     delay = span(s._watermark, "watermark") or {"count": 0}
     plan = {
         "source": describe_source(s._source),
@@ -130,7 +134,7 @@ def of(query: Query) -> _core.Plan:
     return _core.Plan(json.dumps(plan))
 
 
-def inputs(query: Query, df: pl.DataFrame) -> tuple[list[pl.Expr], pl.DataFrame]:
+def inputs(query: QueryBase, df: pl.DataFrame) -> tuple[list[pl.Expr], pl.DataFrame]:
     """The columns the plan reads, as the user's expressions give them (the time column, the
     keys, and per aggregate ``i`` its value ``__rl_v{i}``, filter ``__rl_w{i}`` and weight
     ``__rl_x{i}``), and an empty frame of the stream's columns plus those, for typing."""

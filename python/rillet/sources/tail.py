@@ -14,9 +14,10 @@ import polars as pl
 
 from rillet import _core
 from rillet._errors import ConfigError, SourceError
-from rillet._files import MAX_LINE_BYTES, Chunk, check_max_line_bytes, check_null_values
-from rillet._live_rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
-from rillet._source import ChunkSource
+from rillet.sources.base import Chunk
+from rillet.sources.files import MAX_LINE_BYTES, check_max_line_bytes, check_null_values
+from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet.sources.source import ChunkSource
 
 #: How much a followed file is read at a time: a large file is read in steps, not at once.
 READ_BLOCK = 8 * 1024 * 1024
@@ -158,7 +159,7 @@ class TailFile(ChunkSource):
     def __init__(self, kind: str, path: str | os.PathLike, poll: Any = "100ms", max_idle: Any = None,
                  from_start: bool = True, separator: str = ",", schema: Any = None,
                  max_line_bytes: int = MAX_LINE_BYTES, null_values: Any = None) -> None:
-        from rillet._files import _schema_frame
+        from rillet.sources.files import _schema_frame
 
         self.kind = kind
         self.max_line_bytes = check_max_line_bytes(max_line_bytes, f"tail_{kind}")
@@ -284,7 +285,7 @@ class TailDir:
         self.max_idle = seconds(max_idle, "max_idle")
 
     def chunks(self) -> Iterator[Chunk]:
-        from rillet._files import FileSource
+        from rillet.sources.files import FileSource
 
         seen: set[str] = set()
         schema: dict | None = None

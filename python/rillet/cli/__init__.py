@@ -1,0 +1,1 @@
+"""The command line (``rillet run ...``): its options (``options``) and runs (``run``)."""
