@@ -269,6 +269,44 @@ pub trait GroupsAccumulator: Send + Sync {
     fn tallies(&self, _batch: &RecordBatch) -> bool {
         false
     }
+    /// Serialises the states of these slots, in order (a checkpoint or a partial state;
+    /// see [`crate::codec`]).
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>>;
+    /// Makes these slots hold the states [`GroupsAccumulator::save`] wrote, in order.
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()>;
+}
+
+/// The states of `slots`, encoded (for [`GroupsAccumulator::save`]).
+pub(crate) fn save_states<S: Serialize>(states: &[S], slots: &[u32]) -> Result<Vec<u8>> {
+    let picked: Vec<&S> = slots.iter().map(|&s| &states[s as usize]).collect();
+    crate::codec::encode(&picked)
+}
+
+/// Decodes states written by [`save_states`] into `slots` of `states`, growing it with
+/// `fresh` states as needed (for [`GroupsAccumulator::load`]).
+pub(crate) fn load_states<S: DeserializeOwned + Clone>(
+    states: &mut Vec<S>,
+    slots: &[u32],
+    bytes: &[u8],
+    fresh: impl Fn() -> S,
+) -> Result<()> {
+    let loaded: Vec<S> = crate::codec::decode(bytes, "an aggregate's state")?;
+    if loaded.len() != slots.len() {
+        return Err(Error::Config(format!(
+            "an aggregate's state holds {} slots where {} were expected; it is damaged",
+            loaded.len(),
+            slots.len()
+        )));
+    }
+    if let Some(&max) = slots.iter().max() {
+        if max as usize >= states.len() {
+            states.resize(max as usize + 1, fresh());
+        }
+    }
+    for (&slot, state) in slots.iter().zip(loaded) {
+        states[slot as usize] = state;
+    }
+    Ok(())
 }
 
 /// A [`GroupsAccumulator`] made of one [`Accumulator`] per slot.
@@ -387,6 +425,14 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
 
     fn size(&self) -> usize {
         self.states.capacity() * std::mem::size_of::<A>()
+    }
+
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>> {
+        save_states(&self.states, slots)
+    }
+
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()> {
+        load_states(&mut self.states, slots, bytes, A::default)
     }
 }
 
@@ -645,5 +691,11 @@ impl<G: GroupsAccumulator> GroupsAccumulator for TimeAware<G> {
     }
     fn size(&self) -> usize {
         self.0.size()
+    }
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>> {
+        self.0.save(slots)
+    }
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()> {
+        self.0.load(slots, bytes)
     }
 }

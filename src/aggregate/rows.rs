@@ -633,4 +633,13 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
     fn size(&self) -> usize {
         self.states.iter().map(|s| s.size()).sum()
     }
+
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>> {
+        super::save_states(&self.states, slots)
+    }
+
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()> {
+        let cfg = &self.cfg;
+        super::load_states(&mut self.states, slots, bytes, || S::new(cfg))
+    }
 }

@@ -158,7 +158,7 @@ impl WindowSpec {
 /// wm.observe(3);
 /// assert_eq!(wm.current(), 15);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Watermark {
     delay: i64,
     current: i64,

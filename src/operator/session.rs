@@ -11,25 +11,19 @@
 //! completes when the watermark reaches its end and closes `lateness` later. A row that joins
 //! no open session and whose own window `[t, t + gap)` is already closed is late.
 
-use crate::aggregate::GroupsAccumulator;
-use crate::error::{Error, Result};
-use crate::keys::KeyInterner;
-use crate::operator::{
-    as_window_type, batch_times, bind_schema, push_tags, read_batch, route_late, unsupported_time,
-    BatchResult, Bound, EmitMode, Metrics, OperatorConfig, Revise, Windowing,
+use super::feed::{apply, CHUNK};
+use super::{
+    as_window_type, push_tags, route_late, unsupported_time, BatchResult, Core, EmitMode,
+    FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing, DELETE, INSERT, NO_SLOT,
+    UPDATE_AFTER, UPDATE_BEFORE,
 };
-use crate::parallel::CHUNK;
-use crate::window::Watermark;
+use crate::codec::Blob;
+use crate::error::{Error, Result};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-const NO_SLOT: u32 = u32::MAX;
-const INSERT: u32 = 0;
-const UPDATE_BEFORE: u32 = 1;
-const UPDATE_AFTER: u32 = 2;
-const DELETE: u32 = 3;
-
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Session {
     key: u32,
     start: i64,
@@ -60,35 +54,52 @@ struct Pending {
 
 /// The session window operator.
 pub struct SessionOperator {
-    config: OperatorConfig,
+    core: Core,
     gap: i64,
     max_duration: Option<i64>,
-    bound: Option<Bound>,
-    keys: Option<KeyInterner>,
-    accs: Vec<Box<dyn GroupsAccumulator>>,
-    watermark: Watermark,
+    state: SessionState,
+    scratch: Scratch,
+}
+
+/// What a session operator keeps between batches (a checkpoint holds it, and the
+/// accumulators' states of its live slots).
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct SessionState {
+    /// Sessions by slot; free slots are listed in `free`.
     sessions: Vec<Session>,
     free: Vec<u32>,
+    /// Each key's open sessions by start.
     by_key: Vec<BTreeMap<i64, u32>>,
+    /// Open sessions by end (they close `lateness` after it).
     closing: BTreeSet<(i64, u32)>,
+    /// Updating modes: sessions not yet complete (or not yet emitted), by end.
     incomplete: BTreeSet<(i64, u32)>,
+    /// Sessions changed after they were emitted, waiting for the next moment.
+    amended: Vec<u32>,
+}
+
+/// Per-batch working memory, empty between calls.
+#[derive(Default)]
+struct Scratch {
     pair_rows: Vec<u32>,
     pair_slots: Vec<u32>,
-    amended: Vec<u32>,
     pending: Vec<Pending>,
     out_keys: Vec<u32>,
     out_starts: Vec<i64>,
     out_ends: Vec<i64>,
     out_tags: Vec<u32>,
-    last_early_ms: Option<i64>,
     /// Sessions whose state must be copied to their shadow once the pending rows are out.
     copies_after_flush: Vec<u32>,
     /// Sessions merged away with a pending `-D`, freed once it is out.
     retired: Vec<u32>,
-    batch_times: Vec<i64>,
-    batch_seq: u64,
-    metrics: Metrics,
-    finished: bool,
+}
+
+/// A checkpoint of a session operator: its state and the accumulators of its live slots.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SessionSnapshot {
+    state: SessionState,
+    live: Vec<u32>,
+    accs: Vec<Blob>,
 }
 
 impl SessionOperator {
@@ -112,33 +123,11 @@ impl SessionOperator {
             }
         }
         Ok(SessionOperator {
-            watermark: Watermark::new(config.delay),
-            config,
+            core: Core::new(config),
             gap,
             max_duration,
-            bound: None,
-            keys: None,
-            accs: Vec::new(),
-            sessions: Vec::new(),
-            free: Vec::new(),
-            by_key: Vec::new(),
-            closing: BTreeSet::new(),
-            incomplete: BTreeSet::new(),
-            pair_rows: Vec::new(),
-            pair_slots: Vec::new(),
-            amended: Vec::new(),
-            pending: Vec::new(),
-            out_keys: Vec::new(),
-            out_starts: Vec::new(),
-            out_ends: Vec::new(),
-            out_tags: Vec::new(),
-            last_early_ms: None,
-            copies_after_flush: Vec::new(),
-            retired: Vec::new(),
-            batch_times: Vec::new(),
-            batch_seq: 0,
-            metrics: Metrics::default(),
-            finished: false,
+            state: SessionState::default(),
+            scratch: Scratch::default(),
         })
     }
 
@@ -146,38 +135,16 @@ impl SessionOperator {
         s.last.saturating_add(self.gap)
     }
 
-    /// The schema of emitted batches (known after the first batch).
-    pub fn output_schema(&self) -> Option<arrow_schema::SchemaRef> {
-        self.bound.as_ref().map(|b| b.output_schema.clone())
-    }
-
-    /// Counters and gauges.
-    pub fn metrics(&self) -> Metrics {
-        self.metrics.clone()
-    }
-
-    /// Processes one batch that arrived at wall-clock time `now_ms` (used by `early`).
-    pub fn process_at(&mut self, batch: &RecordBatch, now_ms: Option<i64>) -> Result<BatchResult> {
-        if self.finished {
-            return Err(Error::Internal("process() after finish()".into()));
-        }
-        match &self.bound {
-            Some(b) => b.check(&batch.schema())?,
-            None => {
-                let (bound, keys, accs) = bind_schema(&self.config, &batch.schema())?;
-                self.bound = Some(bound);
-                self.keys = Some(keys);
-                self.accs = accs;
-            }
-        }
-        let bound = self.bound.as_ref().expect("bound");
+    /// The per-row pass over a bound batch (see [`Kernel::run`]).
+    fn run_batch(
+        &mut self,
+        batch: &RecordBatch,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+    ) -> Result<()> {
         let n = batch.num_rows();
-        let (times, key_ids, mut result) =
-            read_batch(bound, self.keys.as_mut().expect("bound"), batch)?;
-        self.batch_seq = self.metrics.rows_in;
-        batch_times(&self.accs, &times, n, &mut self.batch_times);
-        self.metrics.rows_in += n as u64;
-        let updates = self.config.emit.updates();
+        let updates = self.core.config.emit.updates();
         // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
         #[allow(clippy::needless_range_loop)]
         for i in 0..n {
@@ -186,7 +153,7 @@ impl SessionOperator {
                 Err(reason) => {
                     result.rejected_rows.push(i as u32);
                     result.reasons.push(reason);
-                    self.metrics.rows_rejected += 1;
+                    self.core.metrics.rows_rejected += 1;
                     continue;
                 }
             };
@@ -196,17 +163,17 @@ impl SessionOperator {
                 result.rejected_rows.push(i as u32);
                 result
                     .reasons
-                    .push(unsupported_time(t, supported, self.config.time_unit));
-                self.metrics.rows_rejected += 1;
+                    .push(unsupported_time(t, supported, self.core.config.time_unit));
+                self.core.metrics.rows_rejected += 1;
                 continue;
             }
             let key = key_ids[i];
-            let wm = self.watermark.current();
+            let wm = self.core.watermark.current();
             let Some(slot) = self.place(batch, t, key)? else {
                 route_late(
-                    &self.config,
-                    &mut self.metrics,
-                    &mut result,
+                    &self.core.config,
+                    &mut self.core.metrics,
+                    result,
                     i,
                     t,
                     wm,
@@ -214,65 +181,64 @@ impl SessionOperator {
                 )?;
                 continue;
             };
-            self.metrics.rows_accepted += 1;
-            self.pair_rows.push(i as u32);
-            self.pair_slots.push(slot);
-            let s = &mut self.sessions[slot as usize];
+            self.core.metrics.rows_accepted += 1;
+            self.scratch.pair_rows.push(i as u32);
+            self.scratch.pair_slots.push(slot);
+            let s = &mut self.state.sessions[slot as usize];
             s.dirty = true;
             if updates && s.emitted && !s.queued {
                 s.queued = true;
-                self.amended.push(slot);
+                self.state.amended.push(slot);
                 self.compact_amended();
             }
-            self.watermark.observe(t);
+            self.core.watermark.observe(t);
             // A row can complete a session without moving the watermark (a late row that
             // starts a session already complete), so check what is due after every row.
-            let revise_now = self.config.revise == Revise::Row
-                && (!self.amended.is_empty() || !self.pending.is_empty());
+            let revise_now = self.core.config.revise == Revise::Row
+                && (!self.state.amended.is_empty() || !self.scratch.pending.is_empty());
             if revise_now || self.due() {
                 self.update_accumulators(batch)?;
-                self.moment(false);
-            } else if self.pair_rows.len() >= CHUNK {
+                self.emit_due(false);
+            } else if self.scratch.pair_rows.len() >= CHUNK {
                 // Updating modes may go long between moments: do not let the buffers grow
                 // with the batch.
                 self.update_accumulators(batch)?;
             }
         }
-        self.update_accumulators(batch)?;
-        if let Some(now) = now_ms {
-            self.early(now);
-        }
-        result.output = self.take_output()?;
-        self.refresh_gauges();
-        Ok(result)
+        self.update_accumulators(batch)
     }
 
     fn due(&self) -> bool {
-        let wm = self.watermark.current();
+        let wm = self.core.watermark.current();
         let closes = self
+            .state
             .closing
             .first()
-            .is_some_and(|&(end, _)| end.saturating_add(self.config.lateness) <= wm);
-        let completes = self.config.emit.updates()
-            && self.incomplete.first().is_some_and(|&(end, _)| end <= wm);
+            .is_some_and(|&(end, _)| end.saturating_add(self.core.config.lateness) <= wm);
+        let completes = self.core.config.emit.updates()
+            && self
+                .state
+                .incomplete
+                .first()
+                .is_some_and(|&(end, _)| end <= wm);
         closes || completes
     }
 
     /// Puts a row at `t` into its session (creating or merging sessions); None when late.
     fn place(&mut self, batch: &RecordBatch, t: i64, key: u32) -> Result<Option<u32>> {
         let k = key as usize;
-        if k >= self.by_key.len() {
-            self.by_key.resize_with(k + 1, BTreeMap::new);
+        if k >= self.state.by_key.len() {
+            self.state.by_key.resize_with(k + 1, BTreeMap::new);
         }
         let (lo, hi) = (t.saturating_sub(self.gap), t.saturating_add(self.gap));
         if let Some(slot) = self.extend_latest(k, t, lo, hi) {
             return Ok(Some(slot));
         }
-        let touching: Vec<u32> = self.by_key[k]
+        let touching: Vec<u32> = self.state.by_key[k]
             .range(..=hi)
             .rev()
             .map(|(_, &slot)| slot)
-            .take_while(|&slot| self.sessions[slot as usize].last >= lo)
+            .take_while(|&slot| self.state.sessions[slot as usize].last >= lo)
             .collect();
         let fits = |start: i64, last: i64| {
             self.max_duration
@@ -283,33 +249,33 @@ impl SessionOperator {
         if !touching.is_empty() {
             let start = touching
                 .iter()
-                .map(|&s| self.sessions[s as usize].start)
+                .map(|&s| self.state.sessions[s as usize].start)
                 .min()
                 .expect("some");
             let last = touching
                 .iter()
-                .map(|&s| self.sessions[s as usize].last)
+                .map(|&s| self.state.sessions[s as usize].last)
                 .max()
                 .expect("some");
             if fits(start.min(t), last.max(t)) {
                 join = touching;
             } else if let Some(&one) = touching.iter().find(|&&s| {
-                let x = &self.sessions[s as usize];
+                let x = &self.state.sessions[s as usize];
                 fits(x.start.min(t), x.last.max(t))
             }) {
                 join = vec![one];
             }
         }
         if join.is_empty() {
-            let wm = self.watermark.current();
+            let wm = self.core.watermark.current();
             if t.saturating_add(self.gap)
-                .saturating_add(self.config.lateness)
+                .saturating_add(self.core.config.lateness)
                 <= wm
             {
                 return Ok(None);
             }
             let slot = self.alloc();
-            self.sessions[slot as usize] = Session {
+            self.state.sessions[slot as usize] = Session {
                 key,
                 start: t,
                 last: t,
@@ -322,15 +288,15 @@ impl SessionOperator {
                 shown_start: t,
                 shown_end: t,
             };
-            for acc in &mut self.accs {
+            for acc in &mut self.core.accs {
                 acc.reset(slot);
             }
-            self.by_key[k].insert(t, slot);
+            self.state.by_key[k].insert(t, slot);
             self.index(slot);
             return Ok(Some(slot));
         }
         // Merge into the earliest session; flush buffered rows first so merges see them.
-        join.sort_by_key(|&s| self.sessions[s as usize].start);
+        join.sort_by_key(|&s| self.state.sessions[s as usize].start);
         let target = join[0];
         if join.len() > 1 {
             self.update_accumulators(batch)?;
@@ -338,23 +304,23 @@ impl SessionOperator {
         self.unindex(target);
         for &other in &join[1..] {
             self.unindex(other);
-            for acc in &mut self.accs {
+            for acc in &mut self.core.accs {
                 acc.merge(target, other);
             }
-            let o = self.sessions[other as usize];
-            let tg = &mut self.sessions[target as usize];
+            let o = self.state.sessions[other as usize];
+            let tg = &mut self.state.sessions[target as usize];
             tg.start = tg.start.min(o.start);
             tg.last = tg.last.max(o.last);
-            self.by_key[k].remove(&o.start);
+            self.state.by_key[k].remove(&o.start);
             self.retire(other);
         }
-        let tg = &mut self.sessions[target as usize];
+        let tg = &mut self.state.sessions[target as usize];
         let old_start = tg.start;
         tg.start = tg.start.min(t);
         tg.last = tg.last.max(t);
         if tg.start != old_start {
-            self.by_key[k].remove(&old_start);
-            self.by_key[k].insert(tg.start, target);
+            self.state.by_key[k].remove(&old_start);
+            self.state.by_key[k].insert(tg.start, target);
         }
         self.index(target);
         Ok(Some(target))
@@ -364,15 +330,15 @@ impl SessionOperator {
     /// session of its key, the one starting last at or before `t + gap`, and fits in it.
     /// Returns its slot, or None to take the general path.
     fn extend_latest(&mut self, k: usize, t: i64, lo: i64, hi: i64) -> Option<u32> {
-        let mut near = self.by_key[k].range(..=hi).rev();
+        let mut near = self.state.by_key[k].range(..=hi).rev();
         let (_, &slot) = near.next()?;
-        let s = self.sessions[slot as usize];
+        let s = self.state.sessions[slot as usize];
         if s.last < lo {
             return None; // touches nothing: a new session
         }
         if near
             .next()
-            .is_some_and(|(_, &other)| self.sessions[other as usize].last >= lo)
+            .is_some_and(|(_, &other)| self.state.sessions[other as usize].last >= lo)
         {
             return None; // touches two: a merge
         }
@@ -387,22 +353,22 @@ impl SessionOperator {
             return Some(slot); // inside the session: its bounds and place stay
         }
         self.unindex(slot);
-        let tg = &mut self.sessions[slot as usize];
+        let tg = &mut self.state.sessions[slot as usize];
         tg.start = start;
         tg.last = last;
         if start != s.start {
-            self.by_key[k].remove(&s.start);
-            self.by_key[k].insert(start, slot);
+            self.state.by_key[k].remove(&s.start);
+            self.state.by_key[k].insert(start, slot);
         }
         self.index(slot);
         Some(slot)
     }
 
     fn alloc(&mut self) -> u32 {
-        match self.free.pop() {
+        match self.state.free.pop() {
             Some(s) => s,
             None => {
-                self.sessions.push(Session {
+                self.state.sessions.push(Session {
                     key: 0,
                     start: 0,
                     last: 0,
@@ -415,35 +381,35 @@ impl SessionOperator {
                     shown_start: 0,
                     shown_end: 0,
                 });
-                (self.sessions.len() - 1) as u32
+                (self.state.sessions.len() - 1) as u32
             }
         }
     }
 
     fn index(&mut self, slot: u32) {
-        let s = self.sessions[slot as usize];
+        let s = self.state.sessions[slot as usize];
         let end = self.end_of(&s);
-        self.closing.insert((end, slot));
+        self.state.closing.insert((end, slot));
         // Only updating modes emit a session when it completes (final mode: when it closes).
-        if self.config.emit.updates() && (end > self.watermark.current() || !s.emitted) {
-            self.incomplete.insert((end, slot));
+        if self.core.config.emit.updates() && (end > self.core.watermark.current() || !s.emitted) {
+            self.state.incomplete.insert((end, slot));
         }
     }
 
     fn unindex(&mut self, slot: u32) {
-        let s = self.sessions[slot as usize];
+        let s = self.state.sessions[slot as usize];
         let end = self.end_of(&s);
-        self.closing.remove(&(end, slot));
-        if self.config.emit.updates() {
-            self.incomplete.remove(&(end, slot));
+        self.state.closing.remove(&(end, slot));
+        if self.core.config.emit.updates() {
+            self.state.incomplete.remove(&(end, slot));
         }
     }
 
     /// A session merged away: emits `-D` for it in changelog mode, then frees it.
     fn retire(&mut self, slot: u32) {
-        let s = self.sessions[slot as usize];
-        if self.config.emit == EmitMode::Changelog && s.emitted {
-            self.pending.push(Pending {
+        let s = self.state.sessions[slot as usize];
+        if self.core.config.emit == EmitMode::Changelog && s.emitted {
+            self.scratch.pending.push(Pending {
                 order: (s.shown_end, s.shown_start, s.key, 0),
                 key: s.key,
                 start: s.shown_start,
@@ -452,9 +418,9 @@ impl SessionOperator {
                 tag: DELETE,
             });
             // The slot and its shadow are freed after the pending rows are snapshotted.
-            self.sessions[slot as usize].live = false;
-            self.retired.push(slot);
-            self.sessions[slot as usize].queued = false;
+            self.state.sessions[slot as usize].live = false;
+            self.scratch.retired.push(slot);
+            self.state.sessions[slot as usize].queued = false;
             return;
         }
         self.release(slot);
@@ -463,65 +429,66 @@ impl SessionOperator {
     /// Drops stale entries from `amended` once they outnumber the slots, so the list stays
     /// within a small multiple of the live state at amortised constant cost per entry.
     fn compact_amended(&mut self) {
-        if self.amended.len() <= 2 * self.sessions.len() + 64 {
+        if self.state.amended.len() <= 2 * self.state.sessions.len() + 64 {
             return;
         }
-        let sessions = &self.sessions;
-        self.amended
+        let sessions = &self.state.sessions;
+        self.state
+            .amended
             .retain(|&a| sessions[a as usize].live && sessions[a as usize].queued);
         // A reused slot queued again is listed twice.
-        self.amended.sort_unstable();
-        self.amended.dedup();
+        self.state.amended.sort_unstable();
+        self.state.amended.dedup();
     }
 
     fn release(&mut self, slot: u32) {
-        let s = &mut self.sessions[slot as usize];
+        let s = &mut self.state.sessions[slot as usize];
         s.live = false;
         s.queued = false;
         let shadow = std::mem::replace(&mut s.shadow, NO_SLOT);
-        self.free.push(slot);
+        self.state.free.push(slot);
         if shadow != NO_SLOT {
-            self.free.push(shadow);
+            self.state.free.push(shadow);
         }
     }
 
     fn update_accumulators(&mut self, batch: &RecordBatch) -> Result<()> {
-        let times = &self.batch_times;
-        crate::parallel::apply(
-            &mut self.accs,
+        let times = &self.core.batch_times;
+        apply(
+            &mut self.core.accs,
             batch,
-            &mut self.pair_rows,
-            &mut self.pair_slots,
+            &mut self.scratch.pair_rows,
+            &mut self.scratch.pair_slots,
             times,
-            self.batch_seq,
+            self.core.batch_seq,
             true,
         )
     }
 
-    fn moment(&mut self, end_of_input: bool) {
+    fn emit_due(&mut self, end_of_input: bool) {
         let wm = if end_of_input {
             i64::MAX
         } else {
-            self.watermark.current()
+            self.core.watermark.current()
         };
-        let updates = self.config.emit.updates();
+        let updates = self.core.config.emit.updates();
         let mut emit: Vec<u32> = Vec::new();
         if updates {
             // Skip stale entries (see `Session::queued`), and sessions an early firing just
             // emitted as they are.
-            for slot in std::mem::take(&mut self.amended) {
-                let s = &mut self.sessions[slot as usize];
+            for slot in std::mem::take(&mut self.state.amended) {
+                let s = &mut self.state.sessions[slot as usize];
                 if s.live && s.queued && (s.dirty || !s.emitted) {
                     emit.push(slot);
                 }
                 s.queued = false;
             }
-            while let Some(&(end, slot)) = self.incomplete.first() {
+            while let Some(&(end, slot)) = self.state.incomplete.first() {
                 if end > wm {
                     break;
                 }
-                self.incomplete.pop_first();
-                let s = &self.sessions[slot as usize];
+                self.state.incomplete.pop_first();
+                let s = &self.state.sessions[slot as usize];
                 if s.dirty || !s.emitted {
                     emit.push(slot);
                 }
@@ -530,12 +497,12 @@ impl SessionOperator {
             emit.dedup();
         }
         let mut closed: Vec<u32> = Vec::new();
-        while let Some(&(end, slot)) = self.closing.first() {
-            if !end_of_input && end.saturating_add(self.config.lateness) > wm {
+        while let Some(&(end, slot)) = self.state.closing.first() {
+            if !end_of_input && end.saturating_add(self.core.config.lateness) > wm {
                 break;
             }
-            self.closing.pop_first();
-            self.incomplete.remove(&(end, slot));
+            self.state.closing.pop_first();
+            self.state.incomplete.remove(&(end, slot));
             if !updates {
                 emit.push(slot);
             }
@@ -544,17 +511,17 @@ impl SessionOperator {
         self.emit_sessions(emit);
         self.flush_pending();
         for slot in closed {
-            let s = self.sessions[slot as usize];
-            self.by_key[s.key as usize].remove(&s.start);
+            let s = self.state.sessions[slot as usize];
+            self.state.by_key[s.key as usize].remove(&s.start);
             self.release(slot);
         }
     }
 
     fn emit_sessions(&mut self, emit: Vec<u32>) {
-        let mode = self.config.emit;
+        let mode = self.core.config.emit;
         let mut copies = Vec::new();
         for slot in emit {
-            let s = self.sessions[slot as usize];
+            let s = self.state.sessions[slot as usize];
             let (start, end) = (s.start, self.end_of(&s));
             let order = |seq: u32| (end, start, s.key, seq);
             let row = |values: u32, tag: u32, seq: u32, start: i64, end: i64| Pending {
@@ -566,11 +533,11 @@ impl SessionOperator {
                 tag,
             };
             match mode {
-                EmitMode::Final => self.pending.push(row(slot, 0, 0, start, end)),
+                EmitMode::Final => self.scratch.pending.push(row(slot, 0, 0, start, end)),
                 EmitMode::Amend => {
                     let rev = if s.emitted { s.revision + 1 } else { 0 };
-                    self.sessions[slot as usize].revision = rev;
-                    self.pending.push(row(slot, rev, 0, start, end));
+                    self.state.sessions[slot as usize].revision = rev;
+                    self.scratch.pending.push(row(slot, rev, 0, start, end));
                 }
                 EmitMode::Changelog => {
                     if s.emitted && (s.shown_start, s.shown_end) != (start, end) {
@@ -578,158 +545,231 @@ impl SessionOperator {
                         // is a new row, so the old bounds are deleted, not updated (an upsert
                         // consumer that ignores -U would keep them).
                         let gone = row(s.shadow, DELETE, 0, s.shown_start, s.shown_end);
-                        self.pending.push(gone);
-                        self.pending.push(row(slot, INSERT, 1, start, end));
+                        self.scratch.pending.push(gone);
+                        self.scratch.pending.push(row(slot, INSERT, 1, start, end));
                     } else if s.emitted {
                         let before = row(s.shadow, UPDATE_BEFORE, 0, s.shown_start, s.shown_end);
-                        self.pending.push(before);
-                        self.pending.push(row(slot, UPDATE_AFTER, 1, start, end));
+                        self.scratch.pending.push(before);
+                        self.scratch
+                            .pending
+                            .push(row(slot, UPDATE_AFTER, 1, start, end));
                     } else {
-                        self.pending.push(row(slot, INSERT, 0, start, end));
+                        self.scratch.pending.push(row(slot, INSERT, 0, start, end));
                     }
                     copies.push(slot);
                 }
             }
-            let s = &mut self.sessions[slot as usize];
+            let s = &mut self.state.sessions[slot as usize];
             s.emitted = true;
             s.dirty = false;
             s.queued = false;
             s.shown_start = start;
             s.shown_end = end;
         }
-        self.copies_after_flush = copies;
+        self.scratch.copies_after_flush = copies;
     }
 
     fn flush_pending(&mut self) {
-        if !self.pending.is_empty() {
-            let keys = self.keys.as_ref().expect("bound");
-            self.pending.sort_by(|a, b| {
+        if !self.scratch.pending.is_empty() {
+            let keys = self.core.keys.as_ref().expect("bound");
+            self.scratch.pending.sort_by(|a, b| {
                 (a.order.0, a.order.1)
                     .cmp(&(b.order.0, b.order.1))
                     .then_with(|| keys.compare(a.order.2, b.order.2))
                     .then_with(|| a.order.3.cmp(&b.order.3))
             });
-            let values: Vec<u32> = self.pending.iter().map(|p| p.values).collect();
-            for acc in &mut self.accs {
+            let values: Vec<u32> = self.scratch.pending.iter().map(|p| p.values).collect();
+            for acc in &mut self.core.accs {
                 acc.snapshot(&values);
             }
-            for p in &self.pending {
-                self.out_keys.push(p.key);
-                self.out_starts.push(p.start);
-                self.out_ends.push(p.end);
-                self.out_tags.push(p.tag);
+            for p in &self.scratch.pending {
+                self.scratch.out_keys.push(p.key);
+                self.scratch.out_starts.push(p.start);
+                self.scratch.out_ends.push(p.end);
+                self.scratch.out_tags.push(p.tag);
             }
-            self.metrics.rows_emitted += self.pending.len() as u64;
-            self.pending.clear();
+            self.core.metrics.rows_emitted += self.scratch.pending.len() as u64;
+            self.scratch.pending.clear();
         }
-        for slot in std::mem::take(&mut self.retired) {
+        for slot in std::mem::take(&mut self.scratch.retired) {
             self.release(slot);
         }
-        for slot in std::mem::take(&mut self.copies_after_flush) {
-            let shadow = match self.sessions[slot as usize].shadow {
+        for slot in std::mem::take(&mut self.scratch.copies_after_flush) {
+            let shadow = match self.state.sessions[slot as usize].shadow {
                 NO_SLOT => {
                     let sh = self.alloc();
-                    self.sessions[slot as usize].shadow = sh;
+                    self.state.sessions[slot as usize].shadow = sh;
                     sh
                 }
                 sh => sh,
             };
-            for acc in &mut self.accs {
+            for acc in &mut self.core.accs {
                 acc.copy(shadow, slot);
             }
         }
     }
 
-    fn early(&mut self, now_ms: i64) {
-        let Some(every) = self.config.early_ms else {
-            return;
-        };
-        if self.last_early_ms.is_some_and(|last| now_ms - last < every) {
+    fn early_sessions(&mut self, now_ms: i64) {
+        if !self.core.early_due(now_ms) {
             return;
         }
-        self.last_early_ms = Some(now_ms);
         let emit: Vec<u32> = self
+            .state
             .incomplete
             .iter()
             .map(|&(_, slot)| slot)
-            .filter(|&slot| self.sessions[slot as usize].dirty)
+            .filter(|&slot| self.state.sessions[slot as usize].dirty)
             .collect();
         self.emit_sessions(emit);
         self.flush_pending();
     }
 
-    /// A heartbeat with no rows: emits early revisions that are due at `now_ms`.
-    pub fn tick(&mut self, now_ms: i64) -> Result<RecordBatch> {
-        self.early(now_ms);
-        let out = self.take_output()?;
-        self.refresh_gauges();
-        Ok(out)
-    }
-
-    /// Moves the watermark to at least `instant`, emitting what that completes or closes.
-    pub fn advance_watermark(&mut self, instant: i64) -> Result<RecordBatch> {
-        if self.watermark.advance_to(instant) {
-            self.moment(false);
-        }
-        let out = self.take_output()?;
-        self.refresh_gauges();
-        Ok(out)
-    }
-
-    /// End of input: every open session is emitted.
-    pub fn finish(&mut self) -> Result<RecordBatch> {
-        self.finished = true;
-        if self.bound.is_none() {
-            return Err(Error::Internal("finish() before any batch".into()));
-        }
-        self.moment(true);
-        let out = self.take_output()?;
-        self.refresh_gauges();
-        Ok(out)
-    }
-
-    fn take_output(&mut self) -> Result<RecordBatch> {
-        let bound = self.bound.as_ref().expect("bound");
-        let mut columns: Vec<ArrayRef> = self
-            .keys
-            .as_ref()
-            .expect("bound")
-            .to_arrays(&self.out_keys)?;
-        let starts = Int64Array::from(std::mem::take(&mut self.out_starts));
-        let ends = Int64Array::from(std::mem::take(&mut self.out_ends));
+    fn output_rows(&mut self) -> Result<RecordBatch> {
+        let bound = self.core.bound.as_ref().expect("bound");
+        let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
+        let starts = Int64Array::from(std::mem::take(&mut self.scratch.out_starts));
+        let ends = Int64Array::from(std::mem::take(&mut self.scratch.out_ends));
         columns.push(as_window_type(starts, &bound.window_type)?);
         columns.push(as_window_type(ends, &bound.window_type)?);
-        let tags = std::mem::take(&mut self.out_tags);
-        push_tags(&mut columns, self.config.emit, tags);
-        for acc in &mut self.accs {
+        let tags = std::mem::take(&mut self.scratch.out_tags);
+        push_tags(&mut columns, self.core.config.emit, tags);
+        for acc in &mut self.core.accs {
             columns.push(acc.finish());
         }
-        self.out_keys.clear();
+        self.scratch.out_keys.clear();
         Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
     }
 
-    fn refresh_gauges(&mut self) {
-        let m = &mut self.metrics;
-        m.watermark = self.watermark.max_seen().map(|_| self.watermark.current());
-        m.max_event_time = self.watermark.max_seen();
-        m.open_windows = self.closing.len() as u64;
-        m.open_panes = self.closing.len() as u64;
-        m.keys = self.keys.as_ref().map_or(0, |k| k.len() as u64);
-        let accs: usize = self.accs.iter().map(|a| a.size()).sum();
+    fn gauges(&mut self) {
+        let m = &mut self.core.metrics;
+        m.watermark = self
+            .core
+            .watermark
+            .max_seen()
+            .map(|_| self.core.watermark.current());
+        m.max_event_time = self.core.watermark.max_seen();
+        m.open_windows = self.state.closing.len() as u64;
+        m.open_panes = self.state.closing.len() as u64;
+        m.keys = self.core.keys.as_ref().map_or(0, |k| k.len() as u64);
+        let accs: usize = self.core.accs.iter().map(|a| a.size()).sum();
         m.state_bytes = (accs
-            + self.sessions.capacity() * std::mem::size_of::<Session>()
-            + self.closing.len() * 32
-            + self.incomplete.len() * 32
+            + self.state.sessions.capacity() * std::mem::size_of::<Session>()
+            + self.state.closing.len() * 32
+            + self.state.incomplete.len() * 32
             // Revisions waiting for the next moment.
-            + self.amended.capacity() * std::mem::size_of::<u32>()
-            + self.keys.as_ref().map_or(0, |k| k.size())) as u64;
+            + self.state.amended.capacity() * std::mem::size_of::<u32>()
+            + self.core.keys.as_ref().map_or(0, |k| k.size())) as u64;
+    }
+}
+
+impl Kernel for SessionOperator {
+    const KIND: &'static str = "session";
+    type State = SessionSnapshot;
+
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn run(
+        &mut self,
+        batch: &RecordBatch,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+    ) -> Result<()> {
+        self.run_batch(batch, times, key_ids, result)
+    }
+
+    fn early(&mut self, now_ms: i64) {
+        self.early_sessions(now_ms)
+    }
+
+    fn moment(&mut self, end_of_input: bool) {
+        self.emit_due(end_of_input)
+    }
+
+    fn take_output(&mut self) -> Result<RecordBatch> {
+        self.output_rows()
+    }
+
+    fn refresh_gauges(&mut self) {
+        self.gauges()
+    }
+
+    /// Rows still to come belong to an open session (whose end only grows; a changelog's
+    /// `-U`/`-D` rows show the bounds it was last emitted with) or to a session a row not
+    /// yet late opens: its end is past `watermark - lateness`. A session's start can move
+    /// back by a gap with every row that joins it, so it is bounded only by `max_duration`
+    /// (a session spans at most that much before its end).
+    fn floor(&self, column: FloorColumn) -> Option<i64> {
+        let wm = self.core.watermark.current();
+        let lateness = self.core.config.lateness;
+        let new_end = wm.saturating_sub(lateness).saturating_add(1);
+        let open_end = self.state.closing.first().map_or(i64::MAX, |&(end, _)| end);
+        let (mut shown_start, mut shown_end) = (i64::MAX, i64::MAX);
+        if self.core.config.emit == EmitMode::Changelog {
+            for &(_, slot) in &self.state.closing {
+                let s = &self.state.sessions[slot as usize];
+                if s.emitted {
+                    shown_start = shown_start.min(s.shown_start);
+                    shown_end = shown_end.min(s.shown_end);
+                }
+            }
+        }
+        let end = new_end.min(open_end).min(shown_end);
+        match column {
+            FloorColumn::WindowEnd => Some(end),
+            FloorColumn::WindowStart => self
+                .max_duration
+                .map(|m| end.saturating_sub(m).min(shown_start)),
+            FloorColumn::RowTime => None,
+        }
+    }
+
+    fn save(&self) -> Result<SessionSnapshot> {
+        let mut live: Vec<u32> = Vec::new();
+        for (slot, s) in self.state.sessions.iter().enumerate() {
+            if s.live {
+                live.push(slot as u32);
+                if s.shadow != NO_SLOT {
+                    live.push(s.shadow);
+                }
+            }
+        }
+        live.sort_unstable();
+        Ok(SessionSnapshot {
+            state: self.state.clone(),
+            accs: self.core.save_slots(&live)?,
+            live,
+        })
+    }
+
+    fn load(&mut self, snap: SessionSnapshot) -> Result<()> {
+        let slots = snap.state.sessions.len();
+        let keys = self.core.keys().len();
+        let damaged = snap.live.iter().any(|&s| s as usize >= slots)
+            || snap.state.by_key.len() > keys.max(1)
+            || snap.state.closing.iter().any(|&(_, s)| s as usize >= slots);
+        if damaged {
+            return Err(Error::Config(
+                "the snapshot's sessions point outside its state; it is damaged".into(),
+            ));
+        }
+        self.state = snap.state;
+        self.scratch = Scratch::default();
+        self.core.load_slots(&snap.live, &snap.accs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::tests::{amend_watermark, times};
+    use crate::operator::window::tests::{amend_watermark, times};
+    use crate::operator::Operator;
 
     #[test]
     fn revise_watermark_buffers_stay_bounded_within_a_large_batch_of_late_rows() {
@@ -739,12 +779,16 @@ mod tests {
         }))
         .unwrap();
         let first: Vec<i64> = (0..500).map(|k| k * 100).chain([60_000]).collect();
-        op.process_at(&times(&first), None).unwrap();
+        op.process(&times(&first), None).unwrap();
         let fill: Vec<i64> = (0..50_000).step_by(5).cycle().take(100_000).collect();
-        op.process_at(&times(&fill), None).unwrap();
-        let held = op.pair_rows.capacity().max(op.pair_slots.capacity());
+        op.process(&times(&fill), None).unwrap();
+        let held = op
+            .scratch
+            .pair_rows
+            .capacity()
+            .max(op.scratch.pair_slots.capacity());
         assert!(held <= 2 * CHUNK, "{held} pairs buffered");
         // Every session merged into one: a single revision is queued.
-        assert_eq!(op.amended.len(), 1);
+        assert_eq!(op.state.amended.len(), 1);
     }
 }
