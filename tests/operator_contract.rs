@@ -453,7 +453,7 @@ fn no_row_is_emitted_below_a_floor_reported_earlier_and_the_floor_advances() {
             // floors[i][c]: after step i; emitted[i]: the rows step i emitted.
             let mut floors: Vec<[Option<i64>; 3]> = Vec::new();
             let mut emitted: Vec<RecordBatch> = Vec::new();
-            let step = |floors: &mut Vec<_>, emitted: &mut Vec<_>, op: &Box<dyn Operator>, out| {
+            let step = |floors: &mut Vec<_>, emitted: &mut Vec<_>, op: &dyn Operator, out| {
                 emitted.push(out);
                 floors.push(cols.map(|c| op.emitted_floor(c)));
             };
@@ -462,22 +462,22 @@ fn no_row_is_emitted_below_a_floor_reported_earlier_and_the_floor_advances() {
             while lo < n {
                 let hi = (lo + size).min(n);
                 let out = op.process(&s.batch(lo, hi), Some(lo as i64 * 10)).unwrap();
-                step(&mut floors, &mut emitted, &op, out.output);
+                step(&mut floors, &mut emitted, op.as_ref(), out.output);
                 // An idle source's clock, and heartbeats, now and then.
                 if r.below(5) == 0 {
                     let wm = op.metrics().watermark.unwrap_or(0);
                     let out = op.advance_watermark(wm + r.below(4) as i64 * unit).unwrap();
-                    step(&mut floors, &mut emitted, &op, out);
+                    step(&mut floors, &mut emitted, op.as_ref(), out);
                 }
                 if r.below(3) == 0 {
                     let out = op.tick(lo as i64 * 10 + 25).unwrap();
-                    step(&mut floors, &mut emitted, &op, out);
+                    step(&mut floors, &mut emitted, op.as_ref(), out);
                 }
                 lo = hi;
             }
             let before_flush = floors.last().copied().unwrap();
             let out = op.flush().unwrap();
-            step(&mut floors, &mut emitted, &op, out);
+            step(&mut floors, &mut emitted, op.as_ref(), out);
             for (c, &col) in cols.iter().enumerate() {
                 // The smallest value emitted at each step and after it.
                 let mut later = i64::MAX;
