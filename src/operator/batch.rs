@@ -48,6 +48,14 @@ impl Bound {
 }
 
 impl BatchResult {
+    /// Records row `i` of the batch as rejected, for `reason`.
+    #[inline]
+    pub(crate) fn reject(&mut self, metrics: &mut Metrics, i: usize, reason: String) {
+        self.rejected_rows.push(i as u32);
+        self.reasons.push(reason);
+        metrics.rows_rejected += 1;
+    }
+
     /// No output, no late or rejected rows yet.
     pub(crate) fn empty(bound: &Bound) -> BatchResult {
         BatchResult {

@@ -415,6 +415,20 @@ impl Core {
     }
 }
 
+/// The accessors of a kernel's [`Core`], held in its field `core`.
+macro_rules! core_field {
+    () => {
+        fn core(&self) -> &Core {
+            &self.core
+        }
+
+        fn core_mut(&mut self) -> &mut Core {
+            &mut self.core
+        }
+    };
+}
+pub(crate) use core_field;
+
 /// What is particular to one kind of operator. The lifecycle around it is written once, in
 /// `impl<K: Kernel> Operator for K`.
 pub(crate) trait Kernel: Send + Sync + 'static {

@@ -13,9 +13,9 @@
 
 use super::feed::{apply, CHUNK};
 use super::{
-    as_window_type, push_tags, route_late, unsupported_time, BatchResult, Core, EmitMode,
-    FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing, DELETE, INSERT, NO_SLOT,
-    UPDATE_AFTER, UPDATE_BEFORE,
+    as_window_type, core_field, push_tags, route_late, unsupported_time, BatchResult, Core,
+    EmitMode, FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing, DELETE, INSERT,
+    NO_SLOT, UPDATE_AFTER, UPDATE_BEFORE,
 };
 use crate::codec::Blob;
 use crate::error::{Error, Result};
@@ -133,79 +133,6 @@ impl SessionOperator {
 
     fn end_of(&self, s: &Session) -> i64 {
         s.last.saturating_add(self.gap)
-    }
-
-    /// The per-row pass over a bound batch (see [`Kernel::run`]).
-    fn run_batch(
-        &mut self,
-        batch: &RecordBatch,
-        times: &Times<'_>,
-        key_ids: &[u32],
-        result: &mut BatchResult,
-    ) -> Result<()> {
-        let n = batch.num_rows();
-        let updates = self.core.config.emit.updates();
-        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..n {
-            let t = match times.value(i) {
-                Ok(t) => t,
-                Err(reason) => {
-                    result.rejected_rows.push(i as u32);
-                    result.reasons.push(reason);
-                    self.core.metrics.rows_rejected += 1;
-                    continue;
-                }
-            };
-            // A session must be able to end (`last + gap`) within 64-bit time.
-            if t > i64::MAX - self.gap {
-                let supported = (i64::MIN, i64::MAX - self.gap);
-                result.rejected_rows.push(i as u32);
-                result
-                    .reasons
-                    .push(unsupported_time(t, supported, self.core.config.time_unit));
-                self.core.metrics.rows_rejected += 1;
-                continue;
-            }
-            let key = key_ids[i];
-            let wm = self.core.watermark.current();
-            let Some(slot) = self.place(batch, t, key)? else {
-                route_late(
-                    &self.core.config,
-                    &mut self.core.metrics,
-                    result,
-                    i,
-                    t,
-                    wm,
-                    "joins no open session and its own session closed",
-                )?;
-                continue;
-            };
-            self.core.metrics.rows_accepted += 1;
-            self.scratch.pair_rows.push(i as u32);
-            self.scratch.pair_slots.push(slot);
-            let s = &mut self.state.sessions[slot as usize];
-            s.dirty = true;
-            if updates && s.emitted && !s.queued {
-                s.queued = true;
-                self.state.amended.push(slot);
-                self.compact_amended();
-            }
-            self.core.watermark.observe(t);
-            // A row can complete a session without moving the watermark (a late row that
-            // starts a session already complete), so check what is due after every row.
-            let revise_now = self.core.config.revise == Revise::Row
-                && (!self.state.amended.is_empty() || !self.scratch.pending.is_empty());
-            if revise_now || self.due() {
-                self.update_accumulators(batch)?;
-                self.emit_due(false);
-            } else if self.scratch.pair_rows.len() >= CHUNK {
-                // Updating modes may go long between moments: do not let the buffers grow
-                // with the batch.
-                self.update_accumulators(batch)?;
-            }
-        }
-        self.update_accumulators(batch)
     }
 
     fn due(&self) -> bool {
@@ -465,58 +392,6 @@ impl SessionOperator {
         )
     }
 
-    fn emit_due(&mut self, end_of_input: bool) {
-        let wm = if end_of_input {
-            i64::MAX
-        } else {
-            self.core.watermark.current()
-        };
-        let updates = self.core.config.emit.updates();
-        let mut emit: Vec<u32> = Vec::new();
-        if updates {
-            // Skip stale entries (see `Session::queued`), and sessions an early firing just
-            // emitted as they are.
-            for slot in std::mem::take(&mut self.state.amended) {
-                let s = &mut self.state.sessions[slot as usize];
-                if s.live && s.queued && (s.dirty || !s.emitted) {
-                    emit.push(slot);
-                }
-                s.queued = false;
-            }
-            while let Some(&(end, slot)) = self.state.incomplete.first() {
-                if end > wm {
-                    break;
-                }
-                self.state.incomplete.pop_first();
-                let s = &self.state.sessions[slot as usize];
-                if s.dirty || !s.emitted {
-                    emit.push(slot);
-                }
-            }
-            emit.sort_unstable();
-            emit.dedup();
-        }
-        let mut closed: Vec<u32> = Vec::new();
-        while let Some(&(end, slot)) = self.state.closing.first() {
-            if !end_of_input && end.saturating_add(self.core.config.lateness) > wm {
-                break;
-            }
-            self.state.closing.pop_first();
-            self.state.incomplete.remove(&(end, slot));
-            if !updates {
-                emit.push(slot);
-            }
-            closed.push(slot);
-        }
-        self.emit_sessions(emit);
-        self.flush_pending();
-        for slot in closed {
-            let s = self.state.sessions[slot as usize];
-            self.state.by_key[s.key as usize].remove(&s.start);
-            self.release(slot);
-        }
-    }
-
     fn emit_sessions(&mut self, emit: Vec<u32>) {
         let mode = self.core.config.emit;
         let mut copies = Vec::new();
@@ -608,8 +483,82 @@ impl SessionOperator {
             }
         }
     }
+}
 
-    fn early_sessions(&mut self, now_ms: i64) {
+impl Kernel for SessionOperator {
+    const KIND: &'static str = "session";
+    type State = SessionSnapshot;
+
+    core_field!();
+
+    fn run(
+        &mut self,
+        batch: &RecordBatch,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let updates = self.core.config.emit.updates();
+        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..n {
+            let t = match times.value(i) {
+                Ok(t) => t,
+                Err(reason) => {
+                    result.reject(&mut self.core.metrics, i, reason);
+                    continue;
+                }
+            };
+            // A session must be able to end (`last + gap`) within 64-bit time.
+            if t > i64::MAX - self.gap {
+                let supported = (i64::MIN, i64::MAX - self.gap);
+                let why = unsupported_time(t, supported, self.core.config.time_unit);
+                result.reject(&mut self.core.metrics, i, why);
+                continue;
+            }
+            let key = key_ids[i];
+            let wm = self.core.watermark.current();
+            let Some(slot) = self.place(batch, t, key)? else {
+                route_late(
+                    &self.core.config,
+                    &mut self.core.metrics,
+                    result,
+                    i,
+                    t,
+                    wm,
+                    "joins no open session and its own session closed",
+                )?;
+                continue;
+            };
+            self.core.metrics.rows_accepted += 1;
+            self.scratch.pair_rows.push(i as u32);
+            self.scratch.pair_slots.push(slot);
+            let s = &mut self.state.sessions[slot as usize];
+            s.dirty = true;
+            if updates && s.emitted && !s.queued {
+                s.queued = true;
+                self.state.amended.push(slot);
+                self.compact_amended();
+            }
+            self.core.watermark.observe(t);
+            // A row can complete a session without moving the watermark (a late row that
+            // starts a session already complete), so check what is due after every row.
+            let revise_now = self.core.config.revise == Revise::Row
+                && (!self.state.amended.is_empty() || !self.scratch.pending.is_empty());
+            if revise_now || self.due() {
+                self.update_accumulators(batch)?;
+                self.moment(false);
+            } else if self.scratch.pair_rows.len() >= CHUNK {
+                // Updating modes may go long between moments: do not let the buffers grow
+                // with the batch.
+                self.update_accumulators(batch)?;
+            }
+        }
+        self.update_accumulators(batch)
+    }
+
+    fn early(&mut self, now_ms: i64) {
         if !self.core.early_due(now_ms) {
             return;
         }
@@ -624,7 +573,59 @@ impl SessionOperator {
         self.flush_pending();
     }
 
-    fn output_rows(&mut self) -> Result<RecordBatch> {
+    fn moment(&mut self, end_of_input: bool) {
+        let wm = if end_of_input {
+            i64::MAX
+        } else {
+            self.core.watermark.current()
+        };
+        let updates = self.core.config.emit.updates();
+        let mut emit: Vec<u32> = Vec::new();
+        if updates {
+            // Skip stale entries (see `Session::queued`), and sessions an early firing just
+            // emitted as they are.
+            for slot in std::mem::take(&mut self.state.amended) {
+                let s = &mut self.state.sessions[slot as usize];
+                if s.live && s.queued && (s.dirty || !s.emitted) {
+                    emit.push(slot);
+                }
+                s.queued = false;
+            }
+            while let Some(&(end, slot)) = self.state.incomplete.first() {
+                if end > wm {
+                    break;
+                }
+                self.state.incomplete.pop_first();
+                let s = &self.state.sessions[slot as usize];
+                if s.dirty || !s.emitted {
+                    emit.push(slot);
+                }
+            }
+            emit.sort_unstable();
+            emit.dedup();
+        }
+        let mut closed: Vec<u32> = Vec::new();
+        while let Some(&(end, slot)) = self.state.closing.first() {
+            if !end_of_input && end.saturating_add(self.core.config.lateness) > wm {
+                break;
+            }
+            self.state.closing.pop_first();
+            self.state.incomplete.remove(&(end, slot));
+            if !updates {
+                emit.push(slot);
+            }
+            closed.push(slot);
+        }
+        self.emit_sessions(emit);
+        self.flush_pending();
+        for slot in closed {
+            let s = self.state.sessions[slot as usize];
+            self.state.by_key[s.key as usize].remove(&s.start);
+            self.release(slot);
+        }
+    }
+
+    fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.core.bound.as_ref().expect("bound");
         let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
         let starts = Int64Array::from(std::mem::take(&mut self.scratch.out_starts));
@@ -640,7 +641,7 @@ impl SessionOperator {
         Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
     }
 
-    fn gauges(&mut self) {
+    fn refresh_gauges(&mut self) {
         let m = &mut self.core.metrics;
         m.watermark = self
             .core
@@ -659,45 +660,6 @@ impl SessionOperator {
             // Revisions waiting for the next moment.
             + self.state.amended.capacity() * std::mem::size_of::<u32>()
             + self.core.keys.as_ref().map_or(0, |k| k.size())) as u64;
-    }
-}
-
-impl Kernel for SessionOperator {
-    const KIND: &'static str = "session";
-    type State = SessionSnapshot;
-
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
-    }
-
-    fn run(
-        &mut self,
-        batch: &RecordBatch,
-        times: &Times<'_>,
-        key_ids: &[u32],
-        result: &mut BatchResult,
-    ) -> Result<()> {
-        self.run_batch(batch, times, key_ids, result)
-    }
-
-    fn early(&mut self, now_ms: i64) {
-        self.early_sessions(now_ms)
-    }
-
-    fn moment(&mut self, end_of_input: bool) {
-        self.emit_due(end_of_input)
-    }
-
-    fn take_output(&mut self) -> Result<RecordBatch> {
-        self.output_rows()
-    }
-
-    fn refresh_gauges(&mut self) {
-        self.gauges()
     }
 
     /// Rows still to come belong to an open session (whose end only grows; a changelog's

@@ -19,8 +19,8 @@
 
 use super::feed::apply;
 use super::{
-    as_window_type, push_tags, route_late, BatchResult, Core, EmitMode, FloorColumn, Kernel,
-    OperatorConfig, Revise, Times, Windowing, NO_SLOT,
+    as_window_type, core_field, push_tags, route_late, BatchResult, Core, EmitMode, FloorColumn,
+    Kernel, OperatorConfig, Revise, Times, Windowing, NO_SLOT,
 };
 use crate::codec::Blob;
 use crate::error::{Error, Result};
@@ -151,70 +151,6 @@ impl SlidingOperator {
         } else {
             complete.saturating_add(self.core.config.lateness)
         }
-    }
-
-    /// The per-row pass over a bound batch (see [`Kernel::run`]).
-    fn run_batch(
-        &mut self,
-        batch: &RecordBatch,
-        times: &Times<'_>,
-        key_ids: &[u32],
-        result: &mut BatchResult,
-    ) -> Result<()> {
-        let n = batch.num_rows();
-        let updates = self.core.config.emit.updates();
-        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..n {
-            let t = match times.value(i) {
-                Ok(t) => t,
-                Err(reason) => {
-                    result.rejected_rows.push(i as u32);
-                    result.reasons.push(reason);
-                    self.core.metrics.rows_rejected += 1;
-                    continue;
-                }
-            };
-            let wm = self.core.watermark.current();
-            if t.saturating_add(1)
-                .saturating_add(self.core.config.lateness)
-                <= wm
-            {
-                route_late(
-                    &self.core.config,
-                    &mut self.core.metrics,
-                    result,
-                    i,
-                    t,
-                    wm,
-                    "is in a window that closed",
-                )?;
-                continue;
-            }
-            self.core.metrics.rows_accepted += 1;
-            let key = key_ids[i];
-            let slot = self.accept(t, key);
-            self.scratch.pair_rows.push(i as u32);
-            self.scratch.pair_slots.push(slot);
-            let k = &mut self.state.per_key[key as usize];
-            if updates && k.frontier.is_some_and(|f| t <= f.0) {
-                k.behind = Some(k.behind.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
-                self.state.rebuild.push(key);
-            }
-            self.core.watermark.observe(t);
-            let revise_now =
-                self.core.config.revise == Revise::Row && !self.state.rebuild.is_empty();
-            let due =
-                revise_now
-                    || self.state.pending.first().is_some_and(|&(pt, _, _)| {
-                        self.due_at(pt) <= self.core.watermark.current()
-                    });
-            if due {
-                self.update_accumulators(batch)?;
-                self.emit_due(false);
-            }
-        }
-        self.update_accumulators(batch)
     }
 
     fn alloc(&mut self) -> u32 {
@@ -413,84 +349,6 @@ impl SlidingOperator {
     }
 
     // -- emission -----------------------------------------------------------------------
-    fn emit_due(&mut self, end_of_input: bool) {
-        let wm = if end_of_input {
-            i64::MAX
-        } else {
-            self.core.watermark.current()
-        };
-        // Keys with rows accepted behind what they already emitted: recompute from there.
-        let mut rebuild = std::mem::take(&mut self.state.rebuild);
-        rebuild.sort_unstable();
-        rebuild.dedup();
-        for key in rebuild {
-            self.rebuild_key(key);
-        }
-        // Rows now due, in time order; equal times of one key are one group.
-        let mut due: Vec<(i64, u64, u32)> = Vec::new();
-        while let Some(&(t, seq, slot)) = self.state.pending.first() {
-            if !end_of_input && self.due_at(t) > wm {
-                break;
-            }
-            self.state.pending.pop_first();
-            due.push((t, seq, slot));
-        }
-        // Group rows by (time, key): a key's rows are pushed in time order, and rows with
-        // the same time all see each other.
-        let mut due: Vec<(i64, u32, u64, u32)> = due
-            .into_iter()
-            .map(|(t, seq, s)| (t, self.state.rows[s as usize].key, seq, s))
-            .collect();
-        due.sort_unstable();
-        let mut i = 0;
-        while i < due.len() {
-            let (t, key, _, _) = due[i];
-            let mut j = i;
-            while j < due.len() && due[j].0 == t && due[j].1 == key {
-                self.swag_push(key, t, due[j].3);
-                j += 1;
-            }
-            self.state.per_key[key as usize].frontier = Some((t, due[j - 1].2));
-            self.swag_evict(key, t.saturating_sub(self.period));
-            let values = self.swag_query(key);
-            for &(_, _, _, s) in &due[i..j] {
-                self.emit_row(s, values);
-            }
-            self.free_temp(values);
-            i = j;
-        }
-        self.finish_outputs();
-        // Close rows past their lateness: no more revisions, shadows freed; expire history.
-        let close_before = wm.saturating_sub(self.core.config.lateness);
-        while let Some(&(t, seq, slot)) = self.state.open_emitted.first() {
-            if !end_of_input && t.saturating_add(1) > close_before {
-                break;
-            }
-            self.state.open_emitted.pop_first();
-            let _ = seq;
-            let shadow = std::mem::replace(&mut self.state.rows[slot as usize].shadow, NO_SLOT);
-            if shadow != NO_SLOT {
-                self.state.free.push(shadow);
-            }
-        }
-        let expire_before = wm
-            .saturating_sub(self.core.config.lateness)
-            .saturating_sub(self.period);
-        while let Some(&(t, _, slot)) = self.state.retained.first() {
-            if !end_of_input && t > expire_before {
-                break;
-            }
-            if !self.state.rows[slot as usize].emitted {
-                break;
-            }
-            self.state.retained.pop_first();
-            if self.state.rows[slot as usize].in_swag {
-                self.state.rows[slot as usize].expired = true;
-            } else {
-                self.drop_row(slot);
-            }
-        }
-    }
 
     /// Recomputes a key's outputs from its earliest row accepted behind the frontier.
     fn rebuild_key(&mut self, key: u32) {
@@ -636,8 +494,155 @@ impl SlidingOperator {
         }
         self.core.metrics.rows_emitted += values.len() as u64;
     }
+}
 
-    fn output_rows(&mut self) -> Result<RecordBatch> {
+impl Kernel for SlidingOperator {
+    const KIND: &'static str = "sliding";
+    type State = SlidingSnapshot;
+
+    core_field!();
+
+    fn run(
+        &mut self,
+        batch: &RecordBatch,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let updates = self.core.config.emit.updates();
+        // Rows are judged one at a time; `i` indexes the batch, its times and its keys.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..n {
+            let t = match times.value(i) {
+                Ok(t) => t,
+                Err(reason) => {
+                    result.reject(&mut self.core.metrics, i, reason);
+                    continue;
+                }
+            };
+            let wm = self.core.watermark.current();
+            if t.saturating_add(1)
+                .saturating_add(self.core.config.lateness)
+                <= wm
+            {
+                route_late(
+                    &self.core.config,
+                    &mut self.core.metrics,
+                    result,
+                    i,
+                    t,
+                    wm,
+                    "is in a window that closed",
+                )?;
+                continue;
+            }
+            self.core.metrics.rows_accepted += 1;
+            let key = key_ids[i];
+            let slot = self.accept(t, key);
+            self.scratch.pair_rows.push(i as u32);
+            self.scratch.pair_slots.push(slot);
+            let k = &mut self.state.per_key[key as usize];
+            if updates && k.frontier.is_some_and(|f| t <= f.0) {
+                k.behind = Some(k.behind.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+                self.state.rebuild.push(key);
+            }
+            self.core.watermark.observe(t);
+            let revise_now =
+                self.core.config.revise == Revise::Row && !self.state.rebuild.is_empty();
+            let due =
+                revise_now
+                    || self.state.pending.first().is_some_and(|&(pt, _, _)| {
+                        self.due_at(pt) <= self.core.watermark.current()
+                    });
+            if due {
+                self.update_accumulators(batch)?;
+                self.moment(false);
+            }
+        }
+        self.update_accumulators(batch)
+    }
+
+    fn moment(&mut self, end_of_input: bool) {
+        let wm = if end_of_input {
+            i64::MAX
+        } else {
+            self.core.watermark.current()
+        };
+        // Keys with rows accepted behind what they already emitted: recompute from there.
+        let mut rebuild = std::mem::take(&mut self.state.rebuild);
+        rebuild.sort_unstable();
+        rebuild.dedup();
+        for key in rebuild {
+            self.rebuild_key(key);
+        }
+        // Rows now due, in time order; equal times of one key are one group.
+        let mut due: Vec<(i64, u64, u32)> = Vec::new();
+        while let Some(&(t, seq, slot)) = self.state.pending.first() {
+            if !end_of_input && self.due_at(t) > wm {
+                break;
+            }
+            self.state.pending.pop_first();
+            due.push((t, seq, slot));
+        }
+        // Group rows by (time, key): a key's rows are pushed in time order, and rows with
+        // the same time all see each other.
+        let mut due: Vec<(i64, u32, u64, u32)> = due
+            .into_iter()
+            .map(|(t, seq, s)| (t, self.state.rows[s as usize].key, seq, s))
+            .collect();
+        due.sort_unstable();
+        let mut i = 0;
+        while i < due.len() {
+            let (t, key, _, _) = due[i];
+            let mut j = i;
+            while j < due.len() && due[j].0 == t && due[j].1 == key {
+                self.swag_push(key, t, due[j].3);
+                j += 1;
+            }
+            self.state.per_key[key as usize].frontier = Some((t, due[j - 1].2));
+            self.swag_evict(key, t.saturating_sub(self.period));
+            let values = self.swag_query(key);
+            for &(_, _, _, s) in &due[i..j] {
+                self.emit_row(s, values);
+            }
+            self.free_temp(values);
+            i = j;
+        }
+        self.finish_outputs();
+        // Close rows past their lateness: no more revisions, shadows freed; expire history.
+        let close_before = wm.saturating_sub(self.core.config.lateness);
+        while let Some(&(t, seq, slot)) = self.state.open_emitted.first() {
+            if !end_of_input && t.saturating_add(1) > close_before {
+                break;
+            }
+            self.state.open_emitted.pop_first();
+            let _ = seq;
+            let shadow = std::mem::replace(&mut self.state.rows[slot as usize].shadow, NO_SLOT);
+            if shadow != NO_SLOT {
+                self.state.free.push(shadow);
+            }
+        }
+        let expire_before = wm
+            .saturating_sub(self.core.config.lateness)
+            .saturating_sub(self.period);
+        while let Some(&(t, _, slot)) = self.state.retained.first() {
+            if !end_of_input && t > expire_before {
+                break;
+            }
+            if !self.state.rows[slot as usize].emitted {
+                break;
+            }
+            self.state.retained.pop_first();
+            if self.state.rows[slot as usize].in_swag {
+                self.state.rows[slot as usize].expired = true;
+            } else {
+                self.drop_row(slot);
+            }
+        }
+    }
+
+    fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.core.bound.as_ref().expect("bound");
         let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
         let times = Int64Array::from(std::mem::take(&mut self.scratch.out_times));
@@ -651,7 +656,7 @@ impl SlidingOperator {
         Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
     }
 
-    fn gauges(&mut self) {
+    fn refresh_gauges(&mut self) {
         let m = &mut self.core.metrics;
         m.watermark = self
             .core
@@ -670,41 +675,6 @@ impl SlidingOperator {
                 + self.state.open_emitted.len())
                 * 40
             + self.core.keys.as_ref().map_or(0, |k| k.size())) as u64;
-    }
-}
-
-impl Kernel for SlidingOperator {
-    const KIND: &'static str = "sliding";
-    type State = SlidingSnapshot;
-
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
-    }
-
-    fn run(
-        &mut self,
-        batch: &RecordBatch,
-        times: &Times<'_>,
-        key_ids: &[u32],
-        result: &mut BatchResult,
-    ) -> Result<()> {
-        self.run_batch(batch, times, key_ids, result)
-    }
-
-    fn moment(&mut self, end_of_input: bool) {
-        self.emit_due(end_of_input)
-    }
-
-    fn take_output(&mut self) -> Result<RecordBatch> {
-        self.output_rows()
-    }
-
-    fn refresh_gauges(&mut self) {
-        self.gauges()
     }
 
     /// Rows still to come are rows waiting to be emitted, rows not yet late (time at least

@@ -14,9 +14,9 @@
 
 use super::feed::{Feeder, CHUNK};
 use super::{
-    as_window_type, fmt_instant, push_tags, route_late, unsupported_time, BatchResult, Core,
-    CoreState, EmitMode, FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing, INSERT,
-    NO_SLOT, UPDATE_AFTER, UPDATE_BEFORE,
+    as_window_type, core_field, fmt_instant, push_tags, route_late, unsupported_time, BatchResult,
+    Core, CoreState, EmitMode, FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing,
+    INSERT, NO_SLOT, UPDATE_AFTER, UPDATE_BEFORE,
 };
 use crate::codec::Blob;
 use crate::error::{Error, Result};
@@ -373,49 +373,6 @@ impl WindowOperator {
         &self.core.config
     }
 
-    /// The per-row pass over a bound batch (see [`Kernel::run`]).
-    fn run_batch(
-        &mut self,
-        batch: &RecordBatch,
-        times: &Times<'_>,
-        key_ids: &[u32],
-        result: &mut BatchResult,
-    ) -> Result<()> {
-        let n = batch.num_rows();
-        let amend = self.core.config.emit.updates();
-        let keyless = self
-            .core
-            .bound
-            .as_ref()
-            .is_none_or(|b| b.key_indices.is_empty());
-        // Large batches of final-mode queries without key columns (whose accumulators are the
-        // bulk of the work, in one slot per window) hand the accumulator updates to a second
-        // thread, in row order, while this one assigns rows to panes; the updates are synced
-        // before every moment, so what is emitted is the same either way. With key columns
-        // the two threads are better spent encoding the keys and then updating accumulators
-        // side by side, or the slots of one accumulator (as measured on the benchmark
-        // workload); updating modes have a moment at each amended row, too often to hand over.
-        let times_buf = std::mem::take(&mut self.core.batch_times);
-        let seq = self.core.batch_seq;
-        // Accumulators that tally a batch per value on the worker threads themselves are
-        // better served by judging rows on two threads as well (see `assign_split`).
-        let tallied = !self.core.accs.is_empty() && self.core.accs.iter().all(|a| a.tallies(batch));
-        let outcome = if !amend && keyless && !tallied && Feeder::worth_it(n) {
-            std::thread::scope(|scope| {
-                let mut feed = Feeder::new(Some(scope), batch, &times_buf, seq);
-                let assigned = self.assign_rows(times, key_ids, result, &mut feed);
-                let synced = self.feed(&mut feed, true);
-                assigned.and(synced)
-            })
-        } else {
-            let mut feed = Feeder::new(None, batch, &times_buf, seq);
-            self.assign_rows(times, key_ids, result, &mut feed)
-                .and_then(|()| self.feed(&mut feed, true))
-        };
-        self.core.batch_times = times_buf;
-        outcome
-    }
-
     /// The per-row pass: judges each row late or not, assigns it to its panes and moves the
     /// watermark, emitting at each moment it reaches.
     fn assign_rows(
@@ -437,20 +394,13 @@ impl WindowOperator {
             let t = match times.value(i) {
                 Ok(t) => t,
                 Err(reason) => {
-                    result.rejected_rows.push(i as u32);
-                    result.reasons.push(reason);
-                    self.core.metrics.rows_rejected += 1;
+                    result.reject(&mut self.core.metrics, i, reason);
                     continue;
                 }
             };
             if t < self.supported.0 || t > self.supported.1 {
-                result.rejected_rows.push(i as u32);
-                result.reasons.push(unsupported_time(
-                    t,
-                    self.supported,
-                    self.core.config.time_unit,
-                ));
-                self.core.metrics.rows_rejected += 1;
+                let why = unsupported_time(t, self.supported, self.core.config.time_unit);
+                result.reject(&mut self.core.metrics, i, why);
                 continue;
             }
             if t < self.late_before
@@ -498,7 +448,7 @@ impl WindowOperator {
                 || (moved && (wm >= self.next_close_at || (amend && wm >= self.next_complete_at)));
             if due {
                 self.feed(feed, true)?;
-                self.emit_due(false);
+                self.moment(false);
             } else if self.scratch.pair_rows.len() >= CHUNK {
                 // Hand a chunk over (or apply it here) rather than let the buffers grow
                 // with the batch: updating modes may go long between moments.
@@ -579,9 +529,7 @@ impl WindowOperator {
             let mut before = i64::MIN;
             for part in parts {
                 for (r, reason) in part.rejected {
-                    result.rejected_rows.push(r);
-                    result.reasons.push(reason);
-                    self.core.metrics.rows_rejected += 1;
+                    result.reject(&mut self.core.metrics, r as usize, reason);
                 }
                 for (r, t, max) in part.late {
                     let wm = current.max(before.max(max).saturating_sub(delay));
@@ -611,7 +559,7 @@ impl WindowOperator {
             }
             self.feed(feed, true)?;
             if due {
-                self.emit_due(false);
+                self.moment(false);
             }
             start = end;
         }
@@ -627,24 +575,6 @@ impl WindowOperator {
             &mut self.scratch.fresh,
             sync,
         )
-    }
-
-    /// Emits the changed, not yet complete panes when the early interval has passed.
-    fn early_panes(&mut self, now_ms: i64) {
-        if !self.core.early_due(now_ms) {
-            return;
-        }
-        let lo = self.state.done_complete.saturating_add(1);
-        let mut emit: Vec<u32> = Vec::new();
-        for (_, slots) in self.state.windows.range(lo..) {
-            emit.extend(
-                slots
-                    .iter()
-                    .copied()
-                    .filter(|&s| self.state.panes[s as usize].dirty),
-            );
-        }
-        self.emit_panes(emit);
     }
 
     /// The type of the window bound columns (known after the first batch).
@@ -689,84 +619,6 @@ impl WindowOperator {
         }
         self.scratch.last_pane[k] = (w, slot);
         slot
-    }
-
-    /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
-    fn emit_due(&mut self, end_of_input: bool) {
-        let spec = self.spec;
-        let amend = self.core.config.emit.updates();
-        let wm = self.core.watermark.current();
-        let mut emit: Vec<u32> = Vec::new();
-        if amend {
-            // Each pane is listed once (see `Pane::queued`).
-            emit.append(&mut self.state.amended);
-        }
-        let complete = if end_of_input {
-            i64::MAX
-        } else {
-            spec.passed_upto(wm, 0)
-        };
-        if complete > self.state.done_complete {
-            if amend {
-                for (_, slots) in self
-                    .state
-                    .windows
-                    .range(self.state.done_complete.saturating_add(1)..=complete)
-                {
-                    // With early firing a pane may already show its current value.
-                    emit.extend(slots.iter().copied().filter(|&s| {
-                        let p = &self.state.panes[s as usize];
-                        p.dirty || !p.emitted
-                    }));
-                }
-            }
-            self.state.done_complete = complete;
-        }
-        let closed = if end_of_input {
-            i64::MAX
-        } else {
-            spec.passed_upto(wm, self.core.config.lateness)
-        };
-        let mut freed: Vec<u32> = Vec::new();
-        if let Some(sl) = self.slicer {
-            if closed > self.state.done_closed {
-                self.emit_sliced(sl, self.state.done_closed, closed);
-                while let Some((&slice, _)) = self.state.windows.first_key_value() {
-                    if sl.windows_of(slice).1 > closed {
-                        break;
-                    }
-                    let (_, slots) = self.state.windows.pop_first().expect("present");
-                    freed.extend(slots);
-                }
-                self.state.done_closed = closed;
-            }
-        } else if closed > self.state.done_closed {
-            let rest = if closed == i64::MAX {
-                BTreeMap::new()
-            } else {
-                self.state.windows.split_off(&(closed + 1))
-            };
-            let closing = std::mem::replace(&mut self.state.windows, rest);
-            for (_, slots) in closing {
-                if !amend {
-                    emit.extend_from_slice(&slots);
-                }
-                freed.extend(slots);
-            }
-            self.state.done_closed = closed;
-        }
-        self.emit_panes(emit);
-        for s in freed {
-            let p = &mut self.state.panes[s as usize];
-            p.live = false;
-            let shadow = std::mem::replace(&mut p.shadow, NO_SLOT);
-            self.state.pane_index.remove(&(p.window, p.key));
-            self.state.free.push(s);
-            if shadow != NO_SLOT {
-                self.state.free.push(shadow);
-            }
-        }
-        self.refresh_thresholds();
     }
 
     /// Emits the windows in `(after, upto]` that hold data, each the merge of its slices.
@@ -914,8 +766,153 @@ impl WindowOperator {
         }
         self.core.metrics.rows_emitted += values.len() as u64;
     }
+}
 
-    fn output_rows(&mut self) -> Result<RecordBatch> {
+impl Kernel for WindowOperator {
+    const KIND: &'static str = "window";
+    type State = WindowSnapshot;
+
+    core_field!();
+
+    fn run(
+        &mut self,
+        batch: &RecordBatch,
+        times: &Times<'_>,
+        key_ids: &[u32],
+        result: &mut BatchResult,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let amend = self.core.config.emit.updates();
+        let keyless = self
+            .core
+            .bound
+            .as_ref()
+            .is_none_or(|b| b.key_indices.is_empty());
+        // Large batches of final-mode queries without key columns (whose accumulators are the
+        // bulk of the work, in one slot per window) hand the accumulator updates to a second
+        // thread, in row order, while this one assigns rows to panes; the updates are synced
+        // before every moment, so what is emitted is the same either way. With key columns
+        // the two threads are better spent encoding the keys and then updating accumulators
+        // side by side, or the slots of one accumulator (as measured on the benchmark
+        // workload); updating modes have a moment at each amended row, too often to hand over.
+        let times_buf = std::mem::take(&mut self.core.batch_times);
+        let seq = self.core.batch_seq;
+        // Accumulators that tally a batch per value on the worker threads themselves are
+        // better served by judging rows on two threads as well (see `assign_split`).
+        let tallied = !self.core.accs.is_empty() && self.core.accs.iter().all(|a| a.tallies(batch));
+        let outcome = if !amend && keyless && !tallied && Feeder::worth_it(n) {
+            std::thread::scope(|scope| {
+                let mut feed = Feeder::new(Some(scope), batch, &times_buf, seq);
+                let assigned = self.assign_rows(times, key_ids, result, &mut feed);
+                let synced = self.feed(&mut feed, true);
+                assigned.and(synced)
+            })
+        } else {
+            let mut feed = Feeder::new(None, batch, &times_buf, seq);
+            self.assign_rows(times, key_ids, result, &mut feed)
+                .and_then(|()| self.feed(&mut feed, true))
+        };
+        self.core.batch_times = times_buf;
+        outcome
+    }
+
+    /// Emits the changed, not yet complete panes when the early interval has passed.
+    fn early(&mut self, now_ms: i64) {
+        if !self.core.early_due(now_ms) {
+            return;
+        }
+        let lo = self.state.done_complete.saturating_add(1);
+        let mut emit: Vec<u32> = Vec::new();
+        for (_, slots) in self.state.windows.range(lo..) {
+            emit.extend(
+                slots
+                    .iter()
+                    .copied()
+                    .filter(|&s| self.state.panes[s as usize].dirty),
+            );
+        }
+        self.emit_panes(emit);
+    }
+
+    /// Emits what is due after the watermark moved (or at end of input), then frees closed panes.
+    fn moment(&mut self, end_of_input: bool) {
+        let spec = self.spec;
+        let amend = self.core.config.emit.updates();
+        let wm = self.core.watermark.current();
+        let mut emit: Vec<u32> = Vec::new();
+        if amend {
+            // Each pane is listed once (see `Pane::queued`).
+            emit.append(&mut self.state.amended);
+        }
+        let complete = if end_of_input {
+            i64::MAX
+        } else {
+            spec.passed_upto(wm, 0)
+        };
+        if complete > self.state.done_complete {
+            if amend {
+                for (_, slots) in self
+                    .state
+                    .windows
+                    .range(self.state.done_complete.saturating_add(1)..=complete)
+                {
+                    // With early firing a pane may already show its current value.
+                    emit.extend(slots.iter().copied().filter(|&s| {
+                        let p = &self.state.panes[s as usize];
+                        p.dirty || !p.emitted
+                    }));
+                }
+            }
+            self.state.done_complete = complete;
+        }
+        let closed = if end_of_input {
+            i64::MAX
+        } else {
+            spec.passed_upto(wm, self.core.config.lateness)
+        };
+        let mut freed: Vec<u32> = Vec::new();
+        if let Some(sl) = self.slicer {
+            if closed > self.state.done_closed {
+                self.emit_sliced(sl, self.state.done_closed, closed);
+                while let Some((&slice, _)) = self.state.windows.first_key_value() {
+                    if sl.windows_of(slice).1 > closed {
+                        break;
+                    }
+                    let (_, slots) = self.state.windows.pop_first().expect("present");
+                    freed.extend(slots);
+                }
+                self.state.done_closed = closed;
+            }
+        } else if closed > self.state.done_closed {
+            let rest = if closed == i64::MAX {
+                BTreeMap::new()
+            } else {
+                self.state.windows.split_off(&(closed + 1))
+            };
+            let closing = std::mem::replace(&mut self.state.windows, rest);
+            for (_, slots) in closing {
+                if !amend {
+                    emit.extend_from_slice(&slots);
+                }
+                freed.extend(slots);
+            }
+            self.state.done_closed = closed;
+        }
+        self.emit_panes(emit);
+        for s in freed {
+            let p = &mut self.state.panes[s as usize];
+            p.live = false;
+            let shadow = std::mem::replace(&mut p.shadow, NO_SLOT);
+            self.state.pane_index.remove(&(p.window, p.key));
+            self.state.free.push(s);
+            if shadow != NO_SLOT {
+                self.state.free.push(shadow);
+            }
+        }
+        self.refresh_thresholds();
+    }
+
+    fn take_output(&mut self) -> Result<RecordBatch> {
         let bound = self.core.bound.as_ref().expect("bound");
         let spec = self.spec;
         let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
@@ -939,7 +936,7 @@ impl WindowOperator {
         Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
     }
 
-    fn gauges(&mut self) {
+    fn refresh_gauges(&mut self) {
         let m = &mut self.core.metrics;
         m.watermark = self
             .core
@@ -972,45 +969,6 @@ impl WindowOperator {
         // Revisions waiting for the next moment.
         let queued = self.state.amended.capacity() * std::mem::size_of::<u32>();
         m.state_bytes = (accs + index + panes + queued + keys.map_or(0, |k| k.size())) as u64;
-    }
-}
-
-impl Kernel for WindowOperator {
-    const KIND: &'static str = "window";
-    type State = WindowSnapshot;
-
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
-    }
-
-    fn run(
-        &mut self,
-        batch: &RecordBatch,
-        times: &Times<'_>,
-        key_ids: &[u32],
-        result: &mut BatchResult,
-    ) -> Result<()> {
-        self.run_batch(batch, times, key_ids, result)
-    }
-
-    fn early(&mut self, now_ms: i64) {
-        self.early_panes(now_ms)
-    }
-
-    fn moment(&mut self, end_of_input: bool) {
-        self.emit_due(end_of_input)
-    }
-
-    fn take_output(&mut self) -> Result<RecordBatch> {
-        self.output_rows()
-    }
-
-    fn refresh_gauges(&mut self) {
-        self.gauges()
     }
 
     /// Every mode emits a window at the latest when it closes and never after, and no row
@@ -1118,7 +1076,7 @@ impl Kernel for WindowOperator {
         moved |= self.core.watermark.advance_to(wm.current());
         if moved {
             // Rows this closes come out with the next call's output.
-            self.emit_due(false);
+            self.moment(false);
         }
         Ok(())
     }
