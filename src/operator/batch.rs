@@ -1,8 +1,10 @@
 //! Reading a batch against the schema the first batch bound: event times, key ids, late and
 //! rejected rows, the emission tags of updating modes; and Arrow IPC for checkpoints.
 
+use super::config::{
+    BatchResult, EmitMode, LateMode, Metrics, OperatorConfig, Windowing, ROW_KINDS,
+};
 use super::format::{fmt_instant, fmt_span, truncate};
-use super::{BatchResult, EmitMode, LateMode, Metrics, OperatorConfig, Windowing, ROW_KINDS};
 use crate::aggregate::{self, GroupsAccumulator};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;

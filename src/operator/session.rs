@@ -11,12 +11,13 @@
 //! completes when the watermark reaches its end and closes `lateness` later. A row that joins
 //! no open session and whose own window `[t, t + gap)` is already closed is late.
 
-use super::feed::{apply, CHUNK};
-use super::{
-    as_window_type, core_field, push_tags, route_late, unsupported_time, BatchResult, Core,
-    EmitMode, FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing, DELETE, INSERT,
-    NO_SLOT, UPDATE_AFTER, UPDATE_BEFORE,
+use super::batch::{as_window_type, push_tags, route_late, unsupported_time, Times};
+use super::config::{
+    BatchResult, EmitMode, OperatorConfig, Revise, Windowing, DELETE, INSERT, NO_SLOT,
+    UPDATE_AFTER, UPDATE_BEFORE,
 };
+use super::feed::{apply, CHUNK};
+use super::lifecycle::{core_field, Core, FloorColumn, Kernel};
 use crate::codec::Blob;
 use crate::error::{Error, Result};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};

@@ -17,11 +17,10 @@
 //! aggregates. Every row is merged O(1) times amortised, and only `merge` is needed, so any
 //! mergeable accumulator (min, max, sketches) works without an inverse.
 
+use super::batch::{as_window_type, push_tags, route_late, Times};
+use super::config::{BatchResult, EmitMode, OperatorConfig, Revise, Windowing, NO_SLOT};
 use super::feed::apply;
-use super::{
-    as_window_type, core_field, push_tags, route_late, BatchResult, Core, EmitMode, FloorColumn,
-    Kernel, OperatorConfig, Revise, Times, Windowing, NO_SLOT,
-};
+use super::lifecycle::{core_field, Core, FloorColumn, Kernel};
 use crate::codec::Blob;
 use crate::error::{Error, Result};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};

@@ -12,12 +12,14 @@
 //!                          ... wm >= 60 + lateness: closed (emit in final mode, state freed)
 //! ```
 
-use super::feed::{Feeder, CHUNK};
-use super::{
-    as_window_type, core_field, fmt_instant, push_tags, route_late, unsupported_time, BatchResult,
-    Core, CoreState, EmitMode, FloorColumn, Kernel, OperatorConfig, Revise, Times, Windowing,
-    INSERT, NO_SLOT, UPDATE_AFTER, UPDATE_BEFORE,
+use super::batch::{as_window_type, push_tags, route_late, unsupported_time, Times};
+use super::config::{
+    BatchResult, EmitMode, OperatorConfig, Revise, Windowing, INSERT, NO_SLOT, UPDATE_AFTER,
+    UPDATE_BEFORE,
 };
+use super::feed::{Feeder, CHUNK};
+use super::format::fmt_instant;
+use super::lifecycle::{core_field, Core, CoreState, FloorColumn, Kernel};
 use crate::codec::Blob;
 use crate::error::{Error, Result};
 use crate::parallel;
@@ -240,7 +242,7 @@ impl PaneView<'_> {
 }
 
 /// The keyed window operator. Feed it batches in arrival order, then call
-/// [`WindowOperator::finish`].
+/// [`Operator::flush`](super::lifecycle::Operator::flush).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -333,7 +335,7 @@ pub(crate) struct WindowSnapshot {
 impl WindowOperator {
     /// A new operator; the input schema is bound on the first batch.
     ///
-    /// Panics when `config.window` is not [`Windowing::Aligned`]; [`super::build`] picks the
+    /// Panics when `config.window` is not [`Windowing::Aligned`]; `operator::build` picks the
     /// operator for any windowing.
     pub fn new(config: OperatorConfig) -> Self {
         let Windowing::Aligned(spec) = config.window else {
