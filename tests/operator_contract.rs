@@ -576,3 +576,34 @@ fn before_the_first_batch_every_kind_behaves_the_same() {
         assert!(e.to_string().contains("after flush"), "{name}: {e}");
     }
 }
+
+#[test]
+fn a_snapshot_of_another_format_version_is_refused_and_a_failed_restore_changes_nothing() {
+    let (_, cfg, unit) = configs().remove(0);
+    let s = Stream::random(9, 80, unit, 0, true);
+    let mut op = build(cfg.clone()).unwrap();
+    op.process(&s.batch(0, 40), None).unwrap();
+    let bytes = op.snapshot().unwrap();
+    // The header is the first item: rewrite its format version.
+    let (mut header, rest): (ciborium::Value, _) =
+        _core::codec::decode_prefix(&bytes, "test").unwrap();
+    for (k, v) in header.as_map_mut().unwrap() {
+        if k.as_text() == Some("format") {
+            *v = ciborium::Value::Integer(99.into());
+        }
+    }
+    let mut newer = _core::codec::encode(&header).unwrap();
+    newer.extend_from_slice(rest);
+    let mut other = build(cfg.clone()).unwrap();
+    other.process(&s.batch(0, 10), None).unwrap();
+    let before = other.snapshot().unwrap();
+    let e = other.restore(&newer).unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert!(e.to_string().contains("format version 99"), "{e}");
+    // A snapshot damaged after its header fails while reading it; the operator keeps its state.
+    let mut damaged = bytes.clone();
+    let n = damaged.len();
+    damaged.truncate(n - 40);
+    assert!(other.restore(&damaged).is_err());
+    assert_eq!(other.snapshot().unwrap(), before);
+}

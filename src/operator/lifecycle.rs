@@ -190,6 +190,10 @@ pub(crate) trait Kernel: Send + Sync + 'static {
     const KIND: &'static str;
     /// The durable state, as a checkpoint stores it.
     type State: Serialize + DeserializeOwned;
+    /// A new operator of this kind (as `new`), for restoring a checkpoint into.
+    fn fresh(config: OperatorConfig) -> Result<Self>
+    where
+        Self: Sized;
     /// The shared part.
     fn core(&self) -> &Core;
     /// The shared part.
@@ -295,13 +299,14 @@ impl<K: Kernel> Operator for K {
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let (core, state) = read_snapshot::<K>(bytes, &self.core().config, "snapshot")?;
-        let fresh = Core::new(self.core().config.clone());
-        *self.core_mut() = fresh;
-        core.load(self.core_mut())?;
+        // Into a fresh operator, which replaces this one only once all of it is read.
+        let mut fresh = K::fresh(self.core().config.clone())?;
+        core.load(fresh.core_mut())?;
         if let Some(state) = state {
-            self.load(state)?;
+            fresh.load(state)?;
         }
-        self.refresh_gauges();
+        fresh.refresh_gauges();
+        *self = fresh;
         Ok(())
     }
 

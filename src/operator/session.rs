@@ -492,6 +492,10 @@ impl Kernel for SessionOperator {
 
     core_field!();
 
+    fn fresh(config: OperatorConfig) -> Result<Self> {
+        SessionOperator::new(config)
+    }
+
     fn run(
         &mut self,
         batch: &RecordBatch,

@@ -501,6 +501,10 @@ impl Kernel for SlidingOperator {
 
     core_field!();
 
+    fn fresh(config: OperatorConfig) -> Result<Self> {
+        SlidingOperator::new(config)
+    }
+
     fn run(
         &mut self,
         batch: &RecordBatch,

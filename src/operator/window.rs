@@ -776,6 +776,10 @@ impl Kernel for WindowOperator {
 
     core_field!();
 
+    fn fresh(config: OperatorConfig) -> Result<Self> {
+        Ok(WindowOperator::new(config))
+    }
+
     fn run(
         &mut self,
         batch: &RecordBatch,
