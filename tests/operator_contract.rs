@@ -381,14 +381,24 @@ fn two_window_operators_fed_halves_then_merged_emit_what_one_fed_everything_emit
             for op in parts.iter_mut() {
                 assert_eq!(op.advance_watermark(wm).unwrap().num_rows(), 0);
             }
+            // An operator that saw no row takes both partial states just as well.
+            let mut fresh = build(cfg.clone()).unwrap();
+            fresh.merge(&parts[0].partial().unwrap()).unwrap();
+            fresh.merge(&parts[1].partial().unwrap()).unwrap();
+            let mut from_fresh = rows_of(&fresh.flush().unwrap());
             let [mut a, b] = parts;
             a.merge(&b.partial().unwrap()).unwrap();
             let mut got = rows_of(&a.flush().unwrap());
             let mut expected = rows_of(&all.flush().unwrap());
             got.sort();
             expected.sort();
+            from_fresh.sort();
             assert!(!expected.is_empty());
             assert_eq!(got, expected, "{name}, batches of {size}");
+            assert_eq!(
+                from_fresh, expected,
+                "{name}, batches of {size}, into a fresh operator"
+            );
             let (m, all_m) = (a.metrics(), all.metrics());
             assert_eq!(
                 (m.rows_in, m.rows_accepted, m.rows_rejected, m.rows_emitted),
@@ -541,6 +551,7 @@ fn a_tumbling_floor_passes_the_first_window_once_the_watermark_closes_it() {
     assert_eq!(op.emitted_floor(FloorColumn::RowTime), None);
     op.flush().unwrap();
     assert_eq!(op.emitted_floor(FloorColumn::WindowStart), Some(i64::MAX));
+    assert_eq!(op.emitted_floor(FloorColumn::RowTime), None);
 }
 
 #[test]

@@ -188,6 +188,8 @@ pub(crate) use core_field;
 pub(crate) trait Kernel: Send + Sync + 'static {
     /// The operator kind, as checkpoints name it.
     const KIND: &'static str;
+    /// The output columns [`Operator::emitted_floor`] can bound.
+    const COLUMNS: &'static [FloorColumn];
     /// The durable state, as a checkpoint stores it.
     type State: Serialize + DeserializeOwned;
     /// A new operator of this kind (as `new`), for restoring a checkpoint into.
@@ -354,6 +356,9 @@ impl<K: Kernel> Operator for K {
 
     fn emitted_floor(&self, column: FloorColumn) -> Option<i64> {
         let core = self.core();
+        if !K::COLUMNS.contains(&column) {
+            return None;
+        }
         if core.finished {
             return Some(i64::MAX);
         }

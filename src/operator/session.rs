@@ -488,6 +488,7 @@ impl SessionOperator {
 
 impl Kernel for SessionOperator {
     const KIND: &'static str = "session";
+    const COLUMNS: &'static [FloorColumn] = &[FloorColumn::WindowStart, FloorColumn::WindowEnd];
     type State = SessionSnapshot;
 
     core_field!();

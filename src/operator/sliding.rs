@@ -497,6 +497,7 @@ impl SlidingOperator {
 
 impl Kernel for SlidingOperator {
     const KIND: &'static str = "sliding";
+    const COLUMNS: &'static [FloorColumn] = &[FloorColumn::RowTime];
     type State = SlidingSnapshot;
 
     core_field!();

@@ -772,6 +772,7 @@ impl WindowOperator {
 
 impl Kernel for WindowOperator {
     const KIND: &'static str = "window";
+    const COLUMNS: &'static [FloorColumn] = &[FloorColumn::WindowStart, FloorColumn::WindowEnd];
     type State = WindowSnapshot;
 
     core_field!();
