@@ -3,14 +3,16 @@
 //! before it, the finished flag, refreshing metrics, and checkpoints (a header with the
 //! format version, the kind and the configuration, then the core and the kernel's state).
 
-use super::batch::{self, batch_times, bind_schema, read_batch, Bound, Times};
+use super::batch::{
+    self, as_window_type, batch_times, bind_schema, push_tags, read_batch, Bound, Times,
+};
 use super::config::{BatchResult, Metrics, OperatorConfig};
 use crate::aggregate::GroupsAccumulator;
 use crate::codec::{self, Blob};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::window::Watermark;
-use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_array::{Int64Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Schema, SchemaRef};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -136,6 +138,26 @@ impl Core {
         self.keys.as_ref().expect("bound before any key id exists")
     }
 
+    /// An output batch: the key columns of `keys`, then `times` (window bounds or row times)
+    /// in the time column's type, the tags of updating modes, the aggregates.
+    pub(crate) fn output_batch(
+        &mut self,
+        keys: &[u32],
+        times: Vec<Int64Array>,
+        tags: Vec<u32>,
+    ) -> Result<RecordBatch> {
+        let mut columns = self.keys().to_arrays(keys)?;
+        let bound = self.bound.as_ref().expect("bound before any output");
+        for t in times {
+            columns.push(as_window_type(t, &bound.window_type)?);
+        }
+        push_tags(&mut columns, self.config.emit, tags);
+        for acc in &mut self.accs {
+            columns.push(acc.finish());
+        }
+        Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
+    }
+
     /// True when the early interval has passed at `now_ms` (and restarts it).
     pub(crate) fn early_due(&mut self, now_ms: i64) -> bool {
         let Some(every) = self.config.early_ms else {
@@ -213,10 +235,12 @@ pub(crate) trait Kernel: Send + Sync + 'static {
     fn early(&mut self, _now_ms: i64) {}
     /// Emits what the watermark completed or closed (everything at end of input).
     fn moment(&mut self, end_of_input: bool);
-    /// Takes the rows emitted since the last call (the schema is bound).
+    /// Takes the rows emitted since the last call (the schema is bound), through
+    /// [`Core::output_batch`].
     fn take_output(&mut self) -> Result<RecordBatch>;
-    /// Refreshes the gauges of [`Metrics`] from the state.
-    fn refresh_gauges(&mut self);
+    /// The kernel's gauges: open windows, open panes, and the bytes its own state holds
+    /// (the accumulators and keys aside).
+    fn gauges(&self) -> (u64, u64, usize);
     /// See [`Operator::emitted_floor`] (called once the schema is bound).
     fn floor(&self, column: FloorColumn) -> Option<i64>;
     /// The durable state (the accumulators' slots included).
@@ -371,6 +395,8 @@ impl<K: Kernel> Operator for K {
 /// before the first batch bound the schema).
 trait Output {
     fn output(&mut self) -> Result<RecordBatch>;
+    /// Refreshes every gauge of [`Metrics`].
+    fn refresh_gauges(&mut self);
 }
 
 impl<K: Kernel> Output for K {
@@ -387,6 +413,21 @@ impl<K: Kernel> Output for K {
         let out = self.take_output()?;
         self.refresh_gauges();
         Ok(out)
+    }
+
+    fn refresh_gauges(&mut self) {
+        let (open_windows, open_panes, bytes) = self.gauges();
+        let core = self.core_mut();
+        let (wm, keys) = (core.watermark, core.keys.as_ref());
+        let shared =
+            core.accs.iter().map(|a| a.size()).sum::<usize>() + keys.map_or(0, |k| k.size());
+        let m = &mut core.metrics;
+        m.watermark = wm.max_seen().map(|_| wm.current());
+        m.max_event_time = wm.max_seen();
+        m.keys = keys.map_or(0, |k| k.len() as u64);
+        m.open_windows = open_windows;
+        m.open_panes = open_panes;
+        m.state_bytes = (shared + bytes) as u64;
     }
 }
 

@@ -11,7 +11,7 @@
 //! completes when the watermark reaches its end and closes `lateness` later. A row that joins
 //! no open session and whose own window `[t, t + gap)` is already closed is late.
 
-use super::batch::{as_window_type, push_tags, route_late, unsupported_time, Times};
+use super::batch::{route_late, unsupported_time, Times};
 use super::config::{
     BatchResult, EmitMode, OperatorConfig, Revise, Windowing, DELETE, INSERT, NO_SLOT,
     UPDATE_AFTER, UPDATE_BEFORE,
@@ -20,7 +20,7 @@ use super::feed::{apply, CHUNK};
 use super::lifecycle::{core_field, Core, FloorColumn, Kernel};
 use crate::codec::Blob;
 use crate::error::{Error, Result};
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::{Int64Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -632,40 +632,23 @@ impl Kernel for SessionOperator {
     }
 
     fn take_output(&mut self) -> Result<RecordBatch> {
-        let bound = self.core.bound.as_ref().expect("bound");
-        let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
         let starts = Int64Array::from(std::mem::take(&mut self.scratch.out_starts));
         let ends = Int64Array::from(std::mem::take(&mut self.scratch.out_ends));
-        columns.push(as_window_type(starts, &bound.window_type)?);
-        columns.push(as_window_type(ends, &bound.window_type)?);
         let tags = std::mem::take(&mut self.scratch.out_tags);
-        push_tags(&mut columns, self.core.config.emit, tags);
-        for acc in &mut self.core.accs {
-            columns.push(acc.finish());
-        }
+        let out = self
+            .core
+            .output_batch(&self.scratch.out_keys, vec![starts, ends], tags);
         self.scratch.out_keys.clear();
-        Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
+        out
     }
 
-    fn refresh_gauges(&mut self) {
-        let m = &mut self.core.metrics;
-        m.watermark = self
-            .core
-            .watermark
-            .max_seen()
-            .map(|_| self.core.watermark.current());
-        m.max_event_time = self.core.watermark.max_seen();
-        m.open_windows = self.state.closing.len() as u64;
-        m.open_panes = self.state.closing.len() as u64;
-        m.keys = self.core.keys.as_ref().map_or(0, |k| k.len() as u64);
-        let accs: usize = self.core.accs.iter().map(|a| a.size()).sum();
-        m.state_bytes = (accs
-            + self.state.sessions.capacity() * std::mem::size_of::<Session>()
-            + self.state.closing.len() * 32
-            + self.state.incomplete.len() * 32
+    fn gauges(&self) -> (u64, u64, usize) {
+        let open = self.state.closing.len() as u64;
+        let bytes = self.state.sessions.capacity() * std::mem::size_of::<Session>()
+            + (self.state.closing.len() + self.state.incomplete.len()) * 32
             // Revisions waiting for the next moment.
-            + self.state.amended.capacity() * std::mem::size_of::<u32>()
-            + self.core.keys.as_ref().map_or(0, |k| k.size())) as u64;
+            + self.state.amended.capacity() * std::mem::size_of::<u32>();
+        (open, open, bytes)
     }
 
     /// Rows still to come belong to an open session (whose end only grows; a changelog's

@@ -17,13 +17,13 @@
 //! aggregates. Every row is merged O(1) times amortised, and only `merge` is needed, so any
 //! mergeable accumulator (min, max, sketches) works without an inverse.
 
-use super::batch::{as_window_type, push_tags, route_late, Times};
+use super::batch::{route_late, Times};
 use super::config::{BatchResult, EmitMode, OperatorConfig, Revise, Windowing, NO_SLOT};
 use super::feed::apply;
 use super::lifecycle::{core_field, Core, FloorColumn, Kernel};
 use crate::codec::Blob;
 use crate::error::{Error, Result};
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::{Int64Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -647,38 +647,20 @@ impl Kernel for SlidingOperator {
     }
 
     fn take_output(&mut self) -> Result<RecordBatch> {
-        let bound = self.core.bound.as_ref().expect("bound");
-        let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
         let times = Int64Array::from(std::mem::take(&mut self.scratch.out_times));
-        columns.push(as_window_type(times, &bound.window_type)?);
         let tags = std::mem::take(&mut self.scratch.out_tags);
-        push_tags(&mut columns, self.core.config.emit, tags);
-        for acc in &mut self.core.accs {
-            columns.push(acc.finish());
-        }
+        let out = self
+            .core
+            .output_batch(&self.scratch.out_keys, vec![times], tags);
         self.scratch.out_keys.clear();
-        Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
+        out
     }
 
-    fn refresh_gauges(&mut self) {
-        let m = &mut self.core.metrics;
-        m.watermark = self
-            .core
-            .watermark
-            .max_seen()
-            .map(|_| self.core.watermark.current());
-        m.max_event_time = self.core.watermark.max_seen();
-        m.open_windows = self.state.pending.len() as u64;
-        m.open_panes = self.state.retained.len() as u64;
-        m.keys = self.core.keys.as_ref().map_or(0, |k| k.len() as u64);
-        let accs: usize = self.core.accs.iter().map(|a| a.size()).sum();
-        m.state_bytes = (accs
-            + self.state.rows.capacity() * std::mem::size_of::<Row>()
-            + (self.state.pending.len()
-                + self.state.retained.len()
-                + self.state.open_emitted.len())
-                * 40
-            + self.core.keys.as_ref().map_or(0, |k| k.size())) as u64;
+    fn gauges(&self) -> (u64, u64, usize) {
+        let s = &self.state;
+        let bytes = s.rows.capacity() * std::mem::size_of::<Row>()
+            + (s.pending.len() + s.retained.len() + s.open_emitted.len()) * 40;
+        (s.pending.len() as u64, s.retained.len() as u64, bytes)
     }
 
     /// Rows still to come are rows waiting to be emitted, rows not yet late (time at least

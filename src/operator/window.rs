@@ -12,7 +12,7 @@
 //!                          ... wm >= 60 + lateness: closed (emit in final mode, state freed)
 //! ```
 
-use super::batch::{as_window_type, push_tags, route_late, unsupported_time, Times};
+use super::batch::{route_late, unsupported_time, Times};
 use super::config::{
     BatchResult, EmitMode, OperatorConfig, Revise, Windowing, INSERT, NO_SLOT, UPDATE_AFTER,
     UPDATE_BEFORE,
@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::parallel;
 use crate::time::TimeUnit;
 use crate::window::WindowSpec;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::DataType;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
@@ -920,39 +920,24 @@ impl Kernel for WindowOperator {
     }
 
     fn take_output(&mut self) -> Result<RecordBatch> {
-        let bound = self.core.bound.as_ref().expect("bound");
         let spec = self.spec;
-        let mut columns: Vec<ArrayRef> = self.core.keys().to_arrays(&self.scratch.out_keys)?;
-        let starts =
-            Int64Array::from_iter_values(self.scratch.out_windows.iter().map(|&w| spec.start(w)));
-        let ends =
-            Int64Array::from_iter_values(self.scratch.out_windows.iter().map(|&w| spec.end(w)));
-        columns.push(as_window_type(starts, &bound.window_type)?);
-        columns.push(as_window_type(ends, &bound.window_type)?);
-        push_tags(
-            &mut columns,
-            self.core.config.emit,
-            std::mem::take(&mut self.scratch.out_revisions),
-        );
-        for acc in &mut self.core.accs {
-            columns.push(acc.finish());
-        }
+        let windows = &self.scratch.out_windows;
+        let starts = Int64Array::from_iter_values(windows.iter().map(|&w| spec.start(w)));
+        let ends = Int64Array::from_iter_values(windows.iter().map(|&w| spec.end(w)));
+        let tags = std::mem::take(&mut self.scratch.out_revisions);
+        let out = self
+            .core
+            .output_batch(&self.scratch.out_keys, vec![starts, ends], tags);
         self.scratch.out_windows.clear();
         self.scratch.out_keys.clear();
-        self.scratch.out_revisions.clear();
-        Ok(RecordBatch::try_new(bound.output_schema.clone(), columns)?)
+        out
     }
 
-    fn refresh_gauges(&mut self) {
-        let m = &mut self.core.metrics;
-        m.watermark = self
-            .core
-            .watermark
-            .max_seen()
-            .map(|_| self.core.watermark.current());
-        m.max_event_time = self.core.watermark.max_seen();
-        m.open_windows = self.state.windows.len() as u64;
-        m.open_panes = self.state.pane_index.len() as u64;
+    fn gauges(&self) -> (u64, u64, usize) {
+        let (mut open_windows, mut open_panes) = (
+            self.state.windows.len() as u64,
+            self.state.pane_index.len() as u64,
+        );
         if let Some(sl) = self.slicer {
             // State is kept per slice; report open windows and (window, key) panes.
             let mut panes: hashbrown::HashSet<(i64, u32)> = hashbrown::HashSet::new();
@@ -964,18 +949,15 @@ impl Kernel for WindowOperator {
                     panes.extend(slots.iter().map(|&s| (w, self.state.panes[s as usize].key)));
                 }
             }
-            m.open_windows = windows.len() as u64;
-            m.open_panes = panes.len() as u64;
+            open_windows = windows.len() as u64;
+            open_panes = panes.len() as u64;
         }
-        let keys = self.core.keys.as_ref();
-        m.keys = keys.map_or(0, |k| k.len() as u64);
-        let accs: usize = self.core.accs.iter().map(|a| a.size()).sum();
         let index =
             self.state.pane_index.capacity() * (std::mem::size_of::<((i64, u32), u32)>() + 1);
         let panes = self.state.panes.capacity() * std::mem::size_of::<Pane>();
         // Revisions waiting for the next moment.
         let queued = self.state.amended.capacity() * std::mem::size_of::<u32>();
-        m.state_bytes = (accs + index + panes + queued + keys.map_or(0, |k| k.size())) as u64;
+        (open_windows, open_panes, index + panes + queued)
     }
 
     /// Every mode emits a window at the latest when it closes and never after, and no row
