@@ -39,6 +39,10 @@ pub use session::SessionOperator;
 pub use sliding::SlidingOperator;
 pub use window::WindowOperator;
 
+/// For the plan: the output schema a configuration gives an input schema.
+#[allow(unused_imports)] // used by the plan (src/plan.rs)
+pub(crate) use batch::bind_schema;
+
 use crate::error::Result;
 
 /// Builds the operator a configuration needs, after validating it.
