@@ -2,7 +2,7 @@
 //! minute tumbling windows over two string keys, in arrival order with a little disorder.
 
 use _core::aggregate::{AggKind, AggSpec};
-use _core::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator};
+use _core::operator::{EmitMode, LateMode, Operator, OperatorConfig, WindowOperator};
 use _core::time::TimeUnit;
 use _core::window::WindowSpec;
 use arrow_array::types::UInt32Type;
@@ -195,9 +195,9 @@ fn bench(c: &mut Criterion) {
                 let mut op = WindowOperator::new(config(by, aggs.clone(), spec, emit));
                 for lo in (0..ROWS).step_by(65_536) {
                     let len = 65_536.min(ROWS - lo);
-                    op.process(&batch.slice(lo, len)).unwrap();
+                    op.process(&batch.slice(lo, len), None).unwrap();
                 }
-                op.finish().unwrap()
+                op.flush().unwrap()
             })
         });
     }

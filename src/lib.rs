@@ -12,14 +12,13 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod operator;
 pub mod parallel;
 pub mod plan;
-pub mod session;
-pub mod sliding;
 pub mod source;
 pub mod time;
 pub mod window;

@@ -1,7 +1,7 @@
 //! Engine tests without Python: a brute-force oracle, batch-size independence, accounting.
 
 use _core::aggregate::{AggKind, AggSpec};
-use _core::operator::{EmitMode, LateMode, OperatorConfig, WindowOperator};
+use _core::operator::{EmitMode, LateMode, Operator, OperatorConfig, WindowOperator};
 use _core::time::TimeUnit;
 use _core::window::{Calendar, CalendarLength, FixedWindows, WindowSpec};
 use arrow_array::cast::AsArray;
@@ -160,13 +160,13 @@ fn run_any(
     let mut lo = 0;
     while lo < n {
         let hi = (lo + size).min(n);
-        let r = op.process(&batch(s, lo, hi)).unwrap();
+        let r = op.process(&batch(s, lo, hi), None).unwrap();
         collect(&r.output, &mut rows);
         late.extend(r.late_rows.iter().map(|&i| i + lo as u32));
         rejected.extend(r.rejected_rows.iter().map(|&i| i + lo as u32));
         lo = hi;
     }
-    collect(&op.finish().unwrap(), &mut rows);
+    collect(&op.flush().unwrap(), &mut rows);
     let m = op.metrics();
     assert_eq!(m.rows_in, m.rows_accepted + m.rows_late + m.rows_rejected);
     (rows, late, rejected)
@@ -355,11 +355,11 @@ fn two_threads_judge_rows_as_one_does() {
             let mut got = Vec::new();
             for lo in (0..s.t.len()).step_by(70_000) {
                 let r = op
-                    .process(&batch(&s, lo, (lo + 70_000).min(s.t.len())))
+                    .process(&batch(&s, lo, (lo + 70_000).min(s.t.len())), None)
                     .unwrap();
                 got.push((r.output, r.late_rows, r.late_by, r.rejected_rows, r.reasons));
             }
-            let rest = op.finish().unwrap();
+            let rest = op.flush().unwrap();
             runs.push((got, rest, op.metrics()));
         }
         _core::parallel::set_threads(1).unwrap();
@@ -393,9 +393,9 @@ fn a_late_row_meets_the_watermark_of_every_row_before_it() {
     for threads in [1, 2] {
         _core::parallel::set_threads(threads).unwrap();
         let mut op = WindowOperator::new(config(spec, 2, 0, EmitMode::Final));
-        let first = op.process(&batch(&s, 0, 3)).unwrap();
+        let first = op.process(&batch(&s, 0, 3), None).unwrap();
         assert_eq!(first.output.num_rows(), 1);
-        let r = op.process(&batch(&s, 3, n + 3)).unwrap();
+        let r = op.process(&batch(&s, 3, n + 3), None).unwrap();
         assert_eq!(r.late_rows, vec![n as u32 / 2], "{threads} threads");
         assert_eq!(r.late_by, vec![1_897 - 5], "{threads} threads");
     }
@@ -434,7 +434,7 @@ fn closed_windows_free_their_state() {
     ));
     let mut peak = 0;
     for lo in (0..3000).step_by(100) {
-        op.process(&batch(&s, lo, lo + 100)).unwrap();
+        op.process(&batch(&s, lo, lo + 100), None).unwrap();
         peak = peak.max(op.metrics().open_windows);
     }
     // Times span ~4500 units, i.e. ~450 windows; only the few near the watermark stay open.
@@ -464,8 +464,8 @@ fn calendar_run(tz: &str, every: CalendarLength, times: &[i64]) -> (u64, Vec<Str
     )
     .unwrap();
     let mut op = WindowOperator::new(cfg);
-    let r = op.process(&b).unwrap();
-    op.finish().unwrap();
+    let r = op.process(&b, None).unwrap();
+    op.flush().unwrap();
     let m = op.metrics();
     assert_eq!(m.rows_in, m.rows_accepted + m.rows_late + m.rows_rejected);
     (m.rows_accepted, r.reasons)
@@ -598,12 +598,12 @@ fn revise_watermark_keeps_state_bounded_under_late_rows_with_a_standing_watermar
     cfg.revise = Revise::Watermark;
     let mut op = WindowOperator::new(cfg);
     let on_time: Vec<i64> = (0..1000).collect();
-    op.process(&times_batch(&on_time)).unwrap();
+    op.process(&times_batch(&on_time), None).unwrap();
     let late = |n: usize| times_batch(&vec![500; n]);
-    op.process(&late(1_000)).unwrap();
+    op.process(&late(1_000), None).unwrap();
     let small = op.metrics().state_bytes;
     for _ in 0..2 {
-        op.process(&late(20_000)).unwrap();
+        op.process(&late(20_000), None).unwrap();
     }
     let large = op.metrics().state_bytes;
     assert!(
@@ -611,7 +611,7 @@ fn revise_watermark_keeps_state_bounded_under_late_rows_with_a_standing_watermar
         "state grew from {small} to {large} bytes with late rows alone"
     );
     // And nothing was lost: at the end, each window holding t=500 shows all its rows.
-    let out = op.finish().unwrap();
+    let out = op.flush().unwrap();
     let starts = out.column(1).as_primitive::<Int64Type>();
     let counts = out.column(4).as_primitive::<Int64Type>();
     let mut seen = 0;
@@ -627,8 +627,8 @@ fn revise_watermark_keeps_state_bounded_under_late_rows_with_a_standing_watermar
 
 #[test]
 fn revise_watermark_session_merges_keep_the_pending_list_bounded() {
+    use _core::operator::SessionOperator;
     use _core::operator::{Revise, Windowing};
-    use _core::session::SessionOperator;
     // 500 emitted one-row sessions 100 apart; then late rows every 5 units fill the gaps,
     // each extending a session and every 20th merging two. Pending revisions must be held
     // once per session, not once per late row (a list scanned at every merge).
@@ -646,13 +646,13 @@ fn revise_watermark_session_merges_keep_the_pending_list_bounded() {
     let mut op = SessionOperator::new(cfg).unwrap();
     let mut first: Vec<i64> = (0..500).map(|k| k * 100).collect();
     first.push(60_000);
-    op.process_at(&times_batch(&first), None).unwrap();
+    op.process(&times_batch(&first), None).unwrap();
     // Every late row lands in the sessions already emitted; each pass repeats the times, in
     // batches of 1,000 rows.
     let fill: Vec<i64> = (0..50_000).step_by(5).collect();
     let pass = |op: &mut SessionOperator| {
         for rows in fill.chunks(1_000) {
-            op.process_at(&times_batch(rows), None).unwrap();
+            op.process(&times_batch(rows), None).unwrap();
         }
     };
     pass(&mut op);
@@ -666,7 +666,7 @@ fn revise_watermark_session_merges_keep_the_pending_list_bounded() {
         "state grew from {before} to {after} bytes with late rows alone"
     );
     // All 500 sessions merged into one, holding every row.
-    let out = op.finish().unwrap();
+    let out = op.flush().unwrap();
     let counts = out.column(4).as_primitive::<Int64Type>();
     let starts = out.column(1).as_primitive::<Int64Type>();
     let last = (0..out.num_rows())
@@ -678,8 +678,8 @@ fn revise_watermark_session_merges_keep_the_pending_list_bounded() {
 
 #[test]
 fn session_early_and_revise_watermark_emit_no_unchanged_revision() {
+    use _core::operator::SessionOperator;
     use _core::operator::{Revise, Windowing};
-    use _core::session::SessionOperator;
     for emit in [EmitMode::Amend, EmitMode::Changelog] {
         let mut cfg = config(WindowSpec::tumbling(10, 0).unwrap(), 0, 100, emit);
         cfg.window = Windowing::Session {
@@ -712,12 +712,10 @@ fn session_early_and_revise_watermark_emit_no_unchanged_revision() {
             }
         };
         for (n, t) in [0, 2, 20, 60].into_iter().enumerate() {
-            let r = op
-                .process_at(&times_batch(&[t]), Some(20 * n as i64))
-                .unwrap();
+            let r = op.process(&times_batch(&[t]), Some(20 * n as i64)).unwrap();
             take(&r.output);
         }
-        take(&op.finish().unwrap());
+        take(&op.flush().unwrap());
         // Counts only grow: bounds and a count shown twice are a session emitted unchanged
         // (amend: a second revision; changelog: a -U/+U pair that changes nothing).
         let mut shown: Vec<(i64, i64, i64)> = Vec::new();

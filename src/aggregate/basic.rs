@@ -1,6 +1,7 @@
 //! count, sum, mean, min and max.
 
-use super::{Accumulator, CompensatedSum};
+use super::contract::{Accumulator, Input, Output};
+use super::sum::CompensatedSum;
 use serde::{Deserialize, Serialize};
 
 /// Rows, or non-null values of a column. Never null: an empty pane counts 0.
@@ -27,9 +28,9 @@ pub trait Summand:
     Copy + Default + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static
 {
     /// The input value.
-    type In: super::Input;
+    type In: Input;
     /// The result.
-    type Out: super::Output;
+    type Out: Output;
     /// Adds one value.
     fn add(&mut self, v: Self::In);
     /// Adds another partial sum.
@@ -161,7 +162,7 @@ macro_rules! extremum {
             }
         }
 
-        impl<T: Extremum + super::Input + super::Output> Accumulator for $name<T> {
+        impl<T: Extremum + Input + Output> Accumulator for $name<T> {
             type In = T;
             type Out = T;
             #[inline]

@@ -1,7 +1,8 @@
 //! Distinct counts: exact (a set of values) and approximate (HyperLogLog with a sparse, exact
 //! mode for small windows and Ertl's improved estimator beyond).
 
-use super::rows::{Column, OutBuilder, RowContext, RowState};
+use super::contract::RowContext;
+use super::rows::{Column, OutBuilder, RowState};
 use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
 use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;

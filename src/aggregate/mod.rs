@@ -7,6 +7,7 @@
 //! `evaluate`: sessions, hopping panes and distributed partials all reuse `merge`.
 
 mod basic;
+mod contract;
 mod distinct;
 mod quantile;
 pub mod rows;
@@ -15,9 +16,10 @@ mod sum;
 mod topk;
 
 pub use basic::{Count, Max, Mean, Min, Sum};
+pub use contract::{Accumulator, GroupsAccumulator, Input, Output, RowContext, Values};
 pub use distinct::{hash64, ExactDistinct, HllConfig, HyperLogLog};
 pub use quantile::{DDSketch, ExactQuantile, QuantileConfig, SketchConfig};
-pub use rows::{RowContext, RowSlots, RowState};
+pub use rows::{RowSlots, RowState};
 pub use stats::{FirstLast, FirstLastConfig, Variance, VarianceConfig};
 pub use sum::CompensatedSum;
 pub use topk::{ExactTopK, SpaceSaving, TopKConfig};
@@ -25,8 +27,7 @@ pub use topk::{ExactTopK, SpaceSaving, TopKConfig};
 use crate::error::{Error, Result};
 use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field};
-use serde::{de::DeserializeOwned, Serialize};
-use std::sync::Arc;
+use contract::{load_states, save_states};
 
 /// What an aggregate computes, as the Python layer describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,136 +140,6 @@ pub struct AggSpec {
     pub name: String,
     /// Parameters (ddof, q, k, ...).
     pub options: AggOptions,
-}
-
-/// A value read from an input array at one row; `None` for null.
-pub trait Input: Copy {
-    /// Reads row `row` of `values`.
-    fn read(values: &Values<'_>, row: usize) -> Option<Self>;
-}
-
-/// The input column of an aggregate, typed once per batch.
-pub enum Values<'a> {
-    /// No column: every row counts.
-    Rows,
-    /// 64-bit integers.
-    I64(&'a Int64Array),
-    /// 64-bit floats.
-    F64(&'a Float64Array),
-    /// Any other type: only validity is read.
-    Any(&'a dyn Array),
-}
-
-/// Presence of a row or non-null value.
-impl Input for () {
-    #[inline]
-    fn read(values: &Values<'_>, row: usize) -> Option<()> {
-        let valid = match values {
-            Values::Rows => true,
-            Values::I64(a) => a.is_valid(row),
-            Values::F64(a) => a.is_valid(row),
-            Values::Any(a) => a.is_valid(row),
-        };
-        valid.then_some(())
-    }
-}
-
-impl Input for i64 {
-    #[inline]
-    fn read(values: &Values<'_>, row: usize) -> Option<i64> {
-        match values {
-            Values::I64(a) => a.is_valid(row).then(|| a.value(row)),
-            _ => None,
-        }
-    }
-}
-
-impl Input for f64 {
-    #[inline]
-    fn read(values: &Values<'_>, row: usize) -> Option<f64> {
-        match values {
-            Values::F64(a) => a.is_valid(row).then(|| a.value(row)),
-            Values::I64(a) => a.is_valid(row).then(|| a.value(row) as f64),
-            _ => None,
-        }
-    }
-}
-
-/// An output value type and how a column of it is built.
-pub trait Output: Copy + Send + Sync + 'static {
-    /// The Arrow type of the output column.
-    fn data_type() -> DataType;
-    /// Builds the column.
-    fn build(values: Vec<Option<Self>>) -> ArrayRef;
-}
-
-impl Output for i64 {
-    fn data_type() -> DataType {
-        DataType::Int64
-    }
-    fn build(values: Vec<Option<i64>>) -> ArrayRef {
-        Arc::new(Int64Array::from(values))
-    }
-}
-
-impl Output for f64 {
-    fn data_type() -> DataType {
-        DataType::Float64
-    }
-    fn build(values: Vec<Option<f64>>) -> ArrayRef {
-        Arc::new(Float64Array::from(values))
-    }
-}
-
-/// The state of one aggregate over one pane.
-pub trait Accumulator:
-    Clone + Default + Send + Sync + Serialize + DeserializeOwned + 'static
-{
-    /// The value read from each input row.
-    type In: Input;
-    /// The evaluated result.
-    type Out: Output;
-    /// Adds one non-null value.
-    fn update(&mut self, value: Self::In);
-    /// Adds everything another pane's state has seen.
-    fn merge(&mut self, other: &Self);
-    /// The aggregate over everything seen (`None` is null).
-    fn evaluate(&self) -> Option<Self::Out>;
-}
-
-/// The state of one aggregate over every open pane, driven over whole batches.
-pub trait GroupsAccumulator: Send + Sync {
-    /// Makes slot `slot` exist and hold an empty state.
-    fn reset(&mut self, slot: u32);
-    /// Adds row `rows[k]` of `batch` to slot `slots[k]` for every k.
-    fn update(
-        &mut self,
-        batch: &RecordBatch,
-        rows: &[u32],
-        slots: &[u32],
-        ctx: &RowContext<'_>,
-    ) -> Result<()>;
-    /// True when updates read the rows' event times (`RowContext::times`).
-    fn needs_time(&self) -> bool {
-        false
-    }
-    /// Merges slot `src` into slot `dst`.
-    fn merge(&mut self, dst: u32, src: u32);
-    /// Makes slot `dst` hold a copy of slot `src`'s state.
-    fn copy(&mut self, dst: u32, src: u32);
-    /// Appends the current value of each slot to the pending output column.
-    fn snapshot(&mut self, slots: &[u32]);
-    /// Takes the pending output column.
-    fn finish(&mut self) -> ArrayRef;
-    /// The output field.
-    fn field(&self) -> Field;
-    /// Approximate bytes of state held.
-    fn size(&self) -> usize;
-    /// True when updates from this batch are tallied per value on the worker threads
-    /// (exact top-K of strings), rather than applied row by row.
-    fn tallies(&self, _batch: &RecordBatch) -> bool {
-        false
-    }
 }
 
 /// A [`GroupsAccumulator`] made of one [`Accumulator`] per slot.
@@ -387,6 +258,14 @@ impl<A: Accumulator> GroupsAccumulator for Slots<A> {
 
     fn size(&self) -> usize {
         self.states.capacity() * std::mem::size_of::<A>()
+    }
+
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>> {
+        save_states(&self.states, slots)
+    }
+
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()> {
+        load_states(&mut self.states, slots, bytes, A::default)
     }
 }
 
@@ -645,5 +524,11 @@ impl<G: GroupsAccumulator> GroupsAccumulator for TimeAware<G> {
     }
     fn size(&self) -> usize {
         self.0.size()
+    }
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>> {
+        self.0.save(slots)
+    }
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()> {
+        self.0.load(slots, bytes)
     }
 }

@@ -1,7 +1,8 @@
 //! Quantiles: exact (all values kept, nearest rank as polars' "nearest") and approximate
 //! (DDSketch: logarithmic buckets with a relative-error guarantee that survives merging).
 
-use super::rows::{Column, OutBuilder, RowContext, RowState};
+use super::contract::RowContext;
+use super::rows::{Column, OutBuilder, RowState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Accumulators over typed columns with a per-pane state of any shape (sets, sketches,
 //! heaps), driven like every [`GroupsAccumulator`] over whole batches.
 
-use super::GroupsAccumulator;
+use super::contract::{load_states, save_states, GroupsAccumulator, RowContext};
 use crate::error::{Error, Result};
 use crate::keys::ViewCoder;
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
@@ -14,14 +14,6 @@ use arrow_schema::{DataType, Field, Fields};
 use hashbrown::HashMap;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
-
-/// What an update may need besides the value: the row's event time and arrival order.
-pub struct RowContext<'a> {
-    /// Event time of every row of the batch (0 for rows without a valid time).
-    pub times: &'a [i64],
-    /// Arrival number of the batch's first row; row `r` arrived as `seq_base + r`.
-    pub seq_base: u64,
-}
 
 /// An input column, typed once per batch.
 pub enum Column<'a> {
@@ -632,5 +624,14 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
 
     fn size(&self) -> usize {
         self.states.iter().map(|s| s.size()).sum()
+    }
+
+    fn save(&self, slots: &[u32]) -> Result<Vec<u8>> {
+        save_states(&self.states, slots)
+    }
+
+    fn load(&mut self, slots: &[u32], bytes: &[u8]) -> Result<()> {
+        let cfg = &self.cfg;
+        load_states(&mut self.states, slots, bytes, || S::new(cfg))
     }
 }

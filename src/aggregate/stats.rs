@@ -1,7 +1,8 @@
 //! Variance and standard deviation (Welford, merged with Chan's formula), and the first and
 //! last value by event time.
 
-use super::rows::{Column, OutBuilder, RowContext, RowState, Scalar};
+use super::contract::RowContext;
+use super::rows::{Column, OutBuilder, RowState, Scalar};
 use serde::{Deserialize, Serialize};
 
 /// Settings of [`Variance`].

@@ -2,7 +2,8 @@
 //! any item heavier than N / capacity is present, each count is an upper bound and
 //! `count - error` a lower bound, and counts are exact while the items fit).
 
-use super::rows::{Column, OutBuilder, RowContext, RowState, Scalar, TopKEntry};
+use super::contract::RowContext;
+use super::rows::{Column, OutBuilder, RowState, Scalar, TopKEntry};
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 

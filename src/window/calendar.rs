@@ -90,8 +90,8 @@ impl Calendar {
             | (CalendarLength::Wall(p), CalendarLength::Wall(e)) => p / e + i64::from(p % e != 0),
             _ => 1,
         };
-        if per_row > super::MAX_WINDOWS_PER_ROW {
-            return Err(super::too_many_windows(
+        if per_row > super::limits::MAX_WINDOWS_PER_ROW {
+            return Err(super::limits::too_many_windows(
                 "hopping",
                 per_row,
                 "period / every",

@@ -41,8 +41,8 @@ impl Cumulative {
                  step {step}"
             )));
         }
-        if period / step > super::MAX_WINDOWS_PER_ROW {
-            return Err(super::too_many_windows(
+        if period / step > super::limits::MAX_WINDOWS_PER_ROW {
+            return Err(super::limits::too_many_windows(
                 "cumulative",
                 period / step,
                 "period / step",

@@ -42,8 +42,8 @@ impl FixedWindows {
             )));
         }
         let per_row = period / every + i64::from(period % every != 0);
-        if per_row > super::MAX_WINDOWS_PER_ROW {
-            return Err(super::too_many_windows(
+        if per_row > super::limits::MAX_WINDOWS_PER_ROW {
+            return Err(super::limits::too_many_windows(
                 "hopping",
                 per_row,
                 "period / every",
