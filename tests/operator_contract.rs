@@ -429,7 +429,11 @@ fn sessions_sliding_and_updating_modes_refuse_to_merge_with_a_clear_error() {
             a.process(&s.batch(0, 30), None).unwrap();
             let e = a.partial().unwrap_err();
             assert!(matches!(e, Error::Config(_)), "{name}: {e:?}");
-            assert!(e.to_string().contains("not mergeable"), "{name}: {e}");
+            let why = match window {
+                Windowing::Aligned(_) => "mergeable in final mode only",
+                _ => "not mergeable",
+            };
+            assert!(e.to_string().contains(why), "{name}: {e}");
             assert!(a.merge(b"").is_err(), "{name}");
         }
     }
@@ -617,4 +621,64 @@ fn a_snapshot_of_another_format_version_is_refused_and_a_failed_restore_changes_
     damaged.truncate(n - 40);
     assert!(other.restore(&damaged).is_err());
     assert_eq!(other.snapshot().unwrap(), before);
+}
+
+#[test]
+fn without_key_columns_and_over_large_batches_snapshots_and_merges_hold_too() {
+    // Large batches of queries without keys take the two-thread paths (the accumulators on
+    // a second thread, rows judged in two halves).
+    let n = 80_000;
+    for (name, window, unit) in windowings() {
+        for emission in [EMISSIONS[0], EMISSIONS[3]] {
+            let mut cfg = config(window, unit, 12, emission);
+            cfg.by.clear();
+            let s = Stream::random(21, n, unit, 1_700_000_000, true);
+            let cut = n / 2;
+            let mut whole = build(cfg.clone()).unwrap();
+            let mut expected = Seen::default();
+            feed(whole.as_mut(), &s, 0, cut, cut, &mut expected);
+            feed(whole.as_mut(), &s, cut, n, n, &mut expected);
+            expected.rows.extend(rows_of(&whole.flush().unwrap()));
+            let mut first = build(cfg.clone()).unwrap();
+            let mut got = Seen::default();
+            feed(first.as_mut(), &s, 0, cut, cut, &mut got);
+            let mut second = build(cfg.clone()).unwrap();
+            second.restore(&first.snapshot().unwrap()).unwrap();
+            feed(second.as_mut(), &s, cut, n, n, &mut got);
+            got.rows.extend(rows_of(&second.flush().unwrap()));
+            assert!(
+                got == expected,
+                "{name} {emission:?}: a restored run differs"
+            );
+        }
+    }
+    let cfg = {
+        let mut c = config(
+            WindowSpec::tumbling(10, 0).unwrap().into(),
+            1,
+            100_000,
+            EMISSIONS[0],
+        );
+        c.by.clear();
+        c
+    };
+    let s = Stream::random(22, n, 1, 0, false);
+    let mut all = build(cfg.clone()).unwrap();
+    all.process(&s.batch(0, n), None).unwrap();
+    let halves = [s.pick(0..n / 3), s.pick(n / 3..n)];
+    let mut parts = halves.map(|h| {
+        let mut op = build(cfg.clone()).unwrap();
+        op.process(&h.batch(0, h.len()), None).unwrap();
+        op
+    });
+    let wm = all.metrics().watermark.unwrap();
+    for op in parts.iter_mut() {
+        op.advance_watermark(wm).unwrap();
+    }
+    let [mut a, b] = parts;
+    a.merge(&b.partial().unwrap()).unwrap();
+    let (mut got, mut expected) = (rows_of(&a.flush().unwrap()), rows_of(&all.flush().unwrap()));
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
 }

@@ -251,9 +251,10 @@ pub(crate) trait Kernel: Send + Sync + 'static {
     fn merge_state(&mut self, _other: Self::State, _other_core: &CoreState) -> Result<()> {
         Err(not_mergeable(Self::KIND))
     }
-    /// True when [`Kernel::merge_state`] is supported for this configuration.
-    fn mergeable(&self) -> bool {
-        false
+    /// Whether [`Kernel::merge_state`] is supported for this configuration (the error
+    /// says why not).
+    fn mergeable(&self) -> Result<()> {
+        Err(not_mergeable(Self::KIND))
     }
 }
 
@@ -337,16 +338,12 @@ impl<K: Kernel> Operator for K {
     }
 
     fn partial(&self) -> Result<Vec<u8>> {
-        if !self.mergeable() {
-            return Err(not_mergeable(K::KIND));
-        }
+        self.mergeable()?;
         self.snapshot()
     }
 
     fn merge(&mut self, partial: &[u8]) -> Result<()> {
-        if !self.mergeable() {
-            return Err(not_mergeable(K::KIND));
-        }
+        self.mergeable()?;
         let (other, state) = read_snapshot::<K>(partial, &self.core().config, "partial state")?;
         let Some(state) = state else {
             return Ok(()); // the other instance saw no batch

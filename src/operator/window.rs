@@ -1008,8 +1008,17 @@ impl Kernel for WindowOperator {
         Ok(())
     }
 
-    fn mergeable(&self) -> bool {
-        self.core.config.emit == EmitMode::Final
+    fn mergeable(&self) -> Result<()> {
+        if self.core.config.emit == EmitMode::Final {
+            return Ok(());
+        }
+        Err(Error::Config(
+            "a window operator's state is mergeable in final mode only: amend and changelog \
+             emit revisions as rows arrive, which instances fed different rows cannot agree \
+             on; use emit=\"final\", or run one operator per key range (repartition the \
+             input by key)"
+                .into(),
+        ))
     }
 
     /// Adds the other instance's open panes to this one's, pane by pane (the same window or
