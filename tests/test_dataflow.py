@@ -180,3 +180,93 @@ def test_start_runs_queries_in_one_background_read() -> None:
     assert r1.output.select(cols).sort("api", "window_start").rows() == _by_minute(df, "1m").select(cols).rows()
     assert r2.output["count"].sum() == df.height
     assert h1.state == h2.state == "done"
+
+
+# -- chaining: a query's output into another, its watermark carried ------------------------------
+def _per_minute(src: object) -> rl.Query:
+    return (rl.stream(src, time="ts", watermark="10s")
+            .window(rl.tumbling("1m"), by="api").agg(rl.count(), rl.sum("bytes")))
+
+
+@SIZES
+def test_chained_minute_counts_into_five_minute_windows_equal_the_direct_five_minute_counts(
+        size: int | None) -> None:
+    df = _events(800)
+    minutes = _per_minute(batches(df, size))
+    five = (rl.stream(minutes, time="window_start").window(rl.tumbling("5m"), by="api")
+            .agg(rl.sum("count").alias("count"), rl.sum("bytes_sum").alias("bytes_sum")))
+    direct = (rl.stream(batches(df, size), time="ts", watermark="10s")
+              .window(rl.tumbling("5m"), by="api").agg(rl.count(), rl.sum("bytes")))
+    chained, alone = five.run(), direct.run()
+    cols = ["api", "window_start", "window_end", "count", "bytes_sum"]
+    assert chained.output.select(cols).sort("api", "window_start").rows() == \
+        alone.output.select(cols).sort("api", "window_start").rows()
+    # and against polars
+    assert chained.output.select("api", "window_start", "count", "bytes_sum").sort("api", "window_start").rows() \
+        == _by_minute(df, "5m").select("api", "window_start", "count", "bytes_sum").rows()
+    assert chained.late.height == 0
+    assert chained.metrics["rows_in"] == minutes.run().output.height  # one row per minute and api
+
+
+@pytest.mark.parametrize("size", [1, 7])
+def test_chained_windows_close_as_the_input_advances_not_only_at_its_end(size: int) -> None:
+    df = _events(800)
+    src = Counting(df, size)
+    five = (rl.stream(_per_minute(src), time="window_end").window(rl.tumbling("5m"))
+            .agg(rl.sum("count").alias("count")))
+    pulled_at_first_output = None
+    total = 0
+    for out in five.iter():
+        if pulled_at_first_output is None:
+            pulled_at_first_output = src.batches
+        total += out["count"].sum()
+    assert src.reads == 1
+    assert pulled_at_first_output is not None and pulled_at_first_output < len(src.parts) / 2, (
+        pulled_at_first_output, len(src.parts))
+    assert total == df.height
+
+
+def test_running_both_ends_of_a_chain_reads_the_source_once() -> None:
+    df = _events(400)
+    src = Counting(df, 7)
+    minutes = _per_minute(src)
+    hours = rl.stream(minutes, time="window_start").window(rl.tumbling("1h")).agg(rl.sum("count").alias("n"))
+    rm, rh = rl.run(minutes, hours)
+    assert src.reads == 1
+    assert rm.output["count"].sum() == rh.output["n"].sum() == df.height
+    assert rm.output.rows() == _per_minute(Counting(df, 7)).collect().rows()
+
+
+@pytest.mark.parametrize("spec", [rl.session("30s"), rl.hopping("2m", "1m")], ids=repr)
+@SIZES
+def test_a_chained_stream_over_sessions_or_hops_loses_no_row(spec: rl.WindowSpec, size: int | None) -> None:
+    df = _events(300)
+    up = rl.stream(batches(df, size), time="ts", watermark="10s").window(spec, by="api").agg(rl.count())
+    for col in ("window_start", "window_end"):
+        down = rl.stream(up, time=col).window(rl.tumbling("10m"), by="api").agg(rl.sum("count").alias("n"))
+        r = down.run()
+        assert r.late.height == 0, col
+        assert r.output["n"].sum() == up.collect()["count"].sum()
+
+
+def test_a_chained_stream_over_sliding_windows_uses_the_row_time() -> None:
+    df = _events(200)
+    up = rl.stream(batches(df, 7), time="ts", watermark="10s").window(rl.sliding("1m"), by="api").agg(rl.count())
+    down = rl.stream(up, time="ts").window(rl.tumbling("5m")).agg(rl.count().alias("rows"))
+    r = down.run()
+    assert r.late.height == 0 and r.output["rows"].sum() == df.height
+
+
+def test_a_chained_stream_must_take_a_window_bound_as_its_time() -> None:
+    up = rl.stream(pl.DataFrame({"t": [1, 2]}), time="t").window(rl.tumbling(10)).agg(rl.count())
+    down = rl.stream(up, time="count").window(rl.tumbling(10)).agg(rl.count())
+    with pytest.raises(rl.ConfigError, match="'window_start' or 'window_end'"):
+        down.collect()
+
+
+def test_explain_of_a_chained_query_shows_the_carried_watermark_and_its_columns() -> None:
+    minutes = _per_minute(_events(50))
+    five = rl.stream(minutes, time="window_start").window(rl.tumbling("5m")).agg(rl.sum("count"))
+    text = five.explain()
+    assert "carried from the upstream query" in text
+    assert "the output of" in text and "count_sum: Int64" in text

@@ -356,6 +356,25 @@ impl WindowOperator {
             .into())
     }
 
+    /// The smallest value of an output column ("window_start", "window_end" or "row_time":
+    /// a sliding window's own time) that any row emitted from now on can carry, or None when
+    /// not known (before the first batch, or a column this operator does not emit).
+    fn emitted_floor(&self, column: &str) -> PyResult<Option<i64>> {
+        use crate::operator::FloorColumn;
+        let column = match column {
+            "window_start" => FloorColumn::WindowStart,
+            "window_end" => FloorColumn::WindowEnd,
+            "row_time" => FloorColumn::RowTime,
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown output column '{other}' for a watermark; expected 'window_start', \
+                     'window_end' or 'row_time'"
+                )))
+            }
+        };
+        Ok(self.inner.emitted_floor(column))
+    }
+
     /// True once the first batch fixed the schema.
     fn is_bound(&self) -> bool {
         self.inner.output_schema().is_some()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -232,10 +232,14 @@ class Stream:
     def _peek(self, n: int, timeout: float | None) -> pl.DataFrame:
         """The first ``n`` rows after the stream's steps, the time column as the source gives
         it (see :meth:`head`)."""
+        if isinstance(self._source, Query) and n == 0:
+            # The upstream query's output columns, typed by its plan without running it.
+            upstream = self._source._output_frame(timeout)
+            return apply_ops(self._ops, upstream) if upstream.width else upstream
         deadline = None if timeout is None else _time.monotonic() + timeout
         parts: list[pl.DataFrame] = []
         got = 0
-        source = frames(self._source)
+        source = self._source.iter() if isinstance(self._source, Query) else frames(self._source)
         try:
             for item in source:
                 df = item if isinstance(item, pl.DataFrame) else item.frame
@@ -362,7 +366,7 @@ class Query(_plan.QueryBase):
         self._aggs = aggs
         self._plan = _plan.of(self)  # checked by the core now; typed on the first batch
 
-    def iter(self, progress: bool | None = None) -> Iterator[pl.DataFrame]:
+    def iter(self, progress: bool | None = None) -> Generator[pl.DataFrame, None, None]:
         """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily.
         Ctrl-C while it waits for or processes a batch raises :class:`~rillet.Interrupted`."""
         driver = Driver([self], progress, keep=False)
@@ -495,6 +499,14 @@ class Query(_plan.QueryBase):
         if not first.width:
             return self._plan.explain()
         return self._plan.explain(_plan.inputs(self, first)[1])
+
+    def _output_frame(self, timeout: float | None) -> pl.DataFrame:
+        """An empty frame of the columns and types this query emits (typed against the
+        source's first micro-batch), or a frame without columns when the source has none."""
+        first = self._w._stream._peek(0, timeout)
+        if not first.width:
+            return pl.DataFrame()
+        return pl.DataFrame(self._plan.bind(_plan.inputs(self, first)[1]).output_schema())
 
     def collect(self, progress: bool | None = None) -> pl.DataFrame:
         """Runs to the end of the input and returns everything emitted, in emission order.
