@@ -340,7 +340,7 @@ def start(*queries: Any, progress: bool | None = False) -> list[RunningQuery]:
     and returns their handles in order (each as ``q.start()``'s); ``stop()`` on any of them
     ends the input for all::
 
-        s = rl.stream(rl.tail("app.log", format="jsonl"), time="ts")
+        s = rl.stream(rl.tail_jsonl("app.log"), time="ts")
         errors, volume = rl.start(s.filter(pl.col("level") == "ERROR").window(rl.tumbling("1m")).agg(rl.count()),
                                   s.window(rl.tumbling("1m")).agg(rl.sum("bytes")))
     """
