@@ -339,7 +339,23 @@ impl WindowPlan {
             Some(o) => o.to_units(unit, &self.what("offset"))?,
             None => 0,
         };
-        Ok(offset + self.week_offset(unit))
+        let week = self.week_offset(unit);
+        if let Some(v) = offset.checked_add(week) {
+            return Ok(v);
+        }
+        // Whole-week windows repeat every `every`: an offset that far out aligns them as its
+        // remainder does.
+        let (_, every) = self.lengths().expect("an aligned layout");
+        let every = every.to_units(unit, &self.what("every"))?;
+        offset
+            .rem_euclid(every.max(1))
+            .checked_add(week)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{}: the offset overflows 64-bit time; use an offset shorter than the window",
+                    self.what("offset")
+                ))
+            })
     }
 
     fn fixed(&self, unit: TimeUnit) -> Result<Layout> {
@@ -1281,7 +1297,7 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
             format!("Decimal(precision={p}, scale={s})")
         }
-        DataType::Dictionary(_, _) => "Categorical".into(),
+        DataType::Dictionary(_, _) => "Categorical (or Enum)".into(),
         DataType::Null => "Null".into(),
         DataType::List(f)
         | DataType::LargeList(f)

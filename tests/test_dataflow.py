@@ -270,3 +270,60 @@ def test_explain_of_a_chained_query_shows_the_carried_watermark_and_its_columns(
     text = five.explain()
     assert "carried from the upstream query" in text
     assert "the output of" in text and "count_sum: Int64" in text
+
+
+# -- found in review ----------------------------------------------------------------------------
+def test_a_week_offset_near_the_64_bit_limit_never_wraps_into_other_windows() -> None:
+    # 106750 days are 15250 whole weeks: the windows are those of offset 0, or a ConfigError says why not.
+    df = pl.DataFrame({"t": [dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 9)]}).with_columns(
+        pl.col("t").dt.cast_time_unit("ns"))
+    plain = rl.stream(df, time="t").window(rl.tumbling("1w")).agg(rl.count()).collect()
+    try:
+        shifted = rl.stream(df, time="t").window(rl.tumbling("1w", offset="106750d")).agg(rl.count()).collect()
+    except rl.ConfigError:
+        return
+    # oracle: polars' own weekly truncation (Mondays)
+    want = df.group_by(pl.col("t").dt.truncate("1w").alias("window_start")).len().sort("window_start")
+    assert shifted["window_start"].to_list() == want["window_start"].to_list() == plain["window_start"].to_list()
+
+
+@SIZES
+def test_a_source_error_in_rl_run_carries_every_querys_run(size: int | None) -> None:
+    df = pl.DataFrame({"t": list(range(0, 40, 3)), "k": ["a", "b"] * 7})
+
+    def gen():  # type: ignore[no-untyped-def]
+        yield from batches(df, size)
+        raise rl.SourceError("the next file is truncated")
+
+    s = rl.stream(gen(), time="t", watermark=0)
+    q1 = s.window(rl.tumbling(10)).agg(rl.count())
+    q2 = s.window(rl.tumbling(5), by="k").agg(rl.count())
+    with pytest.raises(rl.SourceError) as caught:
+        rl.run(q1, q2)
+    runs = caught.value.runs  # as Interrupted.runs
+    # oracle: each query alone over the rows read (interrupted: windows the watermark closed)
+    for q_runs, make in zip(runs, (lambda st: st.window(rl.tumbling(10)).agg(rl.count()),
+                                   lambda st: st.window(rl.tumbling(5), by="k").agg(rl.count()))):
+        alone = make(rl.stream(df, time="t", watermark=0, flush=False)).collect()
+        assert q_runs.output.sort(q_runs.output.columns).equals(alone.sort(alone.columns))
+
+
+def test_queries_of_one_read_see_one_processing_time_per_row() -> None:
+    frames = [pl.DataFrame({"x": list(range(20_000))}) for _ in range(4)]
+    s = rl.stream(frames, time=rl.processing_time())
+    r1, r2 = rl.run(s.window(rl.sliding("1h")).agg(rl.count()), s.window(rl.sliding("1h")).agg(rl.count()))
+    assert r1.output["processing_time"].equals(r2.output["processing_time"])
+
+
+def test_a_timedelta_too_long_for_a_plan_names_the_option() -> None:
+    with pytest.raises(rl.ConfigError, match="tumbling window every: .* out of range"):
+        rl.stream(pl.DataFrame({"t": [1]}), time="t").window(rl.tumbling(dt.timedelta.max)).agg(rl.count())
+
+
+def test_the_progress_of_a_chained_query_counts_the_sources_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    df = _events(300)
+    minutes = _per_minute(df)
+    five = rl.stream(minutes, time="window_start").window(rl.tumbling("5m")).agg(rl.sum("count"))
+    five.run(progress=True)
+    err = capsys.readouterr().err
+    assert "300" in err, err

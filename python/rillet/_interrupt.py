@@ -142,12 +142,14 @@ def _restore_native_action(saved: Any) -> None:
         _sigaction()(signal.SIGINT, saved, None)
 
 
-def carrying_run(frames: Iterator[Any], run: Callable[[], Any]) -> Generator[Any, None, None]:
+def carrying_run(frames: Iterator[Any], runs: Callable[[], list[Any]]) -> Generator[Any, None, None]:
     """The source's micro-batches; a :class:`RilletError` raised while reading them (a file
-    that cannot be read part way through a glob) carries ``run()``, the run so far, as its
-    ``.run``, as :class:`Interrupted` does."""
+    that cannot be read part way through a glob) carries the runs so far, as
+    :class:`Interrupted` does: ``.run`` the first query's, ``.runs`` every query's."""
     try:
         yield from frames
     except RilletError as e:
-        e.run = run()  # type: ignore[attr-defined]  # the core's error classes take .run at runtime
+        so_far = runs()
+        e.run = so_far[0]  # type: ignore[attr-defined]  # the core's error classes take .run at runtime
+        e.runs = so_far  # type: ignore[attr-defined]
         raise

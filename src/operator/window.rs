@@ -131,7 +131,7 @@ impl WindowCache {
         }
     }
 
-    #[inline]
+    #[inline(always)] // per row; inlined into assign_rows as before the operator split
     fn indices(&mut self, spec: &WindowSpec, t: i64) -> (i64, i64) {
         let (start, end, w) = self.last;
         if t >= start && t < end {

@@ -34,7 +34,13 @@ def span(value: DurationLike | None, what: str) -> dict[str, Any] | None:
     if isinstance(value, str):
         return {"text": value}
     if isinstance(value, dt.timedelta):
-        return {"micros": (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds}
+        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+        if not I64_MIN <= micros <= I64_MAX:
+            raise ConfigError(
+                f"{what}: {value!r} is out of range; a duration must be shorter than 2**63 "
+                "microseconds (about 292,000 years), and fit the time column's unit"
+            )
+        return {"micros": micros}
     if not I64_MIN <= value <= I64_MAX:
         raise ConfigError(
             f"{what}: {value} is out of range; an integer duration must be between "

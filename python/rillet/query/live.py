@@ -330,6 +330,10 @@ class _Worker:
                                               ex.metrics(), _query=handle._query)
                         # Frozen, so rows/s does not keep falling after the end.
                         handle._final_metrics = handle._run.metrics if handle._run is not None else ex.metrics()
+                    if self.error is not None and hasattr(self.error, "runs"):
+                        # The rows the handles kept, not the driver's (it hands them on).
+                        runs = [h._ex.result(h._output_locked()) for h in self.handles]
+                        self.error.run, self.error.runs = runs[0], runs  # type: ignore[attr-defined]
                 del flow
             finally:
                 self.done.set()

@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from rillet import _clock
 from rillet._errors import ConfigError
 from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet.plan.plan import QueryBase as Query
@@ -67,8 +68,8 @@ class Dataflow:
             )
         self.source = next(iter(sources.values()))
         self.queries = order
-        # Progress is shown for the first query asked for (it reads the source's rows).
-        first = queries[0]
+        # Progress is shown once, by the first query that reads the source's rows itself.
+        first = next(q for q in order if not isinstance(q._w._stream._source, Query))
         self.execs: list[Execution] = [Execution(q, progress if q is first else False) for q in order]
         self.upstream: list[int | None] = []
         self.floor_column: list[str | None] = []
@@ -89,9 +90,10 @@ class Dataflow:
     def step(self, frame: Any) -> list[pl.DataFrame]:
         """One micro-batch through every query; each query's output, in flow order."""
         outs: list[pl.DataFrame] = []
+        now_us = _clock.now_us()  # one arrival time per read, whichever query stamps it
         for ex, up in zip(self.execs, self.upstream):
             if up is None:
-                outs.append(ex.step(frame))
+                outs.append(ex.step(frame, now_us))
             else:
                 outs.append(self._feed(ex, outs[up], self.execs[up], self.floor_column[len(outs)]))
         return outs
@@ -187,7 +189,7 @@ class Driver:
         """Runs the flow, yielding each step's outputs (one per query asked for). ``deliver``
         takes them while Ctrl-C is held back (a sink's write); ``lock`` is held while a batch
         is processed, never while the source waits; ``stop`` ends the input early."""
-        source = carrying_run(self.flow.frames(), self._carried)
+        source = carrying_run(self.flow.frames(), self.so_far)
         try:
             for frame in source:
                 yield self._step(lambda: self.flow.step(frame), deliver, lock)  # noqa: B023 - called at once
@@ -209,9 +211,6 @@ class Driver:
         finally:
             source.close()  # also when the consumer stops early: files, sockets, consumers
             self.flow.close()
-
-    def _carried(self) -> Any:
-        return self.so_far()[0]
 
     def _step(self, produce: Callable[[], list[pl.DataFrame]],
               deliver: Callable[[list[pl.DataFrame]], None] | None,

@@ -146,7 +146,9 @@ class Execution:
         self.time_dtype = df.schema[self.stream._time]
 
     # -- running --------------------------------------------------------------------------
-    def step(self, df: Any) -> pl.DataFrame:
+    def step(self, df: Any, now_us: int | None = None) -> pl.DataFrame:
+        """One micro-batch through this query; ``now_us`` is the wall clock when the batch was
+        read (one stamp for every query of a read, for ``rl.processing_time()``)."""
         now = _clock.now_ms()
         if not isinstance(df, pl.DataFrame):  # a file source's chunk: rows + unreadable rows
             bad = df.bad
@@ -165,7 +167,7 @@ class Execution:
         before = df.height
         idle_out = self._idle(now) if self.op is not None and self.op.is_bound() else None
         if self.stream._processing_time is not None:
-            stamp = max(_clock.now_us(), self.last_stamp_us)
+            stamp = max(_clock.now_us() if now_us is None else now_us, self.last_stamp_us)
             self.last_stamp_us = stamp
             df = df.with_columns(
                 pl.lit(stamp, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).alias(self.stream._time)
