@@ -327,3 +327,18 @@ def test_the_progress_of_a_chained_query_counts_the_sources_rows(capsys: pytest.
     five.run(progress=True)
     err = capsys.readouterr().err
     assert "300" in err, err
+
+
+@SIZES
+def test_a_late_row_raised_in_one_query_of_a_run_carries_every_querys_run(size: int | None) -> None:
+    df = pl.DataFrame({"t": [1, 2, 15, 3, 25], "k": ["a", "b", "a", "b", "a"]})
+    s = rl.stream(batches(df, size), time="t", watermark=0)
+    strict = s.window(rl.tumbling(10), late="raise").agg(rl.count())
+    lenient = s.window(rl.tumbling(10), by="k").agg(rl.count())
+    with pytest.raises(rl.LateDataError) as caught:
+        rl.run(lenient, strict)
+    runs = caught.value.runs  # type: ignore[attr-defined]
+    assert len(runs) == 2 and caught.value.run is runs[0]  # type: ignore[attr-defined]
+    # the lenient query saw the rows up to the late one (t=3): window [0, 10) closed at t=15
+    assert runs[0].metrics["rows_in"] >= 3
+    assert runs[0].interrupted and runs[1].interrupted

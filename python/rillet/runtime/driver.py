@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from rillet import _clock
-from rillet._errors import ConfigError
+from rillet._errors import ConfigError, RilletError
 from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet.plan.plan import QueryBase as Query
 from rillet.runtime.execution import Execution, Run
@@ -197,6 +197,13 @@ class Driver:
                     self.stopped = True
                     break
             yield self._step(self.flow.finish, deliver, lock)
+        except RilletError as e:
+            # An error in a query (late="raise") or a sink carries the runs up to it, as one
+            # while reading the source does.
+            if not hasattr(e, "runs"):
+                runs = self.so_far()
+                e.run, e.runs = runs[0], runs  # type: ignore[attr-defined]
+            raise
         except KeyboardInterrupt:
             # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
             # at the next call): the second one is absorbed here.
