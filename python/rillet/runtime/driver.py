@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from rillet import _clock
-from rillet._errors import ConfigError, RilletError
+from rillet._errors import ConfigError, LateDataError, SinkError
 from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet.plan.plan import QueryBase as Query
 from rillet.runtime.execution import Execution, Run
@@ -197,9 +197,10 @@ class Driver:
                     self.stopped = True
                     break
             yield self._step(self.flow.finish, deliver, lock)
-        except RilletError as e:
-            # An error in a query (late="raise") or a sink carries the runs up to it, as one
-            # while reading the source does.
+        except (LateDataError, SinkError) as e:
+            # A late row under late="raise", or a sink that cannot write, stops the run between
+            # rows that were all accounted for: the error carries the runs up to it, as one
+            # while reading the source does. (An input the plan cannot bind carries none.)
             if not hasattr(e, "runs"):
                 runs = self.so_far()
                 e.run, e.runs = runs[0], runs  # type: ignore[attr-defined]
