@@ -203,7 +203,7 @@ class Driver:
             # while reading the source does. (An input the plan cannot bind carries none.)
             if not hasattr(e, "runs"):
                 runs = self.so_far()
-                e.run, e.runs = runs[0], runs  # type: ignore[attr-defined]
+                e.run, e.runs = runs[0], runs  # type: ignore[union-attr]  # the core's error classes take .run at runtime
             raise
         except KeyboardInterrupt:
             # Ctrl-C in a polars call raises twice (polars' own KeyboardInterrupt, then Python's
