@@ -32,43 +32,6 @@ def validate_duration(value: DurationLike | None, what: str, calendar: bool = Fa
     )
 
 
-def to_units(value: DurationLike | None, unit: str, what: str) -> int:
-    """Converts a duration to a count of `unit`s ('ns', 'us', 'ms' or 'integer')."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a duration, got the boolean {value!r}")
-    if isinstance(value, int):
-        if not I64_MIN <= value <= I64_MAX:
-            raise ConfigError(
-                f"{what}: {value} is out of range; an integer duration must be between "
-                f"-2**63 and 2**63 - 1 ({I64_MAX:,}) units of the time column"
-            )
-        if unit != "integer" and value != 0:  # zero needs no unit
-            raise ConfigError(
-                f"{what}: the integer {value} is only a duration for an integer time column; "
-                f"this time column holds datetimes, so give a string such as '{value}s' or a "
-                "datetime.timedelta"
-            )
-        return value
-    if isinstance(value, dt.timedelta):
-        if unit == "integer":
-            raise ConfigError(
-                f"{what}: the time column is an integer column, so durations must be integers "
-                f"(e.g. 10 or '10i'), not a timedelta"
-            )
-        us = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-        return _core.parse_duration(f"{us}us", unit, what) if us >= 0 else -_core.parse_duration(
-            f"{-us}us", unit, what
-        )
-    if isinstance(value, str):
-        return _core.parse_duration(value, unit, what)
-    raise ConfigError(
-        f"{what}: expected a duration such as '30s', a datetime.timedelta or an integer, "
-        f"got {type(value).__name__} {value!r}"
-    )
-
-
 def time_unit_of(dtype: pl.DataType, column: str) -> tuple[str, pl.Expr | None]:
     """The engine unit for a time column, and a cast to apply first (or None)."""
     col = pl.col(column)

@@ -87,14 +87,6 @@ fn parse_duration(text: &str, unit: &str, what: &str) -> PyResult<i64> {
     d.to_fixed(u, what).map_err(to_py)
 }
 
-/// True when the duration is made of whole weeks only (such windows start on Monday).
-#[pyfunction]
-fn is_whole_weeks(text: &str) -> PyResult<bool> {
-    Duration::parse(text)
-        .map(|d| d.is_whole_weeks())
-        .map_err(to_py)
-}
-
 /// The parts of a duration string: (months, weeks, days, nanoseconds, index, negative).
 #[pyfunction]
 fn duration_parts(text: &str, what: &str) -> PyResult<(i64, i64, i64, i64, i64, bool)> {
@@ -687,7 +679,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads, m)?)?;
-    m.add_function(wrap_pyfunction!(is_whole_weeks, m)?)?;
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;
     m.add_function(wrap_pyfunction!(text_times, m)?)?;
     m.add_function(wrap_pyfunction!(format_instant, m)?)?;
