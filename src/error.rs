@@ -19,6 +19,16 @@ pub enum Error {
     /// A row arrived after all its windows closed and the query was told to raise.
     #[error("{0}")]
     LateData(String),
+    /// A SQL text that cannot be read or planned; the message shows the line with a caret.
+    #[error("{message}")]
+    Sql {
+        /// What is wrong, with the line and a caret under the column.
+        message: String,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+    },
     /// A broken invariant: a bug in rillet, please report it.
     #[error("internal error (a bug in rillet, please report it): {0}")]
     Internal(String),

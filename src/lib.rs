@@ -20,6 +20,7 @@ pub mod operator;
 pub mod parallel;
 pub mod plan;
 pub mod source;
+pub mod sql;
 pub mod time;
 pub mod window;
 

@@ -15,6 +15,7 @@ LAYERS = [
     {"runtime"},
     {"sinks"},
     {"query"},
+    {"sql"},
     {"cli", "demo", "__main__", "__init__"},
 ]
 

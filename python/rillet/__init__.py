@@ -19,6 +19,7 @@ from rillet._errors import (
     SchemaError,
     SinkError,
     SourceError,
+    SqlError,
 )
 from rillet._interrupt import Interrupted
 from rillet._loss import DataLossWarning
@@ -49,9 +50,13 @@ from rillet.sources.kafka import read_kafka
 from rillet.sources.kinesis import read_kinesis
 from rillet.sources.pacing import paced
 from rillet.sources.tail import tail_csv, tail_dir, tail_jsonl
+from rillet.sql.application import Application, ApplicationRun
+from rillet.sql.query import sql
 
 __all__ = [
     "Agg",
+    "Application",
+    "ApplicationRun",
     "ConfigError",
     "DataLossWarning",
     "Interrupted",
@@ -64,6 +69,7 @@ __all__ = [
     "SchemaError",
     "SinkError",
     "SourceError",
+    "SqlError",
     "Stream",
     "WindowSpec",
     "Windowed",
@@ -97,6 +103,7 @@ __all__ = [
     "start",
     "std",
     "stream",
+    "sql",
     "sum",
     "tail_csv",
     "threads",

@@ -13,6 +13,9 @@ __all__ = [
     "SourceError",
     "SinkError",
     "LateDataError",
+    "SqlError",
+    "sql_query",
+    "sql_application",
     "WindowOperator",
     "Plan",
     "BoundPlan",
@@ -38,6 +41,15 @@ class ConfigError(RilletError): ...
 class SourceError(RilletError): ...
 class SinkError(RilletError): ...
 class LateDataError(RilletError): ...
+class SqlError(ConfigError):
+    line: int
+    column: int
+
+def sql_query(text: str, inputs: str) -> str:
+    """One SELECT planned over named inputs (``{"name": {"columns": [...], "time": ...}}``),
+    as JSON."""
+def sql_application(text: str, inputs: str) -> str:
+    """A Kinesis Data Analytics application planned over named inputs, as JSON."""
 
 def parse_duration(text: str, unit: str, what: str) -> int: ...
 def duration_parts(text: str, what: str) -> tuple[int, int, int, int, int, bool]: ...

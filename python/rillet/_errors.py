@@ -9,6 +9,7 @@ from rillet._core import (
     SchemaError,
     SinkError,
     SourceError,
+    SqlError,
 )
 
-__all__ = ["RilletError", "SchemaError", "ConfigError", "SourceError", "SinkError", "LateDataError"]
+__all__ = ["RilletError", "SchemaError", "ConfigError", "SourceError", "SinkError", "LateDataError", "SqlError"]

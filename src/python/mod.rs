@@ -50,8 +50,29 @@ create_exception!(
     "A row arrived after its windows closed."
 );
 
+create_exception!(
+    rillet,
+    SqlError,
+    ConfigError,
+    "A SQL text that cannot be read or planned; .line and .column locate it."
+);
+
 fn to_py(e: Error) -> PyErr {
     match e {
+        Error::Sql {
+            message,
+            line,
+            column,
+        } => {
+            let err = SqlError::new_err(message);
+            Python::attach(|py| {
+                let value = err.value(py);
+                // Plain attributes on a fresh exception instance cannot fail.
+                let _ = value.setattr("line", line);
+                let _ = value.setattr("column", column);
+            });
+            err
+        }
         Error::Schema(m) => SchemaError::new_err(m),
         Error::Config(m) => ConfigError::new_err(m),
         Error::Source(m) => SourceError::new_err(m),
@@ -195,6 +216,24 @@ impl PyBoundPlan {
             rows_seen: 0,
         })
     }
+}
+
+/// One SELECT planned over named inputs (`{"name": {"columns": [...], "time": ...}}`), as
+/// JSON (see `crate::sql::QueryPlan`).
+#[pyfunction]
+fn sql_query(text: &str, inputs: &str) -> PyResult<String> {
+    let inputs = crate::sql::Inputs::from_json(inputs).map_err(to_py)?;
+    let plan = crate::sql::plan_query(text, &inputs).map_err(to_py)?;
+    serde_json::to_string(&plan).map_err(|e| to_py(Error::Internal(e.to_string())))
+}
+
+/// A Kinesis Data Analytics application planned over named inputs, as JSON (see
+/// `crate::sql::Program`).
+#[pyfunction]
+fn sql_application(text: &str, inputs: &str) -> PyResult<String> {
+    let inputs = crate::sql::Inputs::from_json(inputs).map_err(to_py)?;
+    let program = crate::sql::plan_application(text, &inputs).map_err(to_py)?;
+    serde_json::to_string(&program).map_err(|e| to_py(Error::Internal(e.to_string())))
 }
 
 /// A window layout in a time unit, as a dict (kind "fixed", "cumulative", "calendar",
@@ -670,6 +709,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SourceError", py.get_type::<SourceError>())?;
     m.add("SinkError", py.get_type::<SinkError>())?;
     m.add("LateDataError", py.get_type::<LateDataError>())?;
+    m.add("SqlError", py.get_type::<SqlError>())?;
+    m.add_function(wrap_pyfunction!(sql_query, m)?)?;
+    m.add_function(wrap_pyfunction!(sql_application, m)?)?;
     m.add_class::<WindowOperator>()?;
     m.add_class::<PyPlan>()?;
     m.add_class::<PyBoundPlan>()?;

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -16,6 +18,28 @@ if TYPE_CHECKING:
     from rillet.plan.aggregates import Agg
 
 
+@dataclass(frozen=True)
+class PostStep:
+    """A step over each batch a query emits (a SQL select list, HAVING, ORDER BY within the
+    batch, a window Top-N): ``apply`` takes and returns a DataFrame; ``text`` says what it
+    does, for :meth:`Query.explain`."""
+
+    text: str
+    apply: Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def apply_post(post: tuple[PostStep, ...], df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` (an emitted batch with columns) through a query's post steps."""
+    if not df.width:
+        return df
+    for step in post:
+        try:
+            df = step.apply(df)
+        except pl.exceptions.PolarsError as e:
+            raise SchemaError(f"{step.text}: {e}") from e
+    return df
+
+
 class QueryBase:
     """A complete query: a stream with its steps, a window and aggregates, and the plan the
     core checked. :class:`rillet.Query` is one; the plan and the runtime know queries by this
@@ -24,6 +48,13 @@ class QueryBase:
     _w: Any  # the Windowed: its stream, spec, keys and modes
     _aggs: tuple[Agg, ...]
     _plan: _core.Plan
+    #: Steps over each emitted batch (none for a query built in Python).
+    _post: tuple[PostStep, ...] = ()
+    #: Output columns whose values never go below a bound the core reports: column name ->
+    #: "window_start", "window_end" or "row_time" (see ``emitted_floor``).
+    _floors: dict[str, str]
+    #: The output's columns when known without reading the input (a SQL select list).
+    _columns: list[str] | None = None
 
 
 def span(value: DurationLike | None, what: str) -> dict[str, Any] | None:

@@ -47,7 +47,7 @@ class RunningQuery:
         self._query = query
         w = query._w
         self._emit = w._emit
-        self._keys = [*w._by, "window_start", "window_end"] if w._spec.kind != "sliding" else None
+        self._keys = query._snapshot_keys()
         self._frames: list[pl.DataFrame] = []  # emitted, in order
         self._emitted = 0
         self._run: Any = None

@@ -365,6 +365,36 @@ class Query(_plan.QueryBase):
         self._w = windowed
         self._aggs = aggs
         self._plan = _plan.of(self)  # checked by the core now; typed on the first batch
+        if windowed._spec.kind == "sliding":
+            self._floors = {windowed._stream._time: "row_time"}
+        else:
+            self._floors = {"window_start": "window_start", "window_end": "window_end"}
+
+    def _then(self, post: tuple[_plan.PostStep, ...], floors: dict[str, str],
+              columns: list[str] | None) -> Query:
+        """This query with steps applied to each batch it emits (a SQL select list,
+        HAVING, ORDER BY, Top-N): a new query over the same window. ``floors`` names the
+        output columns that keep a window bound (``window_start``, ``window_end``) or a
+        sliding window's ``row_time``, so a query reading this one can take its watermark;
+        ``columns`` are the output's columns, when known."""
+        q = object.__new__(Query)
+        q.__dict__.update(self.__dict__)
+        q._post = self._post + post
+        q._floors = floors
+        q._columns = columns
+        return q
+
+    def _snapshot_keys(self) -> list[str] | None:
+        """The columns that identify a window and key in the output (for snapshots), or None
+        when the output does not carry them all (a sliding window, a SQL select list that
+        leaves them out)."""
+        w = self._w
+        if w._spec.kind == "sliding":
+            return None
+        keys = [*w._by, "window_start", "window_end"]
+        if self._columns is not None and not set(keys) <= set(self._columns):
+            return None
+        return keys
 
     def iter(self, progress: bool | None = None) -> Generator[pl.DataFrame, None, None]:
         """Yields each emitted DataFrame as soon as it is emitted, pulling the source lazily.
@@ -496,9 +526,13 @@ class Query(_plan.QueryBase):
             print(q.explain())
         """
         first = self._w._stream._peek(0, timeout)
-        if not first.width:
-            return self._plan.explain()
-        return self._plan.explain(_plan.inputs(self, first)[1])
+        text = self._plan.explain() if not first.width else self._plan.explain(_plan.inputs(self, first)[1])
+        if self._post:
+            steps = "\n".join(f"  {p.text}" for p in self._post)
+            text += f"\nthen, over each emitted batch:\n{steps}"
+            if first.width:
+                text += f"\noutput after them: {dict(self._output_frame(timeout).schema)}"
+        return text
 
     def _output_frame(self, timeout: float | None) -> pl.DataFrame:
         """An empty frame of the columns and types this query emits (typed against the
@@ -506,7 +540,8 @@ class Query(_plan.QueryBase):
         first = self._w._stream._peek(0, timeout)
         if not first.width:
             return pl.DataFrame()
-        return pl.DataFrame(self._plan.bind(_plan.inputs(self, first)[1]).output_schema())
+        out = pl.DataFrame(self._plan.bind(_plan.inputs(self, first)[1]).output_schema())
+        return _plan.apply_post(self._post, out)
 
     def collect(self, progress: bool | None = None) -> pl.DataFrame:
         """Runs to the end of the input and returns everything emitted, in emission order.

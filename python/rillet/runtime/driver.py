@@ -141,15 +141,14 @@ class Dataflow:
 def _floor_column(q: Query, upstream: Query) -> str:
     """The column of ``upstream``'s output whose lower bound becomes ``q``'s watermark."""
     time = q._w._stream._time
-    uw = upstream._w
-    allowed = (uw._stream._time,) if uw._spec.kind == "sliding" else _FLOOR_COLUMNS
-    if time not in allowed:
+    floors = upstream._floors
+    if time not in floors:
         raise ConfigError(
-            f"rl.stream(query, time={time!r}): the event time of a query's output is one of its "
-            f"window bounds, {' or '.join(repr(a) for a in allowed)}, whose watermark travels with "
-            "the rows; to window on another column, collect the query first"
+            f"rl.stream(query, time={time!r}): the event time of a query's output is one of "
+            f"its window bounds, {' or '.join(repr(a) for a in floors)}, whose watermark travels "
+            "with the rows; to window on another column, collect the query first"
         )
-    return "row_time" if uw._spec.kind == "sliding" else time
+    return floors[time]
 
 
 def _concat(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:

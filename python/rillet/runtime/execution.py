@@ -262,7 +262,7 @@ class Execution:
             out = out.with_columns(cast_back(n, t) for n, t in self.casts.items())
         if self.window_dtype is None and "window_start" in out.columns:
             self.window_dtype = out.schema["window_start"]
-        return out
+        return _plan.apply_post(self.q._post, out) if self.q._post else out
 
     def _empty_output(self) -> pl.DataFrame:
         return pl.DataFrame()

@@ -1,0 +1,247 @@
+"""From a plan the core's SQL front end made (``src/sql``) to a query built with the Python
+API: a stream with its row-wise steps, ``.window(...)``, ``.agg(...)``, and the steps over
+what it emits. A SQL query is therefore the same query as one built in Python."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from rillet import _core
+from rillet._errors import ConfigError
+from rillet.plan import aggregates as _aggs
+from rillet.plan import windows as _windows
+from rillet.plan.plan import PostStep, QueryBase
+from rillet.query.stream import Query, Stream, processing_time
+
+#: SQL types a pump's target stream declares, as polars types (by the type's first word).
+SQL_TYPES: dict[str, pl.DataType] = {
+    "BIGINT": pl.Int64(), "LONG": pl.Int64(), "INTEGER": pl.Int32(), "INT": pl.Int32(),
+    "SMALLINT": pl.Int16(), "TINYINT": pl.Int8(), "DOUBLE": pl.Float64(), "FLOAT": pl.Float64(),
+    "REAL": pl.Float32(), "DECIMAL": pl.Float64(), "NUMERIC": pl.Float64(),
+    "VARCHAR": pl.String(), "CHAR": pl.String(), "CHARACTER": pl.String(), "STRING": pl.String(),
+    "TEXT": pl.String(), "BOOLEAN": pl.Boolean(), "DATE": pl.Date(), "VARBINARY": pl.Binary(),
+    "BINARY": pl.Binary(),
+}
+
+
+def sql_error(message: str, line: int = 0, column: int = 0, text: str | None = None) -> Exception:
+    """A :class:`rillet.SqlError` at ``line``/``column`` of ``text`` (with a caret)."""
+    shown = message
+    if line and text is not None:
+        lines = text.splitlines()
+        if 0 < line <= len(lines):
+            shown = f"line {line}, column {column}: {message}\n  {lines[line - 1]}\n  {' ' * (column - 1)}^"
+    err = _core.SqlError(shown)
+    err.line, err.column = line, column  # as the core sets them
+    return err
+
+
+class Builder:
+    """Builds the queries of one SQL text. ``inputs`` are the caller's sources by name;
+    ``streams`` gives an in-application stream's query by name (an application's)."""
+
+    def __init__(self, text: str, inputs: dict[str, Any],
+                 streams: Callable[[str], Query] | None = None) -> None:
+        self.text = text
+        self.inputs = inputs
+        self.streams = streams
+
+    # -- values -------------------------------------------------------------------------
+    def expr(self, scalar: Any) -> pl.Expr:
+        """A value the plan computes, as a polars expression."""
+        if scalar == "null":
+            return pl.lit(None)
+        (kind, value), = scalar.items()
+        if kind == "col":
+            return pl.col(value)
+        if kind == "all":
+            return pl.all().exclude(value) if value else pl.all()
+        if kind == "truncate":
+            every = value["every"]
+            col = pl.col(value["column"])
+            return (col // every) * every if isinstance(every, int) else col.dt.truncate(every)
+        try:
+            return pl.sql_expr(value["text"])
+        except pl.exceptions.PolarsError as e:
+            raise sql_error(f"polars' SQL cannot read {value['text']}: {e}", value["line"],
+                            value["column"], self.text) from e
+
+    def named(self, items: list[Any]) -> list[pl.Expr]:
+        return [self.expr(v).alias(n) for n, v in items]
+
+    # -- steps --------------------------------------------------------------------------
+    def stream_steps(self, stream: Stream, steps: list[Any]) -> Stream:
+        """The plan's row-wise steps before the window, as stream steps."""
+        for step in steps:
+            (kind, value), = step.items()
+            if kind == "filter":
+                stream = stream.filter(self.expr(value))
+            elif kind == "with_columns":
+                stream = stream.with_columns(*self.named(value))
+            elif kind == "select":
+                stream = stream._with("select", tuple(self.named(value)), {})
+            else:  # pragma: no cover - the planner puts no other step before a window
+                raise ConfigError(f"unexpected step before the window: {step}")
+        return stream
+
+    def post_steps(self, steps: list[Any]) -> tuple[PostStep, ...]:
+        """The plan's steps over what the window emits."""
+        out = []
+        for step in steps:
+            (kind, value), = step.items()
+            out.append(self.post_step(kind, value))
+        return tuple(out)
+
+    def post_step(self, kind: str, value: Any) -> PostStep:
+        if kind == "select":
+            exprs = self.named(value)
+            names = ", ".join(n for n, _ in value)
+            return PostStep(f"select {names}", lambda df: df.select(exprs))
+        if kind == "filter":
+            cond = self.expr(value)
+            return PostStep(f"filter {cond}", lambda df: df.filter(cond))
+        if kind == "sort":
+            by, desc, nulls = value["by"], value["descending"], value["nulls_last"]
+            return PostStep(
+                f"sort by {by} (descending {desc}) within each emitted batch",
+                lambda df: df.sort(by, descending=desc, nulls_last=nulls, maintain_order=True),
+            )
+        if kind == "explode":
+            col, v, c = value["column"], value["value"], value["count"]
+
+            def explode(df: pl.DataFrame) -> pl.DataFrame:
+                rows = df.explode(col).filter(pl.col(col).is_not_null())
+                return rows.with_columns(pl.col(col).struct.field("value").alias(v),
+                                         pl.col(col).struct.field("count").alias(c)).drop(col)
+
+            return PostStep(f"one row per item of {col}: {v}, {c}", explode)
+        if kind == "cast":
+            return PostStep(f"cast to {dict(value)}", lambda df: cast_columns(df, value))
+        raise ConfigError(f"unexpected step after the window: {kind}")  # pragma: no cover
+
+    # -- queries ------------------------------------------------------------------------
+    def stream(self, plan: dict[str, Any]) -> Stream:
+        """The stream a plan reads, with its steps."""
+        source = plan["input"]
+        time = plan["time"]
+        (kind, value), = source.items()
+        if kind == "query":
+            up = self.query(value)
+            stream = Stream(up, _floor_time(up, value.get("rowtime")), watermark=0)
+        elif kind == "stream":
+            if self.streams is None:  # pragma: no cover - the planner only names streams in apps
+                raise ConfigError(f"in-application stream {value} outside an application")
+            up = self.streams(value)
+            stream = Stream(up, "ROWTIME", watermark=0)
+        else:
+            given = self.inputs[value]
+            if isinstance(given, Stream):
+                stream = given
+            elif isinstance(given, QueryBase):
+                stream = Stream(given, _floor_time(given, None), watermark=0)
+            elif time == "rowtime":
+                stream = Stream(given, processing_time("ROWTIME"))
+            else:
+                (_, column), = time.items()
+                stream = Stream(given, column, watermark=plan.get("watermark"))
+        return self.stream_steps(stream, plan["steps"])
+
+    def query(self, plan: dict[str, Any]) -> Query:
+        """The query a plan describes."""
+        stream = self.stream(plan)
+        w = plan["window"]
+        if w is None:
+            raise sql_error(
+                "a query without a window or an aggregate (a row-by-row SELECT) is not supported "
+                "yet; group it by a window, e.g. GROUP BY STEP(ROWTIME BY INTERVAL '1' MINUTE)",
+                *_place(plan["text"], self.text))
+        spec = window_spec(w)
+        aggs = [self.aggregate(a) for a in plan["aggs"]]
+        q = stream.window(spec, by=plan["by"]).agg(*aggs)
+        floors = {}
+        if plan.get("rowtime"):
+            floors[plan["rowtime"]] = "row_time" if w["kind"] == "sliding" else "window_end"
+        if plan.get("window_start"):
+            floors[plan["window_start"]] = "window_start"
+        return q._then(self.post_steps(plan["post"]), floors, plan["columns"])
+
+    def aggregate(self, a: dict[str, Any]) -> _aggs.Agg:
+        kind = a["kind"]
+        col = a["column"]
+        column: str | pl.Expr | None = None if col is None else (col["col"] if "col" in col else self.expr(col))
+        where = None if a["where"] is None else self.expr(a["where"])
+        opts = a["options"]
+        if kind == "count":
+            return _aggs.count(column, where=where).alias(a["name"])
+        if column is None:  # pragma: no cover - the planner gives every other aggregate an input
+            raise ConfigError(f"{kind} needs an input column")
+        if kind in ("var", "std"):
+            agg = getattr(_aggs, kind)(column, opts["ddof"], where=where)
+        elif kind == "quantile":
+            agg = _aggs.quantile(column, opts["q"], where=where)
+        elif kind == "approx_quantile":
+            agg = _aggs.approx_quantile(column, opts["q"], where=where)
+        elif kind == "top_k":
+            agg = _aggs.top_k(column, opts["k"], where=where)
+        else:
+            agg = getattr(_aggs, kind)(column, where=where)
+        return agg.alias(a["name"])
+
+
+def window_spec(w: dict[str, Any]) -> _windows.WindowSpec:
+    """A planned window as the Python API's window."""
+    kind, args = w["kind"], w["args"]
+    if kind == "tumbling":
+        return _windows.tumbling(args["every"], offset=args.get("offset"))
+    if kind == "hopping":
+        return _windows.hopping(args["period"], args["every"], offset=args.get("offset"))
+    if kind == "cumulative":
+        return _windows.cumulative(args["period"], args["step"], offset=args.get("offset"))
+    if kind == "session":
+        return _windows.session(args["gap"])
+    return _windows.sliding(args["period"])
+
+
+def cast_columns(df: pl.DataFrame, types: list[tuple[str, str]]) -> pl.DataFrame:
+    """A pump's output cast to its target stream's declared types (TIMESTAMP keeps the
+    column's Datetime unit and zone; unknown types leave the column as it is)."""
+    exprs = []
+    for name, sql_type in types:
+        base = sql_type.split("(")[0].strip().split(" ")[0].upper()
+        current = df.schema[name]
+        if base == "TIMESTAMP":
+            if current == pl.Null:
+                exprs.append(pl.col(name).cast(pl.Datetime("us", "UTC")))
+            elif not isinstance(current, pl.Datetime):
+                exprs.append(pl.col(name).cast(pl.Datetime("us", "UTC")))
+            continue
+        target = SQL_TYPES.get(base)
+        if target is not None and current != target:
+            exprs.append(pl.col(name).cast(target))
+    return df.with_columns(exprs) if exprs else df
+
+
+def _floor_time(query: QueryBase, preferred: str | None) -> str:
+    """The output column of ``query`` a query reading it takes as its event time."""
+    floors = query._floors
+    if preferred in floors:
+        return preferred
+    for column, bound in floors.items():
+        if bound in ("window_end", "row_time"):
+            return column
+    raise ConfigError(
+        "this query's output keeps no window bound (window_end) to read it as a stream by; "
+        "select window_end (or ROWTIME) in it"
+    )
+
+
+def _place(statement: str, text: str) -> tuple[int, int, str]:
+    """Where a statement starts in the text, for errors about it as a whole."""
+    at = text.find(statement[:40]) if statement else -1
+    if at < 0:
+        return 0, 0, text
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return line, column, text

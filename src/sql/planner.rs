@@ -1,0 +1,2652 @@
+//! From parsed statements to [`QueryPlan`]s and [`Program`]s.
+//!
+//! A `SELECT` is planned in three parts, as the Python API builds a query:
+//!
+//! * what happens to each row before the window (`WHERE`, computed keys and aggregate
+//!   inputs, the steps of a stateless sub-query it reads);
+//! * the window, keys and aggregates: from `GROUP BY STEP(...)` / `FLOOR(... TO ...)`
+//!   (Kinesis), `FROM TABLE(TUMBLE|HOP|CUMULATE|SESSION(...))` with `GROUP BY window_start,
+//!   window_end` (Flink), `agg(...) OVER w` with `WINDOW w AS (... RANGE ... PRECEDING)`
+//!   (sliding), `WINDOWED BY STAGGER`, or `TOP_K_ITEMS_TUMBLING` /
+//!   `COUNT_DISTINCT_ITEMS_TUMBLING`;
+//! * what happens to the rows the window emits: the select list, `HAVING`, `ORDER BY`
+//!   within each emitted moment, and `ROW_NUMBER() OVER (PARTITION BY window_start,
+//!   window_end ...)` (window Top-N). A stateless `SELECT` over a windowed sub-query adds
+//!   to these.
+//!
+//! Names resolve case-insensitively when unquoted and unambiguous, exactly when quoted.
+//! `ROWTIME` is the input's time: the event time the caller declared, or else the arrival
+//! time; over a window's output it is the window's end.
+
+use super::lex::{self, Head, Statement as Lexed, PARTITION_BY, STAGGER_WINDOW};
+use super::{
+    dialect::StreamingDialect, Aggregate, Duration, Input, Inputs, Program, Pump, QueryPlan,
+    Scalar, SqlError, Step, StreamDecl, TableDecl, Time, Window,
+};
+#[cfg(test)]
+use crate::error::Error;
+use crate::error::Result;
+use sqlparser::ast::{
+    self, CeilFloorKind, DateTimeField, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    GroupByExpr, Ident, NamedWindowExpr, ObjectName, ObjectNamePart, SelectItem, SetExpr, Spanned,
+    Statement, TableFactor, Value, VisitMut, VisitorMut, WindowFrameBound, WindowFrameUnits,
+    WindowType,
+};
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Span, Token, TokenWithSpan};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+type Res<T> = std::result::Result<T, SqlError>;
+/// Output columns and their values.
+type Named = Vec<(String, Scalar)>;
+
+/// Plans one `SELECT` over the named inputs.
+pub fn plan_query(sql: &str, inputs: &Inputs) -> Result<QueryPlan> {
+    plan_query_inner(sql, inputs).map_err(|e| e.into_error(sql))
+}
+
+fn plan_query_inner(sql: &str, inputs: &Inputs) -> Res<QueryPlan> {
+    let statements = lex::statements(sql)?;
+    let Some(first) = statements.first() else {
+        return Err(SqlError::at("the SQL text is empty; give one SELECT", 0, 0));
+    };
+    if statements.len() > 1 || first.head != Head::Plain {
+        return Err(SqlError::span(
+            "rl.sql() runs one SELECT; an application with CREATE STREAM and CREATE PUMP \
+             statements runs with rl.Application(text, SOURCE_SQL_STREAM_001=source)",
+            if statements.len() > 1 {
+                statements[1].span
+            } else {
+                first.span
+            },
+        ));
+    }
+    let env = Env {
+        inputs,
+        streams: BTreeMap::new(),
+        tables: BTreeMap::new(),
+    };
+    match parse(first)? {
+        Statement::Query(q) => {
+            let mut plan = env.query(&q, false)?;
+            plan.text = sql.trim().to_string();
+            Ok(plan)
+        }
+        other => Err(SqlError::span(
+            "rl.sql() runs a SELECT; this statement is not one (CREATE STREAM, CREATE PUMP and \
+             CREATE TABLE belong in rl.Application)",
+            other.span(),
+        )),
+    }
+}
+
+/// Plans a Kinesis Data Analytics application (or a Flink script of `CREATE TABLE`s and
+/// `INSERT INTO ... SELECT`s).
+pub fn plan_application(sql: &str, inputs: &Inputs) -> Result<Program> {
+    plan_application_inner(sql, inputs).map_err(|e| e.into_error(sql))
+}
+
+fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
+    let statements = lex::statements(sql)?;
+    if statements.is_empty() {
+        return Err(SqlError::at(
+            "the application is empty; give CREATE STREAM and CREATE PUMP statements",
+            0,
+            0,
+        ));
+    }
+    let mut program = Program::default();
+    let mut parsed = Vec::new();
+    // Declarations first: a pump may read a stream declared after it.
+    for st in &statements {
+        let stmt = parse(st)?;
+        if let Statement::CreateTable(ct) = &stmt {
+            let name = object_name(&ct.name)?;
+            let columns = ct
+                .columns
+                .iter()
+                .map(|c| (c.name.value.clone(), c.data_type.to_string()))
+                .collect();
+            if st.head == Head::Stream {
+                if program
+                    .streams
+                    .iter()
+                    .any(|s: &StreamDecl| s.name.eq_ignore_ascii_case(&name.value))
+                {
+                    return Err(SqlError::span(
+                        format!("stream {} is created twice", name.value),
+                        name.span,
+                    ));
+                }
+                program.streams.push(StreamDecl {
+                    name: name.value.clone(),
+                    columns,
+                });
+            } else {
+                let (time, watermark) = match &st.watermark {
+                    Some((col, span, tokens)) => {
+                        let expr = parse_expr(tokens.clone(), *span)?;
+                        (Some(col.clone()), Some(watermark_delay(col, &expr, *span)?))
+                    }
+                    None => (None, None),
+                };
+                program.tables.push(TableDecl {
+                    name: name.value.clone(),
+                    time,
+                    watermark,
+                });
+            }
+        }
+        parsed.push(stmt);
+    }
+    let env = Env {
+        inputs,
+        streams: program
+            .streams
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect(),
+        tables: program
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect(),
+    };
+    let mut unnamed = 0;
+    for (st, stmt) in statements.iter().zip(parsed) {
+        match stmt {
+            Statement::CreateTable(_) => {}
+            Statement::Insert(insert) => {
+                let name = match &st.head {
+                    Head::Pump { name, .. } => name.clone(),
+                    _ => {
+                        unnamed += 1;
+                        format!("INSERT_{unnamed}")
+                    }
+                };
+                program.pumps.push(env.pump(name, &insert, st, sql)?);
+            }
+            Statement::Query(q) => {
+                return Err(SqlError::span(
+                    "a SELECT on its own produces no stream in an application: insert it \
+                     into one, CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"S\" SELECT STREAM ...",
+                    q.span(),
+                ))
+            }
+            other => {
+                return Err(SqlError::span(
+                    format!(
+                        "{} is not supported in an application; it takes CREATE STREAM, \
+                         CREATE PUMP ... AS INSERT INTO ... SELECT, and CREATE TABLE ... \
+                         (WATERMARK FOR ...)",
+                        statement_kind(&other)
+                    ),
+                    st.span,
+                ))
+            }
+        }
+    }
+    Ok(program)
+}
+
+fn statement_kind(s: &Statement) -> String {
+    let text = s.to_string();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn parse(st: &Lexed) -> Res<Statement> {
+    let dialect = StreamingDialect;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(st.tokens.clone());
+    let stmt = parser
+        .parse_statement()
+        .map_err(|e| parser_error(e, st.span))?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(SqlError::span(
+            format!("unexpected {} after the end of the statement", next.token),
+            next.span,
+        ));
+    }
+    Ok(stmt)
+}
+
+fn parse_expr(tokens: Vec<TokenWithSpan>, span: Span) -> Res<Expr> {
+    let dialect = StreamingDialect;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    parser.parse_expr().map_err(|e| parser_error(e, span))
+}
+
+/// sqlparser's message ("Expected: ..., found: ... at Line: 3, Column: 7") as an error at
+/// that place.
+fn parser_error(e: ParserError, fallback: Span) -> SqlError {
+    let text = match e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+        ParserError::RecursionLimitExceeded => {
+            return SqlError::span("the statement nests too deeply", fallback)
+        }
+    };
+    if let Some(at) = text.rfind(" at Line: ") {
+        let place = &text[at + " at Line: ".len()..];
+        let mut parts = place.split(", Column: ");
+        let line = parts.next().and_then(|l| l.trim().parse().ok());
+        let column = parts.next().and_then(|c| c.trim().parse().ok());
+        if let (Some(line), Some(column)) = (line, column) {
+            return SqlError::at(syntax_hint(&text[..at]), line, column);
+        }
+    }
+    SqlError::span(syntax_hint(&text), fallback)
+}
+
+fn syntax_hint(message: &str) -> String {
+    format!("syntax error: {message}")
+}
+
+/// `ts - INTERVAL '5' SECOND` (or `ts`) as the watermark delay.
+fn watermark_delay(column: &str, expr: &Expr, span: Span) -> Res<Duration> {
+    match expr {
+        Expr::Identifier(id) if id.value.eq_ignore_ascii_case(column) => Ok(Duration::Count(0)),
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Minus,
+            right,
+        } => match left.as_ref() {
+            Expr::Identifier(id) if id.value.eq_ignore_ascii_case(column) => duration(right),
+            _ => Err(SqlError::span(
+                format!("WATERMARK FOR {column} AS ... must be {column} - INTERVAL '<n>' <unit>"),
+                span,
+            )),
+        },
+        _ => Err(SqlError::span(
+            format!("WATERMARK FOR {column} AS ... must be {column} - INTERVAL '<n>' <unit>"),
+            span,
+        )),
+    }
+}
+
+fn object_name(name: &ObjectName) -> Res<Ident> {
+    match name.0.last() {
+        Some(ObjectNamePart::Identifier(id)) => Ok(id.clone()),
+        _ => Err(SqlError::span(
+            format!("{name} is not a plain name"),
+            name.span(),
+        )),
+    }
+}
+
+/// True when `id` names `name`: exactly when quoted, ignoring case when not.
+fn names(id: &Ident, name: &str) -> bool {
+    if id.quote_style.is_some() {
+        id.value == name
+    } else {
+        id.value.eq_ignore_ascii_case(name)
+    }
+}
+
+fn is_rowtime(id: &Ident) -> bool {
+    names(id, "ROWTIME")
+}
+
+fn quoted(name: &str) -> Ident {
+    Ident::with_quote('"', name)
+}
+
+fn unsupported(what: &str, span: Span) -> SqlError {
+    SqlError::span(format!("{what} is not supported"), span)
+}
+
+// ---------------------------------------------------------------------------------------
+// Relations: what FROM reads.
+
+/// A FROM item, planned.
+struct Rel {
+    input: Input,
+    /// The input's declared event time (a column), if the caller or a declaration fixed it.
+    time: Option<String>,
+    watermark: Option<Duration>,
+    /// Steps of a stateless sub-query this reads through.
+    steps: Vec<Step>,
+    columns: Option<Vec<String>>,
+    /// Names that may qualify its columns.
+    qualifiers: Vec<Ident>,
+    /// A window TVF over it.
+    tvf: Option<(Window, String, Vec<String>, Span)>,
+    /// The window output columns a TVF adds (`window_start`, `window_end`, `window_time`).
+    windowed: Option<QueryPlan>,
+}
+
+struct Env<'a> {
+    inputs: &'a Inputs,
+    streams: BTreeMap<String, StreamDecl>,
+    tables: BTreeMap<String, TableDecl>,
+}
+
+const WINDOW_COLUMNS: [&str; 3] = ["window_start", "window_end", "window_time"];
+
+impl Env<'_> {
+    fn pump(&self, name: String, insert: &ast::Insert, st: &Lexed, _sql: &str) -> Res<Pump> {
+        let target = match &insert.table {
+            ast::TableObject::TableName(n) => object_name(n)?,
+            other => return Err(unsupported(&format!("INSERT INTO {other}"), st.span)),
+        };
+        let Some(decl) = self
+            .streams
+            .values()
+            .find(|s| names(&target, &s.name))
+            .cloned()
+        else {
+            return Err(SqlError::span(
+                format!(
+                    "stream {} is not created; add CREATE OR REPLACE STREAM \"{}\" (col TYPE, ...) \
+                     before the pump{}",
+                    target.value,
+                    target.value,
+                    known(self.streams.keys())
+                ),
+                target.span,
+            ));
+        };
+        let Some(source) = &insert.source else {
+            return Err(SqlError::span("INSERT INTO needs a SELECT", target.span));
+        };
+        let mut query = self.query(source, true)?;
+        // Positional, as KDA inserts: the select list fills the stream's columns in order, or
+        // the columns listed after the stream's name.
+        let produced: Vec<String> = query
+            .columns
+            .iter()
+            .filter(|c| c.as_str() != "ROWTIME")
+            .cloned()
+            .collect();
+        let targets: Vec<String> = if insert.columns.is_empty() {
+            decl.columns.iter().map(|(n, _)| n.clone()).collect()
+        } else {
+            let mut out = Vec::new();
+            for c in &insert.columns {
+                let id = object_name(c)?;
+                let Some((n, _)) = decl.columns.iter().find(|(n, _)| names(&id, n)) else {
+                    return Err(SqlError::span(
+                        format!(
+                            "stream {} has no column {}; its columns are {}",
+                            decl.name,
+                            id.value,
+                            list(decl.columns.iter().map(|(n, _)| n))
+                        ),
+                        id.span,
+                    ));
+                };
+                out.push(n.clone());
+            }
+            out
+        };
+        if produced.len() != targets.len() {
+            return Err(SqlError::span(
+                format!(
+                    "the SELECT gives {} columns ({}) and stream {} takes {} ({}); give one \
+                     value per column, in order",
+                    produced.len(),
+                    list(produced.iter()),
+                    decl.name,
+                    targets.len(),
+                    list(targets.iter())
+                ),
+                source.span(),
+            ));
+        }
+        let mut select = vec![("ROWTIME".to_string(), Scalar::Col("ROWTIME".into()))];
+        for (name, _) in &decl.columns {
+            match targets.iter().position(|t| t == name) {
+                Some(i) => select.push((name.clone(), Scalar::Col(produced[i].clone()))),
+                None => select.push((name.clone(), Scalar::Null)),
+            }
+        }
+        query.post.push(Step::Select(select));
+        query.post.push(Step::Cast(decl.columns.clone()));
+        query.columns = std::iter::once("ROWTIME".to_string())
+            .chain(decl.columns.iter().map(|(n, _)| n.clone()))
+            .collect();
+        query.rowtime = Some("ROWTIME".into());
+        query.window_start = None;
+        query.text = st
+            .tokens
+            .iter()
+            .map(|t| t.token.to_string())
+            .collect::<String>()
+            .trim()
+            .to_string();
+        Ok(Pump {
+            name,
+            into: decl.name,
+            query,
+        })
+    }
+
+    /// Plans a query; `rowtime`: keep a `ROWTIME` column in its output (a sub-query, a pump).
+    fn query(&self, q: &ast::Query, rowtime: bool) -> Res<QueryPlan> {
+        if let Some(with) = &q.with {
+            return Err(unsupported("WITH (common table expressions)", with.span()));
+        }
+        if let Some(limit) = &q.limit_clause {
+            return Err(SqlError::span(
+                "LIMIT has no end on a stream; keep the first N per window with ROW_NUMBER() \
+                 OVER (PARTITION BY window_start, window_end ORDER BY ...) <= N",
+                limit.span(),
+            ));
+        }
+        let select = match q.body.as_ref() {
+            SetExpr::Select(s) => s,
+            SetExpr::Query(inner) if q.order_by.is_none() => return self.query(inner, rowtime),
+            other => {
+                return Err(unsupported(
+                    "set operations (UNION, INTERSECT, EXCEPT) and VALUES",
+                    other.span(),
+                ))
+            }
+        };
+        let order: Vec<ast::OrderByExpr> = match &q.order_by {
+            None => Vec::new(),
+            Some(ob) => match &ob.kind {
+                ast::OrderByKind::Expressions(e) => e.clone(),
+                ast::OrderByKind::All(_) => {
+                    return Err(unsupported("ORDER BY ALL", q.span()));
+                }
+            },
+        };
+        self.select(select, &order, rowtime)
+    }
+
+    fn select(&self, s: &ast::Select, order: &[ast::OrderByExpr], rowtime: bool) -> Res<QueryPlan> {
+        for (present, what) in [
+            (
+                s.distinct.is_some(),
+                "SELECT DISTINCT (use COUNT(DISTINCT x) per window)",
+            ),
+            (s.top.is_some(), "SELECT TOP"),
+            (s.into.is_some(), "SELECT INTO"),
+            (!s.lateral_views.is_empty(), "LATERAL VIEW"),
+            (s.qualify.is_some(), "QUALIFY"),
+            (
+                !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty(),
+                "CLUSTER/DISTRIBUTE/SORT BY",
+            ),
+        ] {
+            if present {
+                return Err(unsupported(what, s.select_token.0.span));
+            }
+        }
+        let rel = self.from(s)?;
+        let group: Vec<Expr> = match &s.group_by {
+            GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
+            GroupByExpr::Expressions(_, _) | GroupByExpr::All(_) => {
+                return Err(unsupported(
+                    "GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS",
+                    s.span(),
+                ))
+            }
+        };
+        let scope = Scope::of(&rel);
+        // What kind of query: windowed by GROUP BY / a TVF, sliding (OVER), or row by row.
+        let mut calls = Calls::default();
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                calls.collect(e)?;
+            }
+        }
+        if let Some(h) = &s.having {
+            calls.collect(h)?;
+        }
+        for o in order {
+            calls.collect(&o.expr)?;
+        }
+        let stagger = s.named_window.iter().find(|w| w.0.value == STAGGER_WINDOW);
+        if !calls.over.is_empty() && (!group.is_empty() || rel.tvf.is_some()) {
+            return Err(SqlError::span(
+                "an aggregate OVER a window (sliding) cannot be mixed with GROUP BY in one \
+                 SELECT; compute it in a query over this one's output",
+                calls.over[0].span(),
+            ));
+        }
+        if let Some(windowed) = &rel.windowed {
+            if group.is_empty()
+                && calls.aggs.is_empty()
+                && calls.over.is_empty()
+                && stagger.is_none()
+            {
+                return self.over_output(windowed.clone(), &rel, s, order, rowtime);
+            }
+        }
+        if stagger.is_some() {
+            return Err(unsupported(
+                "WINDOWED BY STAGGER (stagger windows)",
+                s.select_token.0.span,
+            ));
+        }
+        if !calls.over.is_empty() {
+            return self.sliding(rel, &scope, s, &calls, order, rowtime);
+        }
+        if group.is_empty() && calls.aggs.is_empty() && rel.tvf.is_none() {
+            return self.rows(rel, &scope, s, order, rowtime);
+        }
+        self.grouped(rel, &scope, s, &group, &calls, order, rowtime)
+    }
+
+    // -- FROM ----------------------------------------------------------------------------
+
+    fn from(&self, s: &ast::Select) -> Res<Rel> {
+        let Some(first) = s.from.first() else {
+            return Err(SqlError::span(
+                "a streaming SELECT needs FROM <stream>",
+                s.select_token.0.span,
+            ));
+        };
+        if s.from.len() > 1 || !first.joins.is_empty() {
+            let span = first
+                .joins
+                .first()
+                .map_or_else(|| s.from[1].relation.span(), |j| j.relation.span());
+            return Err(SqlError::span(
+                "joins are not supported yet (they arrive with stream-table and interval joins)",
+                span,
+            ));
+        }
+        self.factor(&first.relation)
+    }
+
+    fn factor(&self, f: &TableFactor) -> Res<Rel> {
+        match f {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                if let Some(args) = args {
+                    return Err(unsupported(
+                        &format!("the table function {name}({})", args.args.len()),
+                        f.span(),
+                    ));
+                }
+                let id = object_name(name)?;
+                let mut rel = self.named(&id)?;
+                if let Some(a) = alias {
+                    rel.qualifiers.push(a.name.clone());
+                }
+                Ok(rel)
+            }
+            TableFactor::Derived {
+                subquery,
+                alias,
+                lateral,
+                ..
+            } => {
+                if *lateral {
+                    return Err(unsupported("LATERAL", f.span()));
+                }
+                let mut rel = self.derived(subquery)?;
+                if let Some(a) = alias {
+                    rel.qualifiers = vec![a.name.clone()];
+                }
+                Ok(rel)
+            }
+            TableFactor::TableFunction { expr, alias } => {
+                let mut rel = self.table_function(expr)?;
+                if let Some(a) = alias {
+                    rel.qualifiers.push(a.name.clone());
+                }
+                Ok(rel)
+            }
+            TableFactor::Function { name, .. } => Err(unsupported(
+                &format!("FROM {name}(...) without TABLE(...)"),
+                f.span(),
+            )),
+            other => Err(unsupported(&format!("FROM {other}"), other.span())),
+        }
+    }
+
+    /// A name in FROM: an input the caller gave, or an in-application stream.
+    fn named(&self, id: &Ident) -> Res<Rel> {
+        if let Some(decl) = self.streams.values().find(|s| names(id, &s.name)) {
+            let mut columns: Vec<String> = decl.columns.iter().map(|(n, _)| n.clone()).collect();
+            columns.insert(0, "ROWTIME".into());
+            return Ok(Rel {
+                input: Input::Stream(decl.name.clone()),
+                time: Some("ROWTIME".into()),
+                watermark: None,
+                steps: Vec::new(),
+                columns: Some(columns),
+                qualifiers: vec![id.clone()],
+                tvf: None,
+                windowed: None,
+            });
+        }
+        let matches: Vec<&String> = self.inputs.0.keys().filter(|k| names(id, k)).collect();
+        let key = match matches.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(SqlError::span(
+                    format!(
+                        "{} is not an input{}; pass it by that name, e.g. rl.sql(text, {}=source)",
+                        id.value,
+                        known(self.inputs.0.keys().chain(self.streams.keys())),
+                        id.value
+                    ),
+                    id.span,
+                ))
+            }
+            _ => match matches.iter().find(|k| k.as_str() == id.value) {
+                Some(k) => (*k).clone(),
+                None => {
+                    return Err(SqlError::span(
+                        format!(
+                            "{} matches several inputs ({}); quote it to pick one",
+                            id.value,
+                            list(matches.iter())
+                        ),
+                        id.span,
+                    ))
+                }
+            },
+        };
+        let info = &self.inputs.0[&key];
+        let table = self
+            .tables
+            .values()
+            .find(|t| t.name.eq_ignore_ascii_case(&key));
+        let (time, watermark) = match (&info.time, table) {
+            (Some(t), _) => (Some(t.clone()), None),
+            (None, Some(t)) => (t.time.clone(), t.watermark.clone()),
+            (None, None) => (None, None),
+        };
+        Ok(Rel {
+            input: Input::Name(key),
+            time,
+            watermark,
+            steps: Vec::new(),
+            columns: info.columns.clone(),
+            qualifiers: vec![id.clone()],
+            tvf: None,
+            windowed: None,
+        })
+    }
+
+    /// A sub-query in FROM (or in `CURSOR(...)`).
+    fn derived(&self, q: &ast::Query) -> Res<Rel> {
+        let plan = self.query(q, true)?;
+        if plan.window.is_some() {
+            return Ok(Rel {
+                input: Input::Query(Box::new(plan.clone())),
+                time: plan.rowtime.clone(),
+                watermark: None,
+                steps: Vec::new(),
+                columns: Some(plan.columns.clone()),
+                qualifiers: Vec::new(),
+                tvf: None,
+                windowed: Some(plan),
+            });
+        }
+        // A stateless sub-query: its steps run before this query's window.
+        let time = match &plan.time {
+            Time::Declared(t) | Time::Column(t) => Some(t.clone()),
+            Time::Rowtime => None,
+        };
+        Ok(Rel {
+            input: plan.input,
+            time,
+            watermark: plan.watermark,
+            steps: plan.steps,
+            columns: Some(plan.columns),
+            qualifiers: Vec::new(),
+            tvf: None,
+            windowed: None,
+        })
+    }
+
+    fn table_function(&self, expr: &Expr) -> Res<Rel> {
+        let Expr::Function(f) = expr else {
+            return Err(unsupported(&format!("TABLE({expr})"), expr.span()));
+        };
+        let name = f.name.to_string().to_ascii_uppercase();
+        let args = function_args(f)?;
+        match name.as_str() {
+            "TUMBLE" | "HOP" | "CUMULATE" | "SESSION" => self.window_tvf(&name, &args, f.span()),
+            "TOP_K_ITEMS_TUMBLING" | "COUNT_DISTINCT_ITEMS_TUMBLING" => {
+                let plan = self.kda_tumbling(&name, &args, f.span())?;
+                Ok(Rel {
+                    input: Input::Query(Box::new(plan.clone())),
+                    time: plan.rowtime.clone(),
+                    watermark: None,
+                    steps: Vec::new(),
+                    columns: Some(plan.columns.clone()),
+                    qualifiers: Vec::new(),
+                    tvf: None,
+                    windowed: Some(plan),
+                })
+            }
+            "RANDOM_CUT_FOREST" | "RANDOM_CUT_FOREST_WITH_EXPLANATION" | "HOTSPOTS" => Err(SqlError::span(
+                format!("{name} is not supported yet: it arrives with anomaly detection (rl.random_cut_forest, rl.hotspots)"),
+                f.name.span(),
+            )),
+            _ => Err(SqlError::span(
+                format!(
+                    "unknown table function {name}; rillet reads TUMBLE, HOP, CUMULATE, SESSION, \
+                     TOP_K_ITEMS_TUMBLING and COUNT_DISTINCT_ITEMS_TUMBLING"
+                ),
+                f.name.span(),
+            )),
+        }
+    }
+
+    /// The data argument of a TVF: a name, or `CURSOR(SELECT ...)`, or a sub-query.
+    fn data(&self, arg: &Expr) -> Res<Rel> {
+        match arg {
+            Expr::Identifier(id) => self.named(id),
+            Expr::CompoundIdentifier(ids) => self.named(ids.last().expect("non-empty")),
+            Expr::Subquery(q) => self.derived(q),
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("CURSOR") => {
+                match &f.args {
+                    FunctionArguments::Subquery(q) => self.derived(q),
+                    FunctionArguments::List(l) if l.args.len() == 1 => match &l.args[0] {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Subquery(q))) => {
+                            self.derived(q)
+                        }
+                        _ => Err(SqlError::span(
+                            "CURSOR takes a query: CURSOR(SELECT STREAM * FROM \"S\")",
+                            f.span(),
+                        )),
+                    },
+                    _ => Err(SqlError::span(
+                        "CURSOR takes a query: CURSOR(SELECT STREAM * FROM \"S\")",
+                        f.span(),
+                    )),
+                }
+            }
+            other => Err(SqlError::span(
+                format!("expected a stream (a name, or CURSOR(SELECT ...)), found {other}"),
+                other.span(),
+            )),
+        }
+    }
+
+    fn window_tvf(&self, name: &str, args: &Args, span: Span) -> Res<Rel> {
+        let names: &[&str] = match name {
+            "TUMBLE" => &["DATA", "TIMECOL", "SIZE", "OFFSET"],
+            "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
+            "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
+            _ => &["DATA", "TIMECOL", "GAP"],
+        };
+        let mut a = args.clone();
+        let mut keys = Vec::new();
+        if name == "SESSION" {
+            if let Some(i) = a
+                .positional
+                .iter()
+                .position(|e| matches!(e, Expr::Function(f) if f.name.to_string() == PARTITION_BY))
+            {
+                let Expr::Function(f) = a.positional.remove(i) else {
+                    unreachable!()
+                };
+                keys = function_args(&f)?.positional;
+            }
+        }
+        let bound = a.bind(name, names, span)?;
+        let data = bound.get("DATA").ok_or_else(|| {
+            SqlError::span(
+                format!("{name} needs the data: {name}(TABLE t, DESCRIPTOR(ts), ...)"),
+                span,
+            )
+        })?;
+        let mut rel = self.data(data)?;
+        if rel.windowed.is_some() {
+            // A window TVF over a windowed query: its rows are read as a stream.
+            rel.windowed = None;
+        }
+        let timecol = bound.get("TIMECOL").ok_or_else(|| {
+            SqlError::span(
+                format!("{name} needs the time column: DESCRIPTOR(ts)"),
+                span,
+            )
+        })?;
+        let ts = descriptor(timecol)?;
+        let scope = Scope::of(&rel);
+        let time = scope.column(std::slice::from_ref(&ts), ts.span)?;
+        let get = |k: &str| -> Res<Duration> {
+            let e = bound
+                .get(k)
+                .ok_or_else(|| SqlError::span(format!("{name} needs {k}"), span))?;
+            duration(e)
+        };
+        let offset = bound.get("OFFSET").map(duration).transpose()?;
+        let mut wargs = BTreeMap::new();
+        let kind = match name {
+            "TUMBLE" => {
+                wargs.insert("every".into(), get("SIZE")?);
+                "tumbling"
+            }
+            "HOP" => {
+                wargs.insert("every".into(), get("SLIDE")?);
+                wargs.insert("period".into(), get("SIZE")?);
+                "hopping"
+            }
+            "CUMULATE" => {
+                wargs.insert("step".into(), get("STEP")?);
+                wargs.insert("period".into(), get("SIZE")?);
+                "cumulative"
+            }
+            _ => {
+                wargs.insert("gap".into(), get("GAP")?);
+                "session"
+            }
+        };
+        if let Some(o) = offset {
+            wargs.insert("offset".into(), o);
+        }
+        let mut key_names = Vec::new();
+        for k in &keys {
+            key_names.push(scope.plain_column(k)?);
+        }
+        rel.tvf = Some((
+            Window {
+                kind: kind.into(),
+                args: wargs,
+            },
+            time,
+            key_names,
+            span,
+        ));
+        Ok(rel)
+    }
+
+    /// `TOP_K_ITEMS_TUMBLING(cursor, 'col', k, seconds)` and
+    /// `COUNT_DISTINCT_ITEMS_TUMBLING(cursor, 'col', seconds)`: a tumbling window on the
+    /// cursor's ROWTIME.
+    fn kda_tumbling(&self, name: &str, args: &Args, span: Span) -> Res<QueryPlan> {
+        let top = name == "TOP_K_ITEMS_TUMBLING";
+        let want = if top { 4 } else { 3 };
+        if args.positional.len() != want || !args.named.is_empty() {
+            let form = if top {
+                "TOP_K_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM \"S\"), 'column', k, window_seconds)"
+            } else {
+                "COUNT_DISTINCT_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM \"S\"), 'column', window_seconds)"
+            };
+            return Err(SqlError::span(
+                format!("{name} takes {want} arguments: {form}"),
+                span,
+            ));
+        }
+        let rel = self.data(&args.positional[0])?;
+        let rel = self.as_stream(rel);
+        let col_arg = &args.positional[1];
+        let Some(col_name) = string_literal(col_arg) else {
+            return Err(SqlError::span(
+                format!("{name}: the column is named in single quotes, e.g. 'TICKER'"),
+                col_arg.span(),
+            ));
+        };
+        let scope = Scope::of(&rel);
+        let column = scope
+            .column(&[Ident::with_quote('"', col_name.clone())], col_arg.span())
+            .or_else(|_| scope.column(&[Ident::new(col_name.clone())], col_arg.span()))?;
+        let seconds = positive_int(&args.positional[want - 1], "the window size in seconds")?;
+        let time = rel.time.clone();
+        let mut aggs = Vec::new();
+        let mut post = Vec::new();
+        let columns = if top {
+            let k = positive_int(&args.positional[2], "k")?;
+            let mut options = BTreeMap::new();
+            options.insert("k".into(), serde_json::json!(k));
+            aggs.push(Aggregate {
+                kind: "top_k".into(),
+                column: Some(Scalar::Col(column.clone())),
+                filter: None,
+                name: "__rl_top_k".into(),
+                options,
+            });
+            post.push(Step::Explode {
+                column: "__rl_top_k".into(),
+                value: column.clone(),
+                count: "MOST_FREQUENT_VALUES".into(),
+            });
+            vec![column.clone(), "MOST_FREQUENT_VALUES".to_string()]
+        } else {
+            aggs.push(Aggregate {
+                kind: "approx_count_distinct".into(),
+                column: Some(Scalar::Col(column.clone())),
+                filter: None,
+                name: "NUMBER_OF_DISTINCT_ITEMS".into(),
+                options: BTreeMap::new(),
+            });
+            vec!["NUMBER_OF_DISTINCT_ITEMS".to_string()]
+        };
+        let mut select = vec![("ROWTIME".to_string(), Scalar::Col("window_end".into()))];
+        select.extend(columns.iter().map(|c| (c.clone(), Scalar::Col(c.clone()))));
+        post.push(Step::Select(select));
+        let mut wargs = BTreeMap::new();
+        wargs.insert("every".into(), Duration::Text(format!("{seconds}s")));
+        let mut all = vec!["ROWTIME".to_string()];
+        all.extend(columns);
+        Ok(QueryPlan {
+            input: rel.input,
+            time: time.map_or(Time::Rowtime, Time::Declared),
+            watermark: rel.watermark,
+            steps: rel.steps,
+            window: Some(Window {
+                kind: "tumbling".into(),
+                args: wargs,
+            }),
+            by: Vec::new(),
+            aggs,
+            post,
+            columns: all,
+            rowtime: Some("ROWTIME".into()),
+            window_start: None,
+            text: String::new(),
+        })
+    }
+
+    /// A windowed sub-query read as a stream (its ROWTIME its time).
+    fn as_stream(&self, mut rel: Rel) -> Rel {
+        rel.windowed = None;
+        rel
+    }
+
+    // -- the kinds of SELECT ----------------------------------------------------------------
+
+    /// A stateless SELECT over a windowed query: more steps over what it emits.
+    fn over_output(
+        &self,
+        mut plan: QueryPlan,
+        rel: &Rel,
+        s: &ast::Select,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+    ) -> Res<QueryPlan> {
+        let scope = Scope::of(rel);
+        let rowtime_col = plan.rowtime.clone();
+        let out = OutputScope {
+            input: &scope,
+            keys: Vec::new(),
+            aggs: Vec::new(),
+            rowtime: rowtime_col.clone(),
+            bounds: plan.window_start.clone().zip(plan.rowtime.clone()),
+            passthrough: true,
+        };
+        if let Some(w) = &s.selection {
+            let cond = out.scalar(w)?;
+            plan.post.push(Step::Filter(cond));
+        }
+        let (select, columns) = self.select_list(s, &out, rowtime, &plan.columns)?;
+        self.finish_post(
+            &mut plan.post,
+            select,
+            &columns,
+            s.having.as_ref(),
+            order,
+            &out,
+        )?;
+        plan.window_start = plan.window_start.filter(|c| columns.contains(c));
+        plan.rowtime = if rowtime {
+            Some("ROWTIME".into())
+        } else {
+            rowtime_col.filter(|c| columns.contains(c))
+        };
+        plan.columns = columns;
+        Ok(plan)
+    }
+
+    /// A SELECT without windows or aggregates: its rows, through its steps.
+    fn rows(
+        &self,
+        rel: Rel,
+        scope: &Scope,
+        s: &ast::Select,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+    ) -> Res<QueryPlan> {
+        if let Some(o) = order.first() {
+            return Err(unsupported(
+                "ORDER BY on a query without a window",
+                o.expr.span(),
+            ));
+        }
+        if let Some(h) = &s.having {
+            return Err(SqlError::span("HAVING needs GROUP BY", h.span()));
+        }
+        let mut steps = rel.steps.clone();
+        if let Some(w) = &s.selection {
+            steps.push(Step::Filter(scope.scalar(w)?));
+        }
+        let time_col = rel.time.clone().unwrap_or_else(|| "ROWTIME".into());
+        let mut select = Vec::new();
+        let mut columns = Vec::new();
+        if rowtime {
+            select.push(("ROWTIME".to_string(), Scalar::Col(time_col.clone())));
+            columns.push("ROWTIME".to_string());
+        }
+        for item in &s.projection {
+            match item {
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => match &rel.columns {
+                    Some(cols) => {
+                        for c in cols.iter().filter(|c| c.as_str() != "ROWTIME") {
+                            select.push((c.clone(), Scalar::Col(c.clone())));
+                            columns.push(c.clone());
+                        }
+                    }
+                    None => {
+                        select.push(("*".into(), Scalar::All(vec!["ROWTIME".into()])));
+                        columns.push("*".into());
+                    }
+                },
+                SelectItem::UnnamedExpr(e) => {
+                    let name = scope.output_name(e);
+                    select.push((name.clone(), scope.scalar(e)?));
+                    columns.push(name);
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    select.push((alias.value.clone(), scope.scalar(expr)?));
+                    columns.push(alias.value.clone());
+                }
+                SelectItem::ExprWithAliases { expr, .. } => {
+                    return Err(unsupported("several aliases", expr.span()))
+                }
+            }
+        }
+        // The event time travels with the rows even when not selected.
+        if !rowtime && !columns.contains(&time_col) && rel.time.is_some() {
+            select.push((time_col.clone(), Scalar::Col(time_col.clone())));
+        }
+        check_unique(&columns, s.span())?;
+        steps.push(Step::Select(select));
+        Ok(QueryPlan {
+            input: rel.input,
+            time: rel.time.map_or(Time::Rowtime, Time::Declared),
+            watermark: rel.watermark,
+            steps,
+            window: None,
+            by: Vec::new(),
+            aggs: Vec::new(),
+            post: Vec::new(),
+            columns,
+            rowtime: Some(if rowtime { "ROWTIME".into() } else { time_col }),
+            window_start: None,
+            text: String::new(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn grouped(
+        &self,
+        rel: Rel,
+        scope: &Scope,
+        s: &ast::Select,
+        group: &[Expr],
+        calls: &Calls,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+    ) -> Res<QueryPlan> {
+        let mut steps = rel.steps.clone();
+        if let Some(w) = &s.selection {
+            steps.push(Step::Filter(scope.scalar(w)?));
+        }
+        // The window: a TVF's, or the STEP/FLOOR in GROUP BY on the input's time.
+        let mut keys: Vec<(String, Expr)> = Vec::new(); // (output column, group expression)
+        let mut computed: Vec<(String, Scalar)> = Vec::new();
+        let mut window: Option<(Window, String, Span)> = None;
+        let mut time = rel.time.clone().map(Time::Declared);
+        let mut bound_start = false;
+        let mut bound_end = false;
+        let mut steps_found: Vec<(String, Duration, Expr)> = Vec::new();
+        if let Some((w, col, tvf_keys, span)) = &rel.tvf {
+            if let Some(t) = &rel.time {
+                if t != col {
+                    return Err(SqlError::span(format!("the window's DESCRIPTOR({col}) is not the stream's time column {t:?}; window on {t}, or declare time={col:?}"), *span));
+                }
+            } else {
+                time = Some(Time::Column(col.clone()));
+            }
+            window = Some((w.clone(), col.clone(), *span));
+            let _ = tvf_keys;
+        }
+        for g in group {
+            match g {
+                Expr::Identifier(id) if rel.tvf.is_some() && names(id, "window_start") => {
+                    bound_start = true
+                }
+                Expr::Identifier(id) if rel.tvf.is_some() && names(id, "window_end") => {
+                    bound_end = true
+                }
+                _ => {
+                    if let Some((col, every)) = scope.time_bucket(g)? {
+                        steps_found.push((col, every, g.clone()));
+                    } else {
+                        let name = self.key_name(s, scope, g)?;
+                        match g {
+                            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                                let col = scope.column(&idents(g), g.span())?;
+                                keys.push((col, g.clone()));
+                            }
+                            _ => {
+                                computed.push((name.clone(), scope.scalar(g)?));
+                                keys.push((name, g.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((_, _, tvf_keys, span)) = &rel.tvf {
+            if !(bound_start && bound_end) {
+                return Err(SqlError::span(
+                    "a window TVF's rows are grouped by GROUP BY window_start, window_end [, keys]",
+                    *span,
+                ));
+            }
+            if window.as_ref().is_some_and(|(w, _, _)| w.kind == "session") {
+                let by: Vec<&String> = keys.iter().map(|(k, _)| k).collect();
+                let parts: Vec<&String> = tvf_keys.iter().collect();
+                if by != parts {
+                    return Err(SqlError::span(
+                        format!(
+                            "a SESSION window's PARTITION BY ({}) must be the GROUP BY keys ({}): \
+                             rillet's sessions are per key, write SESSION(TABLE t PARTITION BY {}, ...)",
+                            list(parts.iter()), list(by.iter()), list(by.iter())
+                        ),
+                        *span,
+                    ));
+                }
+            }
+            // STEP/FLOOR next to a TVF are keys.
+            for (col, every, g) in steps_found.drain(..) {
+                let name = self.key_name(s, scope, &g)?;
+                computed.push((name.clone(), Scalar::Truncate { column: col, every }));
+                keys.push((name, g));
+            }
+        } else {
+            // Kinesis: the STEP on ROWTIME (the input's time) is the window; others are keys.
+            let rowtime_col = rel.time.clone().unwrap_or_else(|| "ROWTIME".into());
+            let on_time: Vec<usize> = (0..steps_found.len())
+                .filter(|&i| steps_found[i].0 == rowtime_col)
+                .collect();
+            let pick = if !on_time.is_empty() {
+                if rel.time.is_none() {
+                    time = Some(Time::Rowtime);
+                }
+                on_time
+            } else if rel.time.is_none() && steps_found.len() == 1 {
+                time = Some(Time::Column(steps_found[0].0.clone()));
+                vec![0]
+            } else if rel.time.is_none() && steps_found.len() > 1 {
+                return Err(SqlError::span(
+                    format!(
+                        "GROUP BY has time buckets on several columns ({}); which is the event time? \
+                         Declare it: rl.stream(source, time=\"...\", watermark=\"...\"), or group by \
+                         STEP(ROWTIME BY INTERVAL ...) for arrival time",
+                        list(steps_found.iter().map(|s| &s.0))
+                    ),
+                    steps_found[1].2.span(),
+                ));
+            } else {
+                let span = group.first().map_or(s.span(), |g| g.span());
+                let hint = match &rel.time {
+                    Some(t) => format!("the stream's time is {t}: GROUP BY STEP({t} BY INTERVAL '1' MINUTE) (or ROWTIME)"),
+                    None => "GROUP BY STEP(ROWTIME BY INTERVAL '1' MINUTE), or FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' MINUTE))".into(),
+                };
+                return Err(SqlError::span(
+                    format!("a streaming GROUP BY needs a time window; {hint}"),
+                    span,
+                ));
+            };
+            let every = steps_found[pick[0]].1.clone();
+            for &i in &pick[1..] {
+                if steps_found[i].1 != every {
+                    return Err(SqlError::span(
+                        "GROUP BY has two time windows of different sizes on the same time column",
+                        steps_found[i].2.span(),
+                    ));
+                }
+            }
+            let col = steps_found[pick[0]].0.clone();
+            let span = steps_found[pick[0]].2.span();
+            let mut args = BTreeMap::new();
+            args.insert("every".into(), every);
+            window = Some((
+                Window {
+                    kind: "tumbling".into(),
+                    args,
+                },
+                col,
+                span,
+            ));
+            let window_exprs: Vec<Expr> = pick.iter().map(|&i| steps_found[i].2.clone()).collect();
+            for (i, (col, every, g)) in steps_found.into_iter().enumerate() {
+                if pick.contains(&i) {
+                    continue;
+                }
+                let name = self.key_name(s, scope, &g)?;
+                computed.push((name.clone(), Scalar::Truncate { column: col, every }));
+                keys.push((name, g));
+            }
+            return self.finish_grouped(
+                rel,
+                scope,
+                s,
+                calls,
+                order,
+                rowtime,
+                steps,
+                computed,
+                keys,
+                window.expect("set"),
+                time,
+                window_exprs,
+            );
+        }
+        let window = window.expect("a TVF window");
+        self.finish_grouped(
+            rel,
+            scope,
+            s,
+            calls,
+            order,
+            rowtime,
+            steps,
+            computed,
+            keys,
+            window,
+            time,
+            Vec::new(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_grouped(
+        &self,
+        rel: Rel,
+        scope: &Scope,
+        s: &ast::Select,
+        calls: &Calls,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+        mut steps: Vec<Step>,
+        computed: Vec<(String, Scalar)>,
+        keys: Vec<(String, Expr)>,
+        window: (Window, String, Span),
+        time: Option<Time>,
+        window_exprs: Vec<Expr>,
+    ) -> Res<QueryPlan> {
+        let time = time.unwrap_or(Time::Rowtime);
+        if time == Time::Rowtime {
+            keep_rowtime(&mut steps);
+        }
+        if !computed.is_empty() {
+            steps.push(Step::WithColumns(computed));
+        }
+        for (k, e) in &keys {
+            if WINDOW_COLUMNS.contains(&k.as_str()) {
+                return Err(SqlError::span(
+                    format!("key column {k:?} would clash with the window's {k} column; rename it"),
+                    e.span(),
+                ));
+            }
+        }
+        let aggs = self.aggregates(s, scope, calls)?;
+        let (window, _col, _span) = window;
+        let out = OutputScope {
+            input: scope,
+            keys: keys
+                .iter()
+                .map(|(n, e)| (scope.text(e), n.clone()))
+                .chain(
+                    window_exprs
+                        .iter()
+                        .map(|e| (scope.text(e), "window_start".to_string())),
+                )
+                .collect(),
+            aggs: aggs
+                .iter()
+                .map(|(t, a)| (t.clone(), a.name.clone()))
+                .collect(),
+            rowtime: Some("window_end".into()),
+            bounds: Some(("window_start".into(), "window_end".into())),
+            passthrough: false,
+        };
+        let natural: Vec<String> = keys
+            .iter()
+            .map(|(k, _)| k.clone())
+            .chain(["window_start".to_string(), "window_end".to_string()])
+            .chain(aggs.iter().map(|(_, a)| a.name.clone()))
+            .collect();
+        check_unique(&natural, s.span())?;
+        let (select, columns) = self.select_list(s, &out, rowtime, &natural)?;
+        let mut post = Vec::new();
+        self.finish_post(&mut post, select, &columns, s.having.as_ref(), order, &out)?;
+        let window_start = columns.iter().find(|c| *c == "window_start").cloned();
+        let rowtime_out = if rowtime {
+            Some("ROWTIME".to_string())
+        } else {
+            columns.iter().find(|c| *c == "window_end").cloned()
+        };
+        Ok(QueryPlan {
+            input: rel.input,
+            time,
+            watermark: rel.watermark,
+            steps,
+            window: Some(window),
+            by: keys.into_iter().map(|(k, _)| k).collect(),
+            aggs: aggs.into_iter().map(|(_, a)| a).collect(),
+            post,
+            columns,
+            rowtime: rowtime_out,
+            window_start,
+            text: String::new(),
+        })
+    }
+
+    /// Aggregates OVER a sliding window (`RANGE INTERVAL ... PRECEDING`).
+    fn sliding(
+        &self,
+        rel: Rel,
+        scope: &Scope,
+        s: &ast::Select,
+        calls: &Calls,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+    ) -> Res<QueryPlan> {
+        // Every OVER must name the same window.
+        let mut spec: Option<ast::WindowSpec> = None;
+        for f in &calls.over {
+            let this = match f.over.as_ref().expect("an OVER call") {
+                WindowType::WindowSpec(w) => w.clone(),
+                WindowType::NamedWindow(id) => {
+                    let Some(def) = s
+                        .named_window
+                        .iter()
+                        .find(|d| d.0.value.eq_ignore_ascii_case(&id.value))
+                    else {
+                        return Err(SqlError::span(format!("window {} is not defined; add WINDOW {} AS (PARTITION BY ... RANGE INTERVAL '1' MINUTE PRECEDING)", id.value, id.value), id.span));
+                    };
+                    match &def.1 {
+                        NamedWindowExpr::WindowSpec(w) => w.clone(),
+                        NamedWindowExpr::NamedWindow(_) => {
+                            return Err(unsupported("a window defined as another window", id.span))
+                        }
+                    }
+                }
+            };
+            if let Some(prev) = &spec {
+                if prev.to_string() != this.to_string() {
+                    return Err(SqlError::span(
+                        "all aggregates of a SELECT must be OVER the same window",
+                        f.span(),
+                    ));
+                }
+            }
+            spec = Some(this);
+        }
+        let spec = spec.expect("at least one OVER");
+        let span = calls.over[0].span();
+        let Some(frame) = &spec.window_frame else {
+            return Err(SqlError::span(
+                "a sliding window needs a frame: RANGE INTERVAL '1' MINUTE PRECEDING",
+                span,
+            ));
+        };
+        let period = match (&frame.units, &frame.start_bound, &frame.end_bound) {
+            (
+                WindowFrameUnits::Range,
+                WindowFrameBound::Preceding(Some(e)),
+                None | Some(WindowFrameBound::CurrentRow),
+            ) => duration(e)?,
+            (WindowFrameUnits::Rows, _, _) => {
+                return Err(unsupported(
+                    "ROWS n PRECEDING (a window of the last n rows)",
+                    span,
+                ))
+            }
+            _ => {
+                return Err(SqlError::span(
+                    "a sliding window's frame is RANGE INTERVAL '<n>' <unit> PRECEDING",
+                    span,
+                ))
+            }
+        };
+        let rowtime_col = rel.time.clone().unwrap_or_else(|| "ROWTIME".into());
+        for o in &spec.order_by {
+            let col = scope.column(&idents(&o.expr), o.expr.span())?;
+            if col != rowtime_col {
+                return Err(SqlError::span(
+                    format!("a sliding window is ordered by the stream's time ({rowtime_col})"),
+                    o.expr.span(),
+                ));
+            }
+        }
+        let mut steps = rel.steps.clone();
+        let time = rel.time.clone().map_or(Time::Rowtime, Time::Declared);
+        if time == Time::Rowtime {
+            keep_rowtime(&mut steps);
+        }
+        if let Some(w) = &s.selection {
+            steps.push(Step::Filter(scope.scalar(w)?));
+        }
+        let mut keys = Vec::new();
+        let mut computed = Vec::new();
+        for p in &spec.partition_by {
+            if let Some((col, every)) = scope.time_bucket(p)? {
+                let name = self.key_name(s, scope, p)?;
+                computed.push((name.clone(), Scalar::Truncate { column: col, every }));
+                keys.push((name, p.clone()));
+            } else if matches!(p, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                keys.push((scope.column(&idents(p), p.span())?, p.clone()));
+            } else {
+                let name = self.key_name(s, scope, p)?;
+                computed.push((name.clone(), scope.scalar(p)?));
+                keys.push((name, p.clone()));
+            }
+        }
+        if !computed.is_empty() {
+            steps.push(Step::WithColumns(computed));
+        }
+        let over_calls = Calls {
+            aggs: calls.over.clone(),
+            over: Vec::new(),
+        };
+        let aggs = self.aggregates(s, scope, &over_calls)?;
+        let out = OutputScope {
+            input: scope,
+            keys: keys
+                .iter()
+                .map(|(n, e)| (scope.text(e), n.clone()))
+                .collect(),
+            aggs: aggs
+                .iter()
+                .map(|(t, a)| (t.clone(), a.name.clone()))
+                .collect(),
+            rowtime: Some(rowtime_col.clone()),
+            bounds: None,
+            passthrough: false,
+        };
+        let mut natural: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        natural.push(rowtime_col.clone());
+        natural.extend(aggs.iter().map(|(_, a)| a.name.clone()));
+        check_unique(&natural, s.span())?;
+        let (select, columns) = self.select_list(s, &out, rowtime, &natural)?;
+        let mut post = Vec::new();
+        self.finish_post(&mut post, select, &columns, s.having.as_ref(), order, &out)?;
+        let mut args = BTreeMap::new();
+        args.insert("period".into(), period);
+        let rowtime_out = if rowtime {
+            Some("ROWTIME".to_string())
+        } else {
+            columns.iter().find(|c| **c == rowtime_col).cloned()
+        };
+        Ok(QueryPlan {
+            input: rel.input,
+            time,
+            watermark: rel.watermark,
+            steps,
+            window: Some(Window {
+                kind: "sliding".into(),
+                args,
+            }),
+            by: keys.into_iter().map(|(k, _)| k).collect(),
+            aggs: aggs.into_iter().map(|(_, a)| a).collect(),
+            post,
+            columns,
+            rowtime: rowtime_out,
+            window_start: None,
+            text: String::new(),
+        })
+    }
+
+    // -- pieces ---------------------------------------------------------------------------
+
+    /// A computed key's column name: the alias of the select item that computes the same
+    /// value, or the expression as written.
+    fn key_name(&self, s: &ast::Select, scope: &Scope, g: &Expr) -> Res<String> {
+        let text = scope.text(g);
+        for item in &s.projection {
+            if let SelectItem::ExprWithAlias { expr, alias } = item {
+                if scope.text(expr) == text {
+                    return Ok(alias.value.clone());
+                }
+            }
+        }
+        Ok(scope.output_name(g))
+    }
+
+    /// The aggregates, each with its text (resolved against the input) for matching.
+    fn aggregates(
+        &self,
+        s: &ast::Select,
+        scope: &Scope,
+        calls: &Calls,
+    ) -> Res<Vec<(String, Aggregate)>> {
+        let mut out: Vec<(String, Aggregate)> = Vec::new();
+        for f in &calls.aggs {
+            let text = scope.text(&Expr::Function(f.clone()));
+            if out.iter().any(|(t, _)| *t == text) {
+                continue;
+            }
+            let mut a = aggregate(f, scope)?;
+            // The alias of a select item that is exactly this aggregate names it.
+            for item in &s.projection {
+                if let SelectItem::ExprWithAlias { expr, alias } = item {
+                    if scope.text(expr) == text {
+                        a.name = alias.value.clone();
+                        break;
+                    }
+                }
+            }
+            if out.iter().any(|(_, b)| b.name == a.name) {
+                a.name = format!("{}_{}", a.name, out.len());
+            }
+            out.push((text, a));
+        }
+        Ok(out)
+    }
+
+    /// The select list over a window's output: (name, value) pairs and the column names.
+    fn select_list(
+        &self,
+        s: &ast::Select,
+        out: &OutputScope,
+        rowtime: bool,
+        natural: &[String],
+    ) -> Res<(Named, Vec<String>)> {
+        let mut select = Vec::new();
+        let mut columns = Vec::new();
+        if rowtime {
+            let rt = out.rowtime.clone().unwrap_or_else(|| "ROWTIME".into());
+            select.push(("ROWTIME".to_string(), Scalar::Col(rt)));
+            columns.push("ROWTIME".to_string());
+        }
+        for item in &s.projection {
+            match item {
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                    if !out.passthrough {
+                        return Err(SqlError::span(
+                            "SELECT * over a window: name the keys and aggregates",
+                            s.select_token.0.span,
+                        ));
+                    }
+                    for c in natural.iter().filter(|c| c.as_str() != "ROWTIME") {
+                        select.push((c.clone(), Scalar::Col(c.clone())));
+                        columns.push(c.clone());
+                    }
+                }
+                SelectItem::UnnamedExpr(e) => {
+                    let value = out.scalar(e)?;
+                    let name = match &value {
+                        Scalar::Col(c)
+                            if matches!(
+                                e,
+                                Expr::Identifier(_)
+                                    | Expr::CompoundIdentifier(_)
+                                    | Expr::Function(_)
+                            ) =>
+                        {
+                            c.clone()
+                        }
+                        _ => out.input.output_name(e),
+                    };
+                    select.push((name.clone(), value));
+                    columns.push(name);
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    select.push((alias.value.clone(), out.scalar(expr)?));
+                    columns.push(alias.value.clone());
+                }
+                SelectItem::ExprWithAliases { expr, .. } => {
+                    return Err(unsupported("several aliases", expr.span()))
+                }
+            }
+        }
+        check_unique(&columns, s.span())?;
+        Ok((select, columns))
+    }
+
+    /// The select, then HAVING and ORDER BY over it (with hidden helper columns).
+    fn finish_post(
+        &self,
+        post: &mut Vec<Step>,
+        mut select: Vec<(String, Scalar)>,
+        columns: &[String],
+        having: Option<&Expr>,
+        order: &[ast::OrderByExpr],
+        out: &OutputScope,
+    ) -> Res<()> {
+        let mut hidden = false;
+        let mut filter = None;
+        if let Some(h) = having {
+            select.push(("__rl_having".into(), out.scalar(h)?));
+            filter = Some(Scalar::Col("__rl_having".into()));
+            hidden = true;
+        }
+        let mut sort = Vec::new();
+        for (i, o) in order.iter().enumerate() {
+            // An output column's name (an alias), or a value over the window's output.
+            let by = match &o.expr {
+                Expr::Identifier(id) if columns.iter().any(|c| names(id, c)) => columns
+                    .iter()
+                    .find(|c| names(id, c))
+                    .cloned()
+                    .expect("found"),
+                e => {
+                    let name = format!("__rl_order{i}");
+                    select.push((name.clone(), out.scalar(e)?));
+                    hidden = true;
+                    name
+                }
+            };
+            let desc = o.options.sort == Some(ast::OrderBySort::Desc);
+            sort.push((by, desc, o.options.nulls_first.map(|f| !f).unwrap_or(!desc)));
+        }
+        post.push(Step::Select(select));
+        if let Some(f) = filter {
+            post.push(Step::Filter(f));
+        }
+        if !sort.is_empty() {
+            post.push(Step::Sort {
+                by: sort.iter().map(|s| s.0.clone()).collect(),
+                descending: sort.iter().map(|s| s.1).collect(),
+                nulls_last: sort.iter().map(|s| s.2).collect(),
+            });
+        }
+        if hidden {
+            post.push(Step::Select(
+                columns
+                    .iter()
+                    .map(|c| (c.clone(), Scalar::Col(c.clone())))
+                    .collect(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A ROWTIME stamped at arrival survives every select before the window.
+fn keep_rowtime(steps: &mut [Step]) {
+    for step in steps {
+        if let Step::Select(items) = step {
+            if !items.iter().any(|(n, _)| n == "ROWTIME") {
+                items.push(("ROWTIME".into(), Scalar::Col("ROWTIME".into())));
+            }
+        }
+    }
+}
+
+fn check_unique(columns: &[String], span: Span) -> Res<()> {
+    for (i, c) in columns.iter().enumerate() {
+        if columns[..i].contains(c) {
+            return Err(SqlError::span(
+                format!("the output has two columns named {c:?}; give one an alias (AS ...)"),
+                span,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    let v: Vec<String> = items.map(|s| format!("{:?}", s.as_ref())).collect();
+    v.join(", ")
+}
+
+fn known<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&String> = items.collect();
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", list(v.into_iter()))
+    }
+}
+
+fn idents(e: &Expr) -> Vec<Ident> {
+    match e {
+        Expr::Identifier(id) => vec![id.clone()],
+        Expr::CompoundIdentifier(ids) => ids.clone(),
+        _ => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Function arguments.
+
+#[derive(Clone, Default)]
+struct Args {
+    positional: Vec<Expr>,
+    named: Vec<(String, Expr)>,
+}
+
+impl Args {
+    /// Named and positional arguments matched to `names`, in order.
+    fn bind(&mut self, function: &str, names: &[&str], span: Span) -> Res<BTreeMap<String, Expr>> {
+        let mut out = BTreeMap::new();
+        if self.positional.len() > names.len() {
+            return Err(SqlError::span(
+                format!(
+                    "{function} takes at most {} arguments ({})",
+                    names.len(),
+                    names.join(", ")
+                ),
+                span,
+            ));
+        }
+        for (e, n) in self.positional.drain(..).zip(names) {
+            out.insert(n.to_string(), e);
+        }
+        for (n, e) in self.named.drain(..) {
+            let up = n.to_ascii_uppercase();
+            if !names.contains(&up.as_str()) {
+                return Err(SqlError::span(
+                    format!(
+                        "{function} has no argument {n}; it takes {}",
+                        names.join(", ")
+                    ),
+                    e.span(),
+                ));
+            }
+            out.insert(up, e);
+        }
+        Ok(out)
+    }
+}
+
+fn function_args(f: &ast::Function) -> Res<Args> {
+    let mut args = Args::default();
+    match &f.args {
+        FunctionArguments::None => {}
+        FunctionArguments::Subquery(q) => args.positional.push(Expr::Subquery(q.clone())),
+        FunctionArguments::List(l) => {
+            for a in &l.args {
+                match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                        args.positional.push(e.clone())
+                    }
+                    FunctionArg::Named {
+                        name,
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    } => args.named.push((name.value.clone(), e.clone())),
+                    other => {
+                        return Err(SqlError::span(
+                            format!("unexpected argument {other}"),
+                            f.span(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn descriptor(e: &Expr) -> Res<Ident> {
+    if let Expr::Function(f) = e {
+        if f.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") {
+            let a = function_args(f)?;
+            if let [Expr::Identifier(id)] = a.positional.as_slice() {
+                return Ok(id.clone());
+            }
+        }
+    }
+    Err(SqlError::span(
+        "the time column is given as DESCRIPTOR(column)",
+        e.span(),
+    ))
+}
+
+fn string_literal(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn positive_int(e: &Expr, what: &str) -> Res<i64> {
+    if let Expr::Value(v) = e {
+        if let Value::Number(n, _) = &v.value {
+            if let Ok(i) = n.to_string().parse::<i64>() {
+                if i > 0 {
+                    return Ok(i);
+                }
+            }
+        }
+    }
+    Err(SqlError::span(
+        format!("{what} must be a positive integer, found {e}"),
+        e.span(),
+    ))
+}
+
+/// An `INTERVAL` (or an integer, for integer time columns) as a duration.
+fn duration(e: &Expr) -> Res<Duration> {
+    match e {
+        Expr::Interval(iv) => {
+            let text = match iv.value.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) => s.trim().to_string(),
+                    Value::Number(n, _) => n.to_string(),
+                    _ => {
+                        return Err(SqlError::span(
+                            format!("unexpected interval value in {e}"),
+                            e.span(),
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(SqlError::span(
+                        format!("unexpected interval value in {e}"),
+                        e.span(),
+                    ))
+                }
+            };
+            if iv.last_field.is_some() {
+                return Err(unsupported(
+                    "an INTERVAL range (e.g. MINUTE TO SECOND)",
+                    e.span(),
+                ));
+            }
+            let (number, unit) = match &iv.leading_field {
+                Some(f) => (
+                    text.clone(),
+                    unit_of(f).ok_or_else(|| {
+                        SqlError::span(format!("unsupported interval unit {f}"), e.span())
+                    })?,
+                ),
+                None => {
+                    let mut parts = text.split_whitespace();
+                    let n = parts.next().unwrap_or_default().to_string();
+                    let u = parts.next().unwrap_or_default();
+                    let unit = word_unit(u).ok_or_else(|| {
+                        SqlError::span(
+                            format!("INTERVAL '{text}' needs a unit, e.g. INTERVAL '1' MINUTE"),
+                            e.span(),
+                        )
+                    })?;
+                    (n, unit)
+                }
+            };
+            let n: i64 = number.parse().map_err(|_| {
+                SqlError::span(
+                    format!(
+                        "INTERVAL '{number}' must be a whole number of {unit_name}",
+                        unit_name = unit_long(unit)
+                    ),
+                    e.span(),
+                )
+            })?;
+            if n <= 0 {
+                return Err(SqlError::span(
+                    format!("INTERVAL '{number}' must be positive"),
+                    e.span(),
+                ));
+            }
+            Ok(Duration::Text(format!("{n}{unit}")))
+        }
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n
+                .to_string()
+                .parse::<i64>()
+                .map(Duration::Count)
+                .map_err(|_| SqlError::span(format!("{n} is not an integer duration"), e.span())),
+            _ => Err(SqlError::span(
+                format!("expected a duration such as INTERVAL '1' MINUTE, found {e}"),
+                e.span(),
+            )),
+        },
+        Expr::Nested(inner) => duration(inner),
+        _ => Err(SqlError::span(
+            format!("expected a duration such as INTERVAL '1' MINUTE, found {e}"),
+            e.span(),
+        )),
+    }
+}
+
+fn unit_of(f: &DateTimeField) -> Option<&'static str> {
+    Some(match f {
+        DateTimeField::Year | DateTimeField::Years => "y",
+        DateTimeField::Month | DateTimeField::Months => "mo",
+        DateTimeField::Week(_) | DateTimeField::Weeks => "w",
+        DateTimeField::Day | DateTimeField::Days => "d",
+        DateTimeField::Hour | DateTimeField::Hours => "h",
+        DateTimeField::Minute | DateTimeField::Minutes => "m",
+        DateTimeField::Second | DateTimeField::Seconds => "s",
+        DateTimeField::Millisecond | DateTimeField::Milliseconds => "ms",
+        DateTimeField::Microsecond | DateTimeField::Microseconds => "us",
+        DateTimeField::Nanosecond | DateTimeField::Nanoseconds => "ns",
+        _ => return None,
+    })
+}
+
+fn word_unit(w: &str) -> Option<&'static str> {
+    let w = w.to_ascii_lowercase();
+    let w = w.strip_suffix('s').unwrap_or(&w);
+    Some(match w {
+        "year" => "y",
+        "month" => "mo",
+        "week" => "w",
+        "day" => "d",
+        "hour" => "h",
+        "minute" => "m",
+        "second" => "s",
+        "millisecond" => "ms",
+        "microsecond" => "us",
+        _ => return None,
+    })
+}
+
+fn unit_long(u: &str) -> &'static str {
+    match u {
+        "y" => "years",
+        "mo" => "months",
+        "w" => "weeks",
+        "d" => "days",
+        "h" => "hours",
+        "m" => "minutes",
+        "s" => "seconds (use MILLISECOND for less)",
+        "ms" => "milliseconds",
+        _ => "units",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Aggregates.
+
+const AGGREGATES: [&str; 20] = [
+    "COUNT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "VAR_SAMP",
+    "VARIANCE",
+    "VAR_POP",
+    "STDDEV",
+    "STDDEV_SAMP",
+    "STDDEV_POP",
+    "FIRST_VALUE",
+    "LAST_VALUE",
+    "APPROX_COUNT_DISTINCT",
+    "MEDIAN",
+    "PERCENTILE_DISC",
+    "APPROX_PERCENTILE",
+    "APPROX_QUANTILE",
+    "PERCENTILE_CONT",
+    "MODE",
+];
+
+fn is_aggregate(f: &ast::Function) -> bool {
+    let n = f.name.to_string().to_ascii_uppercase();
+    AGGREGATES.contains(&n.as_str())
+}
+
+/// The aggregate calls of a SELECT, and the calls OVER a window.
+#[derive(Default)]
+struct Calls {
+    aggs: Vec<ast::Function>,
+    over: Vec<ast::Function>,
+}
+
+impl Calls {
+    fn collect(&mut self, e: &Expr) -> Res<()> {
+        struct V<'a>(&'a mut Calls, Option<SqlError>, usize);
+        impl sqlparser::ast::Visitor for V<'_> {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+                if let Expr::Function(f) = e {
+                    if is_aggregate(f) {
+                        if self.2 > 0 {
+                            self.1 =
+                                Some(SqlError::span("an aggregate inside an aggregate", f.span()));
+                            return ControlFlow::Break(());
+                        }
+                        if f.over.is_some() {
+                            self.0.over.push(f.clone());
+                        } else {
+                            self.0.aggs.push(f.clone());
+                        }
+                        self.2 += 1;
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+            fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+                if let Expr::Function(f) = e {
+                    if is_aggregate(f) {
+                        self.2 -= 1;
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut v = V(self, None, 0);
+        let _ = sqlparser::ast::Visit::visit(e, &mut v);
+        match v.1 {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+fn aggregate(f: &ast::Function, scope: &Scope) -> Res<Aggregate> {
+    let name = f.name.to_string().to_ascii_uppercase();
+    let span = f.span();
+    let (args, distinct, within) = match &f.args {
+        FunctionArguments::List(l) => {
+            let distinct = matches!(
+                l.duplicate_treatment,
+                Some(ast::DuplicateTreatment::Distinct)
+            );
+            if let Some(c) = l.clauses.first() {
+                return Err(unsupported(&format!("{c} inside {name}(...)"), span));
+            }
+            (l.args.clone(), distinct, f.within_group.clone())
+        }
+        FunctionArguments::None => (Vec::new(), false, Vec::new()),
+        FunctionArguments::Subquery(_) => {
+            return Err(unsupported("a sub-query as an aggregate's argument", span))
+        }
+    };
+    let star = matches!(
+        args.as_slice(),
+        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]
+    );
+    let exprs: Vec<&Expr> = args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let one = || -> Res<&Expr> {
+        match exprs.as_slice() {
+            [e] => Ok(e),
+            _ => Err(SqlError::span(format!("{name} takes one argument"), span)),
+        }
+    };
+    let input = |e: &Expr| -> Res<(Scalar, String)> {
+        match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                let c = scope.column(&idents(e), e.span())?;
+                Ok((Scalar::Col(c.clone()), c))
+            }
+            _ => Ok((scope.scalar(e)?, String::new())),
+        }
+    };
+    let mut options = BTreeMap::new();
+    let (kind, column, suffix): (&str, Option<(Scalar, String)>, String) = match name.as_str() {
+        "COUNT" if star || exprs.is_empty() => ("count", None, "count".into()),
+        "COUNT" if distinct => (
+            "count_distinct",
+            Some(input(one()?)?),
+            "count_distinct".into(),
+        ),
+        "COUNT" => ("count", Some(input(one()?)?), "count".into()),
+        "SUM" => ("sum", Some(input(one()?)?), "sum".into()),
+        "AVG" => ("mean", Some(input(one()?)?), "mean".into()),
+        "MIN" => ("min", Some(input(one()?)?), "min".into()),
+        "MAX" => ("max", Some(input(one()?)?), "max".into()),
+        "VAR_SAMP" | "VARIANCE" | "VAR_POP" => {
+            options.insert(
+                "ddof".into(),
+                serde_json::json!(if name == "VAR_POP" { 0 } else { 1 }),
+            );
+            ("var", Some(input(one()?)?), "var".into())
+        }
+        "STDDEV" | "STDDEV_SAMP" | "STDDEV_POP" => {
+            options.insert(
+                "ddof".into(),
+                serde_json::json!(if name == "STDDEV_POP" { 0 } else { 1 }),
+            );
+            ("std", Some(input(one()?)?), "std".into())
+        }
+        "FIRST_VALUE" => ("first", Some(input(one()?)?), "first".into()),
+        "LAST_VALUE" => ("last", Some(input(one()?)?), "last".into()),
+        "APPROX_COUNT_DISTINCT" => (
+            "approx_count_distinct",
+            Some(input(one()?)?),
+            "approx_count_distinct".into(),
+        ),
+        "MEDIAN" => {
+            options.insert("q".into(), serde_json::json!(0.5));
+            ("quantile", Some(input(one()?)?), "median".into())
+        }
+        "PERCENTILE_DISC" => {
+            let q = fraction(one()?)?;
+            let [o] = within.as_slice() else {
+                return Err(SqlError::span(
+                    "PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY column)",
+                    span,
+                ));
+            };
+            options.insert("q".into(), serde_json::json!(q));
+            ("quantile", Some(input(&o.expr)?), quantile_suffix(q))
+        }
+        "APPROX_PERCENTILE" | "APPROX_QUANTILE" => {
+            let [e, q] = exprs.as_slice() else {
+                return Err(SqlError::span(format!("{name}(column, q)"), span));
+            };
+            let q = fraction(q)?;
+            options.insert("q".into(), serde_json::json!(q));
+            ("approx_quantile", Some(input(e)?), quantile_suffix(q))
+        }
+        _ => {
+            return Err(SqlError::span(
+                format!(
+                "{name} is not supported; use PERCENTILE_DISC (nearest rank) or APPROX_PERCENTILE"
+            ),
+                span,
+            ))
+        }
+    };
+    if distinct && kind != "count_distinct" {
+        return Err(unsupported(&format!("{name}(DISTINCT ...)"), span));
+    }
+    let filter = f.filter.as_ref().map(|w| scope.scalar(w)).transpose()?;
+    let default = match &column {
+        None => "count".to_string(),
+        Some((_, c)) if !c.is_empty() => format!("{c}_{suffix}"),
+        Some(_) => f.to_string(),
+    };
+    let default = if filter.is_some() && column.as_ref().is_none_or(|(_, c)| !c.is_empty()) {
+        // Same name as without the filter would clash with it; the SQL text names it.
+        f.to_string()
+    } else {
+        default
+    };
+    Ok(Aggregate {
+        kind: kind.into(),
+        column: column.map(|(s, _)| s),
+        filter,
+        name: default,
+        options,
+    })
+}
+
+fn fraction(e: &Expr) -> Res<f64> {
+    if let Expr::Value(v) = e {
+        if let Value::Number(n, _) = &v.value {
+            if let Ok(q) = n.to_string().parse::<f64>() {
+                if (0.0..=1.0).contains(&q) {
+                    return Ok(q);
+                }
+            }
+        }
+    }
+    Err(SqlError::span(
+        format!("a quantile is a number between 0 and 1, found {e}"),
+        e.span(),
+    ))
+}
+
+/// As the Python API names quantiles: `q99`, `q99.9`, `q50`.
+fn quantile_suffix(q: f64) -> String {
+    let v = format!("{:.4}", q * 100.0);
+    let v = v.trim_end_matches('0').trim_end_matches('.');
+    format!("q{v}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Names and expressions.
+
+/// What names mean before the window: the input's columns.
+struct Scope {
+    columns: Option<Vec<String>>,
+    qualifiers: Vec<Ident>,
+    rowtime: String,
+    /// `window_start`, `window_end`, `window_time` of a TVF are columns here.
+    tvf: bool,
+}
+
+impl Scope {
+    fn of(rel: &Rel) -> Scope {
+        Scope {
+            columns: rel.columns.clone(),
+            qualifiers: rel.qualifiers.clone(),
+            rowtime: rel.time.clone().unwrap_or_else(|| "ROWTIME".into()),
+            tvf: rel.tvf.is_some(),
+        }
+    }
+
+    /// The column a (possibly qualified) name refers to.
+    fn column(&self, parts: &[Ident], span: Span) -> Res<String> {
+        let (qualifier, id) = match parts {
+            [id] => (None, id),
+            [q, id] => (Some(q), id),
+            [.., q, id] => (Some(q), id),
+            [] => return Err(SqlError::span("expected a column name", span)),
+        };
+        if let Some(q) = qualifier {
+            if !self
+                .qualifiers
+                .iter()
+                .any(|known| names(q, &known.value) || names(known, &q.value))
+            {
+                return Err(SqlError::span(
+                    format!(
+                        "{} is not a stream of this query (it reads {})",
+                        q.value,
+                        list(self.qualifiers.iter().map(|i| &i.value))
+                    ),
+                    q.span,
+                ));
+            }
+        }
+        if is_rowtime(id) {
+            return Ok(self.rowtime.clone());
+        }
+        if self.tvf && WINDOW_COLUMNS.iter().any(|w| names(id, w)) {
+            return Ok(id.value.to_ascii_lowercase());
+        }
+        let Some(cols) = &self.columns else {
+            return Ok(id.value.clone());
+        };
+        if cols.contains(&id.value) {
+            return Ok(id.value.clone());
+        }
+        if id.quote_style.is_none() {
+            let found: Vec<&String> = cols
+                .iter()
+                .filter(|c| c.eq_ignore_ascii_case(&id.value))
+                .collect();
+            match found.as_slice() {
+                [one] => return Ok((*one).clone()),
+                [] => {}
+                many => {
+                    return Err(SqlError::span(
+                        format!(
+                            "{} matches several columns ({}); quote the one you mean",
+                            id.value,
+                            list(many.iter().copied())
+                        ),
+                        id.span,
+                    ))
+                }
+            }
+        }
+        let shown: Vec<&String> = cols.iter().filter(|c| c.as_str() != "ROWTIME").collect();
+        Err(SqlError::span(
+            format!(
+                "column {} not found; the input has columns {}",
+                id.value,
+                list(shown.into_iter())
+            ),
+            id.span,
+        ))
+    }
+
+    fn plain_column(&self, e: &Expr) -> Res<String> {
+        match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => self.column(&idents(e), e.span()),
+            _ => Err(SqlError::span(
+                format!("expected a column, found {e}"),
+                e.span(),
+            )),
+        }
+    }
+
+    /// `STEP(col BY INTERVAL ...)` or `FLOOR(col TO unit)`: the column and the bucket size.
+    fn time_bucket(&self, e: &Expr) -> Res<Option<(String, Duration)>> {
+        match e {
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("STEP") => {
+                let a = function_args(f)?;
+                let [col, every] = a.positional.as_slice() else {
+                    return Err(SqlError::span(
+                        "STEP(column BY INTERVAL '<n>' <unit>)",
+                        f.span(),
+                    ));
+                };
+                Ok(Some((self.plain_column(col)?, duration(every)?)))
+            }
+            Expr::Floor {
+                expr,
+                field: CeilFloorKind::DateTimeField(field),
+            } => {
+                let unit = unit_of(field).ok_or_else(|| SqlError::span(format!("FLOOR(... TO {field}) is not supported; use SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR"), e.span()))?;
+                Ok(Some((
+                    self.plain_column(expr)?,
+                    Duration::Text(format!("1{unit}")),
+                )))
+            }
+            Expr::Nested(inner) => self.time_bucket(inner),
+            _ => Ok(None),
+        }
+    }
+
+    /// An expression over the input as polars SQL text.
+    fn scalar(&self, e: &Expr) -> Res<Scalar> {
+        if let Some((column, every)) = self.time_bucket(e)? {
+            return Ok(Scalar::Truncate { column, every });
+        }
+        if let Expr::Identifier(_) | Expr::CompoundIdentifier(_) = e {
+            return Ok(Scalar::Col(self.column(&idents(e), e.span())?));
+        }
+        let mut copy = e.clone();
+        let mut r = Resolver {
+            scope: self,
+            out: None,
+            error: None,
+        };
+        let _ = copy.visit(&mut r);
+        if let Some(err) = r.error {
+            return Err(err);
+        }
+        Ok(sql(&copy, e.span()))
+    }
+
+    /// The expression with its names resolved, for matching one expression to another.
+    fn text(&self, e: &Expr) -> String {
+        let mut copy = e.clone();
+        let mut r = Resolver {
+            scope: self,
+            out: None,
+            error: None,
+        };
+        let _ = copy.visit(&mut r);
+        copy.to_string()
+    }
+
+    /// The name an unaliased select item gets: a column's own name, else the expression.
+    fn output_name(&self, e: &Expr) -> String {
+        match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => self
+                .column(&idents(e), e.span())
+                .unwrap_or_else(|_| e.to_string()),
+            _ => e.to_string(),
+        }
+    }
+}
+
+fn sql(e: &Expr, span: Span) -> Scalar {
+    Scalar::Sql {
+        text: e.to_string(),
+        line: span.start.line,
+        column: span.start.column,
+    }
+}
+
+/// What names mean over a window's output: keys, aggregates and bounds.
+struct OutputScope<'a> {
+    input: &'a Scope,
+    /// Group expressions (resolved text) and their output columns.
+    keys: Vec<(String, String)>,
+    /// Aggregate calls (resolved text) and their output columns.
+    aggs: Vec<(String, String)>,
+    /// The column ROWTIME means.
+    rowtime: Option<String>,
+    /// The window's bounds, when in the output: (start, end).
+    bounds: Option<(String, String)>,
+    /// Over another query's output: any of its columns may be named.
+    passthrough: bool,
+}
+
+impl OutputScope<'_> {
+    fn scalar(&self, e: &Expr) -> Res<Scalar> {
+        if let Some(c) = self.replacement(e)? {
+            return Ok(Scalar::Col(c));
+        }
+        if let Some((column, every)) = self.input.time_bucket(e)? {
+            // FLOOR(ROWTIME TO SECOND) over the output: the output's time, truncated.
+            let col = if column == self.input.rowtime {
+                self.rowtime.clone().unwrap_or(column)
+            } else {
+                self.named(&idents_of_bucket(e), e.span())?
+            };
+            return Ok(Scalar::Truncate { column: col, every });
+        }
+        let mut copy = e.clone();
+        let mut r = Resolver {
+            scope: self.input,
+            out: Some(self),
+            error: None,
+        };
+        let _ = copy.visit(&mut r);
+        if let Some(err) = r.error {
+            return Err(err);
+        }
+        if let Expr::Identifier(id) = &copy {
+            if id.quote_style == Some('"') {
+                return Ok(Scalar::Col(id.value.clone()));
+            }
+        }
+        Ok(sql(&copy, e.span()))
+    }
+
+    /// A whole expression that is a key, an aggregate or a bound: its output column.
+    fn replacement(&self, e: &Expr) -> Res<Option<String>> {
+        if self.passthrough {
+            return Ok(None);
+        }
+        let text = self.input.text(e);
+        if let Some((_, c)) = self.aggs.iter().find(|(t, _)| *t == text) {
+            return Ok(Some(c.clone()));
+        }
+        if let Some((_, c)) = self.keys.iter().find(|(t, _)| *t == text) {
+            return Ok(Some(c.clone()));
+        }
+        Ok(None)
+    }
+
+    /// A name over the output.
+    fn named(&self, parts: &[Ident], span: Span) -> Res<String> {
+        let Some(id) = parts.last() else {
+            return Err(SqlError::span("expected a column name", span));
+        };
+        if is_rowtime(id) {
+            if let Some(r) = &self.rowtime {
+                return Ok(r.clone());
+            }
+        }
+        if let Some((start, end)) = &self.bounds {
+            if names(id, "window_start") {
+                return Ok(start.clone());
+            }
+            if names(id, "window_end") {
+                return Ok(end.clone());
+            }
+        }
+        if self.passthrough {
+            return self.input.column(parts, span);
+        }
+        let col = self.input.column(parts, span)?;
+        if let Some((_, c)) = self
+            .keys
+            .iter()
+            .find(|(t, _)| *t == format!("\"{col}\"") || *t == col)
+        {
+            return Ok(c.clone());
+        }
+        Err(SqlError::span(
+            format!(
+                "column {} is neither a GROUP BY key nor inside an aggregate",
+                id.value
+            ),
+            id.span,
+        ))
+    }
+}
+
+fn idents_of_bucket(e: &Expr) -> Vec<Ident> {
+    match e {
+        Expr::Function(f) => match function_args(f) {
+            Ok(a) => a.positional.first().map(idents).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+        Expr::Floor { expr, .. } => idents(expr),
+        Expr::Nested(inner) => idents_of_bucket(inner),
+        _ => Vec::new(),
+    }
+}
+
+/// Rewrites names to quoted columns (over the input, or over a window's output).
+struct Resolver<'a> {
+    scope: &'a Scope,
+    out: Option<&'a OutputScope<'a>>,
+    error: Option<SqlError>,
+}
+
+impl VisitorMut for Resolver<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let fail = |this: &mut Self, err: SqlError| {
+            this.error = Some(err);
+            ControlFlow::Break(())
+        };
+        if let Some(out) = self.out {
+            match out.replacement(e) {
+                Ok(Some(c)) => {
+                    *e = Expr::Identifier(quoted(&c));
+                    return ControlFlow::Continue(());
+                }
+                Ok(None) => {}
+                Err(err) => return fail(self, err),
+            }
+        }
+        match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                let span = e.span();
+                let parts = idents(e);
+                let r = match self.out {
+                    Some(out) => out.named(&parts, span),
+                    None => self.scope.column(&parts, span),
+                };
+                match r {
+                    Ok(c) => *e = Expr::Identifier(quoted(&c)),
+                    Err(err) => return fail(self, err),
+                }
+            }
+            Expr::Function(f) => {
+                let n = f.name.to_string().to_ascii_uppercase();
+                if is_aggregate(f) && f.over.is_none() {
+                    let msg = if self.out.is_some() {
+                        format!("{n}(...) here is not one of the query's aggregates")
+                    } else {
+                        format!("{n}(...) is an aggregate; it needs GROUP BY with a window, or OVER a window")
+                    };
+                    return fail(self, SqlError::span(msg, f.span()));
+                }
+                if n == "STEP" || n == "CURSOR" || n == "DESCRIPTOR" {
+                    return fail(
+                        self,
+                        SqlError::span(format!("{n}(...) is not supported here"), f.span()),
+                    );
+                }
+                if matches!(n.as_str(), "ROW_NUMBER" | "RANK" | "DENSE_RANK") {
+                    // Window Top-N: exact per emitted moment when partitioned by the window.
+                    let Some(out) = self.out else {
+                        return fail(self, SqlError::span(format!("{n}() OVER (...) ranks a window's rows: use it over a windowed query's output, PARTITION BY window_start, window_end"), f.span()));
+                    };
+                    let ok = match &f.over {
+                        Some(WindowType::WindowSpec(w)) => {
+                            let parts: Vec<String> = w
+                                .partition_by
+                                .iter()
+                                .filter_map(|p| out.named(&idents(p), p.span()).ok())
+                                .collect();
+                            match &out.bounds {
+                                Some((s, end)) => parts.contains(s) && parts.contains(end),
+                                None => false,
+                            }
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        return fail(self, SqlError::span(format!("{n}() OVER (...) must be PARTITION BY window_start, window_end [, keys] (a Top-N per window, as Flink requires)"), f.span()));
+                    }
+                }
+            }
+            Expr::Floor {
+                field: CeilFloorKind::DateTimeField(_),
+                ..
+            } => {
+                return fail(self, unsupported("FLOOR(... TO ...) inside a larger expression (use it as a whole GROUP BY or select item)", e.span()));
+            }
+            Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::In {
+                target: ast::InTarget::Subquery(_),
+                ..
+            } => {
+                return fail(
+                    self,
+                    unsupported("a sub-query inside an expression", e.span()),
+                );
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(cols: &[&str]) -> Inputs {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "SOURCE_SQL_STREAM_001".to_string(),
+            crate::sql::InputInfo {
+                columns: Some(cols.iter().map(|s| s.to_string()).collect()),
+                time: None,
+            },
+        );
+        Inputs(m)
+    }
+
+    #[test]
+    fn kinesis_step_on_rowtime_and_event_time() {
+        let sql = "SELECT STREAM Ticker_Symbol, MIN(Price) AS Min_Price, MAX(Price) AS Max_Price
+            FROM \"SOURCE_SQL_STREAM_001\"
+            GROUP BY Ticker_Symbol, STEP(\"SOURCE_SQL_STREAM_001\".ROWTIME BY INTERVAL '60' SECOND)";
+        let q = plan_query(sql, &inputs(&["ticker_symbol", "price"])).unwrap();
+        assert_eq!(q.time, Time::Rowtime);
+        assert_eq!(q.by, ["ticker_symbol"]);
+        assert_eq!(
+            q.window.as_ref().unwrap().args["every"],
+            Duration::Text("60s".into())
+        );
+        assert_eq!(q.columns, ["ticker_symbol", "Min_Price", "Max_Price"]);
+        assert_eq!(q.aggs[0].name, "Min_Price");
+    }
+
+    #[test]
+    fn errors_point_at_the_text() {
+        let err = plan_query(
+            "SELECT STREAM nope FROM s GROUP BY STEP(ROWTIME BY INTERVAL '1' MINUTE)",
+            &Inputs(BTreeMap::from([(
+                "s".to_string(),
+                crate::sql::InputInfo {
+                    columns: Some(vec!["a".into()]),
+                    time: None,
+                },
+            )])),
+        )
+        .unwrap_err();
+        let Error::Sql {
+            message,
+            line,
+            column,
+        } = err
+        else {
+            panic!()
+        };
+        assert_eq!((line, column), (1, 15));
+        assert!(message.contains("column nope not found"), "{message}");
+        assert!(message.ends_with("\n                ^"), "{message}");
+    }
+
+    #[test]
+    fn select_stream_is_never_an_alias() {
+        let q = plan_query(
+            "SELECT STREAM x, COUNT(*) FROM s GROUP BY x, FLOOR(s.ROWTIME TO MINUTE)",
+            &Inputs(BTreeMap::from([("s".to_string(), Default::default())])),
+        )
+        .unwrap();
+        assert_eq!(q.columns, ["x", "count"]);
+    }
+}
