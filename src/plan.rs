@@ -181,6 +181,13 @@ pub enum WindowPlan {
         #[serde(default)]
         max_duration: Option<Span>,
     },
+    /// No window: rows pass through as they arrive (a row-by-row SQL query).
+    Rows {},
+    /// Per-key windows of a fixed length from their first row (Kinesis' stagger windows).
+    Stagger {
+        /// How long a window lasts from its first row.
+        range: Span,
+    },
     /// One row out per row in, over `(t - period, t]`.
     Sliding {
         /// The look-back.
@@ -195,6 +202,8 @@ impl WindowPlan {
             WindowPlan::Hopping { .. } => "hopping",
             WindowPlan::Cumulative { .. } => "cumulative",
             WindowPlan::Session { .. } => "session",
+            WindowPlan::Stagger { .. } => "stagger",
+            WindowPlan::Rows {} => "rows",
             WindowPlan::Sliding { .. } => "sliding",
         }
     }
@@ -263,6 +272,17 @@ impl WindowPlan {
                     )));
                 }
                 Ok(Layout::Sliding { period: p })
+            }
+            WindowPlan::Rows {} => Ok(Layout::Rows),
+            WindowPlan::Stagger { range } => {
+                let r = range.to_units(unit, "stagger range")?;
+                if r <= 0 {
+                    return Err(Error::Config(format!(
+                        "a stagger window's range must be a positive duration, got {}",
+                        range.describe()
+                    )));
+                }
+                Ok(Layout::Stagger { range: r })
             }
             WindowPlan::Session { gap, max_duration } => {
                 let g = gap.to_units(unit, "session gap")?;
@@ -449,6 +469,8 @@ impl WindowPlan {
                 None => format!("session({})", gap.describe()),
             },
             WindowPlan::Sliding { period } => format!("sliding({})", period.describe()),
+            WindowPlan::Stagger { range } => format!("stagger({})", range.describe()),
+            WindowPlan::Rows {} => "none: rows pass through as they arrive".to_string(),
         };
         if let Some(o) = self.offset() {
             let _ = write!(s, " offset {}", o.describe());
@@ -509,6 +531,13 @@ pub enum Layout {
         /// The look-back.
         period: i64,
     },
+    /// Per-key windows `[first, first + range)`.
+    Stagger {
+        /// A window's length.
+        range: i64,
+    },
+    /// No window.
+    Rows,
 }
 
 impl Layout {
@@ -523,6 +552,8 @@ impl Layout {
         };
         Ok(match self {
             Layout::Sliding { period } => Windowing::Sliding { period: *period },
+            Layout::Stagger { range } => Windowing::Stagger { range: *range },
+            Layout::Rows => Windowing::Rows,
             Layout::Session { gap, max_duration } => Windowing::Session {
                 gap: *gap,
                 max_duration: *max_duration,
@@ -803,10 +834,15 @@ impl BoundPlan {
 
     /// The schema of the rows the query emits, in the types they are given back in.
     pub fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
-        let (bound, _, _) = crate::operator::bind_schema(&self.config, &self.prepared(input))?;
+        let prepared = self.prepared(input);
+        let (bound, _, _) = crate::operator::bind_schema(&self.config, &prepared)?;
+        // Without a window, the rows go out as they came in.
+        let schema = match self.config.window {
+            Windowing::Rows => prepared,
+            _ => bound.output_schema,
+        };
         Ok(Arc::new(Schema::new(
-            bound
-                .output_schema
+            schema
                 .fields()
                 .iter()
                 .map(
@@ -887,7 +923,7 @@ impl Plan {
                 )));
             }
         }
-        if self.aggs.is_empty() {
+        if self.aggs.is_empty() && !matches!(self.window, WindowPlan::Rows {}) {
             return Err(Error::Config(
                 "agg() needs at least one aggregate, e.g. rl.count()".into(),
             ));
@@ -923,6 +959,8 @@ impl Plan {
     fn generated_columns(&self) -> Vec<String> {
         let mut g: Vec<String> = if matches!(self.window, WindowPlan::Sliding { .. }) {
             vec![self.time.clone()]
+        } else if matches!(self.window, WindowPlan::Rows {}) {
+            vec![]
         } else {
             vec!["window_start".into(), "window_end".into()]
         };
@@ -971,7 +1009,10 @@ impl Plan {
             t if t.is_integer() => {
                 if t != &DataType::Int64 {
                     input_casts.push(Field::new(tcol, DataType::Int64, true));
-                    if matches!(self.window, WindowPlan::Sliding { .. }) {
+                    if matches!(
+                        self.window,
+                        WindowPlan::Sliding { .. } | WindowPlan::Rows {}
+                    ) {
                         // Sliding output carries the row's own time: give it back in its type.
                         output_casts.push(Field::new(tcol, t.clone(), true));
                     }

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import shutil
 import subprocess
 import sys
@@ -15,34 +14,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from helpers import fenced_examples, same_text
 
 import rillet as rl
 from rillet.__main__ import main
 from rillet.demo import INCIDENT_IP, generate, run_demo
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
 
 
 def readme_examples() -> list[tuple[int, str, str | None]]:
     """(line number, code, expected output or None) for each ```python block."""
-    text = README.read_text(encoding="utf-8")
-    blocks = list(FENCE.finditer(text))
-    examples = []
-    for i, block in enumerate(blocks):
-        if block.group(1) != "python":
-            continue
-        expected = None
-        following = blocks[i + 1] if i + 1 < len(blocks) else None
-        if (following is not None and following.group(1) == "text"
-                and not text[block.end():following.start()].strip()):
-            expected = following.group(2)
-        examples.append((text.count("\n", 0, block.start()) + 1, block.group(2), expected))
-    return examples
-
-
-def same_text(a: str) -> str:
-    return "\n".join(line.rstrip() for line in a.strip("\n").splitlines())
+    return fenced_examples(README)
 
 
 def test_readme_examples_run_and_print_what_the_readme_shows():

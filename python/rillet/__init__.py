@@ -41,7 +41,7 @@ from rillet.plan.aggregates import (
     top_k,
     var,
 )
-from rillet.plan.windows import WindowSpec, cumulative, hopping, session, sliding, tumbling
+from rillet.plan.windows import WindowSpec, cumulative, hopping, session, sliding, stagger, tumbling
 from rillet.query.live import RunningQuery, start
 from rillet.query.stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, run, stream
 from rillet.sources.cloudtrail import read_cloudtrail
@@ -100,6 +100,7 @@ __all__ = [
     "session",
     "set_threads",
     "sliding",
+    "stagger",
     "start",
     "std",
     "stream",
@@ -113,3 +114,10 @@ __all__ = [
     "tumbling",
     "var",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext rillet``: registers the ``%%rillet_sql`` cell magic (docs/sql.md)."""
+    from rillet.sql.magic import load
+
+    load(ipython)

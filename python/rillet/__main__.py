@@ -1,6 +1,7 @@
 """The ``rillet`` command (also ``python -m rillet``).
 
     rillet run PATH [PATH ...] --time COL --window SPEC [--by COLS] [--agg AGG ...] ...
+    rillet sql FILE.sql --input [NAME=]PATH [--time [NAME=]COL] [--watermark [NAME=]DURATION] ...
     rillet demo [--events N] [--seed S] [--no-progress]
     rillet --version
 """
@@ -13,12 +14,14 @@ import warnings
 from collections.abc import Sequence
 
 from rillet.cli.options import add_parser as add_run_parser
+from rillet.cli.sql import add_parser as add_sql_parser
 
 DESCRIPTION = """\
 rillet: streaming analytics for analysts. Event-time windows, watermarks and
 late data over polars, with a Rust core.
 
-This command runs a windowed query over files (rillet run) or the built-in demo
+This command runs a windowed query over files (rillet run), a streaming SQL query
+or Kinesis Data Analytics application over files (rillet sql) or the built-in demo
 (rillet demo). The library itself is used from Python:
 
     import polars as pl, rillet as rl
@@ -34,6 +37,9 @@ examples:
                                    flights per origin and hour, with their mean distance
   rillet run app.jsonl --follow --time ts --window tumbling:1m --agg count
                                    follow a growing file; Ctrl-C stops
+  rillet sql app.sql --input events.jsonl --time ts --watermark 5s
+                                   a Kinesis Data Analytics application (or a SELECT)
+                                   over a file; each stream it fills printed as a table
   rillet demo                      replay 200,000 CloudTrail-like events
   rillet demo --events 1000000     a bigger replay
   rillet demo --no-progress > out.txt
@@ -78,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     add_run_parser(commands)
+    add_sql_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="replay a generated CloudTrail-like stream through a few metrics",
@@ -106,7 +113,13 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
-COMMANDS = {"demo": _demo, "run": _run}
+def _sql(args: argparse.Namespace) -> int:
+    from rillet.cli.sql import sql_command
+
+    return sql_command(args)
+
+
+COMMANDS = {"demo": _demo, "run": _run, "sql": _sql}
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
@@ -116,14 +129,15 @@ def _show_warning(message: Warning | str, category: type[Warning], *_: object, *
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``rillet`` command with ``argv`` (default: the process arguments).
 
-    Returns the exit status: 0 on success, 1 on a rillet error, 2 on a usage error.
+    Returns the exit status: 0 on success, 1 on a rillet error, 2 on a usage error or a SQL
+    text that cannot be read (``rl.SqlError``: its line, column and caret).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    from rillet import DataLossWarning, RilletError
+    from rillet import DataLossWarning, RilletError, SqlError
 
     try:
         with warnings.catch_warnings():
@@ -132,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", DataLossWarning)
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
+    except SqlError as e:  # the SQL text is the command's input: a usage error, with its caret
+        print(f"rillet: error: {e}", file=sys.stderr)
+        return 2
     except RilletError as e:
         print(f"rillet: error: {e}", file=sys.stderr)
         return 1

@@ -101,6 +101,14 @@ pub enum Windowing {
         /// The longest a session may span, if bounded.
         max_duration: Option<i64>,
     },
+    /// Per-key stagger windows (Kinesis' `WINDOWED BY STAGGER`): a key's window opens at the
+    /// first row no open window of the key holds, and spans `[first, first + range)`.
+    Stagger {
+        /// How long each window lasts from its first row.
+        range: i64,
+    },
+    /// No window: rows pass through as they arrive.
+    Rows,
     /// One window per row: the same key's rows in `(t - period, t]`.
     Sliding {
         /// How far back each row's window reaches.

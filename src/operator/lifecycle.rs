@@ -433,7 +433,7 @@ pub const SNAPSHOT_FORMAT: u32 = 1;
 
 /// The first item of a checkpoint: enough to refuse one that does not fit.
 #[derive(Debug, Serialize, Deserialize)]
-struct Header {
+pub(crate) struct Header {
     magic: String,
     format: u32,
     kind: String,
@@ -442,7 +442,7 @@ struct Header {
 }
 
 impl Header {
-    fn of(kind: &str, config: &OperatorConfig) -> Header {
+    pub(crate) fn of(kind: &str, config: &OperatorConfig) -> Header {
         Header {
             magic: "rillet-operator".into(),
             format: SNAPSHOT_FORMAT,
@@ -452,7 +452,7 @@ impl Header {
     }
 
     /// Fails, naming the difference, when this header does not fit `kind` and `config`.
-    fn check(&self, kind: &str, config: &OperatorConfig, what: &str) -> Result<()> {
+    pub(crate) fn check(&self, kind: &str, config: &OperatorConfig, what: &str) -> Result<()> {
         if self.magic != "rillet-operator" {
             return Err(Error::Config(format!(
                 "these bytes are not an operator {what} (they start with {:?})",

@@ -24,6 +24,7 @@ mod config;
 mod feed;
 mod format;
 mod lifecycle;
+pub mod rows;
 pub mod session;
 pub mod sliding;
 pub mod window;
@@ -50,7 +51,10 @@ pub fn build(config: OperatorConfig) -> Result<Box<dyn Operator>> {
     validate(&config)?;
     Ok(match config.window {
         Windowing::Aligned(_) => Box::new(WindowOperator::new(config)),
-        Windowing::Session { .. } => Box::new(SessionOperator::new(config)?),
+        Windowing::Session { .. } | Windowing::Stagger { .. } => {
+            Box::new(SessionOperator::new(config)?)
+        }
         Windowing::Sliding { .. } => Box::new(SlidingOperator::new(config)?),
+        Windowing::Rows => Box::new(rows::RowsOperator::new(config)),
     })
 }

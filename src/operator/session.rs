@@ -58,6 +58,8 @@ pub struct SessionOperator {
     core: Core,
     gap: i64,
     max_duration: Option<i64>,
+    /// Stagger windows: `[start, start + gap)`, fixed from the first row.
+    stagger: bool,
     state: SessionState,
     scratch: Scratch,
 }
@@ -106,10 +108,14 @@ pub(crate) struct SessionSnapshot {
 impl SessionOperator {
     /// A session operator; `config.window` must be [`Windowing::Session`].
     pub fn new(config: OperatorConfig) -> Result<Self> {
-        let Windowing::Session { gap, max_duration } = config.window else {
-            return Err(Error::Internal(
-                "SessionOperator needs session windowing".into(),
-            ));
+        let (gap, max_duration, stagger) = match config.window {
+            Windowing::Session { gap, max_duration } => (gap, max_duration, false),
+            Windowing::Stagger { range } => (range, Some(range), true),
+            _ => {
+                return Err(Error::Internal(
+                    "SessionOperator needs session or stagger windowing".into(),
+                ))
+            }
         };
         if gap <= 0 {
             return Err(Error::Config(format!(
@@ -127,13 +133,18 @@ impl SessionOperator {
             core: Core::new(config),
             gap,
             max_duration,
+            stagger,
             state: SessionState::default(),
             scratch: Scratch::default(),
         })
     }
 
     fn end_of(&self, s: &Session) -> i64 {
-        s.last.saturating_add(self.gap)
+        if self.stagger {
+            s.start.saturating_add(self.gap)
+        } else {
+            s.last.saturating_add(self.gap)
+        }
     }
 
     fn due(&self) -> bool {
@@ -157,6 +168,20 @@ impl SessionOperator {
         let k = key as usize;
         if k >= self.state.by_key.len() {
             self.state.by_key.resize_with(k + 1, BTreeMap::new);
+        }
+        if self.stagger {
+            // The key's window holding t, if any: the one starting last at or before t (all
+            // last `gap`, so an earlier one ends earlier). Its bounds never move.
+            if let Some((_, &slot)) = self.state.by_key[k].range(..=t).next_back() {
+                if self.state.sessions[slot as usize]
+                    .start
+                    .saturating_add(self.gap)
+                    > t
+                {
+                    return Ok(Some(slot));
+                }
+            }
+            return Ok(self.open(key, t));
         }
         let (lo, hi) = (t.saturating_sub(self.gap), t.saturating_add(self.gap));
         if let Some(slot) = self.extend_latest(k, t, lo, hi) {
@@ -195,36 +220,54 @@ impl SessionOperator {
             }
         }
         if join.is_empty() {
-            let wm = self.core.watermark.current();
-            if t.saturating_add(self.gap)
-                .saturating_add(self.core.config.lateness)
-                <= wm
-            {
-                return Ok(None);
-            }
-            let slot = self.alloc();
-            self.state.sessions[slot as usize] = Session {
-                key,
-                start: t,
-                last: t,
-                live: true,
-                emitted: false,
-                dirty: false,
-                queued: false,
-                revision: 0,
-                shadow: NO_SLOT,
-                shown_start: t,
-                shown_end: t,
-            };
-            for acc in &mut self.core.accs {
-                acc.reset(slot);
-            }
-            self.state.by_key[k].insert(t, slot);
-            self.index(slot);
-            return Ok(Some(slot));
+            return Ok(self.open(key, t));
         }
         // Merge into the earliest session; flush buffered rows first so merges see them.
         join.sort_by_key(|&s| self.state.sessions[s as usize].start);
+        self.merge_into(batch, k, t, join)
+    }
+
+    /// A new window for a row at `t` of `key`, or None when it would already be closed (the
+    /// row is late).
+    fn open(&mut self, key: u32, t: i64) -> Option<u32> {
+        let k = key as usize;
+        let wm = self.core.watermark.current();
+        if t.saturating_add(self.gap)
+            .saturating_add(self.core.config.lateness)
+            <= wm
+        {
+            return None;
+        }
+        let slot = self.alloc();
+        self.state.sessions[slot as usize] = Session {
+            key,
+            start: t,
+            last: t,
+            live: true,
+            emitted: false,
+            dirty: false,
+            queued: false,
+            revision: 0,
+            shadow: NO_SLOT,
+            shown_start: t,
+            shown_end: t,
+        };
+        for acc in &mut self.core.accs {
+            acc.reset(slot);
+        }
+        self.state.by_key[k].insert(t, slot);
+        self.index(slot);
+        Some(slot)
+    }
+
+    /// Merges the sessions `join` (earliest first) and the row at `t` into the first.
+    fn merge_into(
+        &mut self,
+        batch: &RecordBatch,
+        k: usize,
+        t: i64,
+        join: Vec<u32>,
+    ) -> Result<Option<u32>> {
         let target = join[0];
         if join.len() > 1 {
             self.update_accumulators(batch)?;

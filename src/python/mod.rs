@@ -282,6 +282,8 @@ fn window_layout<'py>(
             ("session", gap, max_duration.unwrap_or(0), 0, 0, 0, None)
         }
         Layout::Sliding { period } => ("sliding", period, 0, 0, 0, 0, None),
+        Layout::Stagger { range } => ("stagger", range, range, 0, 0, 0, None),
+        Layout::Rows => ("rows", 0, 0, 0, 0, 0, None),
     };
     d.set_item("kind", kind)?;
     d.set_item("period", period)?;

@@ -518,11 +518,14 @@ impl Env<'_> {
                 return self.over_output(windowed.clone(), &rel, s, order, rowtime);
             }
         }
-        if stagger.is_some() {
-            return Err(unsupported(
-                "WINDOWED BY STAGGER (stagger windows)",
-                s.select_token.0.span,
-            ));
+        if let Some(def) = stagger {
+            if !group.is_empty() || !calls.over.is_empty() || rel.tvf.is_some() {
+                return Err(SqlError::span(
+                    "WINDOWED BY STAGGER groups by its own PARTITION BY; drop GROUP BY, OVER and window TVFs",
+                    s.select_token.0.span,
+                ));
+            }
+            return self.stagger(rel, &scope, s, &calls, order, rowtime, def);
         }
         if !calls.over.is_empty() {
             return self.sliding(rel, &scope, s, &calls, order, rowtime);
@@ -685,6 +688,13 @@ impl Env<'_> {
             });
         }
         // A stateless sub-query: its steps run before this query's window.
+        if plan.post.iter().any(|p| matches!(p, Step::Sort { .. })) {
+            return Err(SqlError::span(
+                "ORDER BY in a sub-query without a window is not supported; order the outer \
+                 query's output",
+                q.span(),
+            ));
+        }
         let time = match &plan.time {
             Time::Declared(t) | Time::Column(t) => Some(t.clone()),
             Time::Rowtime => None,
@@ -1002,9 +1012,11 @@ impl Env<'_> {
         order: &[ast::OrderByExpr],
         rowtime: bool,
     ) -> Res<QueryPlan> {
-        if let Some(o) = order.first() {
-            return Err(unsupported(
-                "ORDER BY on a query without a window",
+        if let (Some(o), Input::Name(_)) = (order.first(), &rel.input) {
+            return Err(SqlError::span(
+                "ORDER BY over an input's raw rows would order each micro-batch, which depends \
+                 on how the input is read; order a window's output instead (its rows come out \
+                 together, a time bucket at a time)",
                 o.expr.span(),
             ));
         }
@@ -1055,7 +1067,48 @@ impl Env<'_> {
             select.push((time_col.clone(), Scalar::Col(time_col.clone())));
         }
         check_unique(&columns, s.span())?;
+        // ORDER BY keys: an output column, or a value over the input computed before the
+        // operator and carried through it.
+        let mut sort = Vec::new();
+        for (i, o) in order.iter().enumerate() {
+            let by = match &o.expr {
+                Expr::Identifier(id) if columns.iter().any(|c| names(id, c)) => columns
+                    .iter()
+                    .find(|c| names(id, c))
+                    .cloned()
+                    .expect("found"),
+                e => {
+                    let name = format!("__rl_order{i}");
+                    select.push((name.clone(), scope.scalar(e)?));
+                    name
+                }
+            };
+            let desc = o.options.sort == Some(ast::OrderBySort::Desc);
+            let nulls_last = o.options.nulls_first.map(|f| !f).unwrap_or(!desc);
+            sort.push((by, desc, nulls_last));
+        }
         steps.push(Step::Select(select));
+        // After the operator: sorted within each batch that arrives (when asked), then
+        // exactly the selected columns (the time column and sort keys travelled with them).
+        let mut post = Vec::new();
+        if !sort.is_empty() {
+            post.push(Step::Sort {
+                by: sort.iter().map(|s| s.0.clone()).collect(),
+                descending: sort.iter().map(|s| s.1).collect(),
+                nulls_last: sort.iter().map(|s| s.2).collect(),
+            });
+        }
+        post.push(Step::Select(
+            columns
+                .iter()
+                .map(|c| (c.clone(), Scalar::Col(c.clone())))
+                .collect(),
+        ));
+        let rowtime_out = if rowtime {
+            Some("ROWTIME".to_string())
+        } else {
+            columns.contains(&time_col).then_some(time_col)
+        };
         Ok(QueryPlan {
             input: rel.input,
             time: rel.time.map_or(Time::Rowtime, Time::Declared),
@@ -1064,9 +1117,9 @@ impl Env<'_> {
             window: None,
             by: Vec::new(),
             aggs: Vec::new(),
-            post: Vec::new(),
+            post,
             columns,
-            rowtime: Some(if rowtime { "ROWTIME".into() } else { time_col }),
+            rowtime: rowtime_out,
             window_start: None,
             text: String::new(),
         })
@@ -1427,21 +1480,7 @@ impl Env<'_> {
         if let Some(w) = &s.selection {
             steps.push(Step::Filter(scope.scalar(w)?));
         }
-        let mut keys = Vec::new();
-        let mut computed = Vec::new();
-        for p in &spec.partition_by {
-            if let Some((col, every)) = scope.time_bucket(p)? {
-                let name = self.key_name(s, scope, p)?;
-                computed.push((name.clone(), Scalar::Truncate { column: col, every }));
-                keys.push((name, p.clone()));
-            } else if matches!(p, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-                keys.push((scope.column(&idents(p), p.span())?, p.clone()));
-            } else {
-                let name = self.key_name(s, scope, p)?;
-                computed.push((name.clone(), scope.scalar(p)?));
-                keys.push((name, p.clone()));
-            }
-        }
+        let (keys, computed) = self.partition_keys(s, scope, &spec.partition_by)?;
         if !computed.is_empty() {
             steps.push(Step::WithColumns(computed));
         }
@@ -1495,6 +1534,103 @@ impl Env<'_> {
             window_start: None,
             text: String::new(),
         })
+    }
+
+    /// `WINDOWED BY STAGGER (PARTITION BY keys RANGE INTERVAL ...)`: a window per key from
+    /// its first row, `range` long, on the input's time.
+    #[allow(clippy::too_many_arguments)]
+    fn stagger(
+        &self,
+        rel: Rel,
+        scope: &Scope,
+        s: &ast::Select,
+        calls: &Calls,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+        def: &ast::NamedWindowDefinition,
+    ) -> Res<QueryPlan> {
+        let span = def.0.span;
+        let NamedWindowExpr::WindowSpec(spec) = &def.1 else {
+            return Err(SqlError::span(
+                "STAGGER (PARTITION BY <keys> RANGE INTERVAL '1' MINUTE)",
+                span,
+            ));
+        };
+        let range =
+            match &spec.window_frame {
+                Some(ast::WindowFrame {
+                    units: WindowFrameUnits::Range,
+                    start_bound: WindowFrameBound::Preceding(Some(e)),
+                    end_bound: None,
+                }) => duration(e)?,
+                _ => return Err(SqlError::span(
+                    "a stagger window is STAGGER (PARTITION BY <keys> RANGE INTERVAL '<n>' <unit>)",
+                    span,
+                )),
+            };
+        if spec.partition_by.is_empty() {
+            return Err(SqlError::span(
+                "a stagger window needs PARTITION BY <keys>",
+                span,
+            ));
+        }
+        let mut steps = rel.steps.clone();
+        if let Some(w) = &s.selection {
+            steps.push(Step::Filter(scope.scalar(w)?));
+        }
+        let (keys, computed) = self.partition_keys(s, scope, &spec.partition_by)?;
+        let time = Some(rel.time.clone().map_or(Time::Rowtime, Time::Declared));
+        let col = rel.time.clone().unwrap_or_else(|| "ROWTIME".into());
+        let mut args = BTreeMap::new();
+        args.insert("range".into(), range);
+        let window = (
+            Window {
+                kind: "stagger".into(),
+                args,
+            },
+            col,
+            span,
+        );
+        self.finish_grouped(
+            rel,
+            scope,
+            s,
+            calls,
+            order,
+            rowtime,
+            steps,
+            computed,
+            keys,
+            window,
+            time,
+            Vec::new(),
+        )
+    }
+
+    /// A window's `PARTITION BY` list as keys: columns, truncated times, computed values.
+    #[allow(clippy::type_complexity)]
+    fn partition_keys(
+        &self,
+        s: &ast::Select,
+        scope: &Scope,
+        exprs: &[Expr],
+    ) -> Res<(Vec<(String, Expr)>, Named)> {
+        let mut keys = Vec::new();
+        let mut computed = Vec::new();
+        for p in exprs {
+            if let Some((col, every)) = scope.time_bucket(p)? {
+                let name = self.key_name(s, scope, p)?;
+                computed.push((name.clone(), Scalar::Truncate { column: col, every }));
+                keys.push((name, p.clone()));
+            } else if matches!(p, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                keys.push((scope.column(&idents(p), p.span())?, p.clone()));
+            } else {
+                let name = self.key_name(s, scope, p)?;
+                computed.push((name.clone(), scope.scalar(p)?));
+                keys.push((name, p.clone()));
+            }
+        }
+        Ok((keys, computed))
     }
 
     // -- pieces ---------------------------------------------------------------------------

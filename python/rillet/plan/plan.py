@@ -85,7 +85,7 @@ def window(spec: Any) -> dict[str, Any]:
     kind = spec.kind
 
     def part(value: DurationLike | None, name: str) -> dict[str, Any] | None:
-        return span(value, f"{kind} {name}" if kind in ("session", "sliding") else f"{kind} window {name}")
+        return span(value, f"{kind} {name}" if kind in ("session", "sliding", "stagger") else f"{kind} window {name}")
 
     if kind == "tumbling":
         return {"kind": kind, "every": part(spec.every, "every"), "offset": part(spec.offset, "offset"),
@@ -96,6 +96,10 @@ def window(spec: Any) -> dict[str, Any]:
     if kind == "cumulative":
         return {"kind": kind, "period": part(spec.period, "period"), "step": part(spec.every, "step"),
                 "offset": part(spec.offset, "offset")}
+    if kind == "rows":
+        return {"kind": kind}
+    if kind == "stagger":
+        return {"kind": kind, "range": part(spec.every, "range")}
     if kind == "session":
         return {"kind": kind, "gap": part(spec.every, "gap"), "max_duration": part(spec.period, "max_duration")}
     return {"kind": kind, "period": part(spec.period, "window period")}
@@ -177,6 +181,10 @@ def inputs(query: QueryBase, df: pl.DataFrame) -> tuple[list[pl.Expr], pl.DataFr
     ``__rl_x{i}``), and an empty frame of the stream's columns plus those, for typing."""
     w = query._w
     tcol = w._stream._time
+    plain = [c for c, t in df.schema.items() if t != pl.Object]
+    if w._spec.kind == "rows":
+        # No window: every column passes through.
+        return [pl.col(c) for c in plain], df.head(0).select(plain)
     exprs: list[pl.Expr] = [pl.col(tcol)] if tcol in df.schema else []
     for k in w._by:
         dtype = df.schema.get(k)
@@ -201,7 +209,6 @@ def inputs(query: QueryBase, df: pl.DataFrame) -> tuple[list[pl.Expr], pl.DataFr
             extra.append(_checked(probe, expr, f"rl.{a.kind}({a.input_name()!r})").alias(f"__rl_v{i}"))
         if a.where is not None:
             extra.append(_checked(probe, a.where, f"where= of {a.name!r}").alias(f"__rl_w{i}"))
-    plain = [c for c, t in df.schema.items() if t != pl.Object]
     return exprs + extra, probe.select(plain).with_columns(extra)
 
 

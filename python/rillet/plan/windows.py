@@ -40,6 +40,8 @@ class WindowSpec:
             body = f"{self.every!r}"
         elif self.kind == "sliding":
             body = f"{self.period!r}"
+        elif self.kind == "stagger":
+            body = f"{self.every!r}"
         elif self.kind == "session":
             body = f"{self.every!r}" + ("" if self.period is None else f", max_duration={self.period!r}")
         elif self.kind == "cumulative":
@@ -238,6 +240,23 @@ def session(gap: DurationLike, max_duration: DurationLike | None = None) -> Wind
     validate_duration(gap, "session gap")
     validate_duration(max_duration, "session max_duration")
     return WindowSpec("session", max_duration, gap, None, None)
+
+
+def stagger(range: DurationLike) -> WindowSpec:
+    """Per-key windows that open at a key's first row and last ``range`` from it (Kinesis
+    Analytics' ``WINDOWED BY STAGGER``): a row joins the open window of its key whose
+    ``[start, start + range)`` holds its time, or opens ``[t, t + range)``. Windows are
+    emitted when the watermark passes their end, so a key's rows are not split at a clock
+    boundary, as tumbling windows split them. A row whose own window would already be closed
+    is late. Which row opens a window follows arrival order (as in Kinesis), whatever the
+    batch sizes.
+
+    >>> import rillet as rl
+    >>> rl.stagger("1m")
+    rl.stagger('1m')
+    """
+    validate_duration(range, "stagger range")
+    return WindowSpec("stagger", range, range, None, None)
 
 
 def sliding(period: DurationLike) -> WindowSpec:

@@ -365,7 +365,7 @@ class Query(_plan.QueryBase):
         self._w = windowed
         self._aggs = aggs
         self._plan = _plan.of(self)  # checked by the core now; typed on the first batch
-        if windowed._spec.kind == "sliding":
+        if windowed._spec.kind in ("sliding", "rows"):
             self._floors = {windowed._stream._time: "row_time"}
         else:
             self._floors = {"window_start": "window_start", "window_end": "window_end"}
@@ -389,7 +389,7 @@ class Query(_plan.QueryBase):
         when the output does not carry them all (a sliding window, a SQL select list that
         leaves them out)."""
         w = self._w
-        if w._spec.kind == "sliding":
+        if w._spec.kind in ("sliding", "rows"):
             return None
         keys = [*w._by, "window_start", "window_end"]
         if self._columns is not None and not set(keys) <= set(self._columns):

@@ -3,6 +3,7 @@ streams, pumps inserting into them, pumps reading them, over one input read once
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from rillet.query.live import RunningQuery
 from rillet.query.live import start as _start
 from rillet.query.stream import Query, Run
 from rillet.query.stream import run as _run
-from rillet.sql.build import Builder
+from rillet.sql.build import Builder, sql_error
 from rillet.sql.query import inputs_info
 
 #: The input's name in a Kinesis Data Analytics application.
@@ -24,8 +25,9 @@ SOURCE = "SOURCE_SQL_STREAM_001"
 @dataclass
 class ApplicationRun:
     """What an application's run produced: each in-application stream's rows (``streams``,
-    the rows of every pump inserting into it, each with its ``ROWTIME``), and each pump's
-    :class:`rillet.Run` (``runs``: its late and rejected rows and metrics)."""
+    the rows of every pump inserting into it, each with its ``ROWTIME``, in ``ROWTIME``
+    order), and each pump's :class:`rillet.Run` (``runs``: its late and rejected rows and
+    metrics)."""
 
     streams: dict[str, pl.DataFrame]
     runs: dict[str, Run] = field(default_factory=dict)
@@ -63,6 +65,7 @@ class Application:
         self._inputs = inputs
         self._program = json.loads(_core.sql_application(text, json.dumps(inputs_info(inputs))))
         self._queries: dict[str, Query] = {}
+        self._building: list[str] = []  # the pumps being built, innermost last
         self._builder = Builder(text, inputs, self._stream_query)
         for pump in self._program["pumps"]:
             self._pump_query(pump["name"])
@@ -106,20 +109,37 @@ class Application:
         """The query a pump reading stream ``name`` takes its rows from."""
         feeding = [p for p, s in self.pumps.items() if s == name]
         if len(feeding) != 1:
-            raise ConfigError(
+            raise sql_error(
                 f"a pump reads {name!r}, which {'no pump fills' if not feeding else f'{len(feeding)} pumps fill'}; "
-                "reading a stream needs exactly one pump inserting into it"
-            )
+                "reading a stream needs exactly one pump inserting into it",
+                *self._pump_place(self._building[-1]))
         return self._pump_query(feeding[0])
 
     def _pump_query(self, name: str) -> Query:
         if name not in self._queries:
             pump = next(p for p in self._program["pumps"] if p["name"] == name)
             self._queries[name] = None  # type: ignore[assignment]  # marks it in progress
+            self._building.append(name)
             self._queries[name] = self._builder.query(pump["query"])
+            self._building.pop()
         elif self._queries[name] is None:
-            raise ConfigError(f"pump {name!r} reads its own output (through the streams it reads)")
+            raise sql_error(f"pump {name!r} reads its own output (through the streams it reads)",
+                            *self._pump_place(name))
         return self._queries[name]
+
+    def _pump_place(self, name: str) -> tuple[int, int, str]:
+        """Where pump ``name`` is created in the text (its CREATE, or its INSERT), for errors
+        about the pump as a whole."""
+        found = re.search(r'\bCREATE\s+(?:OR\s+REPLACE\s+)?PUMP\s+"?' + re.escape(name) + r'(?![\w$])',
+                          self.text, re.IGNORECASE)
+        if found is None:  # an INSERT INTO without a pump: its first line
+            pump = next(p for p in self._program["pumps"] if p["name"] == name)
+            at = self.text.find(pump["query"]["text"].split("\n", 1)[0])
+            if at < 0:
+                return 0, 0, self.text
+        else:
+            at = found.start()
+        return self.text.count("\n", 0, at) + 1, at - (self.text.rfind("\n", 0, at) + 1) + 1, self.text
 
     # -- running ------------------------------------------------------------------------
     def _ordered(self) -> list[tuple[str, Query]]:
@@ -134,13 +154,20 @@ class Application:
         return ApplicationRun(self._gather(by_pump), by_pump)
 
     def _gather(self, by_pump: dict[str, Any]) -> dict[str, pl.DataFrame]:
-        streams: dict[str, pl.DataFrame] = {}
+        """Each stream's rows: its pumps' outputs. A stream several pumps fill has their rows
+        in ROWTIME order, as a Kinesis in-application stream (at the same ROWTIME, in the
+        order the pumps are written; each pump's rows keep their own order)."""
+        outputs: dict[str, list[pl.DataFrame]] = {}
         for pump, into in self.pumps.items():
-            out = by_pump[pump].output
-            if into in streams and out.width:
-                streams[into] = pl.concat([streams[into], out], how="diagonal_relaxed")
-            elif out.width or into not in streams:
-                streams[into] = out
+            outputs.setdefault(into, []).append(by_pump[pump].output)
+        streams: dict[str, pl.DataFrame] = {}
+        for into, outs in outputs.items():
+            filled = [o for o in outs if o.width]
+            if len(filled) > 1:
+                rows = pl.concat(filled, how="diagonal_relaxed")
+                streams[into] = rows.sort("ROWTIME", maintain_order=True) if "ROWTIME" in rows.columns else rows
+            else:
+                streams[into] = filled[0] if filled else outs[0]
         return streams
 
     def start(self, progress: bool | None = False) -> ApplicationHandle:

@@ -13,7 +13,8 @@ from rillet._errors import ConfigError
 from rillet.plan import aggregates as _aggs
 from rillet.plan import windows as _windows
 from rillet.plan.plan import PostStep, QueryBase
-from rillet.query.stream import Query, Stream, processing_time
+from rillet.plan.windows import WindowSpec
+from rillet.query.stream import Query, Stream, Windowed, processing_time
 
 #: SQL types a pump's target stream declares, as polars types (by the type's first word).
 SQL_TYPES: dict[str, pl.DataType] = {
@@ -69,7 +70,9 @@ class Builder:
                             value["column"], self.text) from e
 
     def named(self, items: list[Any]) -> list[pl.Expr]:
-        return [self.expr(v).alias(n) for n, v in items]
+        """``(name, value)`` pairs as aliased expressions (``*``: every column, as they are)."""
+        return [(pl.all().exclude(r"^__rl_.*$") if v == {"col": "*"} else self.expr(v)) if n == "*"
+                else self.expr(v).alias(n) for n, v in items]
 
     # -- steps --------------------------------------------------------------------------
     def stream_steps(self, stream: Stream, steps: list[Any]) -> Stream:
@@ -153,16 +156,14 @@ class Builder:
         stream = self.stream(plan)
         w = plan["window"]
         if w is None:
-            raise sql_error(
-                "a query without a window or an aggregate (a row-by-row SELECT) is not supported "
-                "yet; group it by a window, e.g. GROUP BY STEP(ROWTIME BY INTERVAL '1' MINUTE)",
-                *_place(plan["text"], self.text))
-        spec = window_spec(w)
-        aggs = [self.aggregate(a) for a in plan["aggs"]]
-        q = stream.window(spec, by=plan["by"]).agg(*aggs)
+            # No window: the rows pass through (the core's rows operator).
+            q = Query(Windowed(stream, WindowSpec("rows", None, 0), (), 0, "final", "collect"), ())
+        else:
+            aggs = [self.aggregate(a) for a in plan["aggs"]]
+            q = stream.window(window_spec(w), by=plan["by"]).agg(*aggs)
         floors = {}
         if plan.get("rowtime"):
-            floors[plan["rowtime"]] = "row_time" if w["kind"] == "sliding" else "window_end"
+            floors[plan["rowtime"]] = "row_time" if w is None or w["kind"] == "sliding" else "window_end"
         if plan.get("window_start"):
             floors[plan["window_start"]] = "window_start"
         return q._then(self.post_steps(plan["post"]), floors, plan["columns"])
@@ -201,6 +202,8 @@ def window_spec(w: dict[str, Any]) -> _windows.WindowSpec:
         return _windows.cumulative(args["period"], args["step"], offset=args.get("offset"))
     if kind == "session":
         return _windows.session(args["gap"])
+    if kind == "stagger":
+        return _windows.stagger(args["range"])
     return _windows.sliding(args["period"])
 
 
@@ -235,13 +238,3 @@ def _floor_time(query: QueryBase, preferred: str | None) -> str:
         "this query's output keeps no window bound (window_end) to read it as a stream by; "
         "select window_end (or ROWTIME) in it"
     )
-
-
-def _place(statement: str, text: str) -> tuple[int, int, str]:
-    """Where a statement starts in the text, for errors about it as a whole."""
-    at = text.find(statement[:40]) if statement else -1
-    if at < 0:
-        return 0, 0, text
-    line = text.count("\n", 0, at) + 1
-    column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return line, column, text

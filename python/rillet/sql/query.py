@@ -59,8 +59,9 @@ def time_of(value: Any) -> str | None:
 
 def columns_of(value: Any) -> list[str] | None:
     """An input's columns, read without consuming it: a DataFrame's or LazyFrame's schema,
-    an Arrow object's, a file source's first chunk, a stream over one of those, a query's
-    output. None for what can be read only once (iterators, live tails and consumers)."""
+    an Arrow object's, a list of micro-batches' first, a file source's first chunk, a stream
+    over one of those, a query's output. None for what can be read only once (iterators,
+    live tails and consumers)."""
     if isinstance(value, QueryBase):
         if value._columns is not None:
             return list(value._columns)
@@ -70,6 +71,9 @@ def columns_of(value: Any) -> list[str] | None:
         return [*w._by, *bounds, *[a.name for a in value._aggs], *extra]
     if isinstance(value, pl.DataFrame):
         return value.columns
+    if _in_memory_batches(value):
+        held = [pl.DataFrame(b) for b in value]
+        return next((b.columns for b in held if b.width), None)
     if isinstance(value, pl.LazyFrame):
         return value.collect_schema().names()
     if _is_arrow(value):
@@ -78,6 +82,14 @@ def columns_of(value: Any) -> list[str] | None:
         return Stream(value, "__unused")._peek(0, 10.0).columns
     if isinstance(value, Stream):
         root = value._source
-        if isinstance(root, (pl.DataFrame, pl.LazyFrame, FileSource, CloudTrailFiles, QueryBase)) or _is_arrow(root):
+        if (isinstance(root, (pl.DataFrame, pl.LazyFrame, FileSource, CloudTrailFiles, QueryBase))
+                or _is_arrow(root) or _in_memory_batches(root)):
             return value._peek(0, 10.0).columns
     return None
+
+
+def _in_memory_batches(value: Any) -> bool:
+    """A list or tuple of DataFrames or Arrow objects: micro-batches held in memory, which
+    can be looked at without consuming them (an iterator or generator cannot)."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(b, pl.DataFrame) or _is_arrow(b) for b in value))
