@@ -664,6 +664,10 @@ pub struct OptionsPlan {
     /// approx_quantile: relative accuracy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_error: Option<f64>,
+    /// quantile: `nearest` (the default), `lower`, `higher`, `midpoint`, `linear` or
+    /// `equiprobable`, as polars names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolation: Option<String>,
 }
 
 /// One aggregate as written.
@@ -709,6 +713,10 @@ impl AggPlan {
         opt("approx", o.approx.filter(|a| *a).map(|_| "True".into()));
         opt("precision", o.precision.map(|v| v.to_string()));
         opt("relative_error", o.relative_error.map(|v| v.to_string()));
+        opt(
+            "interpolation",
+            o.interpolation.as_ref().map(|v| format!("'{v}'")),
+        );
         if let Some(w) = &self.weight {
             args.push(format!("weight='{w}'"));
         }
@@ -1131,6 +1139,10 @@ impl Plan {
                 weight: a.weight.as_ref().map(|_| AggPlan::column('x', i)),
                 precision: o.precision.unwrap_or(d.precision),
                 relative_error: o.relative_error.unwrap_or(d.relative_error),
+                interpolation: match &o.interpolation {
+                    Some(name) => crate::aggregate::Interpolation::parse(name)?,
+                    None => d.interpolation,
+                },
             };
             aggs.push(AggSpec {
                 kind,
@@ -1388,6 +1400,16 @@ fn engine_types(
     let integer_like = t.is_integer() || t == &DataType::Boolean;
     if kind == AggKind::Count {
         return Ok((None, None));
+    }
+    if kind == AggKind::Quantile
+        && t.is_integer()
+        && a.options
+            .interpolation
+            .as_deref()
+            .is_some_and(|m| m == "equiprobable")
+    {
+        // Always one of the values (SQL's PERCENTILE_DISC): given back in their type.
+        return Ok((Some(DataType::Float64), Some(t.clone())));
     }
     if FLOATING.contains(&kind) {
         if numeric_or_bool {

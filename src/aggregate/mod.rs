@@ -18,7 +18,7 @@ mod topk;
 pub use basic::{Count, Max, Mean, Min, Sum};
 pub use contract::{Accumulator, GroupsAccumulator, Input, Output, RowContext, Values};
 pub use distinct::{hash64, ExactDistinct, HllConfig, HyperLogLog};
-pub use quantile::{DDSketch, ExactQuantile, QuantileConfig, SketchConfig};
+pub use quantile::{DDSketch, ExactQuantile, Interpolation, QuantileConfig, SketchConfig};
 pub use rows::{RowSlots, RowState};
 pub use stats::{FirstLast, FirstLastConfig, Variance, VarianceConfig};
 pub use sum::CompensatedSum;
@@ -110,6 +110,8 @@ pub struct AggOptions {
     pub precision: u8,
     /// approx_quantile: relative accuracy.
     pub relative_error: f64,
+    /// quantile: which value between the ranks around q.
+    pub interpolation: Interpolation,
 }
 
 impl Default for AggOptions {
@@ -123,6 +125,7 @@ impl Default for AggOptions {
             weight: None,
             precision: 14,
             relative_error: 0.01,
+            interpolation: Interpolation::Nearest,
         }
     }
 }
@@ -407,7 +410,10 @@ fn build_rows(
         AggKind::Quantile => {
             let i = numeric_input(spec, input)?;
             let (b, t) = f64_out();
-            let cfg = QuantileConfig { q: q_ok(o.q)? };
+            let cfg = QuantileConfig {
+                q: q_ok(o.q)?,
+                interpolation: o.interpolation,
+            };
             Box::new(RowSlots::<ExactQuantile>::new(
                 name, i, None, filter, cfg, b, t,
             ))

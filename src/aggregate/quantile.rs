@@ -6,10 +6,55 @@ use super::rows::{Column, OutBuilder, RowState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Which value an exact quantile takes between the ranks around `q`, as polars'
+/// `interpolation=` names them. With `n` sorted values and `p = (n - 1) * q`: `nearest` takes
+/// index `round(p)`, `lower` `floor(p)`, `higher` `ceil(p)`, `midpoint` the mean of those two,
+/// `linear` interpolates between them (SQL's `PERCENTILE_CONT`, and the median of an even
+/// count); `equiprobable` takes index `ceil(q * n) - 1` (SQL's `PERCENTILE_DISC`, the
+/// smallest value whose cumulative share reaches `q`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Interpolation {
+    /// `round((n - 1) q)`.
+    #[default]
+    Nearest,
+    /// `floor((n - 1) q)`.
+    Lower,
+    /// `ceil((n - 1) q)`.
+    Higher,
+    /// The mean of `lower` and `higher`.
+    Midpoint,
+    /// Linear between `lower` and `higher`.
+    Linear,
+    /// `ceil(q n) - 1`.
+    Equiprobable,
+}
+
+impl Interpolation {
+    /// Reads polars' name of a method.
+    pub fn parse(name: &str) -> crate::Result<Interpolation> {
+        Ok(match name {
+            "nearest" => Interpolation::Nearest,
+            "lower" => Interpolation::Lower,
+            "higher" => Interpolation::Higher,
+            "midpoint" => Interpolation::Midpoint,
+            "linear" => Interpolation::Linear,
+            "equiprobable" => Interpolation::Equiprobable,
+            other => {
+                return Err(crate::Error::Config(format!(
+                    "unknown quantile interpolation '{other}'; use 'nearest', 'lower', \
+                     'higher', 'midpoint', 'linear' or 'equiprobable'"
+                )))
+            }
+        })
+    }
+}
+
 /// Settings of a quantile.
 pub struct QuantileConfig {
     /// The quantile, in [0, 1].
     pub q: f64,
+    /// Between which ranks, and how.
+    pub interpolation: Interpolation,
 }
 
 /// Every value of the pane; the quantile by nearest rank: the value at index
@@ -19,22 +64,50 @@ pub struct QuantileConfig {
 pub struct ExactQuantile(Vec<f64>);
 
 impl ExactQuantile {
-    /// The quantile of the values seen; None when there are none.
+    /// The quantile of the values seen (nearest rank); None when there are none.
     pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.quantile_by(q, Interpolation::Nearest)
+    }
+
+    /// The quantile of the values seen by `method`; None when there are none.
+    pub fn quantile_by(&self, q: f64, method: Interpolation) -> Option<f64> {
         if self.0.is_empty() {
             return None;
         }
+        let n = self.0.len();
         let mut v = self.0.clone();
-        let idx = (((v.len() - 1) as f64) * q).round() as usize;
-        let idx = idx.min(v.len() - 1);
-        let (_, x, _) = v.select_nth_unstable_by(idx, |a, b| {
-            let key = |x: &f64| if x.is_nan() { f64::INFINITY } else { *x };
-            key(a)
-                .partial_cmp(&key(b))
-                .expect("no NaN keys")
-                .then(a.is_nan().cmp(&b.is_nan()))
-        });
-        Some(*x)
+        let mut at = |idx: usize| -> f64 {
+            let idx = idx.min(n - 1);
+            let (_, x, _) = v.select_nth_unstable_by(idx, |a, b| {
+                let key = |x: &f64| if x.is_nan() { f64::INFINITY } else { *x };
+                key(a)
+                    .partial_cmp(&key(b))
+                    .expect("no NaN keys")
+                    .then(a.is_nan().cmp(&b.is_nan()))
+            });
+            *x
+        };
+        let p = ((n - 1) as f64) * q;
+        let (lo, hi) = (p.floor() as usize, p.ceil() as usize);
+        Some(match method {
+            Interpolation::Nearest => at(p.round() as usize),
+            Interpolation::Lower => at(lo),
+            Interpolation::Higher => at(hi),
+            Interpolation::Midpoint => {
+                let a = at(lo);
+                (a + at(hi)) / 2.0
+            }
+            Interpolation::Linear => {
+                let a = at(lo);
+                let b = at(hi);
+                if lo == hi {
+                    a
+                } else {
+                    a + (b - a) * (p - lo as f64)
+                }
+            }
+            Interpolation::Equiprobable => at(((q * n as f64).ceil() as usize).saturating_sub(1)),
+        })
     }
 }
 
@@ -60,7 +133,7 @@ impl RowState for ExactQuantile {
         self.0.extend_from_slice(&other.0);
     }
     fn evaluate(&self, cfg: &QuantileConfig, out: &mut OutBuilder) {
-        out.push_f64(self.quantile(cfg.q));
+        out.push_f64(self.quantile_by(cfg.q, cfg.interpolation));
     }
     fn size(&self) -> usize {
         self.0.capacity() * 8 + 24
@@ -223,6 +296,38 @@ impl RowState for DDSketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_interpolation_like_polars() {
+        // polars: pl.Series(range(1, 11)).quantile(q, method), for each method.
+        let e = ExactQuantile((1..=10).rev().map(f64::from).collect());
+        let cases = [
+            (0.15, Interpolation::Nearest, 2.0),
+            (0.15, Interpolation::Lower, 2.0),
+            (0.15, Interpolation::Higher, 3.0),
+            (0.15, Interpolation::Midpoint, 2.5),
+            (0.15, Interpolation::Linear, 2.35),
+            (0.15, Interpolation::Equiprobable, 2.0),
+            (0.1, Interpolation::Equiprobable, 1.0),
+            (0.55, Interpolation::Equiprobable, 6.0),
+            (0.5, Interpolation::Linear, 5.5),
+            (0.0, Interpolation::Equiprobable, 1.0),
+            (1.0, Interpolation::Equiprobable, 10.0),
+            (0.95, Interpolation::Linear, 9.55),
+        ];
+        for (q, m, want) in cases {
+            let got = e.quantile_by(q, m).unwrap();
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{m:?} at {q}: {got}, want {want}"
+            );
+        }
+        assert_eq!(
+            Interpolation::parse("linear").unwrap(),
+            Interpolation::Linear
+        );
+        assert!(Interpolation::parse("cubic").is_err());
+    }
 
     #[test]
     fn nearest_rank_like_polars() {

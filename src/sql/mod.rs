@@ -273,6 +273,9 @@ pub struct QueryPlan {
 pub struct StreamDecl {
     /// Its name.
     pub name: String,
+    /// The names (the stream's and its columns') declared unquoted: a quoted reference in
+    /// upper case finds them too, as Kinesis folded unquoted names to upper case.
+    pub unquoted: Vec<String>,
     /// Columns and their SQL types.
     pub columns: Vec<(String, String)>,
 }

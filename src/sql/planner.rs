@@ -108,6 +108,11 @@ fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
                 .iter()
                 .map(|c| (c.name.value.clone(), c.data_type.to_string()))
                 .collect();
+            let unquoted: Vec<String> = std::iter::once(&name)
+                .chain(ct.columns.iter().map(|c| &c.name))
+                .filter(|id| id.quote_style.is_none())
+                .map(|id| id.value.clone())
+                .collect();
             if st.head == Head::Stream {
                 if program
                     .streams
@@ -121,6 +126,7 @@ fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
                 }
                 program.streams.push(StreamDecl {
                     name: name.value.clone(),
+                    unquoted,
                     columns,
                 });
             } else {
@@ -286,6 +292,16 @@ fn names(id: &Ident, name: &str) -> bool {
     }
 }
 
+/// True when `id` names `name`, a name a SQL text declared: as [`names`], and a quoted
+/// upper-case reference also finds a name declared unquoted (`unquoted` lists those), since
+/// Kinesis folded unquoted names to upper case.
+fn declared(id: &Ident, name: &str, unquoted: &[String]) -> bool {
+    names(id, name)
+        || (id.quote_style.is_some()
+            && unquoted.iter().any(|u| u == name)
+            && id.value == name.to_uppercase())
+}
+
 fn is_rowtime(id: &Ident) -> bool {
     names(id, "ROWTIME")
 }
@@ -312,6 +328,8 @@ struct Rel {
     columns: Option<Vec<String>>,
     /// Names that may qualify its columns.
     qualifiers: Vec<Ident>,
+    /// Its columns declared unquoted in the SQL text (see [`declared`]).
+    folded: Vec<String>,
     /// A window TVF over it.
     tvf: Option<(Window, String, Vec<String>, Span)>,
     /// The window output columns a TVF adds (`window_start`, `window_end`, `window_time`).
@@ -335,7 +353,7 @@ impl Env<'_> {
         let Some(decl) = self
             .streams
             .values()
-            .find(|s| names(&target, &s.name))
+            .find(|s| declared(&target, &s.name, &s.unquoted))
             .cloned()
         else {
             return Err(SqlError::span(
@@ -367,7 +385,11 @@ impl Env<'_> {
             let mut out = Vec::new();
             for c in &insert.columns {
                 let id = object_name(c)?;
-                let Some((n, _)) = decl.columns.iter().find(|(n, _)| names(&id, n)) else {
+                let Some((n, _)) = decl
+                    .columns
+                    .iter()
+                    .find(|(n, _)| declared(&id, n, &decl.unquoted))
+                else {
                     return Err(SqlError::span(
                         format!(
                             "stream {} has no column {}; its columns are {}",
@@ -608,10 +630,15 @@ impl Env<'_> {
 
     /// A name in FROM: an input the caller gave, or an in-application stream.
     fn named(&self, id: &Ident) -> Res<Rel> {
-        if let Some(decl) = self.streams.values().find(|s| names(id, &s.name)) {
+        if let Some(decl) = self
+            .streams
+            .values()
+            .find(|s| declared(id, &s.name, &s.unquoted))
+        {
             let mut columns: Vec<String> = decl.columns.iter().map(|(n, _)| n.clone()).collect();
             columns.insert(0, "ROWTIME".into());
             return Ok(Rel {
+                folded: decl.unquoted.clone(),
                 input: Input::Stream(decl.name.clone()),
                 time: Some("ROWTIME".into()),
                 watermark: None,
@@ -667,6 +694,7 @@ impl Env<'_> {
             steps: Vec::new(),
             columns: info.columns.clone(),
             qualifiers: vec![id.clone()],
+            folded: Vec::new(),
             tvf: None,
             windowed: None,
         })
@@ -683,6 +711,7 @@ impl Env<'_> {
                 steps: Vec::new(),
                 columns: Some(plan.columns.clone()),
                 qualifiers: Vec::new(),
+                folded: Vec::new(),
                 tvf: None,
                 windowed: Some(plan),
             });
@@ -699,13 +728,16 @@ impl Env<'_> {
             Time::Declared(t) | Time::Column(t) => Some(t.clone()),
             Time::Rowtime => None,
         };
+        // `SELECT *` over an input whose columns are known only once it is read.
+        let columns = (!plan.columns.iter().any(|c| c == "*")).then_some(plan.columns);
         Ok(Rel {
             input: plan.input,
             time,
             watermark: plan.watermark,
             steps: plan.steps,
-            columns: Some(plan.columns),
+            columns,
             qualifiers: Vec::new(),
+            folded: Vec::new(),
             tvf: None,
             windowed: None,
         })
@@ -728,6 +760,7 @@ impl Env<'_> {
                     steps: Vec::new(),
                     columns: Some(plan.columns.clone()),
                     qualifiers: Vec::new(),
+                    folded: Vec::new(),
                     tvf: None,
                     windowed: Some(plan),
                 })
@@ -1161,12 +1194,12 @@ impl Env<'_> {
         }
         for g in group {
             match g {
-                Expr::Identifier(id) if rel.tvf.is_some() && names(id, "window_start") => {
+                g if rel.tvf.is_some() && bound_name(g) == Some("window_start") => {
                     bound_start = true
                 }
-                Expr::Identifier(id) if rel.tvf.is_some() && names(id, "window_end") => {
-                    bound_end = true
-                }
+                g if rel.tvf.is_some() && bound_name(g) == Some("window_end") => bound_end = true,
+                // window_time is window_end less a millisecond: grouping by it adds nothing.
+                g if rel.tvf.is_some() && bound_name(g) == Some("window_time") => {}
                 _ => {
                     if let Some((col, every)) = scope.time_bucket(g)? {
                         steps_found.push((col, every, g.clone()));
@@ -1250,7 +1283,7 @@ impl Env<'_> {
             };
             let every = steps_found[pick[0]].1.clone();
             for &i in &pick[1..] {
-                if steps_found[i].1 != every {
+                if canonical(&steps_found[i].1) != canonical(&every) {
                     return Err(SqlError::span(
                         "GROUP BY has two time windows of different sizes on the same time column",
                         steps_found[i].2.span(),
@@ -1836,6 +1869,16 @@ fn known<'a>(items: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// `window_start`, `window_end` or `window_time`, when `e` names one (qualified or not).
+fn bound_name(e: &Expr) -> Option<&'static str> {
+    let last = match e {
+        Expr::Identifier(id) => id,
+        Expr::CompoundIdentifier(ids) => ids.last()?,
+        _ => return None,
+    };
+    WINDOW_COLUMNS.into_iter().find(|w| names(last, w))
+}
+
 fn idents(e: &Expr) -> Vec<Ident> {
     match e {
         Expr::Identifier(id) => vec![id.clone()],
@@ -2038,6 +2081,39 @@ fn duration(e: &Expr) -> Res<Duration> {
             format!("expected a duration such as INTERVAL '1' MINUTE, found {e}"),
             e.span(),
         )),
+    }
+}
+
+/// A duration in one spelling: nanoseconds for fixed spans, months for calendar ones, the
+/// count for integers (`'60' SECOND` and `'1' MINUTE` are the same).
+fn canonical(d: &Duration) -> String {
+    let Duration::Text(text) = d else {
+        return format!("{d:?}");
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (n, unit) = text.split_at(split);
+    let Ok(n) = n.parse::<i128>() else {
+        return text.clone();
+    };
+    let (scale, calendar): (i128, bool) = match unit {
+        "ns" => (1, false),
+        "us" => (1_000, false),
+        "ms" => (1_000_000, false),
+        "s" => (1_000_000_000, false),
+        "m" => (60_000_000_000, false),
+        "h" => (3_600_000_000_000, false),
+        "d" => (86_400_000_000_000, false),
+        "w" => (604_800_000_000_000, false),
+        "mo" => (1, true),
+        "y" => (12, true),
+        _ => return text.clone(),
+    };
+    if calendar {
+        format!("{}mo", n * scale)
+    } else {
+        format!("{}ns", n * scale)
     }
 }
 
@@ -2247,18 +2323,29 @@ fn aggregate(f: &ast::Function, scope: &Scope) -> Res<Aggregate> {
             "approx_count_distinct".into(),
         ),
         "MEDIAN" => {
+            // As SQL engines: the mean of the two middle values of an even count.
             options.insert("q".into(), serde_json::json!(0.5));
+            options.insert("interpolation".into(), serde_json::json!("linear"));
             ("quantile", Some(input(one()?)?), "median".into())
         }
-        "PERCENTILE_DISC" => {
+        "PERCENTILE_DISC" | "PERCENTILE_CONT" => {
             let q = fraction(one()?)?;
             let [o] = within.as_slice() else {
                 return Err(SqlError::span(
-                    "PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY column)",
+                    format!("{name}(q) WITHIN GROUP (ORDER BY column)"),
                     span,
                 ));
             };
+            if o.options.sort == Some(ast::OrderBySort::Desc) {
+                return Err(unsupported(&format!("{name} ... ORDER BY ... DESC"), span));
+            }
+            let method = if name == "PERCENTILE_DISC" {
+                "equiprobable"
+            } else {
+                "linear"
+            };
             options.insert("q".into(), serde_json::json!(q));
+            options.insert("interpolation".into(), serde_json::json!(method));
             ("quantile", Some(input(&o.expr)?), quantile_suffix(q))
         }
         "APPROX_PERCENTILE" | "APPROX_QUANTILE" => {
@@ -2272,7 +2359,7 @@ fn aggregate(f: &ast::Function, scope: &Scope) -> Res<Aggregate> {
         _ => {
             return Err(SqlError::span(
                 format!(
-                "{name} is not supported; use PERCENTILE_DISC (nearest rank) or APPROX_PERCENTILE"
+                "{name} is not supported; use PERCENTILE_DISC, PERCENTILE_CONT or APPROX_PERCENTILE"
             ),
                 span,
             ))
@@ -2332,6 +2419,8 @@ fn quantile_suffix(q: f64) -> String {
 struct Scope {
     columns: Option<Vec<String>>,
     qualifiers: Vec<Ident>,
+    /// Columns declared unquoted in the SQL text (see [`declared`]).
+    folded: Vec<String>,
     rowtime: String,
     /// `window_start`, `window_end`, `window_time` of a TVF are columns here.
     tvf: bool,
@@ -2342,6 +2431,7 @@ impl Scope {
         Scope {
             columns: rel.columns.clone(),
             qualifiers: rel.qualifiers.clone(),
+            folded: rel.folded.clone(),
             rowtime: rel.time.clone().unwrap_or_else(|| "ROWTIME".into()),
             tvf: rel.tvf.is_some(),
         }
@@ -2382,6 +2472,11 @@ impl Scope {
         };
         if cols.contains(&id.value) {
             return Ok(id.value.clone());
+        }
+        if id.quote_style.is_some() {
+            if let Some(c) = cols.iter().find(|c| declared(id, c, &self.folded)) {
+                return Ok(c.clone());
+            }
         }
         if id.quote_style.is_none() {
             let found: Vec<&String> = cols
@@ -2474,7 +2569,13 @@ impl Scope {
     }
 
     /// The expression with its names resolved, for matching one expression to another.
+    /// Two spellings of one value give the same text: names resolved, function names in
+    /// upper case, time buckets as their column and size (`STEP(s.ROWTIME BY INTERVAL '60'
+    /// SECOND)` is `FLOOR(ROWTIME TO MINUTE)`).
     fn text(&self, e: &Expr) -> String {
+        if let Ok(Some((column, every))) = self.time_bucket(e) {
+            return format!("BUCKET({column:?}, {})", canonical(&every));
+        }
         let mut copy = e.clone();
         let mut r = Resolver {
             scope: self,
@@ -2482,6 +2583,23 @@ impl Scope {
             error: None,
         };
         let _ = copy.visit(&mut r);
+        struct Upper;
+        impl VisitorMut for Upper {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Function(f) = e {
+                    for part in &mut f.name.0 {
+                        if let ObjectNamePart::Identifier(id) = part {
+                            if id.quote_style.is_none() {
+                                id.value = id.value.to_ascii_uppercase();
+                            }
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = copy.visit(&mut Upper);
         copy.to_string()
     }
 
@@ -2494,6 +2612,18 @@ impl Scope {
             _ => e.to_string(),
         }
     }
+}
+
+/// `"end" - INTERVAL '1 millisecond'`: Flink's `window_time` of a window ending at `end`.
+fn window_time(end: &str) -> Expr {
+    let text = format!(
+        "(\"{}\" - INTERVAL '1 millisecond')",
+        end.replace('"', "\"\"")
+    );
+    Parser::new(&StreamingDialect)
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_expr())
+        .expect("a quoted name minus an interval parses")
 }
 
 fn sql(e: &Expr, span: Span) -> Scalar {
@@ -2643,6 +2773,14 @@ impl VisitorMut for Resolver<'_> {
             }
         }
         match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                if bound_name(e) == Some("window_time")
+                    && self.out.is_some_and(|o| o.bounds.is_some()) =>
+            {
+                // Flink's window_time: the window's end less a millisecond.
+                let end = &self.out.and_then(|o| o.bounds.as_ref()).expect("checked").1;
+                *e = window_time(end);
+            }
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                 let span = e.span();
                 let parts = idents(e);

@@ -158,24 +158,47 @@ def _check_q(q: Any, fn: str) -> float:
     return float(q)
 
 
+#: The ways an exact quantile picks its value, as polars' ``interpolation=`` names them.
+INTERPOLATIONS = ("nearest", "lower", "higher", "midpoint", "linear", "equiprobable")
+
+
+def _interpolation(method: Any, fn: str) -> dict[str, str]:
+    if method not in INTERPOLATIONS:
+        raise ConfigError(f"{fn}: interpolation must be one of {', '.join(map(repr, INTERPOLATIONS))}, "
+                          f"got {method!r}")
+    return {} if method == "nearest" else {"interpolation": method}
+
+
 @overload
-def quantile(column: str | pl.Expr, q: float, *, where: pl.Expr | None = None) -> Agg: ...
+def quantile(column: str | pl.Expr, q: float, *, interpolation: str = "nearest",
+             where: pl.Expr | None = None) -> Agg: ...
 @overload
-def quantile(column: str | pl.Expr, q: Sequence[float], *, where: pl.Expr | None = None) -> list[Agg]: ...
-def quantile(column: str | pl.Expr, q: float | Sequence[float], *,
+def quantile(column: str | pl.Expr, q: Sequence[float], *, interpolation: str = "nearest",
+             where: pl.Expr | None = None) -> list[Agg]: ...
+def quantile(column: str | pl.Expr, q: float | Sequence[float], *, interpolation: str = "nearest",
              where: pl.Expr | None = None) -> Agg | list[Agg]:
-    """Exact quantile by nearest rank, as polars' ``quantile(q, "nearest")``
-    (``{col}_q{q*100}``); a list of ``q`` gives one aggregate per quantile."""
+    """Exact quantile (``{col}_q{q*100}``), by polars' ``interpolation`` methods: with ``n``
+    values and ``p = (n - 1) * q``, ``"nearest"`` (the default) takes the value at rank
+    ``round(p)``, ``"lower"``/``"higher"`` at ``floor(p)``/``ceil(p)``, ``"midpoint"`` their
+    mean, ``"linear"`` interpolates between them (SQL's ``PERCENTILE_CONT``), and
+    ``"equiprobable"`` takes rank ``ceil(q * n) - 1`` (SQL's ``PERCENTILE_DISC``; over an
+    integer column it keeps the column's type). A list of ``q`` gives one aggregate per
+    quantile."""
     if isinstance(q, Sequence) and not isinstance(q, str):
-        return [quantile(column, _check_q(x, "rl.quantile"), where=where) for x in q]
+        return [quantile(column, _check_q(x, "rl.quantile"), interpolation=interpolation, where=where)
+                for x in q]
     q = _check_q(q, "rl.quantile")
-    return _make("quantile", column, where, _quantile_suffix(q), {"q": q})
+    return _make("quantile", column, where, _quantile_suffix(q),
+                 {"q": q, **_interpolation(interpolation, "rl.quantile")})
 
 
-def median(column: str | pl.Expr, *, where: pl.Expr | None = None) -> Agg:
-    """Exact median by nearest rank (``{col}_median``): ``quantile(col, 0.5)``. Note that
-    polars' ``median()`` averages the two middle values; this picks one of them."""
-    return _make("quantile", column, where, "median", {"q": 0.5})
+def median(column: str | pl.Expr, *, interpolation: str = "nearest",
+           where: pl.Expr | None = None) -> Agg:
+    """Exact median (``{col}_median``): ``quantile(col, 0.5, interpolation=...)``. By
+    default it picks the nearest middle value; polars' ``median()`` and SQL's ``MEDIAN``
+    average the two middle values, which is ``interpolation="linear"``."""
+    return _make("quantile", column, where, "median",
+                 {"q": 0.5, **_interpolation(interpolation, "rl.median")})
 
 
 @overload

@@ -181,7 +181,8 @@ class Builder:
         if kind in ("var", "std"):
             agg = getattr(_aggs, kind)(column, opts["ddof"], where=where)
         elif kind == "quantile":
-            agg = _aggs.quantile(column, opts["q"], where=where)
+            agg = _aggs.quantile(column, opts["q"], interpolation=opts.get("interpolation", "nearest"),
+                                 where=where)
         elif kind == "approx_quantile":
             agg = _aggs.approx_quantile(column, opts["q"], where=where)
         elif kind == "top_k":
