@@ -949,7 +949,15 @@ impl Plan {
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.aggs {
-            AggKind::parse(&a.kind)?;
+            if AggKind::parse(&a.kind)? == AggKind::Current
+                && !matches!(self.window, WindowPlan::Sliding { .. })
+            {
+                return Err(Error::Config(format!(
+                    "'{}' takes each row's own value, which only a sliding window has (one \
+                     output row per input row)",
+                    a.name
+                )));
+            }
             if keys.contains(a.name.as_str())
                 || generated.contains(&a.name)
                 || !seen.insert(&a.name)
@@ -1378,9 +1386,10 @@ const FLOATING: [AggKind; 4] = [
     AggKind::Quantile,
     AggKind::ApproxQuantile,
 ];
-const VALUES: [AggKind; 5] = [
+const VALUES: [AggKind; 6] = [
     AggKind::First,
     AggKind::Last,
+    AggKind::Current,
     AggKind::CountDistinct,
     AggKind::ApproxCountDistinct,
     AggKind::TopK,
@@ -1442,7 +1451,7 @@ fn engine_types(
             let engine_value = engine.clone().unwrap_or_else(|| t.clone());
             return Ok((engine, top_k_output(a, out, engine_value, weight)));
         }
-        if matches!(kind, AggKind::First | AggKind::Last) {
+        if matches!(kind, AggKind::First | AggKind::Last | AggKind::Current) {
             return Ok((engine, out));
         }
         return Ok((engine, None));

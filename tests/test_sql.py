@@ -427,6 +427,33 @@ def test_kinesis_sliding_window_min_max_avg_over_w1_equals_python_and_brute_forc
     assert (out["Min_Price"] < out["Max_Price"]).any()  # windows really hold several rows
 
 
+@SIZES
+def test_a_sliding_select_carries_each_rows_own_columns(size: int | None) -> None:
+    """A plain column that is neither a PARTITION BY key nor an aggregate (Kinesis' E10: the
+    ticker next to a SUM OVER w partitioned by the minute) comes out with each row's own
+    value, also when several rows share a time."""
+    df = _trades(300).with_columns(minute=pl.col("ts").dt.truncate("1m"))
+    # rows sharing a time, next to the rows they copy
+    df = pl.concat([df, df.head(20).with_columns(qty=pl.col("qty") + 100)]).sort("ts", maintain_order=True)
+    q = rl.sql("""
+        SELECT STREAM ticker, minute, qty, SUM(qty) OVER w AS total, ts
+        FROM s
+        WINDOW w AS (PARTITION BY minute RANGE INTERVAL '2' MINUTE PRECEDING)""", s=_stream(df, size))
+    out = q.collect()
+    assert out.columns == ["ticker", "minute", "qty", "total", "ts"]
+    assert out.height == df.height
+    rows = df.with_row_index("i")
+    pairs = (rows.join(rows, on="minute", suffix="_o")
+             .filter((pl.col("ts_o") > pl.col("ts") - pl.duration(minutes=2)) & (pl.col("ts_o") <= pl.col("ts"))))
+    want = (pairs.group_by("i", "ticker", "minute", "qty", "ts").agg(pl.col("qty_o").sum().alias("total"))
+            .select("ticker", "minute", "qty", "total", "ts"))
+    assert_same_rows(out, want)
+    # outside a sliding window a column must be a key or inside an aggregate
+    with pytest.raises(rl.SqlError, match="neither a GROUP BY key"):
+        rl.sql("SELECT STREAM ticker, qty, COUNT(*) FROM s GROUP BY ticker, STEP(s.ROWTIME BY INTERVAL '1' MINUTE)",
+               s=_stream(df, None))
+
+
 SLIDING_FORMS = {
     "inline, ordered by ROWTIME": ("COUNT(*) OVER (PARTITION BY ticker ORDER BY ROWTIME RANGE INTERVAL '30' SECOND "
                                    "PRECEDING) AS n, SUM(qty) OVER (PARTITION BY ticker ORDER BY ROWTIME RANGE "

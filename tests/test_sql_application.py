@@ -215,6 +215,34 @@ def test_e10_first_pump_inserts_into_the_listed_columns(size: int | None) -> Non
     assert_same_rows(out, want)
 
 
+E10_SECOND_PUMP = """
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("TICKER" VARCHAR(4), "TRADETIME" TIMESTAMP, "TICKERCOUNT" DOUBLE);
+CREATE PUMP "AGGREGATED_SQL_PUMP" AS
+    INSERT INTO "DESTINATION_SQL_STREAM" ("TICKER","TRADETIME", "TICKERCOUNT")
+    SELECT STREAM "TICKER", "TRADETIME", SUM("TICKERCOUNT") OVER W1 AS "TICKERCOUNT"
+    FROM "CALC_COUNT_SQL_STREAM"
+    WINDOW W1 AS (PARTITION BY "TRADETIME" RANGE INTERVAL '10' MINUTE PRECEDING);
+"""
+
+
+@SIZES
+def test_e10_partial_results_summed_by_a_sliding_pump_carry_each_rows_ticker(size: int | None) -> None:
+    """E10 whole: per-minute partial counts, then a sliding SUM OVER w partitioned by the minute,
+    whose select also names TICKER (neither a key nor an aggregate: each row's own value)."""
+    df = _trades().rename({"ticker": "TICKER_SYMBOL", "ev": "APPROXIMATE_ARRIVAL_TIME"})
+    app = rl.Application(E10_FIRST_PUMP + E10_SECOND_PUMP, _stream(df, size))
+    out = app.run().streams["DESTINATION_SQL_STREAM"]
+    partial = duck(f"""SELECT TICKER_SYMBOL AS TICKER, {bucket('ts', 60)} AS TRADETIME, COUNT(*) AS n
+                       FROM t GROUP BY {bucket('ts', 60)}, {bucket('APPROXIMATE_ARRIVAL_TIME', 60)}, TICKER_SYMBOL""",
+                   t=df)
+    # every partial row of a minute has that minute's end as ROWTIME: the window over the
+    # minute's partition holds them all, so each carries the minute's total
+    want = duck("""SELECT TRADETIME + INTERVAL 1 MINUTE AS ROWTIME, TICKER, TRADETIME,
+                          CAST(SUM(n) OVER (PARTITION BY TRADETIME) AS DOUBLE) AS TICKERCOUNT
+                   FROM p""", p=partial)
+    assert_same_rows(out, want)
+
+
 def test_a_pump_whose_select_has_the_wrong_number_of_columns_is_an_error() -> None:
     trades = _stream(_trades(20).rename({"ticker": "Ticker_Symbol"}), None)
     text = E2.replace("MAX(Price) AS Max_Price", "MAX(Price) AS Max_Price, COUNT(*) AS n")

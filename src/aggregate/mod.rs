@@ -50,6 +50,9 @@ pub enum AggKind {
     First,
     /// Last value by event time, ties by arrival.
     Last,
+    /// A sliding window's own row's value (a column carried to its output row, as a SQL
+    /// select list names a column that is neither a key nor an aggregate).
+    Current,
     /// Exact quantile by nearest rank (also the median).
     Quantile,
     /// Exact distinct count.
@@ -75,6 +78,7 @@ impl AggKind {
             "std" => AggKind::Std,
             "first" => AggKind::First,
             "last" => AggKind::Last,
+            "current" => AggKind::Current,
             "quantile" => AggKind::Quantile,
             "count_distinct" => AggKind::CountDistinct,
             "approx_count_distinct" => AggKind::ApproxCountDistinct,
@@ -392,10 +396,11 @@ fn build_rows(
             };
             Box::new(RowSlots::<Variance>::new(name, i, None, filter, cfg, b, t))
         }
-        AggKind::First | AggKind::Last => {
+        AggKind::First | AggKind::Last | AggKind::Current => {
             let (i, t) = value_type(spec, input)?;
+            // A row's own slot holds only that row: its last value is the row's.
             let cfg = FirstLastConfig {
-                last: spec.kind == AggKind::Last,
+                last: spec.kind != AggKind::First,
             };
             Box::new(TimeAware(RowSlots::<FirstLast>::new(
                 name,

@@ -71,6 +71,9 @@ struct Out {
 pub struct SlidingOperator {
     core: Core,
     period: i64,
+    /// Per aggregate: it gives the row's own value (`current`), read from the row's slot
+    /// rather than from its window's aggregate.
+    own: Vec<bool>,
     state: SlidingState,
     scratch: Scratch,
 }
@@ -134,9 +137,15 @@ impl SlidingOperator {
                     .into(),
             ));
         }
+        let own = config
+            .aggs
+            .iter()
+            .map(|a| a.kind == crate::aggregate::AggKind::Current)
+            .collect();
         Ok(SlidingOperator {
             core: Core::new(config),
             period,
+            own,
             state: SlidingState::default(),
             scratch: Scratch::default(),
         })
@@ -397,8 +406,8 @@ impl SlidingOperator {
     fn emit_row(&mut self, slot: u32, values: u32) {
         let r = self.state.rows[slot as usize];
         let copy = self.alloc_temp();
-        for acc in &mut self.core.accs {
-            acc.copy(copy, values);
+        for (acc, &own) in self.core.accs.iter_mut().zip(&self.own) {
+            acc.copy(copy, if own { slot } else { values });
         }
         let order = |seq: u32| (r.t, r.key, r.seq, seq);
         match self.core.config.emit {
@@ -457,8 +466,8 @@ impl SlidingOperator {
                     }
                     sh => sh,
                 };
-                for acc in &mut self.core.accs {
-                    acc.copy(shadow, values);
+                for (acc, &own) in self.core.accs.iter_mut().zip(&self.own) {
+                    acc.copy(shadow, if own { slot } else { values });
                 }
             }
         }

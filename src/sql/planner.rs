@@ -730,11 +730,23 @@ impl Env<'_> {
         };
         // `SELECT *` over an input whose columns are known only once it is read.
         let columns = (!plan.columns.iter().any(|c| c == "*")).then_some(plan.columns);
+        // A select that only keeps columns (and names the time ROWTIME) changes nothing this
+        // query's window reads (names resolve against `columns`): it is not run per batch.
+        let mut steps = plan.steps;
+        if let Some(Step::Select(items)) = steps.last() {
+            let pure = items.iter().all(|(n, v)| match v {
+                Scalar::Col(c) => c == n || n == "ROWTIME",
+                _ => false,
+            });
+            if pure {
+                steps.pop();
+            }
+        }
         Ok(Rel {
             input: plan.input,
             time,
             watermark: plan.watermark,
-            steps: plan.steps,
+            steps,
             columns,
             qualifiers: Vec::new(),
             folded: Vec::new(),
@@ -1521,7 +1533,42 @@ impl Env<'_> {
             aggs: calls.over.clone(),
             over: Vec::new(),
         };
-        let aggs = self.aggregates(s, scope, &over_calls)?;
+        let mut aggs = self.aggregates(s, scope, &over_calls)?;
+        // A plain column that is neither a key nor the time: each row carries its own value
+        // (Kinesis' sliding windows select them, e.g. a ticker next to a sum OVER w).
+        for item in &s.projection {
+            let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item
+            else {
+                continue;
+            };
+            if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                continue;
+            }
+            let col = scope.column(&idents(e), e.span())?;
+            let text = scope.text(e);
+            let taken = col == rowtime_col
+                || keys
+                    .iter()
+                    .any(|(k, ke)| *k == col || scope.text(ke) == text)
+                || aggs.iter().any(|(t, _)| *t == text);
+            if !taken {
+                let name = if aggs.iter().any(|(_, a)| a.name == col) {
+                    format!("__rl_row_{col}")
+                } else {
+                    col.clone()
+                };
+                aggs.push((
+                    text,
+                    Aggregate {
+                        kind: "current".into(),
+                        column: Some(Scalar::Col(col)),
+                        filter: None,
+                        name,
+                        options: BTreeMap::new(),
+                    },
+                ));
+            }
+        }
         let out = OutputScope {
             input: scope,
             keys: keys
@@ -2718,6 +2765,12 @@ impl OutputScope<'_> {
             return self.input.column(parts, span);
         }
         let col = self.input.column(parts, span)?;
+        if self.bounds.is_none() && col == self.input.rowtime {
+            // A sliding window's row time, named by its column.
+            if let Some(r) = &self.rowtime {
+                return Ok(r.clone());
+            }
+        }
         if let Some((_, c)) = self
             .keys
             .iter()

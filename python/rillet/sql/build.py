@@ -185,6 +185,8 @@ class Builder:
                                  where=where)
         elif kind == "approx_quantile":
             agg = _aggs.approx_quantile(column, opts["q"], where=where)
+        elif kind == "current":  # a sliding window's own row's value (no public constructor)
+            agg = _aggs._make("current", column, where, "current")
         elif kind == "top_k":
             agg = _aggs.top_k(column, opts["k"], where=where)
         else:
