@@ -181,17 +181,25 @@ pub enum WindowPlan {
         #[serde(default)]
         max_duration: Option<Span>,
     },
-    /// No window: rows pass through as they arrive (a row-by-row SQL query).
-    Rows {},
+    /// No aggregates: rows pass through as they arrive (a row-by-row SQL query), or each
+    /// window's rows come out when it closes (a window table function read row by row).
+    Rows {
+        /// The windows that list the rows (tumbling, hopping, cumulative), if any.
+        #[serde(default)]
+        window: Option<Box<WindowPlan>>,
+    },
     /// Per-key windows of a fixed length from their first row (Kinesis' stagger windows).
     Stagger {
         /// How long a window lasts from its first row.
         range: Span,
     },
-    /// One row out per row in, over `(t - period, t]`.
+    /// One row out per row in, over `(t - period, t]` (`closed="both"`: `[t - period, t]`).
     Sliding {
         /// The look-back.
         period: Span,
+        /// `"right"` (the default) or `"both"`.
+        #[serde(default)]
+        closed: Option<String>,
     },
 }
 
@@ -203,7 +211,7 @@ impl WindowPlan {
             WindowPlan::Cumulative { .. } => "cumulative",
             WindowPlan::Session { .. } => "session",
             WindowPlan::Stagger { .. } => "stagger",
-            WindowPlan::Rows {} => "rows",
+            WindowPlan::Rows { .. } => "rows",
             WindowPlan::Sliding { .. } => "sliding",
         }
     }
@@ -263,8 +271,20 @@ impl WindowPlan {
     /// `column_tz`, checked.
     pub fn layout(&self, unit: TimeUnit, column_tz: Option<&str>) -> Result<Layout> {
         match self {
-            WindowPlan::Sliding { period } => {
+            WindowPlan::Sliding { period, closed } => {
                 let p = period.to_units(unit, "sliding window period")?;
+                // Times are whole units: [t - p, t] is (t - p - 1, t].
+                let p = match closed.as_deref() {
+                    None | Some("right") => p,
+                    Some("both") => p.saturating_add(1),
+                    Some(other) => {
+                        return Err(Error::Config(format!(
+                            "a sliding window is closed 'right' ((t - period, t], as polars' \
+                             rolling) or 'both' ([t - period, t], as SQL's RANGE ... PRECEDING), \
+                             not '{other}'"
+                        )))
+                    }
+                };
                 if p <= 0 {
                     return Err(Error::Config(format!(
                         "sliding window period must be positive, got {}",
@@ -273,7 +293,22 @@ impl WindowPlan {
                 }
                 Ok(Layout::Sliding { period: p })
             }
-            WindowPlan::Rows {} => Ok(Layout::Rows),
+            WindowPlan::Rows { window: None } => Ok(Layout::Rows(None)),
+            WindowPlan::Rows { window: Some(w) } => {
+                if matches!(
+                    **w,
+                    WindowPlan::Session { .. }
+                        | WindowPlan::Sliding { .. }
+                        | WindowPlan::Stagger { .. }
+                        | WindowPlan::Rows { .. }
+                ) {
+                    return Err(Error::Config(format!(
+                        "rows are listed by tumbling, hopping or cumulative windows, not {}",
+                        w.kind()
+                    )));
+                }
+                Ok(Layout::Rows(Some(Box::new(w.layout(unit, column_tz)?))))
+            }
             WindowPlan::Stagger { range } => {
                 let r = range.to_units(unit, "stagger range")?;
                 if r <= 0 {
@@ -468,9 +503,17 @@ impl WindowPlan {
                 Some(m) => format!("session({}, max_duration={})", gap.describe(), m.describe()),
                 None => format!("session({})", gap.describe()),
             },
-            WindowPlan::Sliding { period } => format!("sliding({})", period.describe()),
+            WindowPlan::Sliding { period, closed } => match closed.as_deref() {
+                Some("both") => format!("sliding({}, closed='both')", period.describe()),
+                _ => format!("sliding({})", period.describe()),
+            },
             WindowPlan::Stagger { range } => format!("stagger({})", range.describe()),
-            WindowPlan::Rows {} => "none: rows pass through as they arrive".to_string(),
+            WindowPlan::Rows { window: None } => {
+                "none: rows pass through as they arrive".to_string()
+            }
+            WindowPlan::Rows { window: Some(w) } => {
+                format!("the rows of each {} window, when it closes", w.describe())
+            }
         };
         if let Some(o) = self.offset() {
             let _ = write!(s, " offset {}", o.describe());
@@ -536,8 +579,8 @@ pub enum Layout {
         /// A window's length.
         range: i64,
     },
-    /// No window.
-    Rows,
+    /// No aggregates; rows listed by these windows, if any.
+    Rows(Option<Box<Layout>>),
 }
 
 impl Layout {
@@ -553,7 +596,17 @@ impl Layout {
         Ok(match self {
             Layout::Sliding { period } => Windowing::Sliding { period: *period },
             Layout::Stagger { range } => Windowing::Stagger { range: *range },
-            Layout::Rows => Windowing::Rows,
+            Layout::Rows(None) => Windowing::Rows { windows: None },
+            Layout::Rows(Some(inner)) => match inner.windowing(unit)? {
+                Windowing::Aligned(spec) => Windowing::Rows {
+                    windows: Some(spec),
+                },
+                _ => {
+                    return Err(Error::Config(
+                        "rows are listed by tumbling, hopping or cumulative windows".into(),
+                    ))
+                }
+            },
             Layout::Session { gap, max_duration } => Windowing::Session {
                 gap: *gap,
                 max_duration: *max_duration,
@@ -846,7 +899,16 @@ impl BoundPlan {
         let (bound, _, _) = crate::operator::bind_schema(&self.config, &prepared)?;
         // Without a window, the rows go out as they came in.
         let schema = match self.config.window {
-            Windowing::Rows => prepared,
+            Windowing::Rows { windows: None } => prepared,
+            // The rows, then their window's bounds.
+            Windowing::Rows { windows: Some(_) } => Arc::new(Schema::new(
+                prepared
+                    .fields()
+                    .iter()
+                    .chain(bound.output_schema.fields().iter())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )),
             _ => bound.output_schema,
         };
         Ok(Arc::new(Schema::new(
@@ -931,7 +993,7 @@ impl Plan {
                 )));
             }
         }
-        if self.aggs.is_empty() && !matches!(self.window, WindowPlan::Rows {}) {
+        if self.aggs.is_empty() && !matches!(self.window, WindowPlan::Rows { .. }) {
             return Err(Error::Config(
                 "agg() needs at least one aggregate, e.g. rl.count()".into(),
             ));
@@ -975,7 +1037,7 @@ impl Plan {
     fn generated_columns(&self) -> Vec<String> {
         let mut g: Vec<String> = if matches!(self.window, WindowPlan::Sliding { .. }) {
             vec![self.time.clone()]
-        } else if matches!(self.window, WindowPlan::Rows {}) {
+        } else if matches!(self.window, WindowPlan::Rows { window: None }) {
             vec![]
         } else {
             vec!["window_start".into(), "window_end".into()]
@@ -1027,7 +1089,7 @@ impl Plan {
                     input_casts.push(Field::new(tcol, DataType::Int64, true));
                     if matches!(
                         self.window,
-                        WindowPlan::Sliding { .. } | WindowPlan::Rows {}
+                        WindowPlan::Sliding { .. } | WindowPlan::Rows { window: None }
                     ) {
                         // Sliding output carries the row's own time: give it back in its type.
                         output_casts.push(Field::new(tcol, t.clone(), true));

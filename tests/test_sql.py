@@ -409,15 +409,15 @@ def test_kinesis_sliding_window_min_max_avg_over_w1_equals_python_and_brute_forc
     out = q.collect()
     assert out.height == df.height  # one row per input row
     py = (_stream(df.rename({"ticker": "TICKER_SYMBOL", "price": "PRICE"}), size)
-          .window(rl.sliding("1m"), by="TICKER_SYMBOL")
+          .window(rl.sliding("1m", closed="both"), by="TICKER_SYMBOL")
           .agg(rl.min("PRICE").alias("Min_Price"), rl.max("PRICE").alias("Max_Price"),
                rl.mean("PRICE").alias("Avg_Price"))
           .collect().select("TICKER_SYMBOL", pl.col("ts").alias("t"), "Min_Price", "Max_Price", "Avg_Price"))
     assert out.equals(py)
-    # brute force: each row with its ticker's rows in (t - 1 minute, t]
+    # brute force: each row with its ticker's rows in [t - 1 minute, t] (SQL's RANGE frame)
     rows = df.with_row_index("i")
     pairs = (rows.join(rows, on="ticker", suffix="_o")
-             .filter((pl.col("ts_o") > pl.col("ts") - pl.duration(minutes=1)) & (pl.col("ts_o") <= pl.col("ts"))))
+             .filter((pl.col("ts_o") >= pl.col("ts") - pl.duration(minutes=1)) & (pl.col("ts_o") <= pl.col("ts"))))
     want = (pairs.group_by("i", "ticker", "ts")
             .agg(pl.col("price_o").min().alias("Min_Price"), pl.col("price_o").max().alias("Max_Price"),
                  pl.col("price_o").mean().alias("Avg_Price"))
@@ -444,7 +444,7 @@ def test_a_sliding_select_carries_each_rows_own_columns(size: int | None) -> Non
     assert out.height == df.height
     rows = df.with_row_index("i")
     pairs = (rows.join(rows, on="minute", suffix="_o")
-             .filter((pl.col("ts_o") > pl.col("ts") - pl.duration(minutes=2)) & (pl.col("ts_o") <= pl.col("ts"))))
+             .filter((pl.col("ts_o") >= pl.col("ts") - pl.duration(minutes=2)) & (pl.col("ts_o") <= pl.col("ts"))))
     want = (pairs.group_by("i", "ticker", "minute", "qty", "ts").agg(pl.col("qty_o").sum().alias("total"))
             .select("ticker", "minute", "qty", "total", "ts"))
     assert_same_rows(out, want)
@@ -478,7 +478,7 @@ def test_sliding_window_forms_equal_brute_force(form: str, size: int | None) -> 
     out = q.collect()
     rows = (df.filter(pl.col("qty") > 5) if "where" in form else df).with_row_index("i")
     pairs = rows.join(rows, on="ticker", suffix="_o") if keyed else rows.join(rows, how="cross", suffix="_o")
-    pairs = pairs.filter((pl.col("ts_o") > pl.col("ts") - pl.duration(seconds=30)) & (pl.col("ts_o") <= pl.col("ts")))
+    pairs = pairs.filter((pl.col("ts_o") >= pl.col("ts") - pl.duration(seconds=30)) & (pl.col("ts_o") <= pl.col("ts")))
     want = (pairs.group_by("i", "ticker", "ts")
             .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("qty_o").sum().alias("v"))
             .select(*(["ticker"] if keyed else []), pl.col("ts").alias("t"), "n", "v"))
@@ -766,8 +766,6 @@ def test_flink_cascading_window_aggregation_groups_by_window_time() -> None:
     assert_same_rows(out, want)
 
 
-@pytest.mark.xfail(strict=True, reason="a window Top-N straight over a window TVF's rows (no aggregate) is "
-                                       "refused: 'a window TVF's rows are grouped by GROUP BY window_start, window_end'")
 def test_flink_window_top_n_straight_over_the_tvf_rows() -> None:
     df = _trades()
     q = rl.sql("""SELECT * FROM (
@@ -874,3 +872,45 @@ def test_explain_of_a_sql_query_names_its_window_and_the_steps_over_each_emitted
                  "filter", "sort by ['volume']", "output after them"):
         assert part in text, (part, text)
     assert list(q.collect().columns) == ["ticker", "volume", "spread"]
+
+
+@SIZES
+def test_a_hop_window_s_rows_come_out_per_window_with_late_rows_kept(size: int | None) -> None:
+    """A window function read without aggregates lists each window's rows (a row in every
+    hopping window that holds it) when the window closes; rows whose windows all closed are
+    late, in run.late, never lost."""
+    df = _trades(300)
+    late = df.head(5).with_columns(pl.col("ts") - pl.duration(minutes=30), qty=pl.lit(999, dtype=pl.Int64))
+    df = pl.concat([df, late])  # arrive last, far behind the watermark
+    q = rl.sql("""SELECT window_start, window_end, window_time, ticker, qty
+                  FROM TABLE(HOP(TABLE s, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '3' MINUTE))
+                  WHERE qty > 3
+                  ORDER BY window_end, qty DESC""", s=_stream(df, size))
+    run = q.run()
+    assert run.late.height == 5 and (run.late["qty"] == 999).all()
+    kept = df.filter(pl.col("qty") != 999)
+    want = duck("""SELECT w.ws AS window_start, w.ws + INTERVAL 3 MINUTE AS window_end,
+                          w.ws + INTERVAL 3 MINUTE - INTERVAL 1 MILLISECOND AS window_time, ticker, qty
+                   FROM t, (SELECT DISTINCT time_bucket(INTERVAL '1 minute', ts) - INTERVAL (k) MINUTE AS ws
+                            FROM t, range(0, 3) r(k)) w
+                   WHERE ts >= w.ws AND ts < w.ws + INTERVAL 3 MINUTE AND qty > 3""", t=kept)
+    assert_same_rows(run.output, want)
+    # within each window, the rows come ordered by qty, largest first
+    for _, part in run.output.group_by("window_start", maintain_order=True):
+        assert part["qty"].to_list() == sorted(part["qty"].to_list(), reverse=True)
+    assert run.metrics["rows_in"] == df.height
+
+
+def test_a_range_frame_holds_the_row_exactly_its_length_before() -> None:
+    """SQL's RANGE INTERVAL '1' MINUTE PRECEDING is [t - 1 minute, t], as DuckDB computes it;
+    rl.sliding's default, as polars' rolling, is (t - 1 minute, t]."""
+    df = pl.DataFrame({"ts": [BASE, BASE + dt.timedelta(minutes=1), BASE + dt.timedelta(minutes=2, seconds=1)],
+                       "k": ["a", "a", "a"]})
+    q = rl.sql("SELECT STREAM k, COUNT(*) OVER w AS n FROM s WINDOW w AS (PARTITION BY k RANGE INTERVAL '1' MINUTE "
+               "PRECEDING)", s=rl.stream(df, time="ts", watermark=0))
+    want = duck("SELECT k, COUNT(*) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL 1 MINUTE PRECEDING "
+                "AND CURRENT ROW) AS n FROM t", t=df)
+    assert_same_rows(q.collect(), want)
+    assert q.collect()["n"].to_list() == [1, 2, 1]
+    right = rl.stream(df, time="ts", watermark=0).window(rl.sliding("1m"), by="k").agg(rl.count()).collect()
+    assert right["count"].to_list() == [1, 1, 1]

@@ -464,7 +464,7 @@ def test_e4_sliding_pump_rows_carry_their_own_rowtime_and_feed_another_pump(size
     df = _trades(300).rename({"ticker": "TICKER_SYMBOL", "price": "PRICE"})
     out = rl.Application(E4_AND_A_READER, _stream(df, size)).run()
     sliding = out.streams["DESTINATION_SQL_STREAM"]
-    py = (_stream(df, size).window(rl.sliding("1m"), by="TICKER_SYMBOL")
+    py = (_stream(df, size).window(rl.sliding("1m", closed="both"), by="TICKER_SYMBOL")
           .agg(rl.min("PRICE").alias("Min_Price"), rl.max("PRICE").alias("Max_Price"), rl.mean("PRICE").alias("Avg_Price"))
           .collect().select(pl.col("ts").alias("ROWTIME"), pl.col("TICKER_SYMBOL").alias("ticker_symbol"),
                             "Min_Price", "Max_Price", "Avg_Price"))

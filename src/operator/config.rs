@@ -107,8 +107,12 @@ pub enum Windowing {
         /// How long each window lasts from its first row.
         range: i64,
     },
-    /// No window: rows pass through as they arrive.
-    Rows,
+    /// No aggregates: rows pass through as they arrive, or (with `windows`) each window's
+    /// rows come out together when it closes, with its bounds.
+    Rows {
+        /// The windows rows are listed by (tumbling, hopping, cumulative), if any.
+        windows: Option<WindowSpec>,
+    },
     /// One window per row: the same key's rows in `(t - period, t]`.
     Sliding {
         /// How far back each row's window reaches.

@@ -55,6 +55,6 @@ pub fn build(config: OperatorConfig) -> Result<Box<dyn Operator>> {
             Box::new(SessionOperator::new(config)?)
         }
         Windowing::Sliding { .. } => Box::new(SlidingOperator::new(config)?),
-        Windowing::Rows => Box::new(rows::RowsOperator::new(config)),
+        Windowing::Rows { .. } => Box::new(rows::RowsOperator::new(config)?),
     })
 }

@@ -283,7 +283,7 @@ fn window_layout<'py>(
         }
         Layout::Sliding { period } => ("sliding", period, 0, 0, 0, 0, None),
         Layout::Stagger { range } => ("stagger", range, range, 0, 0, 0, None),
-        Layout::Rows => ("rows", 0, 0, 0, 0, 0, None),
+        Layout::Rows(_) => ("rows", 0, 0, 0, 0, 0, None),
     };
     d.set_item("kind", kind)?;
     d.set_item("period", period)?;

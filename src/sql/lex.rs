@@ -30,9 +30,13 @@ pub enum Head {
     /// A query or DDL as it stands.
     Plain,
     /// `CREATE [OR REPLACE] STREAM` (parsed as `CREATE TABLE`).
-    Stream,
+    Stream { replace: bool },
     /// `CREATE [OR REPLACE] PUMP name AS` (the rest is an `INSERT`).
-    Pump { name: String, span: Span },
+    Pump {
+        name: String,
+        span: Span,
+        replace: bool,
+    },
 }
 
 /// One statement's tokens after the pre-pass.
@@ -127,8 +131,9 @@ fn prepare(mut tokens: Vec<TokenWithSpan>) -> Result<Statement, SqlError> {
         if at(1).is_some_and(|t| is_word(t, "OR")) && at(2).is_some_and(|t| is_word(t, "REPLACE")) {
             k = 3;
         }
+        let replace = k == 3;
         if at(k).is_some_and(|t| is_word(t, "STREAM")) {
-            head = Head::Stream;
+            head = Head::Stream { replace };
             let i = sig[k];
             tokens[i] = new_word("TABLE", tokens[i].span);
         } else if at(k).is_some_and(|t| is_word(t, "PUMP")) {
@@ -136,7 +141,7 @@ fn prepare(mut tokens: Vec<TokenWithSpan>) -> Result<Statement, SqlError> {
                 return Err(SqlError::span("CREATE PUMP needs a name, e.g. CREATE OR REPLACE PUMP \"STREAM_PUMP\" AS INSERT INTO ...", tokens[sig[k]].span));
             };
             let name = match &tokens[name_at].token {
-                Token::Word(w) => w.value.clone(),
+                Token::Word(w) if !is_word(&tokens[name_at].token, "AS") => w.value.clone(),
                 other => {
                     return Err(SqlError::span(
                         format!("CREATE PUMP needs a name, found {other}"),
@@ -155,6 +160,7 @@ fn prepare(mut tokens: Vec<TokenWithSpan>) -> Result<Statement, SqlError> {
             head = Head::Pump {
                 name,
                 span: pump_span,
+                replace,
             };
             tokens.drain(..=sig[k + 2]);
         } else if at(k).is_some_and(|t| is_word(t, "TABLE")) {
@@ -271,8 +277,15 @@ fn rewrite(tokens: &mut Vec<TokenWithSpan>) -> Result<(), SqlError> {
             }
             t if is_word(t, "SELECT") => {
                 if let Some(n) = next {
-                    if is_word(&tokens[n].token, "STREAM") {
-                        // `SELECT STREAM x`: the keyword goes, never read as `STREAM AS x`.
+                    // `SELECT STREAM x`: the keyword goes, never read as `STREAM AS x`. A
+                    // column named stream (`SELECT stream, x`, `SELECT stream FROM t`) stays.
+                    let after = next_significant(tokens, n + 1).map(|a| &tokens[a].token);
+                    let column = after.is_none_or(|a| {
+                        matches!(a, Token::Comma | Token::Period | Token::EOF)
+                            || is_word(a, "FROM")
+                            || is_word(a, "AS")
+                    });
+                    if is_word(&tokens[n].token, "STREAM") && !column {
                         tokens.remove(n);
                     }
                 }
@@ -283,7 +296,9 @@ fn rewrite(tokens: &mut Vec<TokenWithSpan>) -> Result<(), SqlError> {
             t if is_word(t, "PARTITION") && stack.last() == Some(&Paren::Tvf) => {
                 partition_argument(tokens, i)?;
             }
-            t if is_word(t, "WINDOWED") => {
+            t if is_word(t, "WINDOWED")
+                && next.is_some_and(|n| is_word(&tokens[n].token, "BY")) =>
+            {
                 stagger(tokens, i)?;
             }
             _ => {}
@@ -448,7 +463,7 @@ mod tests {
                    GROUP BY STEP(t.ROWTIME BY INTERVAL '60' SECOND);";
         let st = statements(sql).unwrap();
         assert_eq!(st.len(), 2);
-        assert_eq!(st[0].head, Head::Stream);
+        assert_eq!(st[0].head, Head::Stream { replace: true });
         assert!(text(&st[0]).starts_with("CREATE OR REPLACE TABLE"));
         assert!(matches!(&st[1].head, Head::Pump { name, .. } if name == "P"));
         let t = text(&st[1]);

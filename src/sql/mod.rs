@@ -264,6 +264,9 @@ pub struct QueryPlan {
     pub rowtime: Option<String>,
     /// The output column that is the window's start, if kept.
     pub window_start: Option<String>,
+    /// Without aggregates: the windows whose rows come out together when each closes (a
+    /// window table function read row by row).
+    pub rows_window: Option<Window>,
     /// The statement as written.
     pub text: String,
 }

@@ -113,16 +113,22 @@ fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
                 .filter(|id| id.quote_style.is_none())
                 .map(|id| id.value.clone())
                 .collect();
-            if st.head == Head::Stream {
-                if program
-                    .streams
-                    .iter()
-                    .any(|s: &StreamDecl| s.name.eq_ignore_ascii_case(&name.value))
-                {
-                    return Err(SqlError::span(
-                        format!("stream {} is created twice", name.value),
-                        name.span,
-                    ));
+            if let Head::Stream { replace } = st.head {
+                // CREATE OR REPLACE replaces a stream of that name declared before it.
+                if let Some(at) = program.streams.iter().position(|s: &StreamDecl| {
+                    s.name == name.value
+                        || (name.quote_style.is_none() && s.name.eq_ignore_ascii_case(&name.value))
+                }) {
+                    if !replace {
+                        return Err(SqlError::span(
+                            format!(
+                                "stream {} is created twice; CREATE OR REPLACE STREAM replaces it",
+                                name.value
+                            ),
+                            name.span,
+                        ));
+                    }
+                    program.streams.remove(at);
                 }
                 program.streams.push(StreamDecl {
                     name: name.value.clone(),
@@ -164,13 +170,29 @@ fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
         match stmt {
             Statement::CreateTable(_) => {}
             Statement::Insert(insert) => {
-                let name = match &st.head {
-                    Head::Pump { name, .. } => name.clone(),
+                let (name, replace) = match &st.head {
+                    Head::Pump { name, replace, .. } => (name.clone(), *replace),
                     _ => {
                         unnamed += 1;
-                        format!("INSERT_{unnamed}")
+                        (format!("INSERT_{unnamed}"), false)
                     }
                 };
+                if let Some(at) = program.pumps.iter().position(|p| p.name == name) {
+                    // CREATE OR REPLACE PUMP replaces one of that name created before it.
+                    if !replace {
+                        let span = match &st.head {
+                            Head::Pump { span, .. } => *span,
+                            _ => st.span,
+                        };
+                        return Err(SqlError::span(
+                            format!(
+                                "pump {name} is created twice; CREATE OR REPLACE PUMP replaces it"
+                            ),
+                            span,
+                        ));
+                    }
+                    program.pumps.remove(at);
+                }
                 program.pumps.push(env.pump(name, &insert, st, sql)?);
             }
             Statement::Query(q) => {
@@ -192,6 +214,13 @@ fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
                 ))
             }
         }
+    }
+    if program.pumps.is_empty() {
+        return Err(SqlError::span(
+            "the application has no pump, so it computes nothing: add CREATE OR REPLACE PUMP \
+             \"P\" AS INSERT INTO \"S\" SELECT STREAM ...",
+            statements[0].span,
+        ));
     }
     Ok(program)
 }
@@ -555,6 +584,9 @@ impl Env<'_> {
         if group.is_empty() && calls.aggs.is_empty() && rel.tvf.is_none() {
             return self.rows(rel, &scope, s, order, rowtime);
         }
+        if group.is_empty() && calls.aggs.is_empty() {
+            return self.window_rows(rel, &scope, s, order, rowtime);
+        }
         self.grouped(rel, &scope, s, &group, &calls, order, rowtime)
     }
 
@@ -703,7 +735,7 @@ impl Env<'_> {
     /// A sub-query in FROM (or in `CURSOR(...)`).
     fn derived(&self, q: &ast::Query) -> Res<Rel> {
         let plan = self.query(q, true)?;
-        if plan.window.is_some() {
+        if plan.window.is_some() || plan.rows_window.is_some() {
             return Ok(Rel {
                 input: Input::Query(Box::new(plan.clone())),
                 time: plan.rowtime.clone(),
@@ -994,6 +1026,7 @@ impl Env<'_> {
             columns: all,
             rowtime: Some("ROWTIME".into()),
             window_start: None,
+            rows_window: None,
             text: String::new(),
         })
     }
@@ -1107,11 +1140,25 @@ impl Env<'_> {
                 }
             }
         }
-        // The event time travels with the rows even when not selected.
-        if !rowtime && !columns.contains(&time_col) && rel.time.is_some() {
-            select.push((time_col.clone(), Scalar::Col(time_col.clone())));
-        }
         check_unique(&columns, s.span())?;
+        // The operator reads the time column under its own name: it travels with the rows
+        // even when not selected (`*` of an input whose columns are not known yet keeps it,
+        // but leaves out ROWTIME).
+        let star = select.iter().any(|(n, _)| n == "*");
+        match select.iter().find(|(n, _)| *n == time_col) {
+            Some((_, v)) if *v != Scalar::Col(time_col.clone()) => {
+                return Err(SqlError::span(
+                    format!(
+                        "the select list names a column {time_col:?}, the stream's time column, \
+                         for another value; give it another name (AS ...)"
+                    ),
+                    s.select_token.0.span,
+                ))
+            }
+            Some(_) => {}
+            None if star && time_col != "ROWTIME" => {}
+            None => select.push((time_col.clone(), Scalar::Col(time_col.clone()))),
+        }
         // ORDER BY keys: an output column, or a value over the input computed before the
         // operator and carried through it.
         let mut sort = Vec::new();
@@ -1166,6 +1213,97 @@ impl Env<'_> {
             columns,
             rowtime: rowtime_out,
             window_start: None,
+            rows_window: None,
+            text: String::new(),
+        })
+    }
+
+    /// A window table function read without aggregates (`SELECT *, ROW_NUMBER() OVER
+    /// (PARTITION BY window_start, window_end ...) FROM TABLE(TUMBLE(...))`): each window's
+    /// rows come out together when it closes, with its bounds, for the select list, a Top-N
+    /// or an ORDER BY over them.
+    fn window_rows(
+        &self,
+        rel: Rel,
+        scope: &Scope,
+        s: &ast::Select,
+        order: &[ast::OrderByExpr],
+        rowtime: bool,
+    ) -> Res<QueryPlan> {
+        let (window, col, _, span) = rel.tvf.clone().expect("a window function");
+        if window.kind == "session" {
+            return Err(unsupported(
+                "a SESSION window's rows without an aggregate (group them by window_start, window_end)",
+                span,
+            ));
+        }
+        let time = match &rel.time {
+            Some(t) if *t != col => {
+                return Err(SqlError::span(
+                    format!("the window's DESCRIPTOR({col}) is not the stream's time column {t:?}"),
+                    span,
+                ))
+            }
+            Some(t) => Time::Declared(t.clone()),
+            None => Time::Column(col.clone()),
+        };
+        if let Some(h) = &s.having {
+            return Err(SqlError::span("HAVING needs GROUP BY", h.span()));
+        }
+        let mut steps = rel.steps.clone();
+        if let Some(w) = &s.selection {
+            steps.push(Step::Filter(scope.scalar(w)?));
+        }
+        let star = s.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        if star && rel.columns.is_none() {
+            return Err(SqlError::span(
+                "SELECT * over a window function's rows needs the input's columns before the \
+                 run; name the columns",
+                s.select_token.0.span,
+            ));
+        }
+        let input = rel.columns.clone().unwrap_or_default();
+        let out = OutputScope {
+            input: scope,
+            keys: Vec::new(),
+            aggs: Vec::new(),
+            rowtime: Some("window_end".into()),
+            bounds: Some(("window_start".into(), "window_end".into())),
+            passthrough: true,
+        };
+        let natural: Vec<String> = input
+            .iter()
+            .filter(|c| c.as_str() != "ROWTIME")
+            .cloned()
+            .chain(WINDOW_COLUMNS.iter().map(|c| c.to_string()))
+            .collect();
+        let (mut select, columns) = self.select_list(s, &out, rowtime, &natural)?;
+        for (name, value) in &mut select {
+            if name == "window_time" && *value == Scalar::Col("window_time".into()) {
+                *value = sql(&window_time("window_end"), span);
+            }
+        }
+        let mut post = Vec::new();
+        self.finish_post(&mut post, select, &columns, None, order, &out)?;
+        let (window_start, rowtime_out) = bound_columns(&columns, rowtime);
+        Ok(QueryPlan {
+            input: rel.input,
+            time,
+            watermark: rel.watermark,
+            steps,
+            window: None,
+            by: Vec::new(),
+            aggs: Vec::new(),
+            post,
+            columns,
+            rowtime: rowtime_out,
+            window_start,
+            rows_window: Some(window),
             text: String::new(),
         })
     }
@@ -1386,7 +1524,21 @@ impl Env<'_> {
                 ));
             }
         }
-        let aggs = self.aggregates(s, scope, calls)?;
+        let mut aggs = self.aggregates(s, scope, calls)?;
+        if aggs.is_empty() {
+            // GROUP BY without an aggregate (each window's distinct keys): a row count the
+            // select list leaves out.
+            aggs.push((
+                String::new(),
+                Aggregate {
+                    kind: "count".into(),
+                    column: None,
+                    filter: None,
+                    name: "__rl_rows".into(),
+                    options: BTreeMap::new(),
+                },
+            ));
+        }
         let (window, _col, _span) = window;
         let out = OutputScope {
             input: scope,
@@ -1417,12 +1569,7 @@ impl Env<'_> {
         let (select, columns) = self.select_list(s, &out, rowtime, &natural)?;
         let mut post = Vec::new();
         self.finish_post(&mut post, select, &columns, s.having.as_ref(), order, &out)?;
-        let window_start = columns.iter().find(|c| *c == "window_start").cloned();
-        let rowtime_out = if rowtime {
-            Some("ROWTIME".to_string())
-        } else {
-            columns.iter().find(|c| *c == "window_end").cloned()
-        };
+        let (window_start, rowtime_out) = bound_columns(&columns, rowtime);
         Ok(QueryPlan {
             input: rel.input,
             time,
@@ -1435,6 +1582,7 @@ impl Env<'_> {
             columns,
             rowtime: rowtime_out,
             window_start,
+            rows_window: None,
             text: String::new(),
         })
     }
@@ -1592,6 +1740,8 @@ impl Env<'_> {
         self.finish_post(&mut post, select, &columns, s.having.as_ref(), order, &out)?;
         let mut args = BTreeMap::new();
         args.insert("period".into(), period);
+        // SQL's RANGE frame holds the row exactly `period` before: [t - period, t].
+        args.insert("closed".into(), Duration::Text("both".into()));
         let rowtime_out = if rowtime {
             Some("ROWTIME".to_string())
         } else {
@@ -1612,6 +1762,7 @@ impl Env<'_> {
             columns,
             rowtime: rowtime_out,
             window_start: None,
+            rows_window: None,
             text: String::new(),
         })
     }
@@ -1791,7 +1942,10 @@ impl Env<'_> {
                 }
                 SelectItem::UnnamedExpr(e) => {
                     let value = out.scalar(e)?;
+                    let rowtime = matches!(e, Expr::Identifier(id) if is_rowtime(id))
+                        || matches!(e, Expr::CompoundIdentifier(ids) if ids.last().is_some_and(is_rowtime));
                     let name = match &value {
+                        _ if rowtime => "ROWTIME".to_string(),
                         Scalar::Col(c)
                             if matches!(
                                 e,
@@ -1877,6 +2031,18 @@ impl Env<'_> {
         }
         Ok(())
     }
+}
+
+/// The output columns that keep a window's start, and its end (the rows' ROWTIME: `ROWTIME`
+/// when kept under that name).
+fn bound_columns(columns: &[String], rowtime: bool) -> (Option<String>, Option<String>) {
+    let find = |name: &str| columns.iter().find(|c| *c == name).cloned();
+    let end = if rowtime {
+        Some("ROWTIME".to_string())
+    } else {
+        find("window_end")
+    };
+    (find("window_start"), end)
 }
 
 /// A ROWTIME stamped at arrival survives every select before the window.
@@ -2214,6 +2380,27 @@ fn unit_long(u: &str) -> &'static str {
 // ---------------------------------------------------------------------------------------
 // Aggregates.
 
+/// Aggregates other engines have and rillet does not: named as unsupported, not mistaken
+/// for scalar functions.
+const OTHER_AGGREGATES: [&str; 16] = [
+    "STRING_AGG",
+    "ARRAY_AGG",
+    "LISTAGG",
+    "GROUP_CONCAT",
+    "BOOL_AND",
+    "BOOL_OR",
+    "EVERY",
+    "ANY_VALUE",
+    "COLLECT",
+    "BIT_AND",
+    "BIT_OR",
+    "CORR",
+    "COVAR_POP",
+    "COVAR_SAMP",
+    "ARG_MAX",
+    "ARG_MIN",
+];
+
 const AGGREGATES: [&str; 20] = [
     "COUNT",
     "SUM",
@@ -2256,6 +2443,19 @@ impl Calls {
             type Break = ();
             fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
                 if let Expr::Function(f) = e {
+                    let name = f.name.to_string().to_ascii_uppercase();
+                    if OTHER_AGGREGATES.contains(&name.as_str()) {
+                        self.1 = Some(SqlError::span(
+                            format!(
+                                "the aggregate {name} is not supported; rillet has COUNT, SUM, AVG, \
+                                 MIN, MAX, VAR/STDDEV, FIRST_VALUE, LAST_VALUE, COUNT(DISTINCT), \
+                                 APPROX_COUNT_DISTINCT, MEDIAN, PERCENTILE_CONT/DISC and \
+                                 APPROX_PERCENTILE"
+                            ),
+                            f.span(),
+                        ));
+                        return ControlFlow::Break(());
+                    }
                     if is_aggregate(f) {
                         if self.2 > 0 {
                             self.1 =
@@ -2301,6 +2501,9 @@ fn aggregate(f: &ast::Function, scope: &Scope) -> Res<Aggregate> {
             );
             if let Some(c) = l.clauses.first() {
                 return Err(unsupported(&format!("{c} inside {name}(...)"), span));
+            }
+            if let Some(n) = &f.null_treatment {
+                return Err(unsupported(&format!("{name}(...) {n}"), span));
             }
             (l.args.clone(), distinct, f.within_group.clone())
         }

@@ -97,12 +97,12 @@ def window(spec: Any) -> dict[str, Any]:
         return {"kind": kind, "period": part(spec.period, "period"), "step": part(spec.every, "step"),
                 "offset": part(spec.offset, "offset")}
     if kind == "rows":
-        return {"kind": kind}
+        return {"kind": kind, "window": None if spec.inner is None else window(spec.inner)}
     if kind == "stagger":
         return {"kind": kind, "range": part(spec.every, "range")}
     if kind == "session":
         return {"kind": kind, "gap": part(spec.every, "gap"), "max_duration": part(spec.period, "max_duration")}
-    return {"kind": kind, "period": part(spec.period, "window period")}
+    return {"kind": kind, "period": part(spec.period, "window period"), "closed": spec.closed}
 
 
 def layout(spec: Any, unit: str, tz: str | None) -> dict[str, Any]:

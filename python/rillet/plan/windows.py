@@ -27,6 +27,10 @@ class WindowSpec:
     every: DurationLike
     offset: DurationLike | None = None
     tz: str | None = None
+    #: kind "rows" (a query without aggregates): the windows that list its rows, if any.
+    inner: WindowSpec | None = None
+    #: kind "sliding": "right" ((t - period, t]) or "both" ([t - period, t]).
+    closed: str | None = None
 
     def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
         """The layout in a time column of ``unit`` ('ns', 'us', 'ms' or 'integer') whose zone
@@ -38,6 +42,8 @@ class WindowSpec:
     def __repr__(self) -> str:
         if self.kind == "tumbling":
             body = f"{self.every!r}"
+        elif self.kind == "sliding" and self.closed is not None:
+            body = f"{self.period!r}, closed={self.closed!r}"
         elif self.kind == "sliding":
             body = f"{self.period!r}"
         elif self.kind == "stagger":
@@ -259,15 +265,22 @@ def stagger(range: DurationLike) -> WindowSpec:
     return WindowSpec("stagger", range, range, None, None)
 
 
-def sliding(period: DurationLike) -> WindowSpec:
+def sliding(period: DurationLike, closed: str = "right") -> WindowSpec:
     """One output row per input row, aggregating the same key's rows with time in
-    ``(t - period, t]`` (Kinesis Analytics' ``RANGE INTERVAL ... PRECEDING``, polars'
-    ``rolling``). Rows are emitted in event-time order once the watermark has passed their
-    time; each carries its ``by`` values and its time column instead of window bounds.
+    ``(t - period, t]`` (polars' ``rolling``), or in ``[t - period, t]`` with
+    ``closed="both"`` (SQL's and Kinesis Analytics' ``RANGE INTERVAL ... PRECEDING``, which
+    holds the row exactly ``period`` before). Rows are emitted in event-time order once the
+    watermark has passed their time; each carries its ``by`` values and its time column
+    instead of window bounds.
 
     >>> import rillet as rl
     >>> rl.sliding("5m")
     rl.sliding('5m')
     """
     validate_duration(period, "sliding window period")
-    return WindowSpec("sliding", period, period, None, None)
+    if closed not in ("right", "both"):
+        raise ConfigError(
+            f"sliding(closed=...) is 'right' ((t - period, t], as polars' rolling) or 'both' "
+            f"([t - period, t], as SQL's RANGE ... PRECEDING), got {closed!r}"
+        )
+    return WindowSpec("sliding", period, period, None, None, closed=None if closed == "right" else closed)

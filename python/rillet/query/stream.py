@@ -365,7 +365,9 @@ class Query(_plan.QueryBase):
         self._w = windowed
         self._aggs = aggs
         self._plan = _plan.of(self)  # checked by the core now; typed on the first batch
-        if windowed._spec.kind in ("sliding", "rows"):
+        if windowed._spec.kind == "rows" and windowed._spec.inner is not None:
+            self._floors = {"window_end": "window_end"}
+        elif windowed._spec.kind in ("sliding", "rows"):
             self._floors = {windowed._stream._time: "row_time"}
         else:
             self._floors = {"window_start": "window_start", "window_end": "window_end"}
@@ -512,8 +514,25 @@ class Query(_plan.QueryBase):
                 "change as it grows or merges, with no retraction of the old ones; use "
                 "emit='changelog' (its -U rows remove the old bounds) or emit='final'"
             )
+        return run_into(self, DatabaseSink(uri, table, self._sink_keys()), progress)
+
+    def _sink_keys(self) -> list[str]:
+        """The output columns that identify a window and key, for an upserting sink: the
+        keys and the window bounds; for a SQL select list, those it keeps (a Kinesis pump's
+        ROWTIME is its window's end)."""
+        w = self._w
         keys = [*w._by, "window_start", "window_end"]
-        return run_into(self, DatabaseSink(uri, table, keys), progress)
+        if self._columns is None:
+            return keys
+        missing = [k for k in w._by if k not in self._columns]
+        bounds = [b for b in ("window_start", "window_end", "ROWTIME") if b in self._columns]
+        if missing or not bounds:
+            raise ConfigError(
+                "to_database keys each row by the query's GROUP BY keys and its window, but this "
+                f"select list leaves out {missing + ([] if bounds else ['window_start or ROWTIME'])}; "
+                "select them under their own names (e.g. SELECT window_start, window_end, key, ...)"
+            )
+        return [*w._by, *bounds]
 
     def explain(self, timeout: float | None = 10.0) -> str:
         """The plan as text: the source and its row-wise steps, the event time and watermark,

@@ -26,6 +26,11 @@ def apply_ops(ops: tuple[tuple[str, tuple, dict], ...], df: pl.DataFrame) -> pl.
             df = getattr(df, op)(*args, **kwargs)
         except pl.exceptions.ColumnNotFoundError as e:
             raise SchemaError(f".{op}(...) refers to a column that is not in the stream: {e}") from e
+        except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError,
+                pl.exceptions.SchemaError, pl.exceptions.DuplicateError) as e:
+            shown = ", ".join(str(a) for a in args)[:300]
+            raise SchemaError(f".{op}({shown}) cannot run on the stream's columns "
+                              f"{dict(df.schema)}: {e}") from e
     return df
 
 

@@ -71,8 +71,8 @@ class Builder:
 
     def named(self, items: list[Any]) -> list[pl.Expr]:
         """``(name, value)`` pairs as aliased expressions (``*``: every column, as they are)."""
-        return [(pl.all().exclude(r"^__rl_.*$") if v == {"col": "*"} else self.expr(v)) if n == "*"
-                else self.expr(v).alias(n) for n, v in items]
+        return [(pl.all().exclude("ROWTIME", r"^__rl_.*$") if v == {"col": "*"} else self.expr(v))
+                if n == "*" else self.expr(v).alias(n) for n, v in items]
 
     # -- steps --------------------------------------------------------------------------
     def stream_steps(self, stream: Stream, steps: list[Any]) -> Stream:
@@ -156,14 +156,18 @@ class Builder:
         stream = self.stream(plan)
         w = plan["window"]
         if w is None:
-            # No window: the rows pass through (the core's rows operator).
-            q = Query(Windowed(stream, WindowSpec("rows", None, 0), (), 0, "final", "collect"), ())
+            # No aggregates: the rows pass through (the core's rows operator), or each
+            # window's rows come out together when it closes.
+            listed = plan.get("rows_window")
+            spec = WindowSpec("rows", None, 0, inner=None if listed is None else window_spec(listed))
+            q = Query(Windowed(stream, spec, (), 0, "final", "collect"), ())
         else:
             aggs = [self.aggregate(a) for a in plan["aggs"]]
             q = stream.window(window_spec(w), by=plan["by"]).agg(*aggs)
         floors = {}
         if plan.get("rowtime"):
-            floors[plan["rowtime"]] = "row_time" if w is None or w["kind"] == "sliding" else "window_end"
+            row_time = (w is None and plan.get("rows_window") is None) or (w is not None and w["kind"] == "sliding")
+            floors[plan["rowtime"]] = "row_time" if row_time else "window_end"
         if plan.get("window_start"):
             floors[plan["window_start"]] = "window_start"
         return q._then(self.post_steps(plan["post"]), floors, plan["columns"])
@@ -207,7 +211,7 @@ def window_spec(w: dict[str, Any]) -> _windows.WindowSpec:
         return _windows.session(args["gap"])
     if kind == "stagger":
         return _windows.stagger(args["range"])
-    return _windows.sliding(args["period"])
+    return _windows.sliding(args["period"], closed=args.get("closed", "right"))
 
 
 def cast_columns(df: pl.DataFrame, types: list[tuple[str, str]]) -> pl.DataFrame:
