@@ -135,3 +135,55 @@ def test_columns_named_like_keywords_are_columns() -> None:
     assert out.equals(df.select("stream", "windowed"))
     out = rl.sql("SELECT STREAM stream FROM t", t=rl.stream(df, time="ts")).collect()
     assert out.equals(df.select("stream"))
+
+
+def test_arrival_time_windows_close_by_the_wall_clock_while_the_source_is_quiet(monkeypatch) -> None:
+    """ROWTIME as arrival time (a raw source): a heartbeat of a quiet live source moves the
+    watermark to the wall clock, so the window that clock passed comes out without waiting
+    for another row, as Kinesis closes windows on ROWTIME."""
+    from rillet import _clock
+
+    now = {"us": 1_767_225_600_000_000}  # 2026-01-01T00:00:00Z
+    monkeypatch.setattr(_clock, "now_us", lambda: now["us"])
+    monkeypatch.setattr(_clock, "now_ms", lambda: now["us"] // 1000)
+    rows = pl.DataFrame({"k": ["a", "b", "a"]})
+    seen = []
+
+    def source():
+        yield rows
+        now["us"] += 1_500_000  # 1.5 s later, nothing arrived
+        yield rows.head(0)
+        seen.append("heartbeat")
+        now["us"] += 1_000_000
+        yield rows.head(1)
+
+    q = rl.sql("SELECT STREAM k, COUNT(*) AS n FROM s GROUP BY k, STEP(s.ROWTIME BY INTERVAL '1' SECOND)",
+               s=source())
+    emitted = []
+    for out in q.iter():
+        emitted.append((len(seen), out.sort("k").rows()))
+    # the first second's counts came out at the heartbeat, before the next row was read
+    assert emitted[0] == (0, [("a", 2), ("b", 1)])
+    assert emitted[-1][1] == [("a", 1)]
+    assert sum(n for _, part in emitted for _, n in part) == 4
+
+
+@SIZES
+def test_flink_cascading_windows_over_window_time_equal_the_direct_windows(size: int | None) -> None:
+    """Flink's window cascading: a 2-minute window's window_time (its end less a
+    millisecond) is the time of a 10-minute window over its rows, which then equals the
+    10-minute window over the input: no 2-minute window slips into the next 10 minutes."""
+    df = _trades(400)
+    inner = """SELECT window_start, window_end, window_time AS rowtime, ticker, SUM(price) AS partial_price
+               FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
+               GROUP BY ticker, window_start, window_end, window_time"""
+    outer = """SELECT window_start, window_end, SUM(partial_price) AS total_price
+               FROM TABLE(TUMBLE(TABLE {src}, DESCRIPTOR(rowtime), INTERVAL '10' MINUTES))
+               GROUP BY window_start, window_end"""
+    want = duck(f"""SELECT {bucket('ts', 600)} AS window_start, {bucket('ts', 600)} + INTERVAL 10 MINUTE AS window_end,
+                           SUM(price) AS total_price FROM t GROUP BY ALL""", t=df)
+    nested = rl.sql(outer.format(src=f"({inner})"), s=_stream(df, size)).run()
+    assert nested.late.height == 0
+    assert_same_rows(nested.output, want)
+    named = rl.sql(outer.format(src="window1"), window1=rl.sql(inner, s=_stream(df, size))).collect()
+    assert named.equals(nested.output)

@@ -323,14 +323,15 @@ fn prev_significant(tokens: &[TokenWithSpan], before: usize) -> Option<usize> {
     (0..before).rev().find(|&i| !is_blank(&tokens[i].token))
 }
 
-/// `TABLE t` as a window TVF's argument: the keyword goes.
+/// `TABLE t` (or `TABLE (query)`) as a window TVF's argument: the keyword goes.
 fn drop_table_keyword(tokens: &mut Vec<TokenWithSpan>, from: usize) {
     if let Some(n) = next_significant(tokens, from) {
         if word(&tokens[n].token)
             .is_some_and(|w| w.keyword == Keyword::TABLE && w.quote_style.is_none())
         {
             if let Some(after) = next_significant(tokens, n + 1) {
-                if matches!(tokens[after].token, Token::Word(_)) {
+                // `TABLE t`, or `TABLE (SELECT ...)`: the argument without the keyword.
+                if matches!(tokens[after].token, Token::Word(_) | Token::LParen) {
                     tokens.remove(n);
                 }
             }

@@ -101,6 +101,10 @@ pub struct InputInfo {
     /// from the query: a window's column, or `ROWTIME`, the arrival time).
     #[serde(default)]
     pub time: Option<String>,
+    /// A query input's column that is Flink's `window_time` (its window's end less a
+    /// millisecond), if it has one.
+    #[serde(default)]
+    pub window_time: Option<String>,
 }
 
 /// The inputs a query or application may read, by name.
@@ -264,6 +268,9 @@ pub struct QueryPlan {
     pub rowtime: Option<String>,
     /// The output column that is the window's start, if kept.
     pub window_start: Option<String>,
+    /// The output column that is Flink's `window_time` (the window's end less a
+    /// millisecond), if kept: a window function over this query's rows may take it as time.
+    pub window_time: Option<String>,
     /// Without aggregates: the windows whose rows come out together when each closes (a
     /// window table function read row by row).
     pub rows_window: Option<Window>,

@@ -363,6 +363,10 @@ struct Rel {
     tvf: Option<(Window, String, Vec<String>, Span)>,
     /// The window output columns a TVF adds (`window_start`, `window_end`, `window_time`).
     windowed: Option<QueryPlan>,
+    /// A column of this input that is Flink's `window_time` of the query it comes from (a
+    /// window's end less a millisecond): a window function on it takes the upstream's
+    /// watermark less a millisecond.
+    window_time: Option<String>,
 }
 
 struct Env<'a> {
@@ -679,6 +683,7 @@ impl Env<'_> {
                 qualifiers: vec![id.clone()],
                 tvf: None,
                 windowed: None,
+                window_time: None,
             });
         }
         let matches: Vec<&String> = self.inputs.0.keys().filter(|k| names(id, k)).collect();
@@ -729,6 +734,7 @@ impl Env<'_> {
             folded: Vec::new(),
             tvf: None,
             windowed: None,
+            window_time: info.window_time.clone(),
         })
     }
 
@@ -745,6 +751,7 @@ impl Env<'_> {
                 qualifiers: Vec::new(),
                 folded: Vec::new(),
                 tvf: None,
+                window_time: plan.window_time.clone(),
                 windowed: Some(plan),
             });
         }
@@ -784,6 +791,7 @@ impl Env<'_> {
             folded: Vec::new(),
             tvf: None,
             windowed: None,
+            window_time: None,
         })
     }
 
@@ -806,6 +814,7 @@ impl Env<'_> {
                     qualifiers: Vec::new(),
                     folded: Vec::new(),
                     tvf: None,
+                    window_time: plan.window_time.clone(),
                     windowed: Some(plan),
                 })
             }
@@ -896,6 +905,12 @@ impl Env<'_> {
         let ts = descriptor(timecol)?;
         let scope = Scope::of(&rel);
         let time = scope.column(std::slice::from_ref(&ts), ts.span)?;
+        if rel.window_time.as_deref() == Some(time.as_str()) {
+            // Flink's cascading windows: window_time is the upstream window's end less a
+            // millisecond, so the upstream's watermark less a millisecond is this one's.
+            rel.time = Some(time.clone());
+            rel.watermark = Some(Duration::Text("1ms".into()));
+        }
         let get = |k: &str| -> Res<Duration> {
             let e = bound
                 .get(k)
@@ -1027,6 +1042,7 @@ impl Env<'_> {
             rowtime: Some("ROWTIME".into()),
             window_start: None,
             rows_window: None,
+            window_time: None,
             text: String::new(),
         })
     }
@@ -1214,6 +1230,7 @@ impl Env<'_> {
             rowtime: rowtime_out,
             window_start: None,
             rows_window: None,
+            window_time: window_time_of(s, scope),
             text: String::new(),
         })
     }
@@ -1304,6 +1321,7 @@ impl Env<'_> {
             rowtime: rowtime_out,
             window_start,
             rows_window: Some(window),
+            window_time: window_time_of(s, scope),
             text: String::new(),
         })
     }
@@ -1583,6 +1601,7 @@ impl Env<'_> {
             rowtime: rowtime_out,
             window_start,
             rows_window: None,
+            window_time: window_time_of(s, scope),
             text: String::new(),
         })
     }
@@ -1763,6 +1782,7 @@ impl Env<'_> {
             rowtime: rowtime_out,
             window_start: None,
             rows_window: None,
+            window_time: window_time_of(s, scope),
             text: String::new(),
         })
     }
@@ -2031,6 +2051,23 @@ impl Env<'_> {
         }
         Ok(())
     }
+}
+
+/// The output column a select item makes of Flink's `window_time` (its alias, or its own
+/// name), when the query reads a window function.
+fn window_time_of(s: &ast::Select, scope: &Scope) -> Option<String> {
+    if !scope.tvf {
+        return None;
+    }
+    s.projection.iter().find_map(|item| match item {
+        SelectItem::UnnamedExpr(e) if bound_name(e) == Some("window_time") => {
+            Some("window_time".to_string())
+        }
+        SelectItem::ExprWithAlias { expr, alias } if bound_name(expr) == Some("window_time") => {
+            Some(alias.value.clone())
+        }
+        _ => None,
+    })
 }
 
 /// The output columns that keep a window's start, and its end (the rows' ROWTIME: `ROWTIME`
@@ -2711,7 +2748,13 @@ impl Scope {
                 ));
             }
         }
-        if is_rowtime(id) {
+        // A column spelled exactly so (Flink's `window_time AS rowtime`) is that column;
+        // otherwise ROWTIME is the input's time.
+        let exact = self
+            .columns
+            .as_ref()
+            .is_some_and(|cols| cols.contains(&id.value) && id.value != "ROWTIME");
+        if is_rowtime(id) && !exact {
             return Ok(self.rowtime.clone());
         }
         if self.tvf && WINDOW_COLUMNS.iter().any(|w| names(id, w)) {
@@ -3123,6 +3166,7 @@ mod tests {
             crate::sql::InputInfo {
                 columns: Some(cols.iter().map(|s| s.to_string()).collect()),
                 time: None,
+                window_time: None,
             },
         );
         Inputs(m)
@@ -3153,6 +3197,7 @@ mod tests {
                 crate::sql::InputInfo {
                     columns: Some(vec!["a".into()]),
                     time: None,
+                    window_time: None,
                 },
             )])),
         )

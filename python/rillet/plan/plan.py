@@ -55,6 +55,8 @@ class QueryBase:
     _floors: dict[str, str]
     #: The output's columns when known without reading the input (a SQL select list).
     _columns: list[str] | None = None
+    #: The output column that is Flink's window_time (a SQL select list's), if any.
+    _window_time: str | None = None
 
 
 def span(value: DurationLike | None, what: str) -> dict[str, Any] | None:

@@ -216,6 +216,14 @@ class Execution:
         idle = self._idle(now)
         tick = self._finish_output(self.op.tick(now))
         parts = [p for p in (idle, tick) if p is not None and p.height]
+        if self.stream._processing_time is not None:
+            # Arrival time follows the wall clock while the source is quiet: the windows it
+            # has passed close (rows read later are stamped later, so none is late).
+            stamp = max(_clock.now_us(), self.last_stamp_us)
+            self.last_stamp_us = stamp
+            passed = self._finish_output(self.op.advance_watermark(stamp - self.delay))
+            if passed.height:
+                parts.append(passed)
         return pl.concat(parts, how="vertical") if len(parts) > 1 else (parts[0] if parts else tick)
 
     def _idle(self, now: int) -> pl.DataFrame | None:

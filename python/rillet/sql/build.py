@@ -132,7 +132,8 @@ class Builder:
         (kind, value), = source.items()
         if kind == "query":
             up = self.query(value)
-            stream = Stream(up, _floor_time(up, value.get("rowtime")), watermark=0)
+            stream = Stream(up, _upstream_time(up, time, value.get("rowtime")),
+                            watermark=plan.get("watermark") or 0)
         elif kind == "stream":
             if self.streams is None:  # pragma: no cover - the planner only names streams in apps
                 raise ConfigError(f"in-application stream {value} outside an application")
@@ -143,7 +144,7 @@ class Builder:
             if isinstance(given, Stream):
                 stream = given
             elif isinstance(given, QueryBase):
-                stream = Stream(given, _floor_time(given, None), watermark=0)
+                stream = Stream(given, _upstream_time(given, time, None), watermark=plan.get("watermark") or 0)
             elif time == "rowtime":
                 stream = Stream(given, processing_time("ROWTIME"))
             else:
@@ -170,7 +171,13 @@ class Builder:
             floors[plan["rowtime"]] = "row_time" if row_time else "window_end"
         if plan.get("window_start"):
             floors[plan["window_start"]] = "window_start"
-        return q._then(self.post_steps(plan["post"]), floors, plan["columns"])
+        if plan.get("window_time"):
+            # Flink's window_time, the end less a millisecond: a query windowing on it reads
+            # the upstream's watermark less a millisecond (its own watermark="1ms").
+            floors[plan["window_time"]] = "window_end"
+        q = q._then(self.post_steps(plan["post"]), floors, plan["columns"])
+        q._window_time = plan.get("window_time")
+        return q
 
     def aggregate(self, a: dict[str, Any]) -> _aggs.Agg:
         kind = a["kind"]
@@ -231,6 +238,14 @@ def cast_columns(df: pl.DataFrame, types: list[tuple[str, str]]) -> pl.DataFrame
         if target is not None and current != target:
             exprs.append(pl.col(name).cast(target))
     return df.with_columns(exprs) if exprs else df
+
+
+def _upstream_time(query: QueryBase, time: Any, preferred: str | None) -> str:
+    """The event time of a stream over ``query``'s rows: the column the plan declares, when
+    the query's output bounds it, else its window's end."""
+    if isinstance(time, dict) and "declared" in time and time["declared"] in query._floors:
+        return time["declared"]
+    return _floor_time(query, preferred)
 
 
 def _floor_time(query: QueryBase, preferred: str | None) -> str:

@@ -46,7 +46,9 @@ def sql(text: str, **sources: Any) -> Query:
 def inputs_info(sources: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What the SQL planner is told of each input: its columns when they can be known
     without consuming it, and its declared event time."""
-    return {name: {"columns": columns_of(value), "time": time_of(value)} for name, value in sources.items()}
+    return {name: {"columns": columns_of(value), "time": time_of(value),
+                   "window_time": value._window_time if isinstance(value, QueryBase) else None}
+            for name, value in sources.items()}
 
 
 def time_of(value: Any) -> str | None:
