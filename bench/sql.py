@@ -11,7 +11,8 @@ are checked equal before timing. The two sides' runs alternate, so drift in the 
 speed hits both alike.
 Printed per query: events/s of each side (median of --runs) and SQL's throughput as a
 fraction of Python's (the goal is >= 0.95). DuckDB's time for the batch equivalent (K1-K5
-of peers/duckdb_batch.py, same threads) is printed next to them as the usual yardstick.
+of peers/duckdb_batch.py, same threads) and polars' (peers/polars_batch.py, dt.truncate +
+group_by, polars' own thread pool) are printed next to them as the usual yardsticks.
 One JSON line per query is appended to bench/results/sql.jsonl.
 """
 from __future__ import annotations
@@ -110,6 +111,7 @@ def main() -> None:
 
     sys.path.insert(0, str(args.workload_dir / "peers"))
     import duckdb_batch  # the peers' DuckDB queries
+    import polars_batch  # the peers' polars queries (dt.truncate + group_by)
 
     path = bench.ensure_parquet(args)
     df = pl.read_parquet(path)
@@ -119,8 +121,12 @@ def main() -> None:
     con = duckdb_batch.prepare(df.to_arrow(), SimpleNamespace(threads=args.threads))
     duck = {"K1": duckdb_batch.k1, "K2": duckdb_batch.k2, "K3": duckdb_batch.k3,
             "K4": duckdb_batch.k4, "K5": duckdb_batch.k5}
+    polars_batch.STYLE = "truncate"
+    batch = {"K1": polars_batch.k1, "K2": polars_batch.k2, "K3": polars_batch.k3,
+             "K4": polars_batch.k4, "K5": polars_batch.k5}
     print(f"{args.events:,} events, {args.threads} thread(s), median of {args.runs} runs, rillet {rl.__version__}")
-    print(f"{'query':6} {'python ev/s':>14} {'sql ev/s':>14} {'sql/python':>11} {'duckdb ev/s':>14}")
+    print(f"{'query':6} {'python ev/s':>14} {'sql ev/s':>14} {'sql/python':>11} {'duckdb ev/s':>14} "
+          f"{'sql/duckdb':>11} {'polars ev/s':>14} {'sql/polars':>11}")
     results = ROOT / "bench" / "results" / "sql.jsonl"
     for name in [q.strip() for q in args.queries.split(",") if q.strip()]:
         sql_query = rl.sql(SQL[name], events=stream)
@@ -137,13 +143,16 @@ def main() -> None:
             sql_t.append(timed(lambda q=sql_query: q.run(progress=False).output, 1)[0])
         py_s, sql_s = statistics.median(py_t), statistics.median(sql_t)
         duck_s, _ = timed(lambda f=duck[name]: f(con), args.runs)
+        polars_s, _ = timed(lambda f=batch[name]: f(df), args.runs)
         n = df.height
-        print(f"{name:6} {n / py_s:14,.0f} {n / sql_s:14,.0f} {py_s / sql_s:11.3f} {n / duck_s:14,.0f}")
+        print(f"{name:6} {n / py_s:14,.0f} {n / sql_s:14,.0f} {py_s / sql_s:11.3f} {n / duck_s:14,.0f} "
+              f"{duck_s / sql_s:11.3f} {n / polars_s:14,.0f} {polars_s / sql_s:11.3f}")
         results.parent.mkdir(parents=True, exist_ok=True)
         with results.open("a") as f:
             f.write(json.dumps({"query": name, "events": n, "threads": args.threads,
                                 "python_s": py_s, "sql_s": sql_s, "ratio": py_s / sql_s,
-                                "duckdb_s": duck_s, "commit": bench.git_commit()}) + "\n")
+                                "duckdb_s": duck_s, "polars_s": polars_s,
+                                "commit": bench.git_commit()}) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Small helpers shared by the tests of running queries."""
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import time
 from collections.abc import Callable
@@ -42,3 +44,21 @@ def fenced_examples(path: Path) -> list[tuple[int, str, str | None]]:
 def same_text(a: str) -> str:
     """Text compared line by line, trailing spaces and blank edges aside."""
     return "\n".join(line.rstrip() for line in a.strip("\n").splitlines())
+
+
+def run_fenced_examples(path: Path, name: str) -> None:
+    """Runs a Markdown file's ```python blocks in order in one namespace (polars' default
+    table format, 120 characters wide), each checked against the ```text block after it."""
+    import polars as pl
+
+    namespace: dict = {"__name__": name}
+    with pl.Config(restore_defaults=True, tbl_width_chars=120):
+        for line, code, expected in fenced_examples(path):
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                exec(compile(code, f"{path.name}:{line}", "exec"), namespace)
+            if expected is not None:
+                assert same_text(printed.getvalue()) == same_text(expected), (
+                    f"the example at {path.name}:{line} printed something else than the file "
+                    f"shows:\n{printed.getvalue()}"
+                )

@@ -5,7 +5,6 @@ README code blocks run in order in one namespace, as a reader would paste them. 
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from helpers import fenced_examples, same_text
+from helpers import fenced_examples, run_fenced_examples
 
 import rillet as rl
 from rillet.__main__ import main
@@ -29,17 +28,7 @@ def readme_examples() -> list[tuple[int, str, str | None]]:
 
 
 def test_readme_examples_run_and_print_what_the_readme_shows():
-    namespace: dict = {"__name__": "__readme__"}
-    # polars' defaults, and a table width that no terminal size can change.
-    with pl.Config(restore_defaults=True, tbl_width_chars=120):
-        for line, code, expected in readme_examples():
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, f"README.md:{line}", "exec"), namespace)
-            if expected is not None:
-                assert same_text(printed.getvalue()) == same_text(expected), (
-                    f"the example at README.md:{line} printed something else than the README shows"
-                )
+    run_fenced_examples(README, "__readme__")
 
 
 def test_readme_has_checked_examples():

@@ -19,9 +19,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from test_cli import cli
 
 import rillet as rl
-from rillet.__main__ import main
 
 REAL = Path(os.environ.get("RILLET_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
 TRAIL = REAL / "cloudtrail_invictus" / "cloudtrail.jsonl"
@@ -58,16 +58,6 @@ def rillet_sql(*args: object, stdin: str | None = None, cwd: Path | None = None)
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     return subprocess.run([sys.executable, "-m", "rillet", "sql", *map(str, args)], capture_output=True,
                           text=True, input=stdin, timeout=120, env=env, cwd=cwd)
-
-
-def cli(capsys, *args: object) -> tuple[int, str, str]:
-    """``rillet ARGS`` in-process: (exit status, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from test_sql_cli import APP_SQL
 
 import rillet as rl
 
@@ -28,19 +29,6 @@ FROM TABLE(TUMBLE(TABLE trail, DESCRIPTOR(eventTime), INTERVAL '10' MINUTE))
 GROUP BY window_start, window_end, eventSource
 """
 
-APP_SQL = """\
-CREATE OR REPLACE STREAM "CALLS" (eventSource VARCHAR(64), calls BIGINT);
-CREATE OR REPLACE STREAM "FAILURES" (eventName VARCHAR(64), failures BIGINT);
-CREATE OR REPLACE PUMP "CALLS_PUMP" AS INSERT INTO "CALLS"
-  SELECT STREAM eventSource, COUNT(*) AS calls
-  FROM "SOURCE_SQL_STREAM_001"
-  GROUP BY eventSource, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '1' HOUR);
-CREATE OR REPLACE PUMP "FAILURES_PUMP" AS INSERT INTO "FAILURES"
-  SELECT STREAM eventName, COUNT(*) AS failures
-  FROM "SOURCE_SQL_STREAM_001"
-  WHERE errorCode IS NOT NULL
-  GROUP BY eventName, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '1' HOUR);
-"""
 
 
 @pytest.fixture(scope="module")

@@ -275,6 +275,17 @@ pub(crate) fn as_window_type(values: Int64Array, t: &DataType) -> Result<ArrayRe
     Ok(arrow_array::make_array(data))
 }
 
+/// An empty batch without columns: what an operator emits before the first batch bound
+/// its schema.
+pub(crate) fn no_columns() -> Result<RecordBatch> {
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(0));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &options,
+    )?)
+}
+
 /// Why a row at `t` outside the instants a window layout supports is rejected.
 pub(crate) fn unsupported_time(t: i64, supported: (i64, i64), unit: TimeUnit) -> String {
     let (lo, hi) = supported;

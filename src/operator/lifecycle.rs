@@ -12,11 +12,10 @@ use crate::codec::{self, Blob};
 use crate::error::{Error, Result};
 use crate::keys::KeyInterner;
 use crate::window::Watermark;
-use arrow_array::{Int64Array, RecordBatch, RecordBatchOptions};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::SchemaRef;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// An output column whose smallest future value [`Operator::emitted_floor`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,12 +399,7 @@ impl<K: Kernel> Output for K {
     fn output(&mut self) -> Result<RecordBatch> {
         if self.core().bound.is_none() {
             self.refresh_gauges();
-            let options = RecordBatchOptions::new().with_row_count(Some(0));
-            return Ok(RecordBatch::try_new_with_options(
-                Arc::new(Schema::empty()),
-                vec![],
-                &options,
-            )?);
+            return batch::no_columns();
         }
         let out = self.take_output()?;
         self.refresh_gauges();

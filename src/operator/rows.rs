@@ -14,7 +14,9 @@
 //! watermark is kept either way, so a query reading these rows can take it as its own
 //! ([`Operator::emitted_floor`]).
 
-use super::batch::{as_window_type, bind_schema, read_times, route_late, unsupported_time, Bound};
+use super::batch::{
+    as_window_type, bind_schema, no_columns, read_times, route_late, unsupported_time, Bound,
+};
 use super::config::{BatchResult, Metrics, OperatorConfig, Windowing};
 use super::lifecycle::{FloorColumn, Header, Operator};
 use crate::codec;
@@ -81,11 +83,7 @@ impl RowsOperator {
     fn empty(&self) -> Result<RecordBatch> {
         match &self.bound {
             Some(b) => Ok(RecordBatch::new_empty(b.output_schema.clone())),
-            None => Ok(RecordBatch::try_new_with_options(
-                Arc::new(Schema::empty()),
-                vec![],
-                &RecordBatchOptions::new().with_row_count(Some(0)),
-            )?),
+            None => no_columns(),
         }
     }
 

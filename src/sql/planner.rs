@@ -193,7 +193,7 @@ fn plan_application_inner(sql: &str, inputs: &Inputs) -> Res<Program> {
                     }
                     program.pumps.remove(at);
                 }
-                program.pumps.push(env.pump(name, &insert, st, sql)?);
+                program.pumps.push(env.pump(name, &insert, st)?);
             }
             Statement::Query(q) => {
                 return Err(SqlError::span(
@@ -378,7 +378,7 @@ struct Env<'a> {
 const WINDOW_COLUMNS: [&str; 3] = ["window_start", "window_end", "window_time"];
 
 impl Env<'_> {
-    fn pump(&self, name: String, insert: &ast::Insert, st: &Lexed, _sql: &str) -> Res<Pump> {
+    fn pump(&self, name: String, insert: &ast::Insert, st: &Lexed) -> Res<Pump> {
         let target = match &insert.table {
             ast::TableObject::TableName(n) => object_name(n)?,
             other => return Err(unsupported(&format!("INSERT INTO {other}"), st.span)),
@@ -1177,35 +1177,11 @@ impl Env<'_> {
         }
         // ORDER BY keys: an output column, or a value over the input computed before the
         // operator and carried through it.
-        let mut sort = Vec::new();
-        for (i, o) in order.iter().enumerate() {
-            let by = match &o.expr {
-                Expr::Identifier(id) if columns.iter().any(|c| names(id, c)) => columns
-                    .iter()
-                    .find(|c| names(id, c))
-                    .cloned()
-                    .expect("found"),
-                e => {
-                    let name = format!("__rl_order{i}");
-                    select.push((name.clone(), scope.scalar(e)?));
-                    name
-                }
-            };
-            let desc = o.options.sort == Some(ast::OrderBySort::Desc);
-            let nulls_last = o.options.nulls_first.map(|f| !f).unwrap_or(!desc);
-            sort.push((by, desc, nulls_last));
-        }
+        let sort = sort_step(order, &columns, &mut select, |e| scope.scalar(e))?;
         steps.push(Step::Select(select));
         // After the operator: sorted within each batch that arrives (when asked), then
         // exactly the selected columns (the time column and sort keys travelled with them).
-        let mut post = Vec::new();
-        if !sort.is_empty() {
-            post.push(Step::Sort {
-                by: sort.iter().map(|s| s.0.clone()).collect(),
-                descending: sort.iter().map(|s| s.1).collect(),
-                nulls_last: sort.iter().map(|s| s.2).collect(),
-            });
-        }
+        let mut post: Vec<Step> = sort.into_iter().collect();
         post.push(Step::Select(
             columns
                 .iter()
@@ -1349,7 +1325,7 @@ impl Env<'_> {
         let mut bound_start = false;
         let mut bound_end = false;
         let mut steps_found: Vec<(String, Duration, Expr)> = Vec::new();
-        if let Some((w, col, tvf_keys, span)) = &rel.tvf {
+        if let Some((w, col, _, span)) = &rel.tvf {
             if let Some(t) = &rel.time {
                 if t != col {
                     return Err(SqlError::span(format!("the window's DESCRIPTOR({col}) is not the stream's time column {t:?}; window on {t}, or declare time={col:?}"), *span));
@@ -1358,7 +1334,6 @@ impl Env<'_> {
                 time = Some(Time::Column(col.clone()));
             }
             window = Some((w.clone(), col.clone(), *span));
-            let _ = tvf_keys;
         }
         for g in group {
             match g {
@@ -2004,43 +1979,17 @@ impl Env<'_> {
         order: &[ast::OrderByExpr],
         out: &OutputScope,
     ) -> Res<()> {
-        let mut hidden = false;
         let mut filter = None;
         if let Some(h) = having {
             select.push(("__rl_having".into(), out.scalar(h)?));
             filter = Some(Scalar::Col("__rl_having".into()));
-            hidden = true;
         }
-        let mut sort = Vec::new();
-        for (i, o) in order.iter().enumerate() {
-            // An output column's name (an alias), or a value over the window's output.
-            let by = match &o.expr {
-                Expr::Identifier(id) if columns.iter().any(|c| names(id, c)) => columns
-                    .iter()
-                    .find(|c| names(id, c))
-                    .cloned()
-                    .expect("found"),
-                e => {
-                    let name = format!("__rl_order{i}");
-                    select.push((name.clone(), out.scalar(e)?));
-                    hidden = true;
-                    name
-                }
-            };
-            let desc = o.options.sort == Some(ast::OrderBySort::Desc);
-            sort.push((by, desc, o.options.nulls_first.map(|f| !f).unwrap_or(!desc)));
-        }
+        // An output column's name (an alias), or a value over the window's output.
+        let sort = sort_step(order, columns, &mut select, |e| out.scalar(e))?;
+        let hidden = select.len() > columns.len();
         post.push(Step::Select(select));
-        if let Some(f) = filter {
-            post.push(Step::Filter(f));
-        }
-        if !sort.is_empty() {
-            post.push(Step::Sort {
-                by: sort.iter().map(|s| s.0.clone()).collect(),
-                descending: sort.iter().map(|s| s.1).collect(),
-                nulls_last: sort.iter().map(|s| s.2).collect(),
-            });
-        }
+        post.extend(filter.map(Step::Filter));
+        post.extend(sort);
         if hidden {
             post.push(Step::Select(
                 columns
@@ -2051,6 +2000,40 @@ impl Env<'_> {
         }
         Ok(())
     }
+}
+
+/// `ORDER BY` as a sort of each emitted batch (none without one). A key that names an
+/// output column sorts by it; any other is computed by `value` into a hidden column
+/// `__rl_order{i}` appended to `select`.
+fn sort_step(
+    order: &[ast::OrderByExpr],
+    columns: &[String],
+    select: &mut Named,
+    mut value: impl FnMut(&Expr) -> Res<Scalar>,
+) -> Res<Option<Step>> {
+    let (mut by, mut descending, mut nulls_last) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, o) in order.iter().enumerate() {
+        let named = match &o.expr {
+            Expr::Identifier(id) => columns.iter().find(|c| names(id, c)).cloned(),
+            _ => None,
+        };
+        by.push(match named {
+            Some(c) => c,
+            None => {
+                let name = format!("__rl_order{i}");
+                select.push((name.clone(), value(&o.expr)?));
+                name
+            }
+        });
+        let desc = o.options.sort == Some(ast::OrderBySort::Desc);
+        descending.push(desc);
+        nulls_last.push(o.options.nulls_first.map(|f| !f).unwrap_or(!desc));
+    }
+    Ok((!by.is_empty()).then_some(Step::Sort {
+        by,
+        descending,
+        nulls_last,
+    }))
 }
 
 /// The output column a select item makes of Flink's `window_time` (its alias, or its own

@@ -172,8 +172,7 @@ class Execution:
         before = df.height
         idle_out = self._idle(now) if self.op is not None and self.op.is_bound() else None
         if self.stream._processing_time is not None:
-            stamp = max(_clock.now_us() if now_us is None else now_us, self.last_stamp_us)
-            self.last_stamp_us = stamp
+            stamp = self._stamp(now_us)
             df = df.with_columns(
                 pl.lit(stamp, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).alias(self.stream._time)
             )
@@ -212,6 +211,12 @@ class Execution:
             result = pl.concat([idle_out, result], how="vertical") if result.height else idle_out
         return result
 
+    def _stamp(self, now_us: int | None) -> int:
+        """The arrival time of what is read now (``now_us``, or the wall clock): never before
+        an earlier stamp, so arrival time never goes back."""
+        self.last_stamp_us = max(_clock.now_us() if now_us is None else now_us, self.last_stamp_us)
+        return self.last_stamp_us
+
     def _heartbeat(self, now: int) -> pl.DataFrame:
         idle = self._idle(now)
         tick = self._finish_output(self.op.tick(now))
@@ -219,9 +224,7 @@ class Execution:
         if self.stream._processing_time is not None:
             # Arrival time follows the wall clock while the source is quiet: the windows it
             # has passed close (rows read later are stamped later, so none is late).
-            stamp = max(_clock.now_us(), self.last_stamp_us)
-            self.last_stamp_us = stamp
-            passed = self._finish_output(self.op.advance_watermark(stamp - self.delay))
+            passed = self._finish_output(self.op.advance_watermark(self._stamp(None) - self.delay))
             if passed.height:
                 parts.append(passed)
         return pl.concat(parts, how="vertical") if len(parts) > 1 else (parts[0] if parts else tick)

@@ -15,7 +15,7 @@ from rillet.query.live import RunningQuery
 from rillet.query.live import start as _start
 from rillet.query.stream import Query, Run
 from rillet.query.stream import run as _run
-from rillet.sql.build import SQL_TYPES, Builder, sql_error
+from rillet.sql.build import Builder, sql_dtype, sql_error
 from rillet.sql.query import inputs_info
 
 #: The input's name in a Kinesis Data Analytics application.
@@ -172,9 +172,7 @@ class Application:
             if decl["name"] not in streams:
                 schema: dict[str, pl.DataType] = {"ROWTIME": pl.Datetime("us", "UTC")}
                 for column, sql_type in decl["columns"]:
-                    base = sql_type.split("(")[0].strip().split(" ")[0].upper()
-                    schema[column] = (pl.Datetime("us", "UTC") if base == "TIMESTAMP"
-                                      else SQL_TYPES.get(base, pl.String()))
+                    schema[column] = sql_dtype(sql_type) or pl.String()
                 streams[decl["name"]] = pl.DataFrame(schema=schema)
         return streams
 

@@ -221,22 +221,24 @@ def window_spec(w: dict[str, Any]) -> _windows.WindowSpec:
     return _windows.sliding(args["period"], closed=args.get("closed", "right"))
 
 
+def sql_dtype(sql_type: str) -> pl.DataType | None:
+    """A declared SQL type (``VARCHAR(10)``, ``DOUBLE PRECISION``, ``TIMESTAMP``) as a polars
+    type, by its first word; None for a type rillet does not know."""
+    base = sql_type.split("(")[0].strip().split(" ")[0].upper()
+    return pl.Datetime("us", "UTC") if base == "TIMESTAMP" else SQL_TYPES.get(base)
+
+
 def cast_columns(df: pl.DataFrame, types: list[tuple[str, str]]) -> pl.DataFrame:
     """A pump's output cast to its target stream's declared types (TIMESTAMP keeps the
     column's Datetime unit and zone; unknown types leave the column as it is)."""
     exprs = []
     for name, sql_type in types:
-        base = sql_type.split("(")[0].strip().split(" ")[0].upper()
+        target = sql_dtype(sql_type)
         current = df.schema[name]
-        if base == "TIMESTAMP":
-            if current == pl.Null:
-                exprs.append(pl.col(name).cast(pl.Datetime("us", "UTC")))
-            elif not isinstance(current, pl.Datetime):
-                exprs.append(pl.col(name).cast(pl.Datetime("us", "UTC")))
+        if target is None or current == target or (isinstance(target, pl.Datetime)
+                                                    and isinstance(current, pl.Datetime)):
             continue
-        target = SQL_TYPES.get(base)
-        if target is not None and current != target:
-            exprs.append(pl.col(name).cast(target))
+        exprs.append(pl.col(name).cast(target))
     return df.with_columns(exprs) if exprs else df
 
 
