@@ -193,13 +193,18 @@ pub enum WindowPlan {
         /// How long a window lasts from its first row.
         range: Span,
     },
-    /// One row out per row in, over `(t - period, t]` (`closed="both"`: `[t - period, t]`).
+    /// One row out per row in, over `(t - period, t]` (`closed="both"`: `[t - period, t]`),
+    /// or over the row and the `rows` rows of its key before it.
     Sliding {
-        /// The look-back.
-        period: Span,
+        /// The look-back in time (None with `rows`).
+        #[serde(default)]
+        period: Option<Span>,
         /// `"right"` (the default) or `"both"`.
         #[serde(default)]
         closed: Option<String>,
+        /// The look-back in rows (SQL's `ROWS n PRECEDING`).
+        #[serde(default)]
+        rows: Option<u64>,
     },
 }
 
@@ -271,7 +276,25 @@ impl WindowPlan {
     /// `column_tz`, checked.
     pub fn layout(&self, unit: TimeUnit, column_tz: Option<&str>) -> Result<Layout> {
         match self {
-            WindowPlan::Sliding { period, closed } => {
+            WindowPlan::Sliding {
+                period: None,
+                rows: Some(n),
+                closed,
+            } => {
+                if closed.as_deref().is_some_and(|c| c != "right") {
+                    return Err(Error::Config(
+                        "closed= is for a sliding window over a period; a window of rows holds \
+                         the row and the rows before it"
+                            .into(),
+                    ));
+                }
+                Ok(Layout::SlidingRows { preceding: *n })
+            }
+            WindowPlan::Sliding {
+                period: Some(period),
+                closed,
+                rows: None,
+            } => {
                 let p = period.to_units(unit, "sliding window period")?;
                 // Times are whole units: [t - p, t] is (t - p - 1, t].
                 let p = match closed.as_deref() {
@@ -293,6 +316,11 @@ impl WindowPlan {
                 }
                 Ok(Layout::Sliding { period: p })
             }
+            WindowPlan::Sliding { .. } => Err(Error::Config(
+                "a sliding window looks back over a period (rl.sliding('5m')) or a number of \
+                 rows (rl.sliding(rows=10)): give exactly one"
+                    .into(),
+            )),
             WindowPlan::Rows { window: None } => Ok(Layout::Rows(None)),
             WindowPlan::Rows { window: Some(w) } => {
                 if matches!(
@@ -503,10 +531,15 @@ impl WindowPlan {
                 Some(m) => format!("session({}, max_duration={})", gap.describe(), m.describe()),
                 None => format!("session({})", gap.describe()),
             },
-            WindowPlan::Sliding { period, closed } => match closed.as_deref() {
+            WindowPlan::Sliding {
+                period: Some(period),
+                closed,
+                ..
+            } => match closed.as_deref() {
                 Some("both") => format!("sliding({}, closed='both')", period.describe()),
                 _ => format!("sliding({})", period.describe()),
             },
+            WindowPlan::Sliding { rows, .. } => format!("sliding(rows={})", rows.unwrap_or(0)),
             WindowPlan::Stagger { range } => format!("stagger({})", range.describe()),
             WindowPlan::Rows { window: None } => {
                 "none: rows pass through as they arrive".to_string()
@@ -574,6 +607,11 @@ pub enum Layout {
         /// The look-back.
         period: i64,
     },
+    /// Per-row windows over the row and the `preceding` rows of its key before it.
+    SlidingRows {
+        /// How many earlier rows each window holds.
+        preceding: u64,
+    },
     /// Per-key windows `[first, first + range)`.
     Stagger {
         /// A window's length.
@@ -595,6 +633,9 @@ impl Layout {
         };
         Ok(match self {
             Layout::Sliding { period } => Windowing::Sliding { period: *period },
+            Layout::SlidingRows { preceding } => Windowing::SlidingRows {
+                preceding: *preceding,
+            },
             Layout::Stagger { range } => Windowing::Stagger { range: *range },
             Layout::Rows(None) => Windowing::Rows { windows: None },
             Layout::Rows(Some(inner)) => match inner.windowing(unit)? {
@@ -976,6 +1017,9 @@ impl Plan {
                     "early must be a positive duration such as '10s', got {ms} ms"
                 )));
             }
+        }
+        if let WindowPlan::Sliding { rows: Some(_), .. } = self.window {
+            crate::operator::sliding::rows_frame_emits_final(self.emit)?;
         }
         if let Some(ms) = self.idle_timeout_ms {
             if ms <= 0 {

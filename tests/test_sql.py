@@ -486,6 +486,42 @@ def test_sliding_window_forms_equal_brute_force(form: str, size: int | None) -> 
     assert out["t"].is_sorted() if not keyed else out.height == rows.height  # emitted in event-time order
 
 
+ROWS_FORMS = {
+    "named window": "WINDOW w AS (PARTITION BY ticker ROWS 4 PRECEDING)",
+    "between ... and current row": "WINDOW w AS (PARTITION BY ticker ORDER BY ts ROWS BETWEEN 4 PRECEDING AND "
+                                   "CURRENT ROW)",
+}
+
+
+@pytest.mark.parametrize("form", list(ROWS_FORMS))
+@SIZES
+def test_rows_preceding_equals_duckdb_and_the_python_api(form: str, size: int | None) -> None:
+    """ROWS 4 PRECEDING: the row and the four rows of its key before it, in time order (ties
+    in arrival order), as DuckDB computes it over the same rows."""
+    df = _trades(300).with_columns(pl.col("ts").dt.truncate("1s"))  # second-truncated: ties
+    q = rl.sql(f"SELECT STREAM ticker, ts, qty, SUM(qty) OVER w AS v, COUNT(*) OVER w AS n, MAX(price) OVER w AS top "
+               f"FROM s {ROWS_FORMS[form]}", s=_stream(df, size))
+    out = q.collect()
+    want = duck("""SELECT ticker, ts, qty, SUM(qty) OVER w AS v, COUNT(*) OVER w AS n, MAX(price) OVER w AS top, i
+                   FROM t WINDOW w AS (PARTITION BY ticker ORDER BY ts, i ROWS 4 PRECEDING)""",
+                t=df.with_row_index("i")).sort("ts", "ticker", "i").drop("i")
+    assert_frame_equal(out, want.cast(dict(out.schema)))
+    api = (_stream(df, size).window(rl.sliding(rows=4), by="ticker")
+           .agg(rl.sum("qty").alias("v"), rl.count().alias("n"), rl.max("price").alias("top")).collect())
+    assert_frame_equal(out.drop("qty"), api.select("ticker", "ts", "v", "n", "top"))
+
+
+@pytest.mark.parametrize(("frame", "message"), [
+    ("ROWS UNBOUNDED PRECEDING", "UNBOUNDED PRECEDING"),
+    ("ROWS 2.5 PRECEDING", "a whole number of rows"),
+    ("ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING", "ROWS <n> PRECEDING"),
+])
+def test_rows_frames_that_cannot_stream_say_why(frame: str, message: str) -> None:
+    with pytest.raises(rl.SqlError, match=message):
+        rl.sql(f"SELECT STREAM ticker, SUM(qty) OVER (PARTITION BY ticker {frame}) AS v FROM s",
+               s=_stream(_trades(10), None))
+
+
 # -- Kinesis: TOP_K_ITEMS_TUMBLING (E6), COUNT_DISTINCT_ITEMS_TUMBLING -----------------------------
 @SIZES
 def test_top_k_items_tumbling_gives_the_item_column_and_most_frequent_values(size: int | None) -> None:

@@ -1,9 +1,7 @@
 //! Reading a batch against the schema the first batch bound: event times, key ids, late and
 //! rejected rows, the emission tags of updating modes; and Arrow IPC for checkpoints.
 
-use super::config::{
-    BatchResult, EmitMode, LateMode, Metrics, OperatorConfig, Windowing, ROW_KINDS,
-};
+use super::config::{BatchResult, EmitMode, LateMode, Metrics, OperatorConfig, ROW_KINDS};
 use super::format::{fmt_instant, fmt_span, truncate};
 use crate::aggregate::{self, GroupsAccumulator};
 use crate::error::{Error, Result};
@@ -224,7 +222,7 @@ pub(crate) fn bind_schema(c: &OperatorConfig, schema: &SchemaRef) -> Result<Bind
             Field::new(f.name(), f.data_type().clone(), true)
         })
         .collect();
-    if let Windowing::Sliding { .. } = c.window {
+    if c.window.per_row() {
         // One output row per input row: its time instead of window bounds.
         fields.push(Field::new(&c.time_column, window_type.clone(), false));
     } else {

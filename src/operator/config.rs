@@ -118,6 +118,22 @@ pub enum Windowing {
         /// How far back each row's window reaches.
         period: i64,
     },
+    /// One window per row: the row and the `preceding` rows of its key before it, in
+    /// (time, arrival) order (SQL's `ROWS n PRECEDING`).
+    SlidingRows {
+        /// How many earlier rows each window holds.
+        preceding: u64,
+    },
+}
+
+impl Windowing {
+    /// One output row per input row (a sliding window over a period or over rows).
+    pub fn per_row(&self) -> bool {
+        matches!(
+            self,
+            Windowing::Sliding { .. } | Windowing::SlidingRows { .. }
+        )
+    }
 }
 
 impl From<WindowSpec> for Windowing {
@@ -184,7 +200,7 @@ pub fn validate(config: &OperatorConfig) -> Result<()> {
         )));
     }
     let mut names: Vec<&str> = config.by.iter().map(String::as_str).collect();
-    if let Windowing::Sliding { .. } = config.window {
+    if config.window.per_row() {
         names.push(&config.time_column);
     } else {
         names.extend(["window_start", "window_end"]);

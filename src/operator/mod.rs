@@ -54,7 +54,9 @@ pub fn build(config: OperatorConfig) -> Result<Box<dyn Operator>> {
         Windowing::Session { .. } | Windowing::Stagger { .. } => {
             Box::new(SessionOperator::new(config)?)
         }
-        Windowing::Sliding { .. } => Box::new(SlidingOperator::new(config)?),
+        Windowing::Sliding { .. } | Windowing::SlidingRows { .. } => {
+            Box::new(SlidingOperator::new(config)?)
+        }
         Windowing::Rows { .. } => Box::new(rows::RowsOperator::new(config)?),
     })
 }

@@ -11,6 +11,11 @@
 //! polars. A row's window *completes* when the watermark passes its time and *closes*
 //! `lateness` later; a row whose own window has closed when it arrives is late.
 //!
+//! With `ROWS n PRECEDING` ([`Windowing::SlidingRows`]) a row's window is instead the row
+//! and the `n` rows of its key before it in (time, arrival) order; rows with the same time
+//! are ordered by arrival and do not see the ones after them. Such windows only come out
+//! final: a row accepted behind emitted ones would shift every later window by one row.
+//!
 //! Expiring rows do not make it quadratic: each key keeps a two-stack sliding aggregate
 //! ("SWAG"): rows are pushed in time order onto a back stack with a running aggregate; when
 //! the oldest row must leave, the back stack is flipped onto a front stack that stores suffix
@@ -67,10 +72,21 @@ struct Out {
     tag: u32,
 }
 
+/// What a row's window reaches back over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// Rows of the key in `(t - period, t]`.
+    Period(i64),
+    /// The row and this many rows of the key before it.
+    Rows(u64),
+}
+
 /// The sliding window operator.
 pub struct SlidingOperator {
     core: Core,
+    /// The look-back of a period frame (0 for a frame of rows).
     period: i64,
+    frame: Frame,
     /// Per aggregate: it gives the row's own value (`current`), read from the row's slot
     /// rather than from its window's aggregate.
     own: Vec<bool>,
@@ -117,18 +133,49 @@ pub(crate) struct SlidingSnapshot {
     accs: Vec<Blob>,
 }
 
+/// A window of rows emits each row once: a row accepted behind emitted ones would shift
+/// every later window of its key by a row.
+pub(crate) fn rows_frame_emits_final(emit: EmitMode) -> Result<()> {
+    if !emit.updates() {
+        return Ok(());
+    }
+    let mode = if emit == EmitMode::Amend {
+        "amend"
+    } else {
+        "changelog"
+    };
+    Err(Error::Config(format!(
+        "a sliding window of rows (ROWS n PRECEDING) emits each row once, final: a row \
+         arriving behind emitted ones would shift every later window by a row. Use \
+         emit=\"final\" (with lateness= to wait for stragglers), or a sliding window over a \
+         period for emit=\"{mode}\""
+    )))
+}
+
 impl SlidingOperator {
     /// A sliding operator; `config.window` must be [`Windowing::Sliding`].
     pub fn new(config: OperatorConfig) -> Result<Self> {
-        let Windowing::Sliding { period } = config.window else {
-            return Err(Error::Internal(
-                "SlidingOperator needs sliding windowing".into(),
-            ));
+        let frame = match config.window {
+            Windowing::Sliding { period } => Frame::Period(period),
+            Windowing::SlidingRows { preceding } => Frame::Rows(preceding),
+            _ => {
+                return Err(Error::Internal(
+                    "SlidingOperator needs sliding windowing".into(),
+                ))
+            }
         };
-        if period <= 0 {
-            return Err(Error::Config(format!(
-                "a sliding window's period must be a positive duration, got {period}"
-            )));
+        let period = match frame {
+            Frame::Period(p) if p <= 0 => {
+                return Err(Error::Config(format!(
+                    "a sliding window's period must be a positive duration, got {p}"
+                )))
+            }
+            Frame::Period(p) => p,
+            // Rows leave a window by count; once emitted, only the count holds them.
+            Frame::Rows(_) => 0,
+        };
+        if matches!(frame, Frame::Rows(_)) {
+            rows_frame_emits_final(config.emit)?;
         }
         if config.early_ms.is_some() {
             return Err(Error::Config(
@@ -145,6 +192,7 @@ impl SlidingOperator {
         Ok(SlidingOperator {
             core: Core::new(config),
             period,
+            frame,
             own,
             state: SlidingState::default(),
             scratch: Scratch::default(),
@@ -250,20 +298,35 @@ impl SlidingOperator {
                 None => swag.back.first().map(|&(t, _)| t),
             };
             match oldest {
-                Some(t) if t <= cutoff => {}
+                Some(t) if t <= cutoff => self.swag_pop_oldest(key),
                 _ => return,
             }
-            if self.state.per_key[key as usize].swag.front.is_empty() {
-                self.swag_flip(key);
-            }
-            let (_, row, suffix) = self.state.per_key[key as usize]
-                .swag
-                .front
-                .pop()
-                .expect("flipped");
-            self.free_temp(suffix);
-            self.left_swag(row);
         }
+    }
+
+    /// Drops the oldest rows from the key's aggregate until it holds at most `keep`.
+    fn swag_keep(&mut self, key: u32, keep: u64) {
+        loop {
+            let swag = &self.state.per_key[key as usize].swag;
+            if (swag.front.len() + swag.back.len()) as u64 <= keep {
+                return;
+            }
+            self.swag_pop_oldest(key);
+        }
+    }
+
+    /// Drops the key's oldest row from its aggregate (there is one).
+    fn swag_pop_oldest(&mut self, key: u32) {
+        if self.state.per_key[key as usize].swag.front.is_empty() {
+            self.swag_flip(key);
+        }
+        let (_, row, suffix) = self.state.per_key[key as usize]
+            .swag
+            .front
+            .pop()
+            .expect("flipped");
+        self.free_temp(suffix);
+        self.left_swag(row);
     }
 
     fn swag_flip(&mut self, key: u32) {
@@ -612,9 +675,15 @@ impl Kernel for SlidingOperator {
             while j < due.len() && due[j].0 == t && due[j].1 == key {
                 self.swag_push(key, t, due[j].3);
                 j += 1;
+                if let Frame::Rows(_) = self.frame {
+                    break;
+                }
             }
             self.state.per_key[key as usize].frontier = Some((t, due[j - 1].2));
-            self.swag_evict(key, t.saturating_sub(self.period));
+            match self.frame {
+                Frame::Period(p) => self.swag_evict(key, t.saturating_sub(p)),
+                Frame::Rows(n) => self.swag_keep(key, n.saturating_add(1)),
+            }
             let values = self.swag_query(key);
             for &(_, _, _, s) in &due[i..j] {
                 self.emit_row(s, values);

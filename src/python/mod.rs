@@ -282,6 +282,7 @@ fn window_layout<'py>(
             ("session", gap, max_duration.unwrap_or(0), 0, 0, 0, None)
         }
         Layout::Sliding { period } => ("sliding", period, 0, 0, 0, 0, None),
+        Layout::SlidingRows { preceding } => ("sliding_rows", preceding as i64, 0, 0, 0, 0, None),
         Layout::Stagger { range } => ("stagger", range, range, 0, 0, 0, None),
         Layout::Rows(_) => ("rows", 0, 0, 0, 0, 0, None),
     };

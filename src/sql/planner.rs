@@ -1630,21 +1630,29 @@ impl Env<'_> {
                 span,
             ));
         };
-        let period = match (&frame.units, &frame.start_bound, &frame.end_bound) {
+        // (name, look-back): a period (RANGE) or a number of rows (ROWS).
+        let look_back = match (&frame.units, &frame.start_bound, &frame.end_bound) {
             (
                 WindowFrameUnits::Range,
                 WindowFrameBound::Preceding(Some(e)),
                 None | Some(WindowFrameBound::CurrentRow),
-            ) => duration(e)?,
-            (WindowFrameUnits::Rows, _, _) => {
+            ) => ("period", duration(e)?),
+            (
+                WindowFrameUnits::Rows,
+                WindowFrameBound::Preceding(Some(e)),
+                None | Some(WindowFrameBound::CurrentRow),
+            ) => ("rows", row_count(e)?),
+            (_, WindowFrameBound::Preceding(None), _) => {
                 return Err(unsupported(
-                    "ROWS n PRECEDING (a window of the last n rows)",
+                    "UNBOUNDED PRECEDING (a window that never lets rows go; use a \
+                     CUMULATE window, or RANGE INTERVAL ... PRECEDING)",
                     span,
                 ))
             }
             _ => {
                 return Err(SqlError::span(
-                    "a sliding window's frame is RANGE INTERVAL '<n>' <unit> PRECEDING",
+                    "a sliding window's frame is RANGE INTERVAL '<n>' <unit> PRECEDING or \
+                     ROWS <n> PRECEDING",
                     span,
                 ))
             }
@@ -1733,9 +1741,11 @@ impl Env<'_> {
         let mut post = Vec::new();
         self.finish_post(&mut post, select, &columns, s.having.as_ref(), order, &out)?;
         let mut args = BTreeMap::new();
-        args.insert("period".into(), period);
-        // SQL's RANGE frame holds the row exactly `period` before: [t - period, t].
-        args.insert("closed".into(), Duration::Text("both".into()));
+        if look_back.0 == "period" {
+            // SQL's RANGE frame holds the row exactly `period` before: [t - period, t].
+            args.insert("closed".into(), Duration::Text("both".into()));
+        }
+        args.insert(look_back.0.into(), look_back.1);
         let rowtime_out = if rowtime {
             Some("ROWTIME".to_string())
         } else {
@@ -2234,6 +2244,26 @@ fn positive_int(e: &Expr, what: &str) -> Res<i64> {
 }
 
 /// An `INTERVAL` (or an integer, for integer time columns) as a duration.
+/// The `n` of `ROWS n PRECEDING`: a whole number of rows.
+fn row_count(e: &Expr) -> Res<Duration> {
+    let n = match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<i64>().ok().filter(|n| *n >= 0),
+            _ => None,
+        },
+        _ => None,
+    };
+    n.map(Duration::Count).ok_or_else(|| {
+        SqlError::span(
+            format!(
+                "ROWS <n> PRECEDING takes a whole number of rows such as ROWS 9 PRECEDING, \
+                 got {e}"
+            ),
+            e.span(),
+        )
+    })
+}
+
 fn duration(e: &Expr) -> Res<Duration> {
     match e {
         Expr::Interval(iv) => {

@@ -104,6 +104,8 @@ def window(spec: Any) -> dict[str, Any]:
         return {"kind": kind, "range": part(spec.every, "range")}
     if kind == "session":
         return {"kind": kind, "gap": part(spec.every, "gap"), "max_duration": part(spec.period, "max_duration")}
+    if spec.rows is not None:
+        return {"kind": kind, "rows": spec.rows}
     return {"kind": kind, "period": part(spec.period, "window period"), "closed": spec.closed}
 
 

@@ -31,6 +31,8 @@ class WindowSpec:
     inner: WindowSpec | None = None
     #: kind "sliding": "right" ((t - period, t]) or "both" ([t - period, t]).
     closed: str | None = None
+    #: kind "sliding" over rows: how many of the key's rows before each row its window holds.
+    rows: int | None = None
 
     def resolve(self, unit: str, column_tz: str | None = None) -> dict[str, Any]:
         """The layout in a time column of ``unit`` ('ns', 'us', 'ms' or 'integer') whose zone
@@ -42,6 +44,8 @@ class WindowSpec:
     def __repr__(self) -> str:
         if self.kind == "tumbling":
             body = f"{self.every!r}"
+        elif self.kind == "sliding" and self.rows is not None:
+            body = f"rows={self.rows!r}"
         elif self.kind == "sliding" and self.closed is not None:
             body = f"{self.period!r}, closed={self.closed!r}"
         elif self.kind == "sliding":
@@ -265,7 +269,7 @@ def stagger(range: DurationLike) -> WindowSpec:
     return WindowSpec("stagger", range, range, None, None)
 
 
-def sliding(period: DurationLike, closed: str = "right") -> WindowSpec:
+def sliding(period: DurationLike | None = None, closed: str = "right", *, rows: int | None = None) -> WindowSpec:
     """One output row per input row, aggregating the same key's rows with time in
     ``(t - period, t]`` (polars' ``rolling``), or in ``[t - period, t]`` with
     ``closed="both"`` (SQL's and Kinesis Analytics' ``RANGE INTERVAL ... PRECEDING``, which
@@ -273,10 +277,37 @@ def sliding(period: DurationLike, closed: str = "right") -> WindowSpec:
     watermark has passed their time; each carries its ``by`` values and its time column
     instead of window bounds.
 
+    ``rows=n`` instead looks back over rows (SQL's ``ROWS n PRECEDING``): each row's window
+    is the row and the ``n`` rows of its key before it in event-time order, rows with the
+    same time taken in arrival order. Such a window only comes out final (``emit="final"``):
+    a row arriving behind emitted ones would shift every later window by a row.
+
     >>> import rillet as rl
     >>> rl.sliding("5m")
     rl.sliding('5m')
+    >>> rl.sliding(rows=9)
+    rl.sliding(rows=9)
     """
+    if rows is not None:
+        if period is not None:
+            raise ConfigError(
+                f"a sliding window looks back over a period or over rows, not both: write "
+                f"rl.sliding({period!r}) or rl.sliding(rows={rows!r})"
+            )
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ConfigError(
+                f"sliding(rows=...) is how many earlier rows each row's window holds, a whole "
+                f"number >= 0 (rows=9: the row and the nine before it), got {rows!r}"
+            )
+        if closed != "right":
+            raise ConfigError("closed= is for a sliding window over a period; a window of rows holds the "
+                              "row and the rows before it")
+        return WindowSpec("sliding", None, rows, None, None, rows=rows)
+    if period is None:
+        raise ConfigError(
+            "a sliding window looks back over a period (rl.sliding('5m')) or a number of rows "
+            "(rl.sliding(rows=10)): give one"
+        )
     validate_duration(period, "sliding window period")
     if closed not in ("right", "both"):
         raise ConfigError(

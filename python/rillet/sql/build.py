@@ -218,6 +218,8 @@ def window_spec(w: dict[str, Any]) -> _windows.WindowSpec:
         return _windows.session(args["gap"])
     if kind == "stagger":
         return _windows.stagger(args["range"])
+    if "rows" in args:
+        return _windows.sliding(rows=args["rows"])
     return _windows.sliding(args["period"], closed=args.get("closed", "right"))
 
 

@@ -340,6 +340,8 @@ def sliding_span(df: pl.DataFrame, shape: OutputShape | None, x: str) -> int | N
     (not a sliding window's own time on x, or no rows)."""
     if shape is None or shape.spec is None or shape.window != "sliding" or x != shape.time:
         return None
+    if shape.spec.rows is not None:  # a window of rows has no span in time
+        return None
     if not df.height:
         return None
     resolved = _resolved(shape.spec, df.schema[x])
