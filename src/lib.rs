@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod anomaly;
 pub mod codec;
 pub mod engine;
 pub mod error;

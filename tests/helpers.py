@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def until(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
@@ -62,3 +63,18 @@ def run_fenced_examples(path: Path, name: str) -> None:
                     f"the example at {path.name}:{line} printed something else than the file "
                     f"shows:\n{printed.getvalue()}"
                 )
+
+
+def bench_module(name: str) -> Any:
+    """``bench/<name>.py`` imported as a module (its helpers, such as the rank AUC, are used
+    by tests too)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

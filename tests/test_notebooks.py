@@ -76,6 +76,7 @@ def test_the_notebooks_are_there() -> None:
         "03-late-data.ipynb",
         "04-iot.ipynb",
         "05-leaderboard.ipynb",
+        "06-kinesis-application.ipynb",
     ], names
 
 

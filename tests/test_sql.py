@@ -868,9 +868,7 @@ def test_a_syntax_error_points_at_its_line_and_column(text: str, where: tuple[in
     ("SELECT STREAM ticker, COUNT(*) AS n FROM s GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MINUTE)\n"
      "UNION ALL SELECT STREAM ticker, COUNT(*) AS n FROM s GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MINUTE)",
      "SELECT", "set operations"),
-    ("SELECT STREAM ticker, ANOMALY_SCORE FROM TABLE(\n  RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM s)))",
-     "RANDOM_CUT_FOREST", "RANDOM_CUT_FOREST is not supported yet"),
-], ids=["join", "limit", "group by without a window", "distinct", "union", "random cut forest"])
+], ids=["join", "limit", "group by without a window", "distinct", "union"])
 def test_an_unsupported_construct_is_named_and_placed(text: str, token: str, what: str) -> None:
     e = _sql_error(text, s=_stream(_trades(10), None), r=_trades(10))
     assert what in str(e)

@@ -247,11 +247,24 @@ def test_collect_before_agg_says_call_agg_first(tmp_path: Path) -> None:
     for name in ("collect", "run", "iter", "start", "for_each", "to_parquet", "to_jsonl", "to_database"):
         with pytest.raises(rl.ConfigError, match=r"call \.agg\(\.\.\.\) first"):
             getattr(w, name)()
-        with pytest.raises(rl.ConfigError, match=r"call \.window\(\.\.\.\)\.agg\(\.\.\.\) first"):
-            getattr(s, name)()
     with pytest.raises(rl.ConfigError, match=r"call \.window\(\.\.\.\) first"):
         s.agg(rl.count())  # type: ignore[attr-defined]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_stream_without_a_window_runs_its_rows_through(tmp_path: Path) -> None:
+    """A stream runs as it is (polars' collect): every row after its steps, times parsed,
+    unparseable times rejected, none late; file sinks partition by its time column."""
+    df = pl.DataFrame({"t": ["2026-01-01T00:00:05Z", "nope", "2026-01-01T00:00:01Z"], "k": ["a", "b", "c"]})
+    s = rl.stream(df, time="t").filter(pl.col("k") != "c")
+    run = s.run()
+    assert run.output["k"].to_list() == ["a"]
+    assert run.rejected["k"].to_list() == ["b"] and run.late.height == 0
+    assert s.to_parquet(tmp_path / "p").metrics["rows_emitted"] == 1
+    back = pl.read_parquet(tmp_path / "p" / "**" / "*.parquet")
+    assert back["k"].to_list() == ["a"]
+    with pytest.raises(rl.ConfigError, match="pass through without a window"):
+        s.to_database(f"sqlite:///{tmp_path / 'x.db'}", "rows")
 
 
 @needs_real

@@ -41,6 +41,7 @@ from rillet.plan.aggregates import (
     top_k,
     var,
 )
+from rillet.plan.detectors import DetectorSpec, hotspots, random_cut_forest
 from rillet.plan.windows import WindowSpec, cumulative, hopping, session, sliding, stagger, tumbling
 from rillet.query.live import RunningQuery, start
 from rillet.query.stream import ProcessingTime, Query, Run, Stream, Windowed, processing_time, run, stream
@@ -101,6 +102,9 @@ __all__ = [
     "set_threads",
     "sliding",
     "stagger",
+    "random_cut_forest",
+    "hotspots",
+    "DetectorSpec",
     "start",
     "std",
     "stream",

@@ -697,6 +697,74 @@ fn set_threads(n: usize) -> PyResult<()> {
     crate::parallel::set_threads(n).map_err(to_py)
 }
 
+/// A per-row detector (random cut forest or hotspots) over a stream's batches.
+#[pyclass(module = "rillet._core", name = "Detector")]
+struct PyDetector {
+    inner: crate::anomaly::Detector,
+}
+
+#[pymethods]
+impl PyDetector {
+    /// A detector for the JSON `spec`, one model per distinct value of the `by` columns.
+    #[new]
+    fn new(spec: &str, by: Vec<String>) -> PyResult<Self> {
+        Ok(PyDetector {
+            inner: crate::anomaly::Detector::from_json(spec, by).map_err(to_py)?,
+        })
+    }
+
+    /// The detector's columns for every row of `data` (a batch or a stream of batches).
+    fn process(&mut self, py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyRecordBatch> {
+        let reader = data.into_reader()?;
+        let batches = reader
+            .collect::<Result<Vec<RecordBatch>, _>>()
+            .map_err(|e| SchemaError::new_err(format!("could not read the input batch: {e}")))?;
+        let inner = &mut self.inner;
+        let out = py
+            .detach(move || -> Result<RecordBatch, Error> {
+                let mut parts = Vec::with_capacity(batches.len());
+                for b in &batches {
+                    parts.push(inner.process(b)?);
+                }
+                match parts.first() {
+                    None => Err(Error::Schema("process() needs at least one batch".into())),
+                    Some(first) => Ok(arrow_select::concat::concat_batches(
+                        &first.schema(),
+                        &parts,
+                    )?),
+                }
+            })
+            .map_err(to_py)?;
+        Ok(out.into())
+    }
+
+    /// The detector's state (every model) as bytes.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyBytes>> {
+        let bytes = self.inner.snapshot().map_err(to_py)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).unbind())
+    }
+
+    /// Continues from `snapshot()` bytes of a detector with the same spec.
+    fn restore(&mut self, data: &[u8]) -> PyResult<()> {
+        self.inner.restore(data).map_err(to_py)
+    }
+
+    /// Per tree of the first key's forest, the depth of every point it holds.
+    fn leaf_depths(&self) -> Vec<Vec<usize>> {
+        self.inner.leaf_depths()
+    }
+
+    /// Models kept (one per key).
+    fn models(&self) -> usize {
+        self.inner.models()
+    }
+
+    /// Bytes of memory the models hold.
+    fn memory_bytes(&self) -> usize {
+        self.inner.bytes()
+    }
+}
+
 /// How many threads the engine uses.
 #[pyfunction]
 fn threads() -> usize {
@@ -716,6 +784,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sql_query, m)?)?;
     m.add_function(wrap_pyfunction!(sql_application, m)?)?;
     m.add_class::<WindowOperator>()?;
+    m.add_class::<PyDetector>()?;
     m.add_class::<PyPlan>()?;
     m.add_class::<PyBoundPlan>()?;
     m.add_function(wrap_pyfunction!(window_layout, m)?)?;

@@ -191,6 +191,10 @@ pub enum Step {
     /// Cast columns to SQL types (`BIGINT`, `VARCHAR`, `TIMESTAMP`, ...), as a pump inserts
     /// into a declared stream.
     Cast(Vec<(String, String)>),
+    /// A detector's columns added to every row (`RANDOM_CUT_FOREST`, `HOTSPOTS`): the
+    /// detector spec of `rl.random_cut_forest` / `rl.hotspots` (its numeric columns chosen
+    /// at the first batch), with Kinesis' output columns.
+    Detect(serde_json::Value),
 }
 
 /// The window a query groups by, in the Python API's terms (`rl.tumbling(every=...)`).

@@ -818,14 +818,14 @@ impl Env<'_> {
                     windowed: Some(plan),
                 })
             }
-            "RANDOM_CUT_FOREST" | "RANDOM_CUT_FOREST_WITH_EXPLANATION" | "HOTSPOTS" => Err(SqlError::span(
-                format!("{name} is not supported yet: it arrives with anomaly detection (rl.random_cut_forest, rl.hotspots)"),
-                f.name.span(),
-            )),
+            "RANDOM_CUT_FOREST" | "RANDOM_CUT_FOREST_WITH_EXPLANATION" | "HOTSPOTS" => {
+                self.detector(&name, &args, f.span())
+            }
             _ => Err(SqlError::span(
                 format!(
                     "unknown table function {name}; rillet reads TUMBLE, HOP, CUMULATE, SESSION, \
-                     TOP_K_ITEMS_TUMBLING and COUNT_DISTINCT_ITEMS_TUMBLING"
+                     TOP_K_ITEMS_TUMBLING, COUNT_DISTINCT_ITEMS_TUMBLING, RANDOM_CUT_FOREST, \
+                     RANDOM_CUT_FOREST_WITH_EXPLANATION and HOTSPOTS"
                 ),
                 f.name.span(),
             )),
@@ -1045,6 +1045,112 @@ impl Env<'_> {
             window_time: None,
             text: String::new(),
         })
+    }
+
+    /// `RANDOM_CUT_FOREST(cursor[, trees, sample_size, time_decay, shingle_size])`,
+    /// `RANDOM_CUT_FOREST_WITH_EXPLANATION(cursor[, ..., directionality])` and
+    /// `HOTSPOTS(cursor[, window_size, scan_radius, min_points])`: the cursor's rows with the
+    /// detector's columns added (`ANOMALY_SCORE`, `ANOMALY_EXPLANATION`, `HOTSPOTS_RESULT`),
+    /// over the cursor's numeric columns, as Kinesis ran them.
+    fn detector(&self, name: &str, args: &Args, span: Span) -> Res<Rel> {
+        let form = match name {
+            "RANDOM_CUT_FOREST" => {
+                "RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM \"S\")[, trees, sample_size, \
+                 time_decay, shingle_size])"
+            }
+            "RANDOM_CUT_FOREST_WITH_EXPLANATION" => {
+                "RANDOM_CUT_FOREST_WITH_EXPLANATION(CURSOR(SELECT STREAM * FROM \"S\")[, trees, \
+                 sample_size, time_decay, shingle_size, directionality])"
+            }
+            _ => "HOTSPOTS(CURSOR(SELECT STREAM * FROM \"S\")[, window_size, scan_radius, min_points])",
+        };
+        let given = args.positional.len();
+        let full = match name {
+            "RANDOM_CUT_FOREST" => 5,
+            "RANDOM_CUT_FOREST_WITH_EXPLANATION" => 6,
+            _ => 4,
+        };
+        if !args.named.is_empty() || (given != 1 && given != full) {
+            return Err(SqlError::span(
+                format!(
+                    "{name} takes the cursor alone (the defaults) or all {} parameters: {form}",
+                    full - 1
+                ),
+                span,
+            ));
+        }
+        let rel = self.data(&args.positional[0])?;
+        let mut rel = self.as_stream(rel);
+        let p = &args.positional;
+        let spec = if name == "HOTSPOTS" {
+            let (window, radius, min_points) = if given == full {
+                (
+                    positive_int(&p[1], "the window size")?,
+                    positive_number(&p[2], "the scan radius")?,
+                    positive_int(&p[3], "the minimum number of points in a hotspot")?,
+                )
+            } else {
+                (1000, 0.2, 17)
+            };
+            serde_json::json!({
+                "kind": "hotspots", "window_size": window, "scan_radius": radius,
+                "min_points": min_points, "kinesis": true,
+            })
+        } else {
+            let explain = name == "RANDOM_CUT_FOREST_WITH_EXPLANATION";
+            let (trees, sample, decay, shingle) = if given == full {
+                (
+                    positive_int(&p[1], "the number of trees")?,
+                    positive_int(&p[2], "the sub-sample size")?,
+                    positive_int(&p[3], "the time decay")?,
+                    positive_int(&p[4], "the shingle size")?,
+                )
+            } else {
+                (100, 256, 100_000, 1)
+            };
+            let directionality = if explain && given == full {
+                match &p[5] {
+                    Expr::Value(v) => match &v.value {
+                        Value::Boolean(b) => *b,
+                        _ => {
+                            return Err(SqlError::span(
+                                "directionality is true or false",
+                                p[5].span(),
+                            ))
+                        }
+                    },
+                    other => {
+                        return Err(SqlError::span(
+                            "directionality is true or false",
+                            other.span(),
+                        ))
+                    }
+                }
+            } else {
+                false
+            };
+            serde_json::json!({
+                "kind": "random_cut_forest", "trees": trees, "sample_size": sample,
+                "time_decay": decay, "shingle_size": shingle, "with_explanation": explain,
+                "directionality": directionality, "seed": 0, "kinesis": true,
+            })
+        };
+        let added: &[&str] = match name {
+            "RANDOM_CUT_FOREST" => &["ANOMALY_SCORE"],
+            "RANDOM_CUT_FOREST_WITH_EXPLANATION" => &["ANOMALY_SCORE", "ANOMALY_EXPLANATION"],
+            _ => &["HOTSPOTS_RESULT"],
+        };
+        if let Some(cols) = &mut rel.columns {
+            if let Some(taken) = cols.iter().find(|c| added.contains(&c.as_str())) {
+                return Err(SqlError::span(
+                    format!("the cursor already has a column {taken}, which {name} adds"),
+                    span,
+                ));
+            }
+            cols.extend(added.iter().map(|c| c.to_string()));
+        }
+        rel.steps.push(Step::Detect(spec));
+        Ok(rel)
     }
 
     /// A windowed sub-query read as a stream (its ROWTIME its time).
@@ -2243,7 +2349,23 @@ fn positive_int(e: &Expr, what: &str) -> Res<i64> {
     ))
 }
 
-/// An `INTERVAL` (or an integer, for integer time columns) as a duration.
+/// A positive number (integer or decimal).
+fn positive_number(e: &Expr, what: &str) -> Res<f64> {
+    if let Expr::Value(v) = e {
+        if let Value::Number(n, _) = &v.value {
+            if let Ok(x) = n.to_string().parse::<f64>() {
+                if x > 0.0 && x.is_finite() {
+                    return Ok(x);
+                }
+            }
+        }
+    }
+    Err(SqlError::span(
+        format!("{what} must be a positive number, found {e}"),
+        e.span(),
+    ))
+}
+
 /// The `n` of `ROWS n PRECEDING`: a whole number of rows.
 fn row_count(e: &Expr) -> Res<Duration> {
     let n = match e {
@@ -2264,6 +2386,7 @@ fn row_count(e: &Expr) -> Res<Duration> {
     })
 }
 
+/// An `INTERVAL` (or an integer, for integer time columns) as a duration.
 fn duration(e: &Expr) -> Res<Duration> {
     match e {
         Expr::Interval(iv) => {

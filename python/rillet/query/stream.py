@@ -16,6 +16,7 @@ from rillet._time import (
 )
 from rillet.plan import plan as _plan
 from rillet.plan.aggregates import Agg
+from rillet.plan.detectors import DetectorSpec
 from rillet.plan.windows import WindowSpec
 from rillet.runtime.driver import Driver
 from rillet.runtime.execution import Run, apply_ops, engine_time
@@ -133,6 +134,35 @@ class Stream:
         """Adds or replaces columns of each micro-batch with polars expressions."""
         return self._with("with_columns", exprs, named)
 
+    def detect(self, detector: DetectorSpec, by: str | Sequence[str] | None = None) -> Stream:
+        """Adds a detector's columns to every row: ``anomaly_score`` (and
+        ``anomaly_explanation``) for :func:`rillet.random_cut_forest`, ``hotspots`` for
+        :func:`rillet.hotspots`. Rows are taken in the order the stream delivers them (after
+        a window, the order it emits its rows), one at a time, so the result does not depend
+        on batch sizes. ``by`` keeps one model per key (a forest per user, say). A row with
+        a null or non-finite value in a column the detector reads gets null and leaves the
+        model as it was.
+
+        The stream runs as it is (``.collect()``, ``.run()``, sinks) or goes on into a
+        window (``.window(...)``), e.g. the highest score per minute.
+        """
+        if not isinstance(detector, DetectorSpec):
+            raise ConfigError(
+                f"detect() takes a detector such as rl.random_cut_forest('calls') or "
+                f"rl.hotspots('x', 'y'), got {type(detector).__name__}"
+            )
+        keys = _keys(by)
+        both = sorted(set(keys) & set(detector.columns))
+        if both:
+            raise ConfigError(f"column {both[0]!r} is both scored and a by= key; a key picks the model, "
+                              f"so score other columns")
+        return self._with("detect", (detector, keys, self._time), {})
+
+    def _rows(self) -> Query:
+        """This stream as a query without a window: rows pass through as they arrive (the
+        core's rows operator: times parsed, unparseable ones rejected, none late)."""
+        return Query(Windowed(self, WindowSpec("rows", None, 0), (), 0, "final", "collect"), ())
+
     def window(
         self,
         spec: WindowSpec,
@@ -167,19 +197,7 @@ class Stream:
                 f"window() takes a window spec such as rl.tumbling('1m') or "
                 f"rl.hopping('5m', '1m'), got {type(spec).__name__}"
             )
-        if by is None:
-            keys: tuple[str, ...] = ()
-        elif isinstance(by, (str, pl.Expr)):
-            keys = (_key_name(by),)
-        elif isinstance(by, Sequence):
-            keys = tuple(_key_name(k) for k in by)
-        else:
-            raise ConfigError(
-                f"by= takes a column name, pl.col('name'), or a list of them; got "
-                f"{type(by).__name__} {by!r}"
-            )
-        if len(set(keys)) != len(keys):
-            raise ConfigError(f"by= names a column twice: {list(keys)}")
+        keys = _keys(by)
         validate_duration(lateness, "lateness")
         if emit not in EMIT_MODES:
             raise ConfigError(f"emit={emit!r} is not a mode; expected one of {EMIT_MODES}")
@@ -268,6 +286,24 @@ class Stream:
     def __repr__(self) -> str:
         ops = "".join(f".{op}(...)" for op, _, _ in self._ops)
         return f"rl.stream(<{type(self._source).__name__}>, time={self._time!r}, watermark={self._watermark!r}){ops}"
+
+
+def _keys(by: str | pl.Expr | Sequence[str | pl.Expr] | None) -> tuple[str, ...]:
+    """``by=`` as column names: a name, a plain ``pl.col``, a list of them, or None."""
+    if by is None:
+        keys: tuple[str, ...] = ()
+    elif isinstance(by, (str, pl.Expr)):
+        keys = (_key_name(by),)
+    elif isinstance(by, Sequence):
+        keys = tuple(_key_name(k) for k in by)
+    else:
+        raise ConfigError(
+            f"by= takes a column name, pl.col('name'), or a list of them; got "
+            f"{type(by).__name__} {by!r}"
+        )
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"by= names a column twice: {list(keys)}")
+    return keys
 
 
 def _key_name(key: Any) -> str:
@@ -470,7 +506,7 @@ class Query(_plan.QueryBase):
         """
         from rillet.sinks.writers import FileSink, run_into
 
-        sink = FileSink(directory, "parquet", partition_by, every, max_rows, max_delay)
+        sink = FileSink(directory, "parquet", self._partition(partition_by), every, max_rows, max_delay)
         return run_into(self, sink, progress)
 
     def to_jsonl(self, directory: Any, partition_by: str | None = "window_start",
@@ -484,7 +520,7 @@ class Query(_plan.QueryBase):
         """
         from rillet.sinks.writers import FileSink, run_into
 
-        sink = FileSink(directory, "jsonl", partition_by, every, max_rows, max_delay)
+        sink = FileSink(directory, "jsonl", self._partition(partition_by), every, max_rows, max_delay)
         return run_into(self, sink, progress)
 
     def to_database(self, uri: str, table: str, progress: bool | None = None) -> Run:
@@ -508,6 +544,11 @@ class Query(_plan.QueryBase):
         w = self._w
         if w._spec.kind == "sliding":
             raise ConfigError("to_database needs windowed rows; sliding windows emit one row per input row")
+        if w._spec.kind == "rows" and w._spec.inner is None:
+            raise ConfigError(
+                "to_database keeps one row per window and key, and these rows pass through without a "
+                "window; write them with to_parquet or to_jsonl, or window them first"
+            )
         if w._spec.kind == "session" and w._emit == "amend":
             raise ConfigError(
                 "to_database keys rows by their window bounds, and an amended session's bounds "
@@ -515,6 +556,15 @@ class Query(_plan.QueryBase):
                 "emit='changelog' (its -U rows remove the old bounds) or emit='final'"
             )
         return run_into(self, DatabaseSink(uri, table, self._sink_keys()), progress)
+
+    def _partition(self, partition_by: str | None) -> str | None:
+        """A file sink's partition column: the default ``window_start``, for rows that carry
+        no window (a sliding window's, or rows passing through), is their time column."""
+        w = self._w
+        no_bounds = w._spec.kind == "sliding" or (w._spec.kind == "rows" and w._spec.inner is None)
+        if partition_by == "window_start" and no_bounds:
+            return w._stream._time
+        return partition_by
 
     def _sink_keys(self) -> list[str]:
         """The output columns that identify a window and key, for an upserting sink: the
@@ -599,8 +649,19 @@ def run(*queries: Query, progress: bool | None = None) -> list[Run]:
     return driver.flow.runs(driver.outputs())
 
 
+def _passing(method: str) -> Any:
+    """A stream's runner: the query of its rows as they pass, run the same way."""
+
+    def call(self: Stream, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._rows(), method)(*args, **kwargs)
+
+    call.__name__ = method
+    call.__doc__ = (f"Runs the stream without a window (every row passes through, after its steps, "
+                    f"e.g. a detector's): :meth:`Query.{method}` of that query.")
+    return call
+
+
 for _name in _RUNNERS:
     setattr(Windowed, _name, _not_yet(_name, ".agg(...)", ".agg(rl.count())"))
-    setattr(Stream, _name, _not_yet(_name, ".window(...).agg(...)",
-                                    ".window(rl.tumbling('1m')).agg(rl.count())"))
+    setattr(Stream, _name, _passing(_name))
 Stream.agg = _not_yet("agg", ".window(...)", ".window(rl.tumbling('1m'))")  # type: ignore[attr-defined]  # a hint, set at import

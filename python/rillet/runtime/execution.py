@@ -16,12 +16,26 @@ from rillet._progress import Progress
 from rillet._time import instant_to_python, text_instants, time_unit_of, wall_ms
 from rillet.plan import plan as _plan
 from rillet.plan.aggregates import cast_back
+from rillet.runtime.detect import DetectStep
 from rillet.sources.base import known_rows
 
+Ops = tuple[tuple[str, tuple, dict], ...]
 
-def apply_ops(ops: tuple[tuple[str, tuple, dict], ...], df: pl.DataFrame) -> pl.DataFrame:
-    """A stream's ``filter`` / ``with_columns`` steps applied to one micro-batch."""
+
+def start_ops(ops: Ops) -> Ops:
+    """A stream's steps for one run: each detector step with its own fresh models."""
+    return tuple((op, (DetectStep(*args),), {}) if op == "detect" else (op, args, kwargs)
+                 for op, args, kwargs in ops)
+
+
+def apply_ops(ops: Ops, df: pl.DataFrame) -> pl.DataFrame:
+    """A stream's ``filter`` / ``with_columns`` / ``detect`` steps applied to one micro-batch
+    (a detector step not started by :func:`start_ops` starts afresh)."""
     for op, args, kwargs in ops:
+        if op == "detect":
+            step = args[0] if isinstance(args[0], DetectStep) else DetectStep(*args)
+            df = step(df)
+            continue
         try:
             df = getattr(df, op)(*args, **kwargs)
         except pl.exceptions.ColumnNotFoundError as e:
@@ -128,10 +142,11 @@ class Execution:
         self.delay = 0  # this stream's own watermark delay, in the time unit
         self.started = _time.perf_counter()
         self.progress = Progress(progress, known_rows(self.stream._source))
+        self.ops = start_ops(self.stream._ops)  # detectors keep their models for the run
 
     # -- source ---------------------------------------------------------------------------
     def apply_ops(self, df: pl.DataFrame) -> pl.DataFrame:
-        return apply_ops(self.stream._ops, df)
+        return apply_ops(self.ops, df)
 
     # -- plan -----------------------------------------------------------------------------
     def bind(self, df: pl.DataFrame) -> None:
@@ -338,6 +353,12 @@ class Execution:
             del m["rows_in"]
             m["rows_in"] = self.rows_in
             m["rows_rejected"] += self.source_rejected
+        detectors = [args[0] for op, args, _ in self.ops if op == "detect"]
+        if detectors:
+            # A detector's models are state too (a forest per key).
+            m["detector_models"] = sum(d.models() for d in detectors)
+            m["detector_bytes"] = sum(d.memory_bytes() for d in detectors)
+            m["state_bytes"] += m["detector_bytes"]
         elapsed = _time.perf_counter() - self.started
         m["batches"] = self.batches
         m["elapsed_s"] = round(elapsed, 6)

@@ -12,6 +12,7 @@ from rillet import _core
 from rillet._errors import ConfigError
 from rillet.plan import aggregates as _aggs
 from rillet.plan import windows as _windows
+from rillet.plan.detectors import DetectorSpec
 from rillet.plan.plan import PostStep, QueryBase
 from rillet.plan.windows import WindowSpec
 from rillet.query.stream import Query, Stream, Windowed, processing_time
@@ -85,6 +86,9 @@ class Builder:
                 stream = stream.with_columns(*self.named(value))
             elif kind == "select":
                 stream = stream._with("select", tuple(self.named(value)), {})
+            elif kind == "detect":
+                options = tuple((k, v) for k, v in value.items() if k != "kind")
+                stream = stream.detect(DetectorSpec(value["kind"], (), options))
             else:  # pragma: no cover - the planner puts no other step before a window
                 raise ConfigError(f"unexpected step before the window: {step}")
         return stream
