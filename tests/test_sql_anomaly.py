@@ -171,3 +171,52 @@ def test_the_solutions_anomaly_pump_equals_the_python_api(solution: rl.Applicati
     # warm-up: 19 rows fill the first shingle, then 65 points fill the forest
     scores = anomaly["anomalyScore"].to_numpy()
     assert (scores[:84] == 0).all() and (scores[84:] > 0).all()
+
+
+# -- E7: scores, then each second's rows ordered by score ---------------------------------------------------
+E7 = """
+CREATE OR REPLACE STREAM "TEMP_STREAM" ("heartRate" INTEGER, "rateType" varchar(20), "ANOMALY_SCORE" DOUBLE);
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("heartRate" INTEGER, "rateType" varchar(20), "ANOMALY_SCORE" DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS
+   INSERT INTO "TEMP_STREAM"
+      SELECT STREAM "heartRate", "rateType", ANOMALY_SCORE
+      FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001")));
+CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS
+   INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM * FROM "TEMP_STREAM"
+      ORDER BY FLOOR("TEMP_STREAM".ROWTIME TO SECOND), ANOMALY_SCORE DESC;
+"""
+
+
+def _quarter_seconds(n: int = 800) -> pl.DataFrame:
+    rng = np.random.default_rng(8)
+    rate = rng.normal(70, 5, n)
+    rate[min(700, n - 1)] = 160
+    return pl.DataFrame({"ts": [BASE + dt.timedelta(milliseconds=250 * i) for i in range(n)],
+                         "heartRate": rate, "rateType": np.where(rate > 100, "HIGH", "NORMAL")})
+
+
+@SIZES
+def test_e7_scores_each_row_and_orders_each_second_by_score(size: int | None) -> None:
+    df = _quarter_seconds()
+    out = rl.Application(E7, SOURCE_SQL_STREAM_001=rl.stream(batches(df, size), time="ts")).run()
+    got = out.streams["DESTINATION_SQL_STREAM"]
+    # the oracle: the same forest with the Python API, then polars sorting each second's rows
+    scored = (rl.stream(df, time="ts").detect(rl.random_cut_forest("heartRate")).collect()
+              .with_columns(pl.col("heartRate").cast(pl.Int32)))
+    want = (scored.with_columns(pl.col("ts").dt.truncate("1s").alias("second"))
+            .sort("second", "anomaly_score", descending=[False, True], maintain_order=True)
+            .select(pl.col("ts").alias("ROWTIME"), "heartRate", "rateType",
+                    pl.col("anomaly_score").alias("ANOMALY_SCORE")))
+    assert got.equals(want)
+    assert got.height == df.height and out.runs["OUTPUT_PUMP"].late.height == 0
+
+
+@SIZES
+def test_order_by_a_time_bucket_over_raw_rows_sorts_each_bucket(size: int | None) -> None:
+    df = _quarter_seconds(300).with_columns(pl.col("ts").shuffle(seed=1).sort().alias("ts"))
+    q = rl.sql('SELECT STREAM "heartRate", ts FROM s ORDER BY FLOOR(s.ROWTIME TO MINUTE), "heartRate" DESC',
+               s=rl.stream(batches(df, size), time="ts"))
+    want = (df.with_columns(pl.col("ts").dt.truncate("1m").alias("m"))
+            .sort("m", "heartRate", descending=[False, True], maintain_order=True).select("heartRate", "ts"))
+    assert q.collect().equals(want)

@@ -447,6 +447,14 @@ impl Operator for RowsOperator {
                         .map_or(new, |(&(end, _), _)| end.min(new)),
                 )
             }
+            (FloorColumn::WindowStart, Some(spec)) => {
+                // A row not yet late is in a window ending after `watermark - lateness`: the
+                // first of those starts no earlier than the first window holding that instant.
+                let x = wm.saturating_sub(self.config.lateness);
+                let new = spec.start(spec.indices(x).0);
+                let open = self.held.open.keys().map(|&(_, start)| start).min();
+                Some(open.map_or(new, |o| o.min(new)))
+            }
             _ => None,
         }
     }

@@ -1212,11 +1212,22 @@ impl Env<'_> {
         order: &[ast::OrderByExpr],
         rowtime: bool,
     ) -> Res<QueryPlan> {
-        if let (Some(o), Input::Name(_)) = (order.first(), &rel.input) {
+        // ORDER BY a time bucket of the stream's time first (Kinesis' `ORDER BY
+        // FLOOR(s.ROWTIME TO SECOND), score DESC`): each bucket's rows come out together when
+        // the watermark passes its end, sorted, whatever batches they arrived in.
+        let time_col = rel.time.clone().unwrap_or_else(|| "ROWTIME".into());
+        let bucket = match order.first() {
+            Some(o) => scope
+                .time_bucket(&o.expr)?
+                .filter(|(col, _)| *col == time_col)
+                .map(|(_, every)| every),
+            None => None,
+        };
+        if let (Some(o), Input::Name(_), None) = (order.first(), &rel.input, &bucket) {
             return Err(SqlError::span(
                 "ORDER BY over an input's raw rows would order each micro-batch, which depends \
-                 on how the input is read; order a window's output instead (its rows come out \
-                 together, a time bucket at a time)",
+                 on how the input is read; order by a time bucket first (ORDER BY \
+                 FLOOR(s.ROWTIME TO SECOND), ...) or order a window's output",
                 o.expr.span(),
             ));
         }
@@ -1227,7 +1238,6 @@ impl Env<'_> {
         if let Some(w) = &s.selection {
             steps.push(Step::Filter(scope.scalar(w)?));
         }
-        let time_col = rel.time.clone().unwrap_or_else(|| "ROWTIME".into());
         let mut select = Vec::new();
         let mut columns = Vec::new();
         if rowtime {
@@ -1311,7 +1321,14 @@ impl Env<'_> {
             columns,
             rowtime: rowtime_out,
             window_start: None,
-            rows_window: None,
+            rows_window: bucket.map(|every| {
+                let mut args = BTreeMap::new();
+                args.insert("every".into(), every);
+                Window {
+                    kind: "tumbling".into(),
+                    args,
+                }
+            }),
             window_time: window_time_of(s, scope),
             text: String::new(),
         })

@@ -171,8 +171,13 @@ class Builder:
             q = stream.window(window_spec(w), by=plan["by"]).agg(*aggs)
         floors = {}
         if plan.get("rowtime"):
-            row_time = (w is None and plan.get("rows_window") is None) or (w is not None and w["kind"] == "sliding")
-            floors[plan["rowtime"]] = "row_time" if row_time else "window_end"
+            if w is None and plan.get("rows_window") is not None:
+                # Rows listed by a window keep their own time, at or after their window's
+                # start: rows still to come carry at least the smallest start to come.
+                floors[plan["rowtime"]] = "window_start"
+            else:
+                row_time = w is None or w["kind"] == "sliding"
+                floors[plan["rowtime"]] = "row_time" if row_time else "window_end"
         if plan.get("window_start"):
             floors[plan["window_start"]] = "window_start"
         if plan.get("window_time"):
