@@ -251,11 +251,7 @@ impl Detector {
                     let State::Forest(f) = &mut self.states[k] else {
                         return Err(Error::Internal("a forest detector without a forest".into()));
                     };
-                    let seen = f.seen();
-                    let after = f.params().output_after();
-                    let shingle_missing = f.shingle_missing();
-                    let (scores, parts) = f.update_rows(rows, with_explanation);
-                    results.push((scores, parts, seen, after, shingle_missing));
+                    results.push(f.update_rows(rows, with_explanation));
                 }
                 let mut scores = Float64Builder::with_capacity(n);
                 let mut why = with_explanation.then(|| Explanations::new(&columns, n, kinesis));
@@ -264,18 +260,14 @@ impl Detector {
                         None => {
                             scores.append_null();
                             if let Some(w) = &mut why {
-                                w.push(None, false, directionality);
+                                w.push(None, directionality);
                             }
                         }
                         Some((k, j)) => {
-                            let (sc, parts, seen, after, missing) = &results[k as usize];
+                            let (sc, parts) = &results[k as usize];
                             scores.append_value(sc[j]);
-                            if let Some(w) = &mut why {
-                                // Points reach the trees once the shingle is full.
-                                let point = (j + 1).checked_sub((*missing).max(1));
-                                let warm = point.is_some_and(|p| seen + p as u64 >= *after);
-                                let p = parts.as_ref().map(|p| p[j].as_slice());
-                                w.push(p, warm, directionality);
+                            if let (Some(w), Some(parts)) = (&mut why, parts) {
+                                w.push(Some(parts[j].as_deref()), directionality);
                             }
                         }
                     }
@@ -504,14 +496,15 @@ impl Explanations {
         }
     }
 
-    /// One row: None for a row not scored; a row scored while the forest fills (`warm`
-    /// false) has parts of 0 and no direction.
-    fn push(&mut self, parts: Option<&[ColumnExplanation]>, warm: bool, directionality: bool) {
+    /// One row: None for a row not read (a null value); `Some(None)` for a row scored
+    /// while the forest fills: parts of 0 and no direction.
+    fn push(&mut self, row: Option<Option<&[ColumnExplanation]>>, directionality: bool) {
+        let Some(parts) = row else {
+            self.push_null();
+            return;
+        };
+        let part = |c: usize| parts.map(|p| &p[c]);
         if let Some(text) = &mut self.kinesis {
-            let Some(p) = parts else {
-                text.append_null();
-                return;
-            };
             let mut json = String::from("{");
             for (c, name) in self.columns.iter().enumerate() {
                 if c > 0 {
@@ -519,41 +512,49 @@ impl Explanations {
                 }
                 json.push_str(&serde_json::Value::from(name.as_str()).to_string());
                 json.push_str(":{");
-                if directionality && warm {
-                    let dir = if p[c].high { "HIGH" } else { "LOW" };
+                if let (true, Some(p)) = (directionality, part(c)) {
+                    let dir = if p.high { "HIGH" } else { "LOW" };
                     json.push_str(&format!(
                         "\"DIRECTION\":\"{dir}\",\"STRENGTH\":\"{:.4}\",",
-                        p[c].strength
+                        p.strength
                     ));
                 }
                 json.push_str(&format!(
                     "\"ATTRIBUTION_SCORE\":\"{:.4}\"}}",
-                    p[c].attribution
+                    part(c).map_or(0.0, |p| p.attribution)
                 ));
             }
             json.push('}');
             text.append_value(json);
             return;
         }
-        self.valid.push(parts.is_some());
+        self.valid.push(true);
         for c in 0..self.columns.len() {
-            match parts {
+            self.attribution[c].append_value(part(c).map_or(0.0, |p| p.attribution));
+            match part(c).filter(|_| directionality) {
                 Some(p) => {
-                    self.attribution[c].append_value(p[c].attribution);
-                    if directionality && warm {
-                        self.direction[c].append_value(if p[c].high { "HIGH" } else { "LOW" });
-                        self.strength[c].append_value(p[c].strength);
-                    } else {
-                        self.direction[c].append_null();
-                        self.strength[c].append_null();
-                    }
+                    self.direction[c].append_value(if p.high { "HIGH" } else { "LOW" });
+                    self.strength[c].append_value(p.strength);
                 }
                 None => {
-                    self.attribution[c].append_null();
                     self.direction[c].append_null();
                     self.strength[c].append_null();
                 }
             }
+        }
+    }
+
+    /// A row not read: a null explanation.
+    fn push_null(&mut self) {
+        if let Some(text) = &mut self.kinesis {
+            text.append_null();
+            return;
+        }
+        self.valid.push(false);
+        for c in 0..self.columns.len() {
+            self.attribution[c].append_null();
+            self.direction[c].append_null();
+            self.strength[c].append_null();
         }
     }
 

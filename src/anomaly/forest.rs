@@ -156,6 +156,9 @@ pub struct ColumnExplanation {
     pub strength: f64,
 }
 
+/// A row's explanation: a part per column, or None while the forest fills (no parts yet).
+pub type Explanation = Option<Vec<ColumnExplanation>>;
+
 /// A random cut forest.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Forest {
@@ -219,13 +222,6 @@ impl Forest {
         self.seen
     }
 
-    /// Rows still to come before the shingle is full and points reach the trees (0 once
-    /// it is).
-    pub fn shingle_missing(&self) -> usize {
-        let dim = self.params.columns * self.params.shingle_size;
-        (dim - self.shingle.len()) / self.params.columns
-    }
-
     /// Bytes of memory the forest holds.
     pub fn bytes(&self) -> usize {
         self.store.bytes()
@@ -250,11 +246,7 @@ impl Forest {
 
     /// Scores a row of finite `values` (one per column), explains the score when `explain`,
     /// then lets the trees sample it. The score is 0 while the forest fills.
-    pub fn update(
-        &mut self,
-        values: &[f64],
-        explain: bool,
-    ) -> (f64, Option<Vec<ColumnExplanation>>) {
+    pub fn update(&mut self, values: &[f64], explain: bool) -> (f64, Option<Explanation>) {
         let (scores, parts) = self.update_rows(values, explain);
         (scores[0], parts.map(|mut p| p.remove(0)))
     }
@@ -271,7 +263,7 @@ impl Forest {
         &mut self,
         rows: &[f64],
         explain: bool,
-    ) -> (Vec<f64>, Option<Vec<Vec<ColumnExplanation>>>) {
+    ) -> (Vec<f64>, Option<Vec<Explanation>>) {
         const CHUNK: usize = 2048;
         let cols = self.params.columns;
         let n = rows.len() / cols;
@@ -288,7 +280,7 @@ impl Forest {
         &mut self,
         rows: &[f64],
         scores: &mut Vec<f64>,
-        mut why: Option<&mut Vec<Vec<ColumnExplanation>>>,
+        mut why: Option<&mut Vec<Explanation>>,
     ) {
         let cols = self.params.columns;
         let shingle = self.params.shingle_size;
@@ -412,11 +404,11 @@ impl Forest {
             }
             for (r, k) in by_row.into_iter().enumerate() {
                 let Some(k) = k else {
-                    why.push(warming(cols));
+                    why.push(None);
                     continue;
                 };
                 let p = &parts[k];
-                why.push(
+                why.push(Some(
                     (0..cols)
                         .map(|c| {
                             let (mut low, mut high) = (0.0, 0.0);
@@ -431,70 +423,16 @@ impl Forest {
                             }
                         })
                         .collect(),
-                );
+                ));
             }
         }
     }
 
-    /// The mean of the trees' scores of `point`.
-    ///
-    /// The descents run eight trees in step: each is a chain of dependent loads through
-    /// memory, and a step in eight of them at once keeps eight loads in flight. A leaf
-    /// leads to itself, so the steps need no branch per tree; the group stops when no tree
-    /// moved.
-    pub fn score(&mut self, point: &[f64]) -> f64 {
-        const LANES: usize = 8;
-        if self.seen == 0 {
-            return 0.0; // every tree is empty until the first point
-        }
-        let mut total = 0.0;
-        // log2(1 + mass), remembered: full trees all have the same mass.
-        let mut last = (u32::MAX, 0.0);
-        let mut scale = |m: u32| {
-            if m != last.0 {
-                last = (m, (1.0 + m as f64).log2());
-            }
-            last.1
-        };
-        for group in self.trees.chunks(LANES) {
-            let mut at = [0u32; LANES];
-            let mut depth = [0usize; LANES];
-            for (l, t) in group.iter().enumerate() {
-                at[l] = t.root().unwrap_or_default();
-            }
-            loop {
-                let mut moved = false;
-                for (l, t) in group.iter().enumerate() {
-                    let next = t.next(at[l], point);
-                    let step = next != at[l];
-                    moved |= step;
-                    depth[l] += step as usize;
-                    at[l] = next;
-                }
-                if !moved {
-                    break;
-                }
-            }
-            for (l, t) in group.iter().enumerate() {
-                total += t.score_leaf(&self.store, point, at[l], depth[l], &mut scale);
-            }
-        }
+    /// The mean of the trees' scores of `point`, without offering it to the samples (a
+    /// query; [`Forest::update_rows`] scores and samples).
+    pub fn score(&self, point: &[f64]) -> f64 {
+        let total: f64 = self.trees.iter().map(|t| t.score(&self.store, point)).sum();
         total / self.trees.len() as f64
-    }
-
-    /// The mean of the trees' attributions of `point`: it adds up to [`Forest::score`].
-    pub fn attribution(&mut self, point: &[f64]) -> DiVector {
-        let mut path = std::mem::take(&mut self.path);
-        let mut out = DiVector::zeros(point.len());
-        for t in &self.trees {
-            out.add_scaled(&t.attribution(&self.store, point, &mut path), 1.0);
-        }
-        self.path = path;
-        let n = self.trees.len() as f64;
-        DiVector {
-            low: out.low.iter().map(|v| v / n).collect(),
-            high: out.high.iter().map(|v| v / n).collect(),
-        }
     }
 
     /// Offers the stored point `index` to tree `t`'s sampler; returns whether the tree
@@ -558,17 +496,6 @@ impl Forest {
     }
 }
 
-fn warming(columns: usize) -> Vec<ColumnExplanation> {
-    vec![
-        ColumnExplanation {
-            attribution: 0.0,
-            high: false,
-            strength: 0.0,
-        };
-        columns
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,7 +535,7 @@ mod tests {
             normal.push(f.update(&[10.0 + rng.uniform()], false).0);
         }
         let (spike, why) = f.update(&[30.0], true);
-        let why = why.unwrap();
+        let why = why.unwrap().expect("explained once the forest is full");
         let tail = &normal[1000..];
         let mean = tail.iter().sum::<f64>() / tail.len() as f64;
         assert!(spike > 3.0 * mean, "{spike} vs {mean}");
@@ -646,7 +573,7 @@ mod tests {
         let rows: Vec<f64> = (0..6000).map(|i| (i % 17) as f64 + rng.uniform()).collect();
         let mut one = Forest::new(p.clone(), 3).unwrap();
         let mut all = Forest::new(p, 3).unwrap();
-        let (a, wa): (Vec<f64>, Vec<Vec<ColumnExplanation>>) = rows
+        let (a, wa): (Vec<f64>, Vec<Explanation>) = rows
             .chunks(2)
             .map(|r| {
                 let (s, w) = one.update(r, true);

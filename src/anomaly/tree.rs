@@ -488,24 +488,12 @@ impl Tree {
         }
     }
 
-    /// The leaf `x` reaches.
-    fn leaf_of(&self, x: &[f64]) -> u32 {
-        let mut node = self.root;
-        loop {
-            let n = self.nodes[node as usize];
-            if n.is_leaf() {
-                return node;
-            }
-            node = self.next(node, x);
-        }
-    }
-
     /// Removes one copy of the stored point `p`; false when the tree does not hold it.
     pub fn delete(&mut self, store: &PointStore, p: u32) -> bool {
         if self.root == NONE {
             return false;
         }
-        let leaf = self.leaf_of(store.point(p));
+        let (leaf, _) = self.descend(store.point(p));
         if self.points[leaf as usize] != p {
             return false;
         }
@@ -594,7 +582,11 @@ impl Tree {
 
     /// The scalar anomaly score of `x` (which the tree is not asked to hold), normalised.
     pub fn score(&self, store: &PointStore, x: &[f64]) -> f64 {
-        self.score_leaf_of(store, x, &mut |m| (1.0 + m as f64).log2())
+        if self.root == NONE {
+            return 0.0;
+        }
+        let (leaf, depth) = self.descend(x);
+        self.score_leaf(store, x, leaf, depth, &mut |m| (1.0 + m as f64).log2())
     }
 
     /// The leaf `x` reaches and its depth (the tree must not be empty).
@@ -630,28 +622,6 @@ impl Tree {
                 return;
             }
         }
-    }
-
-    /// [`Tree::score`], with `scale` giving `log2(1 + mass)` (see [`Tree::score_leaf`]).
-    pub fn score_leaf_of(
-        &self,
-        store: &PointStore,
-        x: &[f64],
-        scale: &mut impl FnMut(u32) -> f64,
-    ) -> f64 {
-        let Some(mut node) = self.root() else {
-            return 0.0;
-        };
-        let mut depth = 0;
-        loop {
-            let next = self.next(node, x);
-            if next == node {
-                break;
-            }
-            node = next;
-            depth += 1;
-        }
-        self.score_leaf(store, x, node, depth, scale)
     }
 
     /// [`Tree::score`] once a descent has reached `leaf` at `depth`: from the leaf's score,

@@ -84,8 +84,6 @@ enum Frame {
 /// The sliding window operator.
 pub struct SlidingOperator {
     core: Core,
-    /// The look-back of a period frame (0 for a frame of rows).
-    period: i64,
     frame: Frame,
     /// Per aggregate: it gives the row's own value (`current`), read from the row's slot
     /// rather than from its window's aggregate.
@@ -164,18 +162,14 @@ impl SlidingOperator {
                 ))
             }
         };
-        let period = match frame {
+        match frame {
             Frame::Period(p) if p <= 0 => {
                 return Err(Error::Config(format!(
                     "a sliding window's period must be a positive duration, got {p}"
                 )))
             }
-            Frame::Period(p) => p,
-            // Rows leave a window by count; once emitted, only the count holds them.
-            Frame::Rows(_) => 0,
-        };
-        if matches!(frame, Frame::Rows(_)) {
-            rows_frame_emits_final(config.emit)?;
+            Frame::Rows(_) => rows_frame_emits_final(config.emit)?,
+            Frame::Period(_) => {}
         }
         if config.early_ms.is_some() {
             return Err(Error::Config(
@@ -191,12 +185,20 @@ impl SlidingOperator {
             .collect();
         Ok(SlidingOperator {
             core: Core::new(config),
-            period,
             frame,
             own,
             state: SlidingState::default(),
             scratch: Scratch::default(),
         })
+    }
+
+    /// How far back in time a row's window reaches: the period, or 0 for a frame of rows
+    /// (rows leave it by count; once emitted, only the count holds them).
+    fn period(&self) -> i64 {
+        match self.frame {
+            Frame::Period(p) => p,
+            Frame::Rows(_) => 0,
+        }
     }
 
     /// The watermark at which a row at `t` is emitted: complete (updating modes) or closed.
@@ -430,9 +432,9 @@ impl SlidingOperator {
             return;
         };
         self.swag_clear(key);
-        let lo = from.saturating_sub(self.period);
+        let lo = from.saturating_sub(self.period());
         // Rows whose window can hold a new row: time in [from, to + period).
-        let affected_until = to.saturating_add(self.period);
+        let affected_until = to.saturating_add(self.period());
         let rows: Vec<((i64, u64), u32)> = self.state.per_key[key as usize]
             .history
             .range((lo, u64::MAX)..=(frontier.0, u64::MAX))
@@ -448,7 +450,7 @@ impl SlidingOperator {
             for &(_, s) in &rows[i..j] {
                 self.swag_push(key, t, s);
             }
-            self.swag_evict(key, t.saturating_sub(self.period));
+            self.swag_evict(key, t.saturating_sub(self.period()));
             if t >= from && t < affected_until {
                 let values = self.swag_query(key);
                 for &(_, s) in &rows[i..j] {
@@ -707,7 +709,7 @@ impl Kernel for SlidingOperator {
         }
         let expire_before = wm
             .saturating_sub(self.core.config.lateness)
-            .saturating_sub(self.period);
+            .saturating_sub(self.period());
         while let Some(&(t, _, slot)) = self.state.retained.first() {
             if !end_of_input && t > expire_before {
                 break;

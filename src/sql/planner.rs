@@ -2351,56 +2351,51 @@ fn string_literal(e: &Expr) -> Option<String> {
 }
 
 fn positive_int(e: &Expr, what: &str) -> Res<i64> {
-    if let Expr::Value(v) = e {
-        if let Value::Number(n, _) = &v.value {
-            if let Ok(i) = n.to_string().parse::<i64>() {
-                if i > 0 {
-                    return Ok(i);
-                }
-            }
-        }
-    }
-    Err(SqlError::span(
-        format!("{what} must be a positive integer, found {e}"),
-        e.span(),
-    ))
+    literal::<i64>(e).filter(|&i| i > 0).ok_or_else(|| {
+        SqlError::span(
+            format!("{what} must be a positive integer, found {e}"),
+            e.span(),
+        )
+    })
 }
 
 /// A positive number (integer or decimal).
 fn positive_number(e: &Expr, what: &str) -> Res<f64> {
-    if let Expr::Value(v) = e {
-        if let Value::Number(n, _) = &v.value {
-            if let Ok(x) = n.to_string().parse::<f64>() {
-                if x > 0.0 && x.is_finite() {
-                    return Ok(x);
-                }
-            }
-        }
+    literal::<f64>(e)
+        .filter(|&x| x > 0.0 && x.is_finite())
+        .ok_or_else(|| {
+            SqlError::span(
+                format!("{what} must be a positive number, found {e}"),
+                e.span(),
+            )
+        })
+}
+
+/// A numeric literal read as `T`, if it is one that parses.
+fn literal<T: std::str::FromStr>(e: &Expr) -> Option<T> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.to_string().parse().ok(),
+            _ => None,
+        },
+        _ => None,
     }
-    Err(SqlError::span(
-        format!("{what} must be a positive number, found {e}"),
-        e.span(),
-    ))
 }
 
 /// The `n` of `ROWS n PRECEDING`: a whole number of rows.
 fn row_count(e: &Expr) -> Res<Duration> {
-    let n = match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => n.parse::<i64>().ok().filter(|n| *n >= 0),
-            _ => None,
-        },
-        _ => None,
-    };
-    n.map(Duration::Count).ok_or_else(|| {
-        SqlError::span(
-            format!(
-                "ROWS <n> PRECEDING takes a whole number of rows such as ROWS 9 PRECEDING, \
-                 got {e}"
-            ),
-            e.span(),
-        )
-    })
+    literal::<i64>(e)
+        .filter(|&n| n >= 0)
+        .map(Duration::Count)
+        .ok_or_else(|| {
+            SqlError::span(
+                format!(
+                    "ROWS <n> PRECEDING takes a whole number of rows such as ROWS 9 \
+                     PRECEDING, got {e}"
+                ),
+                e.span(),
+            )
+        })
 }
 
 /// An `INTERVAL` (or an integer, for integer time columns) as a duration.
