@@ -145,7 +145,7 @@ impl KeyInterner {
 }
 
 /// Dictionary-encodes key tuples in one pass: (code per row, first row of each code).
-fn tuple_codes(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+pub(crate) fn tuple_codes(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
     let (mut codes, mut reps) = column_codes(&columns[0], 0)?;
     for (c, col) in columns.iter().enumerate().skip(1) {
         let (col_codes, col_reps) = column_codes(col, c)?;

@@ -16,6 +16,7 @@ pub mod anomaly;
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod join;
 pub mod keys;
 pub mod operator;
 pub mod parallel;

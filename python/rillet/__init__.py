@@ -50,6 +50,7 @@ from rillet.sources.files import read_csv, read_ipc, read_jsonl, read_parquet
 from rillet.sources.kafka import read_kafka
 from rillet.sources.kinesis import read_kinesis
 from rillet.sources.pacing import paced
+from rillet.sources.reference import ReferenceWarning, reference
 from rillet.sources.tail import tail_csv, tail_dir, tail_jsonl
 from rillet.sql.application import Application, ApplicationRun
 from rillet.sql.query import sql
@@ -97,6 +98,8 @@ __all__ = [
     "read_kafka",
     "read_kinesis",
     "read_parquet",
+    "reference",
+    "ReferenceWarning",
     "run",
     "session",
     "set_threads",

@@ -715,27 +715,8 @@ impl PyDetector {
 
     /// The detector's columns for every row of `data` (a batch or a stream of batches).
     fn process(&mut self, py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyRecordBatch> {
-        let reader = data.into_reader()?;
-        let batches = reader
-            .collect::<Result<Vec<RecordBatch>, _>>()
-            .map_err(|e| SchemaError::new_err(format!("could not read the input batch: {e}")))?;
         let inner = &mut self.inner;
-        let out = py
-            .detach(move || -> Result<RecordBatch, Error> {
-                let mut parts = Vec::with_capacity(batches.len());
-                for b in &batches {
-                    parts.push(inner.process(b)?);
-                }
-                match parts.first() {
-                    None => Err(Error::Schema("process() needs at least one batch".into())),
-                    Some(first) => Ok(arrow_select::concat::concat_batches(
-                        &first.schema(),
-                        &parts,
-                    )?),
-                }
-            })
-            .map_err(to_py)?;
-        Ok(out.into())
+        map_batches(py, data, |b| inner.process(b))
     }
 
     /// The detector's state (every model) as bytes.
@@ -765,6 +746,206 @@ impl PyDetector {
     }
 }
 
+/// A stream joined with a table, row by row (an equi-join, or as of each row's time).
+#[pyclass(module = "rillet._core", name = "TableJoin")]
+struct PyTableJoin {
+    inner: crate::join::TableJoin,
+}
+
+/// `f` over every batch of `data` (a batch or a stream of batches), without the GIL: the
+/// outputs as one batch.
+fn map_batches(
+    py: Python<'_>,
+    data: AnyRecordBatch,
+    mut f: impl FnMut(&RecordBatch) -> Result<RecordBatch, Error> + Send,
+) -> PyResult<PyRecordBatch> {
+    let batches = read_batches(data, "the input batch")?;
+    let out = py
+        .detach(move || -> Result<RecordBatch, Error> {
+            let parts = batches.iter().map(&mut f).collect::<Result<Vec<_>, _>>()?;
+            match parts.first() {
+                None => Err(Error::Schema("process() needs at least one batch".into())),
+                Some(first) if parts.len() == 1 => Ok(first.clone()),
+                Some(first) => Ok(arrow_select::concat::concat_batches(
+                    &first.schema(),
+                    &parts,
+                )?),
+            }
+        })
+        .map_err(to_py)?;
+    Ok(out.into())
+}
+
+/// Every batch of `data` (a batch or a stream of batches).
+fn read_batches(data: AnyRecordBatch, what: &str) -> PyResult<Vec<RecordBatch>> {
+    data.into_reader()?
+        .collect::<Result<Vec<RecordBatch>, _>>()
+        .map_err(|e| SchemaError::new_err(format!("could not read {what}: {e}")))
+}
+
+#[pymethods]
+impl PyTableJoin {
+    /// A join described by the JSON `spec` with `table` (a batch or a stream of batches).
+    #[new]
+    fn new(spec: &str, table: AnyRecordBatch) -> PyResult<Self> {
+        let spec: crate::join::TableJoinSpec = serde_json::from_str(spec)
+            .map_err(|e| ConfigError::new_err(format!("malformed join spec: {e}")))?;
+        let table = read_batches(table, "the table")?;
+        Ok(PyTableJoin {
+            inner: crate::join::TableJoin::new(spec, &table).map_err(to_py)?,
+        })
+    }
+
+    /// Replaces the table; the next batch sees only the new one.
+    fn set_table(&mut self, table: AnyRecordBatch) -> PyResult<()> {
+        let table = read_batches(table, "the table")?;
+        self.inner.set_table(&table).map_err(to_py)
+    }
+
+    /// The stream's rows of `data` joined with the table.
+    fn process(&mut self, py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyRecordBatch> {
+        let inner = &mut self.inner;
+        map_batches(py, data, |b| inner.process(b))
+    }
+
+    /// Rows the join added so far (a stream row's matches beyond its first).
+    fn rows_added(&self) -> u64 {
+        self.inner.rows_added()
+    }
+
+    /// Rows in the table.
+    fn table_rows(&self) -> usize {
+        self.inner.table_rows()
+    }
+
+    /// Bytes of memory the table and its index hold.
+    fn memory_bytes(&self) -> usize {
+        self.inner.memory_bytes()
+    }
+}
+
+/// Two streams joined on keys and event time (an interval join, or as of each left row).
+#[pyclass(module = "rillet._core", name = "StreamJoin")]
+struct PyStreamJoin {
+    inner: crate::join::StreamJoin,
+}
+
+fn side_of(side: &str) -> PyResult<crate::join::Side> {
+    match side {
+        "left" => Ok(crate::join::Side::Left),
+        "right" => Ok(crate::join::Side::Right),
+        other => Err(ConfigError::new_err(format!(
+            "a join's side is 'left' or 'right', got {other:?}"
+        ))),
+    }
+}
+
+/// The non-empty batches of `parts` as one (an empty batch without columns if none).
+fn concat_outputs(parts: Vec<RecordBatch>) -> Result<RecordBatch, Error> {
+    let full: Vec<RecordBatch> = parts.into_iter().filter(|b| b.num_columns() > 0).collect();
+    match full.first() {
+        None => Ok(RecordBatch::new_empty(Arc::new(Schema::empty()))),
+        Some(first) if full.len() == 1 => Ok(first.clone()),
+        Some(first) => Ok(arrow_select::concat::concat_batches(
+            &first.schema(),
+            &full,
+        )?),
+    }
+}
+
+#[pymethods]
+impl PyStreamJoin {
+    /// A join described by the JSON `spec`.
+    #[new]
+    fn new(spec: &str) -> PyResult<Self> {
+        let spec: crate::join::StreamJoinSpec = serde_json::from_str(spec)
+            .map_err(|e| ConfigError::new_err(format!("malformed join spec: {e}")))?;
+        Ok(PyStreamJoin {
+            inner: crate::join::StreamJoin::new(spec).map_err(to_py)?,
+        })
+    }
+
+    /// A batch of one side ("left" or "right"): (joined rows, late rows as (row, late_by)).
+    fn process(
+        &mut self,
+        py: Python<'_>,
+        side: &str,
+        data: AnyRecordBatch,
+    ) -> PyResult<(PyRecordBatch, PyRecordBatch)> {
+        let side = side_of(side)?;
+        let batches = read_batches(data, "the input batch")?;
+        let inner = &mut self.inner;
+        let (out, late) = py
+            .detach(move || -> Result<(RecordBatch, RecordBatch), Error> {
+                let mut outputs = Vec::new();
+                let (mut rows, mut late_by) = (Vec::new(), Vec::new());
+                let mut offset = 0u64;
+                for b in &batches {
+                    let step = inner.process(side, b)?;
+                    outputs.push(step.rows);
+                    for l in step.late {
+                        rows.push(offset + u64::from(l.row));
+                        late_by.push(l.late_by);
+                    }
+                    offset += b.num_rows() as u64;
+                }
+                let late = RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![
+                        Field::new("row", DataType::UInt64, false),
+                        Field::new("late_by", DataType::Int64, false),
+                    ])),
+                    vec![
+                        Arc::new(UInt64Array::from(rows)),
+                        Arc::new(Int64Array::from(late_by)),
+                    ],
+                )?;
+                Ok((concat_outputs(outputs)?, late))
+            })
+            .map_err(to_py)?;
+        Ok((out.into(), late.into()))
+    }
+
+    /// A side's watermark moved by itself (an idle input), in that side's time unit.
+    fn advance_watermark(&mut self, side: &str, instant: i64) -> PyResult<PyRecordBatch> {
+        let side = side_of(side)?;
+        Ok(self
+            .inner
+            .advance_watermark(side, instant)
+            .map_err(to_py)?
+            .into())
+    }
+
+    /// A side's input ended.
+    fn end(&mut self, side: &str) -> PyResult<PyRecordBatch> {
+        let side = side_of(side)?;
+        Ok(self.inner.end(side).map_err(to_py)?.into())
+    }
+
+    /// Both inputs ended: everything still waiting comes out.
+    fn flush(&mut self) -> PyResult<PyRecordBatch> {
+        Ok(self.inner.flush().map_err(to_py)?.into())
+    }
+
+    /// The smallest left time a later output row can have (the left column's unit).
+    fn emitted_floor(&self) -> Option<i64> {
+        self.inner.emitted_floor()
+    }
+
+    /// Counters: rows in, late and kept per side, state bytes, rows emitted.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.inner.metrics();
+        let d = PyDict::new(py);
+        for (name, side) in [("left", &m.left), ("right", &m.right)] {
+            d.set_item(format!("rows_in_{name}"), side.rows_in)?;
+            d.set_item(format!("rows_late_{name}"), side.rows_late)?;
+            d.set_item(format!("rows_kept_{name}"), side.rows_kept)?;
+        }
+        d.set_item("state_bytes", m.state_bytes)?;
+        d.set_item("rows_emitted", m.rows_emitted)?;
+        Ok(d)
+    }
+}
+
 /// How many threads the engine uses.
 #[pyfunction]
 fn threads() -> usize {
@@ -785,6 +966,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sql_application, m)?)?;
     m.add_class::<WindowOperator>()?;
     m.add_class::<PyDetector>()?;
+    m.add_class::<PyTableJoin>()?;
+    m.add_class::<PyStreamJoin>()?;
     m.add_class::<PyPlan>()?;
     m.add_class::<PyBoundPlan>()?;
     m.add_function(wrap_pyfunction!(window_layout, m)?)?;

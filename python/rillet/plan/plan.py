@@ -148,6 +148,9 @@ def steps(stream: Any) -> list[str]:
     """A stream's row-wise steps, for people."""
     out = []
     for op, args, kwargs in stream._ops:
+        if op == "join":  # says itself what it joins, and how
+            out.append(repr(args[0]))
+            continue
         parts = [str(a) for a in args] + [f"{k}={v}" for k, v in kwargs.items()]
         out.append(f"{op}({', '.join(parts)})")
     return out
@@ -157,7 +160,8 @@ def of(query: QueryBase) -> _core.Plan:
     """The query's plan, checked by the core."""
     w = query._w
     s = w._stream
-    carried = isinstance(s._source, QueryBase)
+    # A query's output, or two streams joined: the watermark comes with the rows.
+    carried = isinstance(s._source, QueryBase) or getattr(s._source, "carries_watermark", False)
     delay = span(s._watermark, "watermark") or {"count": 0}
     plan = {
         "source": describe_source(s._source),

@@ -17,10 +17,13 @@ from rillet._time import (
 from rillet.plan import plan as _plan
 from rillet.plan.aggregates import Agg
 from rillet.plan.detectors import DetectorSpec
+from rillet.plan.joins import StreamJoin, TableJoin, asof_options, columns
+from rillet.plan.plan import span
 from rillet.plan.windows import WindowSpec
 from rillet.runtime.driver import Driver
 from rillet.runtime.execution import Run, apply_ops, engine_time
-from rillet.sources.base import frames
+from rillet.sources.base import _is_arrow, frames, to_frame
+from rillet.sources.reference import Reference
 
 if TYPE_CHECKING:
     from rillet.query.live import RunningQuery
@@ -158,6 +161,104 @@ class Stream:
                               f"so score other columns")
         return self._with("detect", (detector, keys, self._time), {})
 
+    def join(self, other: Any, on: str | Sequence[str] | None = None, how: str = "left", *,
+             left_on: str | Sequence[str] | None = None, right_on: str | Sequence[str] | None = None,
+             suffix: str = "_right") -> Stream:
+        """Enriches every row with the matching rows of a table: a polars DataFrame or
+        LazyFrame, an Arrow table, or :func:`rillet.reference` (a file read again when it
+        changes). As polars' ``DataFrame.join``: the output has the stream's columns, then the
+        table's but its keys (a name the stream has gets ``suffix``); ``how="left"`` keeps
+        every row (nulls where nothing matches), ``"inner"`` only rows with a match; a key
+        found several times in the table gives a row per match; a null key matches nothing.
+        ``on`` names key columns of both sides, ``left_on``/``right_on`` keys named
+        differently. Each row is joined on its own, so the result does not depend on batch
+        sizes::
+
+            teams = pl.DataFrame({"user": ["alice", "bob"], "team": ["web", "data"]})
+            rl.stream(events, time="ts").join(teams, on="user").window(rl.tumbling("1m"), by="team")
+        """
+        table = _table(other, "join")
+        left, right = _join_keys(on, left_on, right_on)
+        return self._with("join", (TableJoin.build(table, left, right, how, suffix),), {})
+
+    def join_asof(self, other: Any, on: str | None = None, by: str | Sequence[str] | None = None, *,
+                  tolerance: DurationLike | None = None, suffix: str = "_right") -> Stream:
+        """Joins every row with the table row of its ``by`` key(s) that is the latest at or
+        before the row's event time (polars' ``join_asof(strategy="backward")``; a table that
+        changes over time, such as users' roles, seen as of each event). ``other`` is a table
+        as for :meth:`join`; ``on`` names its time column (default: a column named as the
+        stream's time column), which need not be sorted. Among table rows of equal key and
+        time the last one wins. ``tolerance`` (a duration, or an integer for integer times)
+        leaves a row unmatched when the latest table row is older than that. Every row is
+        kept, with nulls where nothing matches. The output has the stream's columns, then
+        the table's but its ``by`` keys, and its time column only when it is named
+        differently from the stream's::
+
+            roles = pl.DataFrame({"user": ..., "since": ..., "role": ...})
+            rl.stream(events, time="ts").join_asof(roles, on="since", by="user")
+        """
+        keys = columns(by, "by")
+        if isinstance(other, Stream):
+            if on is not None and on != other._time:
+                raise ConfigError(f"join_asof(stream, on={on!r}): a stream's rows hold from its event time "
+                                  f"{other._time!r}; leave on= out")
+            validate_duration(tolerance, "tolerance")
+            spec = {"kind": {"asof": {"tolerance": span(tolerance, "tolerance")}}, "left_on": keys,
+                    "right_on": keys, "how": "left", "suffix": suffix}
+            return self._joined(other, spec)
+        table = _table(other, "join_asof")
+        if on is None:
+            on = self._time
+        if not isinstance(on, str) or not on:
+            raise ConfigError(f"join_asof(on=...) names the table's time column, got {on!r}")
+        validate_duration(tolerance, "tolerance")
+        asof = asof_options(self._time, on, tolerance)
+        return self._with("join", (TableJoin.build(table, keys, keys, "left", suffix, asof),), {})
+
+    def join_interval(self, other: Stream, on: str | Sequence[str] | None = None, *,
+                      lower: DurationLike, upper: DurationLike, how: str = "inner",
+                      left_on: str | Sequence[str] | None = None, right_on: str | Sequence[str] | None = None,
+                      suffix: str = "_right") -> Stream:
+        """Joins two streams: each row with the rows of ``other`` of the same key whose event
+        time less the row's is within ``[lower, upper]`` (Flink's interval join), e.g. the API
+        calls in the ten minutes after a login::
+
+            logins.join_interval(calls, on="user", lower="0s", upper="10m")
+
+        ``how="inner"`` gives a row per match; ``"left"`` also gives each row that matched
+        nothing, with nulls, once ``other``'s watermark passes its time + ``upper``. Each
+        side's watermark is its own (its ``watermark=`` delay); a row behind its side's
+        watermark is late and goes to ``run.late`` with a ``side`` column. State is freed as
+        the watermarks pass, so it stays proportional to the interval and delays. The output
+        has this stream's columns, then ``other``'s but its keys (a name taken gets
+        ``suffix``); its event time is this stream's, and its watermark the smallest time a
+        later row can have, so a window after it closes as both inputs advance. The result
+        depends neither on batch sizes nor on how the two inputs interleave.
+        """
+        if not isinstance(other, Stream):
+            raise ConfigError(f"join_interval() joins two streams; got {type(other).__name__} (join a table "
+                              "with .join() or .join_asof())")
+        if how not in ("inner", "left"):
+            raise ConfigError(f"how={how!r} is not a join kind; expected 'inner' or 'left'")
+        validate_duration(lower, "lower")
+        validate_duration(upper, "upper")
+        left, right = _join_keys(on, left_on, right_on)
+        spec = {"kind": {"interval": {"lower": span(lower, "lower"), "upper": span(upper, "upper")}},
+                "left_on": left, "right_on": right, "how": how, "suffix": suffix}
+        return self._joined(other, spec)
+
+    def _joined(self, other: Stream, spec: dict[str, Any]) -> Stream:
+        """The stream of this one joined with ``other``."""
+        if other is self:
+            raise ConfigError("a stream joined with itself: build the other side as its own stream, "
+                              "e.g. rl.stream(df, time=...) twice")
+        if self._processing_time is not None or other._processing_time is not None:
+            raise ConfigError("a join of two streams needs event times on both sides, not rl.processing_time()")
+        if not isinstance(spec.get("suffix"), str) or not spec["suffix"]:
+            raise ConfigError(f"suffix= must be a non-empty string such as '_right', got {spec.get('suffix')!r}")
+        node = StreamJoin(self, other, spec)
+        return Stream(node, self._time, 0, None, self._flush)
+
     def _rows(self) -> Query:
         """This stream as a query without a window: rows pass through as they arrive (the
         core's rows operator: times parsed, unparseable ones rejected, none late)."""
@@ -257,7 +358,12 @@ class Stream:
         deadline = None if timeout is None else _time.monotonic() + timeout
         parts: list[pl.DataFrame] = []
         got = 0
-        source = self._source.iter() if isinstance(self._source, Query) else frames(self._source)
+        if isinstance(self._source, Query):
+            source = self._source.iter()
+        elif isinstance(self._source, StreamJoin):  # the joined rows, as a run gives them
+            source = Stream(self._source, self._time, 0, None, self._flush)._rows().iter()
+        else:
+            source = frames(self._source)
         try:
             for item in source:
                 df = item if isinstance(item, pl.DataFrame) else item.frame
@@ -284,7 +390,7 @@ class Stream:
         return self.head(0).schema
 
     def __repr__(self) -> str:
-        ops = "".join(f".{op}(...)" for op, _, _ in self._ops)
+        ops = "".join(f".{args[0].method() if op == 'join' else op}(...)" for op, args, _ in self._ops)
         return f"rl.stream(<{type(self._source).__name__}>, time={self._time!r}, watermark={self._watermark!r}){ops}"
 
 
@@ -304,6 +410,41 @@ def _keys(by: str | pl.Expr | Sequence[str | pl.Expr] | None) -> tuple[str, ...]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"by= names a column twice: {list(keys)}")
     return keys
+
+
+def _table(other: Any, method: str) -> Any:
+    """The table of a join: a DataFrame (from a LazyFrame or Arrow data too) or a reference."""
+    if isinstance(other, Reference):
+        return other
+    if isinstance(other, Stream):
+        raise ConfigError(
+            f"{method}() takes a table (a DataFrame or rl.reference(path)); join two streams with "
+            ".join_interval(other, on=..., lower=..., upper=...) or .join_asof(other, by=...)"
+        )
+    if isinstance(other, (pl.DataFrame, pl.LazyFrame)) or _is_arrow(other):
+        return to_frame(other)
+    raise ConfigError(
+        f"{method}() takes a table: a polars DataFrame or LazyFrame, an Arrow table, or "
+        f"rl.reference('file.csv'); got {type(other).__name__}"
+    )
+
+
+def _join_keys(on: Any, left_on: Any, right_on: Any) -> tuple[list[str], list[str]]:
+    """A join's key columns on the stream's side and the table's."""
+    if on is not None:
+        if left_on is not None or right_on is not None:
+            raise ConfigError("give either on= (keys named alike on both sides) or left_on= and right_on=, not both")
+        keys = columns(on, "on")
+        return keys, keys
+    if left_on is None or right_on is None:
+        raise ConfigError("a join needs its keys: on='user', or left_on='user' and right_on='user_arn'")
+    left, right = columns(left_on, "left_on"), columns(right_on, "right_on")
+    if len(left) != len(right):
+        raise ConfigError(f"left_on names {len(left)} column(s) and right_on {len(right)}; give one "
+                          "table key per stream key")
+    if not left:
+        raise ConfigError("a join needs at least one key column, e.g. on='user'")
+    return left, right
 
 
 def _key_name(key: Any) -> str:

@@ -28,16 +28,87 @@ from rillet.sources.base import frames
 _FLOOR_COLUMNS = ("window_start", "window_end")
 
 
-def root(query: Query) -> Any:
-    """The source a query ultimately reads (through any queries it is chained to)."""
+def _is_join(source: Any) -> bool:
+    return bool(getattr(source, "carries_watermark", False)) and not isinstance(source, Query)
+
+
+def roots(query: Query) -> list[Any]:
+    """The sources a query ultimately reads (through queries and joins it reads)."""
     source = query._w._stream._source
-    while isinstance(source, Query):
-        source = source._w._stream._source
-    return source
+    if isinstance(source, Query):
+        return roots(source)
+    if _is_join(source):
+        left, right = source.sides()
+        return roots(left) + roots(right)
+    return [source]
+
+
+def root(query: Query) -> Any:
+    """The source a query ultimately reads (the first, for a join)."""
+    return roots(query)[0]
+
+
+#: How a flow over several sources takes turns: "aligned" reads next the source whose rows
+#: are furthest behind in event time (so state stays small), "round_robin" one batch of each
+#: in turn, "in_order" each source to its end before the next. Results do not depend on it
+#: (tests run them all); only memory and latency do.
+INTERLEAVE = "aligned"
+
+_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "integer": 1}
+
+
+class JoinRun:
+    """One run of a join of two streams: the core's join, fed the rows of the two queries
+    that read its sides, with their late rows kept (with a ``side`` column)."""
+
+    def __init__(self, node: Any, left: int, right: int) -> None:
+        from rillet import _core
+
+        self.node = node
+        self.sides = (left, right)
+        self.core = _core.StreamJoin(node.spec)
+        self.late_parts: list[pl.DataFrame] = []
+        self.side_ended = [False, False]
+        self.ended = False
+        self.emitted: pl.DataFrame | None = None  # this pass's output (several readers share it)
+
+    def step(self, flow: Dataflow, outs: list[pl.DataFrame]) -> pl.DataFrame:
+        parts = []
+        for k, name in enumerate(("left", "right")):
+            ex = flow.execs[self.sides[k]]
+            rows = outs[self.sides[k]]
+            if rows.width:  # an empty batch too: it tells the join the side's columns
+                out, late = self.core.process(name, rows)
+                parts.append(pl.DataFrame(out))
+                late_df = pl.DataFrame(late)
+                if late_df.height:
+                    gathered = rows.select(pl.all().gather(late_df["row"]))
+                    late_by = late_df["late_by"].cast(ex._late_by_dtype())
+                    self.late_parts.append(gathered.with_columns(late_by.alias("late_by"),
+                                                                 pl.lit(name).alias("side")))
+            if not rows.height and not ex.ended and ex.op is not None and ex.op.is_bound():
+                idle = ex._idle_instant()
+                if idle is not None:
+                    parts.append(pl.DataFrame(self.core.advance_watermark(name, idle)))
+        for k, name in enumerate(("left", "right")):
+            if flow.execs[self.sides[k]].ended and not self.side_ended[k]:
+                self.side_ended[k] = True
+                parts.append(pl.DataFrame(self.core.end(name)))
+        if all(self.side_ended) and not self.ended:
+            self.ended = True
+            parts.append(pl.DataFrame(self.core.flush()))
+        return _concat(parts)
+
+    def late_frame(self) -> pl.DataFrame | None:
+        return pl.concat(self.late_parts, how="diagonal_relaxed") if self.late_parts else None
+
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.core.metrics())
 
 
 class Dataflow:
-    """The queries of one run, upstream first, over one source read once."""
+    """The queries of one run, upstream first, over the sources they read (one, or one per
+    input of a join), each read once."""
 
     def __init__(self, queries: Sequence[Query], progress: bool | None) -> None:
         if not queries:
@@ -49,65 +120,157 @@ class Dataflow:
                     f"{type(q).__name__} {q!r}"
                 )
         order: list[Query] = []
+        nodes: list[Any] = []
 
         def visit(q: Query) -> None:
             upstream = q._w._stream._source
             if isinstance(upstream, Query):
                 visit(upstream)
+            elif _is_join(upstream):
+                for side in upstream.sides():
+                    visit(side)
+                if not any(upstream is n for n in nodes):
+                    nodes.append(upstream)
             if not any(q is o for o in order):
                 order.append(q)
 
         for q in queries:
             visit(q)
-        sources = {id(root(q)): root(q) for q in order}
-        if len(sources) > 1:
+        found: list[Any] = []
+        for q in order:
+            for src in roots(q):
+                if not any(src is f for f in found):
+                    found.append(src)
+        if len(found) > 1 and not nodes:
             raise ConfigError(
-                f"these queries read {len(sources)} different sources; rl.run() reads one source once "
+                f"these queries read {len(found)} different sources; rl.run() reads one source once "
                 "and feeds every query built on it: build them on one stream, e.g. "
                 "s = rl.stream(src, time='ts'); rl.run(s.window(...).agg(...), s.window(...).agg(...))"
             )
-        self.source = next(iter(sources.values()))
+        self.sources = found
+        self.source = found[0]
         self.queries = order
-        # Progress is shown once, by the first query that reads the source's rows itself.
-        first = next(q for q in order if not isinstance(q._w._stream._source, Query))
+        # Progress is shown once, by the first query that reads a source's rows itself.
+        first = next(q for q in order if not isinstance(q._w._stream._source, Query)
+                     and not _is_join(q._w._stream._source))
         self.execs: list[Execution] = [Execution(q, progress if q is first else False) for q in order]
-        self.upstream: list[int | None] = []
+        index = {id(q): i for i, q in enumerate(order)}
+        self.joins = [JoinRun(n, index[id(n.sides()[0])], index[id(n.sides()[1])]) for n in nodes]
+        # Per query: ("source", source number), ("query", upstream query) or ("join", join).
+        self.upstream: list[tuple[str, int]] = []
         self.floor_column: list[str | None] = []
         for q in order:
             up = q._w._stream._source
             if isinstance(up, Query):
-                i = next(j for j, o in enumerate(order) if o is up)
-                self.upstream.append(i)
+                self.upstream.append(("query", index[id(up)]))
                 self.floor_column.append(_floor_column(q, up))
-            else:
-                self.upstream.append(None)
+            elif _is_join(up):
+                self.upstream.append(("join", next(j for j, n in enumerate(nodes) if n is up)))
                 self.floor_column.append(None)
-        self.wanted = [next(j for j, o in enumerate(order) if o is q) for q in queries]
-
-    def frames(self) -> Generator[Any, None, None]:
-        return frames(self.source)
-
-    def step(self, frame: Any) -> list[pl.DataFrame]:
-        """One micro-batch through every query; each query's output, in flow order."""
-        outs: list[pl.DataFrame] = []
-        now_us = _clock.now_us()  # one arrival time per read, whichever query stamps it
-        for ex, up in zip(self.execs, self.upstream):
-            if up is None:
-                outs.append(ex.step(frame, now_us))
             else:
-                outs.append(self._feed(ex, outs[up], self.execs[up], self.floor_column[len(outs)]))
-        return outs
+                self.upstream.append(("source", next(k for k, f in enumerate(found) if f is up)))
+                self.floor_column.append(None)
+        self.wanted = [index[id(q)] for q in queries]
+        self.source_ended = [False] * len(found)
+
+    # -- reading --------------------------------------------------------------------------
+    def frames(self) -> Generator[Any, None, None]:
+        """Every source's micro-batches as (source number, batch); (number, None) when that
+        source ends. One source is read as it comes; several take turns (``INTERLEAVE``)."""
+        if len(self.sources) == 1:
+            reader = frames(self.source)
+            try:
+                for f in reader:
+                    yield (0, f)
+            finally:
+                reader.close()  # also when the run stops early; a source's error on close surfaces
+            yield (0, None)
+            return
+        readers = [frames(s) for s in self.sources]
+        live = list(range(len(readers)))
+        quiet: set[int] = set()
+        turn = 0
+        try:
+            while live:
+                sid = self._pick(live, quiet, turn)
+                turn += 1
+                try:
+                    item = next(readers[sid])
+                except StopIteration:
+                    live.remove(sid)
+                    quiet.discard(sid)
+                    yield (sid, None)
+                    continue
+                frame = item if isinstance(item, pl.DataFrame) else getattr(item, "frame", None)
+                if frame is not None and frame.height == 0:
+                    quiet.add(sid)  # a live source with nothing new: let the others go first
+                    if quiet.issuperset(live):
+                        quiet.clear()
+                else:
+                    quiet.discard(sid)
+                yield (sid, item)
+        finally:
+            for r in readers:
+                r.close()
+
+    def _pick(self, live: list[int], quiet: set[int], turn: int) -> int:
+        awake = [s for s in live if s not in quiet] or live
+        if INTERLEAVE == "in_order":
+            return awake[0]
+        if INTERLEAVE == "round_robin":
+            return awake[turn % len(awake)]
+        # Aligned: the source furthest behind (a source not read yet first).
+        return min(awake, key=lambda s: (self._progress(s), (s - turn) % len(self.sources)))
+
+    def _progress(self, sid: int) -> float:
+        times = []
+        for ex, (kind, k) in zip(self.execs, self.upstream):
+            if kind == "source" and k == sid:
+                if ex.op is None or not ex.op.is_bound():
+                    return float("-inf")
+                t = ex.op.metrics().get("max_event_time")
+                if t is None:
+                    return float("-inf")
+                times.append(t * _NS.get(ex.unit, 1))
+        return min(times) if times else float("-inf")
+
+    # -- stepping -------------------------------------------------------------------------
+    def step(self, item: Any) -> list[pl.DataFrame]:
+        """One micro-batch of one source (or its end) through every query; each query's
+        output, in flow order."""
+        sid, frame = item
+        if frame is None:
+            self.source_ended[sid] = True
+        return self._pass(sid, frame)
 
     def finish(self) -> list[pl.DataFrame]:
-        """The end of the input, through every query in order."""
+        """The end of the input (of every source not ended yet), through every query in order."""
+        for k in range(len(self.sources)):
+            self.source_ended[k] = True
+        return self._pass(None, None)
+
+    def _pass(self, sid: int | None, frame: Any) -> list[pl.DataFrame]:
         outs: list[pl.DataFrame] = []
-        for ex, up in zip(self.execs, self.upstream):
-            if up is None:
-                outs.append(ex.finish())
+        now_us = _clock.now_us()  # one arrival time per read, whichever query stamps it
+        for j in self.joins:
+            j.emitted = None
+        for i, (ex, (kind, k)) in enumerate(zip(self.execs, self.upstream)):
+            if kind == "source":
+                out = ex.step(frame, now_us) if k == sid and frame is not None else pl.DataFrame()
+                done = self.source_ended[k]
+            elif kind == "query":
+                out = self._feed(ex, outs[k], self.execs[k], self.floor_column[i])
+                done = self.execs[k].ended
             else:
-                fed = self._feed(ex, outs[up], self.execs[up], None)
-                outs.append(_concat([fed, ex.finish()]))
-            ex.ended = True
+                join = self.joins[k]
+                if join.emitted is None:
+                    join.emitted = join.step(self, outs)
+                out = self._feed_join(ex, join)
+                done = join.ended
+            if done and not ex.ended:
+                out = _concat([out, ex.finish()])
+                ex.ended = True
+            outs.append(out)
         return outs
 
     @staticmethod
@@ -122,12 +285,52 @@ class Dataflow:
                 parts.append(ex.carry(floor))
         return _concat(parts)
 
+    @staticmethod
+    def _feed_join(ex: Execution, join: JoinRun) -> pl.DataFrame:
+        """A join's output into the query that reads it, then the join's watermark."""
+        parts = []
+        rows = join.emitted
+        if rows is not None and rows.width:
+            parts.append(ex.step(rows))
+        if ex.op is not None and ex.op.is_bound():
+            floor = join.core.emitted_floor()
+            if floor is not None:
+                parts.append(ex.carry(floor))
+        return _concat(parts)
+
     def wanted_of(self, outs: list[pl.DataFrame]) -> list[pl.DataFrame]:
         return [outs[i] for i in self.wanted]
 
     def runs(self, outputs: Sequence[pl.DataFrame]) -> list[Run]:
-        """The runs of the queries asked for, with these outputs."""
-        return [self.execs[i].result(o) for i, o in zip(self.wanted, outputs)]
+        """The runs of the queries asked for, with these outputs: a query that reads a join
+        also has the join's late rows and the rows its inputs rejected (with a ``side``
+        column), and the join's counters."""
+        runs = []
+        for i, o in zip(self.wanted, outputs):
+            run = self.execs[i].result(o)
+            for join in self._joins_above(i):
+                late = join.late_frame()
+                if late is not None:
+                    run.late = pl.concat([p for p in (run.late, late) if p.width], how="diagonal_relaxed")
+                for k, name in enumerate(("left", "right")):
+                    side = self.execs[join.sides[k]].rejected_frame()
+                    if side.height:
+                        run.rejected = pl.concat([run.rejected, side.with_columns(pl.lit(name).alias("side"))],
+                                                 how="diagonal_relaxed")
+                for key, value in join.metrics().items():
+                    run.metrics[f"join_{key}"] = value
+                run.metrics["state_bytes"] = run.metrics.get("state_bytes", 0) + join.metrics()["state_bytes"]
+            runs.append(run)
+        return runs
+
+    def _joins_above(self, i: int) -> list[JoinRun]:
+        kind, k = self.upstream[i]
+        if kind == "query":
+            return self._joins_above(k)
+        if kind == "join":
+            j = self.joins[k]
+            return [j, *self._joins_above(j.sides[0]), *self._joins_above(j.sides[1])]
+        return []
 
     def warn_losses(self) -> None:
         for i in self.wanted:

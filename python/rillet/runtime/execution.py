@@ -17,23 +17,29 @@ from rillet._time import instant_to_python, text_instants, time_unit_of, wall_ms
 from rillet.plan import plan as _plan
 from rillet.plan.aggregates import cast_back
 from rillet.runtime.detect import DetectStep
+from rillet.runtime.join import JoinStep
 from rillet.sources.base import known_rows
 
 Ops = tuple[tuple[str, tuple, dict], ...]
 
 
+#: The steps that keep state from batch to batch: each run makes its own.
+_STEPS: dict[str, Any] = {"detect": DetectStep, "join": JoinStep}
+
+
 def start_ops(ops: Ops) -> Ops:
-    """A stream's steps for one run: each detector step with its own fresh models."""
-    return tuple((op, (DetectStep(*args),), {}) if op == "detect" else (op, args, kwargs)
+    """A stream's steps for one run: each detector step with its own fresh models, each join
+    with its own copy of its table."""
+    return tuple((op, (_STEPS[op](*args),), {}) if op in _STEPS else (op, args, kwargs)
                  for op, args, kwargs in ops)
 
 
 def apply_ops(ops: Ops, df: pl.DataFrame) -> pl.DataFrame:
-    """A stream's ``filter`` / ``with_columns`` / ``detect`` steps applied to one micro-batch
-    (a detector step not started by :func:`start_ops` starts afresh)."""
+    """A stream's ``filter`` / ``with_columns`` / ``detect`` / ``join`` steps applied to one
+    micro-batch (a stateful step not started by :func:`start_ops` starts afresh)."""
     for op, args, kwargs in ops:
-        if op == "detect":
-            step = args[0] if isinstance(args[0], DetectStep) else DetectStep(*args)
+        if op in _STEPS:
+            step = args[0] if isinstance(args[0], _STEPS[op]) else _STEPS[op](*args)
             df = step(df)
             continue
         try:
@@ -132,6 +138,7 @@ class Execution:
         self.empty_batch: pl.DataFrame | None = None
         self.rows_in = 0
         self.rows_filtered = 0
+        self.rows_added = 0  # rows a join with several matches per row added
         self.source_rejected = 0
         self.idle_ms: int | None = None
         self.last_row_ms: int | None = None
@@ -147,6 +154,9 @@ class Execution:
     # -- source ---------------------------------------------------------------------------
     def apply_ops(self, df: pl.DataFrame) -> pl.DataFrame:
         return apply_ops(self.ops, df)
+
+    def _rows_added(self) -> int:
+        return sum(args[0].rows_added() for op, args, _ in self.ops if op == "join")
 
     # -- plan -----------------------------------------------------------------------------
     def bind(self, df: pl.DataFrame) -> None:
@@ -192,7 +202,9 @@ class Execution:
                 pl.lit(stamp, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).alias(self.stream._time)
             )
         df = self.apply_ops(df)
-        self.rows_filtered += before - df.height
+        added = self._rows_added()
+        self.rows_filtered += before - df.height + added - self.rows_added
+        self.rows_added = added
         if self.op is None:
             self.bind(df)
         elif self.empty_batch is not None and df.schema != self.empty_batch.schema:
@@ -246,16 +258,21 @@ class Execution:
 
     def _idle(self, now: int) -> pl.DataFrame | None:
         """With idle_timeout: after that long without rows, event time follows the wall clock."""
+        instant = self._idle_instant(now)
+        return None if instant is None else self._finish_output(self.op.advance_watermark(instant))
+
+    def _idle_instant(self, now: int | None = None) -> int | None:
+        """With idle_timeout, after that long without rows: the watermark at the last row plus
+        the time since (event time follows the wall clock); else None."""
         if self.idle_ms is None or self.last_row_ms is None or self.wm_at_last_row is None:
             return None
-        quiet = now - self.last_row_ms
+        quiet = (_clock.now_ms() if now is None else now) - self.last_row_ms
         if quiet < self.idle_ms:
             return None
-        per_ms = {"ns": 1_000_000, "us": 1_000, "ms": 1, "s": 0}[self.unit]
+        per_ms = {"ns": 1_000_000, "us": 1_000, "ms": 1, "s": 0, "integer": 0}[self.unit]
         advance = quiet * per_ms if per_ms else quiet // 1000
         # Held at the largest instant: a watermark near it must not overflow 64 bits.
-        instant = min(self.wm_at_last_row + advance, 2**63 - 1)
-        return self._finish_output(self.op.advance_watermark(instant))
+        return min(self.wm_at_last_row + advance, 2**63 - 1)
 
     def carry(self, instant: int) -> pl.DataFrame:
         """The watermark of the query this one reads (less this stream's own ``watermark=``
@@ -359,6 +376,13 @@ class Execution:
             m["detector_models"] = sum(d.models() for d in detectors)
             m["detector_bytes"] = sum(d.memory_bytes() for d in detectors)
             m["state_bytes"] += m["detector_bytes"]
+        joins = [args[0] for op, args, _ in self.ops if op == "join"]
+        if joins:
+            # A join holds its table and the table's index.
+            m["reference_loads"] = sum(j.loads() for j in joins)
+            m["rows_added"] = self.rows_added
+            m["join_table_bytes"] = sum(j.memory_bytes() for j in joins)
+            m["state_bytes"] += m["join_table_bytes"]
         elapsed = _time.perf_counter() - self.started
         m["batches"] = self.batches
         m["elapsed_s"] = round(elapsed, 6)
