@@ -32,8 +32,7 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// One of a join's two inputs.
@@ -103,6 +102,10 @@ pub struct StreamJoinSpec {
     pub left_delay: Span,
     /// The right side's.
     pub right_delay: Span,
+    /// Whether each side's watermark is carried from the query or join it reads (its rows
+    /// may come in any order above it) rather than taken from its rows.
+    #[serde(default)]
+    pub carried: [bool; 2],
 }
 
 /// A row kept in a side's state: which stored batch, which row.
@@ -150,12 +153,14 @@ struct SideState {
     /// Per key group: the kept rows in (time, arrival) order (rows come nearly in order, so
     /// an insert lands at or near the back, and the watermark frees from the front).
     groups: Vec<VecDeque<Kept>>,
-    /// Every kept row by (time, arrival), with its group: what the watermark frees first.
-    by_time: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    /// Every kept row by time, with its group: what the watermark frees first.
+    by_time: Expiry,
     seq: u64,
     max_time: Option<i64>,
     watermark: Option<i64>,
     ended: bool,
+    /// The watermark comes from upstream ([`StreamJoin::advance_watermark`]), not the rows.
+    carried: bool,
     rows_in: u64,
     rows_late: u64,
 }
@@ -170,11 +175,12 @@ impl SideState {
             live_rows: 0,
             stored_rows: 0,
             groups: Vec::new(),
-            by_time: BinaryHeap::new(),
+            by_time: Expiry::default(),
             seq: 0,
             max_time: None,
             watermark: None,
             ended: false,
+            carried: false,
             rows_in: 0,
             rows_late: 0,
         }
@@ -208,7 +214,7 @@ impl SideState {
             rows.insert(i, kept);
         }
         if indexed {
-            self.by_time.push(Reverse((time, seq, group)));
+            self.by_time.push(time, seq, group);
         }
         self.live[at.batch as usize] += 1;
         self.live_rows += 1;
@@ -226,11 +232,17 @@ impl SideState {
     }
 
     /// The row's time for watermark purposes moves the side's watermark (row by row).
+    /// (A side whose watermark is carried from the query or join it reads moves only by
+    /// that; a watermark never goes back, also after it followed the wall clock.)
     fn observe(&mut self, time: i64) {
         if self.max_time.is_none_or(|m| time > m) {
             self.max_time = Some(time);
-            let delay = self.delay.unwrap_or(0);
-            self.watermark = Some(time.saturating_sub(delay));
+            if !self.carried {
+                let w = time.saturating_sub(self.delay.unwrap_or(0));
+                if self.watermark.is_none_or(|old| w > old) {
+                    self.watermark = Some(w);
+                }
+            }
         }
     }
 
@@ -243,6 +255,74 @@ impl SideState {
             .sum();
         let entry = std::mem::size_of::<Kept>() + std::mem::size_of::<(i64, u64, u32)>();
         batches + self.live_rows * entry + self.live.len() * 4
+    }
+}
+
+/// Kept rows by time, in buckets of `width` instants: rows come nearly in time order, so a
+/// bucket fills at its back and the watermark empties whole buckets from the front; only
+/// the bucket the watermark is inside is sorted (once) and read from a cursor.
+#[derive(Default)]
+struct Expiry {
+    width: i64,
+    buckets: BTreeMap<i64, Bucket>,
+}
+
+#[derive(Default)]
+struct Bucket {
+    /// (time, arrival, group).
+    entries: Vec<(i64, u64, u32)>,
+    /// Once sorted: the first entry not freed yet.
+    cursor: Option<usize>,
+}
+
+impl Expiry {
+    fn push(&mut self, time: i64, seq: u64, group: u32) {
+        let bucket = self
+            .buckets
+            .entry(time.div_euclid(self.width.max(1)))
+            .or_default();
+        match bucket.cursor {
+            None => bucket.entries.push((time, seq, group)),
+            Some(c) => {
+                let at = c + bucket.entries[c..].partition_point(|e| (e.0, e.1) <= (time, seq));
+                bucket.entries.insert(at, (time, seq, group));
+            }
+        }
+    }
+
+    /// Calls `f` with every entry whose time is below `bound`, and forgets them.
+    fn pop_below(&mut self, bound: i64, mut f: impl FnMut(i64, u64, u32)) {
+        let width = self.width.max(1);
+        while let Some(mut first) = self.buckets.first_entry() {
+            let b = *first.key();
+            if b.saturating_add(1).saturating_mul(width) <= bound {
+                let bucket = first.remove();
+                for &(t, seq, g) in &bucket.entries[bucket.cursor.unwrap_or(0)..] {
+                    f(t, seq, g);
+                }
+                continue;
+            }
+            if b.saturating_mul(width) >= bound {
+                break;
+            }
+            let bucket = first.get_mut();
+            let mut i = match bucket.cursor {
+                Some(c) => c,
+                None => {
+                    bucket.entries.sort_unstable();
+                    0
+                }
+            };
+            while let Some(&(t, seq, g)) = bucket.entries.get(i).filter(|e| e.0 < bound) {
+                f(t, seq, g);
+                i += 1;
+            }
+            bucket.cursor = Some(i);
+            if i == bucket.entries.len() {
+                first.remove();
+            }
+            break;
+        }
     }
 }
 
@@ -274,6 +354,10 @@ pub struct StreamJoin {
     key_types: Option<Vec<DataType>>,
     converter: Option<RowConverter>,
     groups: HashMap<Box<[u8]>, u32>,
+    /// Each group's key tuple, and the ids of groups no row holds any more (reused), so a
+    /// stream of ever new keys keeps state flat.
+    group_keys: Vec<Box<[u8]>>,
+    free_ids: Vec<u32>,
     clock: Option<Clock>,
     lower: i64,
     upper: i64,
@@ -310,12 +394,17 @@ impl StreamJoin {
         if spec.suffix.is_empty() {
             return Err(Error::Config("suffix= must not be empty".into()));
         }
+        let mut sides = [SideState::new(), SideState::new()];
+        sides[0].carried = spec.carried[0];
+        sides[1].carried = spec.carried[1];
         Ok(StreamJoin {
             spec,
-            sides: [SideState::new(), SideState::new()],
+            sides,
             key_types: None,
             converter: None,
             groups: HashMap::new(),
+            group_keys: Vec::new(),
+            free_ids: Vec::new(),
             clock: None,
             lower: 0,
             upper: 0,
@@ -413,7 +502,18 @@ impl StreamJoin {
             Side::Left => &self.spec.left_delay,
             Side::Right => &self.spec.right_delay,
         };
-        self.sides[side.index()].delay = Some(delay.to_units(unit, "watermark")?);
+        let delay = delay.to_units(unit, "watermark")?;
+        self.sides[side.index()].delay = Some(delay);
+        // Rows stay about the interval plus the delay: a few dozen buckets of that.
+        let floor = if clock == Clock::Integer {
+            1
+        } else {
+            1_000_000
+        };
+        let span = (self.upper - self.lower)
+            .max(0)
+            .saturating_add(delay.max(0));
+        self.sides[side.index()].by_time.width = (span / 64).max(floor);
         let types: Vec<DataType> = keys
             .iter()
             .map(|&k| canonical(schema.field(k).data_type()))
@@ -516,7 +616,14 @@ impl StreamJoin {
             if times.is_null(i) {
                 continue; // no time: matches nothing (a query's rows operator rejects these)
             }
-            let t = times.value(i).saturating_mul(scale);
+            let Some(t) = times.value(i).checked_mul(scale) else {
+                return Err(Error::Schema(format!(
+                    "the {} stream's time {} is outside what a join of two streams compares: \
+                     datetimes from 1677-09-21 to 2262-04-11 (nanoseconds in 64 bits)",
+                    side.name(),
+                    times.value(i)
+                )));
+            };
             let st = &mut self.sides[s];
             if let Some(w) = st.watermark.filter(|&w| t < w) {
                 st.rows_late += 1;
@@ -633,9 +740,10 @@ impl StreamJoin {
             }
             StreamJoinKind::Asof { .. } => {
                 let Some(wr) = wr else { return Ok(out) };
+                let right_ended = self.sides[1].ended;
                 while let Some(entry) = self.pending.first_entry() {
                     let (t, _) = *entry.key();
-                    if t >= wr {
+                    if t >= wr && !right_ended {
                         break;
                     }
                     let (at, g) = entry.remove();
@@ -661,26 +769,37 @@ impl StreamJoin {
     fn free(&mut self, s: usize, bound: i64) -> Vec<(RowRef, bool)> {
         let st = &mut self.sides[s];
         let mut freed = Vec::new();
-        while let Some(&Reverse((time, seq, g))) = st.by_time.peek() {
-            if time >= bound {
-                break;
-            }
-            st.by_time.pop();
-            let rows = &mut st.groups[g as usize];
-            // Freed in (time, arrival) order, a group's oldest row is at its front.
+        let mut emptied = Vec::new();
+        let groups = &mut st.groups;
+        st.by_time.pop_below(bound, |_, seq, g| {
+            let rows = &mut groups[g as usize];
+            // Mostly freed in time order: a group's oldest row is at its front.
             let i = if rows.front().is_some_and(|k| k.seq == seq) {
-                0
+                Some(0)
             } else {
-                match rows.iter().position(|k| k.seq == seq) {
-                    Some(i) => i,
-                    None => continue,
-                }
+                rows.iter().position(|k| k.seq == seq)
             };
-            if let Some(e) = rows.remove(i) {
+            if let Some(e) = i.and_then(|i| rows.remove(i)) {
                 freed.push((e.at, e.matched));
             }
-        }
+            if rows.is_empty() {
+                if rows.capacity() > 64 {
+                    *rows = VecDeque::new(); // a key that was busy gives its memory back
+                }
+                emptied.push(g);
+            }
+        });
         self.deferred.extend(freed.iter().map(|&(at, _)| (s, at)));
+        // A key no row of either side holds is forgotten (an interval join's only state).
+        for g in emptied {
+            let other = self.sides[1 - s].groups.get(g as usize);
+            if other.is_none_or(VecDeque::is_empty) && self.sides[s].groups[g as usize].is_empty() {
+                let key = std::mem::take(&mut self.group_keys[g as usize]);
+                if self.groups.remove(&key).is_some() {
+                    self.free_ids.push(g);
+                }
+            }
+        }
         freed
     }
 
@@ -963,8 +1082,18 @@ impl StreamJoin {
                 match self.groups.get(row.as_ref()) {
                     Some(&g) => g,
                     None => {
-                        let g = self.groups.len() as u32;
-                        self.groups.insert(row.as_ref().into(), g);
+                        let key: Box<[u8]> = row.as_ref().into();
+                        let g = match self.free_ids.pop() {
+                            Some(g) => {
+                                self.group_keys[g as usize] = key.clone();
+                                g
+                            }
+                            None => {
+                                self.group_keys.push(key.clone());
+                                (self.group_keys.len() - 1) as u32
+                            }
+                        };
+                        self.groups.insert(key, g);
                         g
                     }
                 }
@@ -1089,6 +1218,7 @@ mod tests {
             right_time: "t".into(),
             left_delay: Span::Count(delay),
             right_delay: Span::Count(delay),
+            carried: [false, false],
         }
     }
 

@@ -12,7 +12,7 @@ import polars as pl
 
 from rillet import _core
 from rillet._errors import ConfigError
-from rillet.plan.plan import span
+from rillet.plan.plan import QueryBase, span
 
 HOWS = ("left", "inner")
 
@@ -86,6 +86,11 @@ def asof_options(time: str, on: str, tolerance: Any) -> dict[str, Any]:
     return {"left_time": time, "right_time": on, "tolerance": span(tolerance, "tolerance")}
 
 
+def carries(source: Any) -> bool:
+    """Whether a stream's source hands its watermark on with its rows (a query, a join)."""
+    return isinstance(source, QueryBase) or bool(getattr(source, "carries_watermark", False))
+
+
 class StreamJoin:
     """Two streams joined (:meth:`rillet.Stream.join_interval`, or
     :meth:`~rillet.Stream.join_asof` with a stream): the source of the stream it makes, whose
@@ -98,7 +103,9 @@ class StreamJoin:
         self.right = right
         spec = {**spec, "left_time": left._time, "right_time": right._time,
                 "left_delay": span(left._watermark, "watermark") or {"count": 0},
-                "right_delay": span(right._watermark, "watermark") or {"count": 0}}
+                "right_delay": span(right._watermark, "watermark") or {"count": 0},
+                # A side reading a query or a join takes that one's watermark.
+                "carried": [carries(left._source), carries(right._source)]}
         self.spec = json.dumps(spec)
         _core.StreamJoin(self.spec)  # the core checks the spec now; the columns at the first rows
         self._sides: tuple[Any, Any] | None = None

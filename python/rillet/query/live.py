@@ -56,7 +56,9 @@ class RunningQuery:
         self._warned = False  # wait() gave the run's loss warnings (rillet._loss)
         self._worker = _worker if _worker is not None else _Worker([query], progress)
         self._index = _index
-        self._ex = self._worker.driver.flow.execs[self._worker.driver.flow.wanted[_index]]
+        self._flow = self._worker.driver.flow
+        self._at = self._flow.wanted[_index]  # this query in the flow
+        self._ex = self._flow.execs[self._at]
         self._lock = self._worker.lock
         self._done = self._worker.done
         self._worker.handles.append(self)
@@ -70,6 +72,17 @@ class RunningQuery:
     @property
     def _stopped(self) -> bool:
         return self._worker.driver.stopped
+
+    def _result_locked(self) -> Any:
+        """The run as it stands: the rows kept, with what the joins it reads kept."""
+        run = self._ex.result(self._output_locked())
+        run.late = self._flow.late_of(self._at, run.late)
+        run.rejected = self._flow.rejected_of(self._at, run.rejected)
+        run.metrics = self._flow.metrics_of(self._at, run.metrics)
+        return run
+
+    def _metrics_locked(self) -> dict[str, Any]:
+        return self._flow.metrics_of(self._at, self._ex.metrics())
 
     def _keep(self, out: pl.DataFrame) -> None:
         if out.height:
@@ -104,19 +117,19 @@ class RunningQuery:
         with self._lock:
             if self._final_metrics is not None:
                 return dict(self._final_metrics)
-            return self._ex.metrics()
+            return self._metrics_locked()
 
     @property
     def late(self) -> pl.DataFrame:
         """Late rows so far."""
         with self._lock:
-            return self._ex.late_frame()
+            return self._flow.late_of(self._at, self._ex.late_frame())
 
     @property
     def rejected(self) -> pl.DataFrame:
         """Rejected rows so far."""
         with self._lock:
-            return self._ex.rejected_frame()
+            return self._flow.rejected_of(self._at, self._ex.rejected_frame())
 
     @property
     def output(self) -> pl.DataFrame:
@@ -169,7 +182,7 @@ class RunningQuery:
         """What the views show, taken under the lock at one moment."""
         with self._lock:
             state = self.state
-            metrics = dict(self._final_metrics) if self._final_metrics is not None else self._ex.metrics()
+            metrics = dict(self._final_metrics) if self._final_metrics is not None else self._metrics_locked()
             frames = list(self._frames)
         w = self._query._w
         return RunningView(
@@ -273,7 +286,7 @@ class RunningQuery:
         if not self._warned:  # here, in the caller's thread, where warnings filters apply
             self._warned = True
             with self._lock:
-                self._ex.warn_losses()
+                self._flow.warn_losses_of(self._at)
         return self._run
 
     def __repr__(self) -> str:
@@ -305,7 +318,6 @@ class _Worker:
         self.thread.start()
 
     def _work(self) -> None:
-        from rillet.runtime.execution import Run
 
         flow = self.driver.flow
 
@@ -324,15 +336,15 @@ class _Worker:
             try:
                 with self.lock:
                     for handle in self.handles:
-                        ex = handle._ex
                         if ran:
-                            handle._run = Run(handle._output_locked(), ex.late_frame(), ex.rejected_frame(),
-                                              ex.metrics(), _query=handle._query)
+                            handle._run = handle._result_locked()
+                            handle._run.interrupted = False
                         # Frozen, so rows/s does not keep falling after the end.
-                        handle._final_metrics = handle._run.metrics if handle._run is not None else ex.metrics()
+                        handle._final_metrics = (handle._run.metrics if handle._run is not None
+                                                 else handle._metrics_locked())
                     if self.error is not None and hasattr(self.error, "runs"):
                         # The rows the handles kept, not the driver's (it hands them on).
-                        runs = [h._ex.result(h._output_locked()) for h in self.handles]
+                        runs = [h._result_locked() for h in self.handles]
                         self.error.run, self.error.runs = runs[0], runs  # type: ignore[attr-defined]
                 del flow
             finally:

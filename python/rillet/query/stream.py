@@ -1,13 +1,14 @@
 """Streams, windowed queries and runs: the public query-building API."""
 from __future__ import annotations
 
+import datetime as _dt
 import time as _time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from rillet import _clock
+from rillet import _clock, _core
 from rillet._errors import ConfigError
 from rillet._time import (
     DurationLike,
@@ -242,6 +243,10 @@ class Stream:
             raise ConfigError(f"how={how!r} is not a join kind; expected 'inner' or 'left'")
         validate_duration(lower, "lower")
         validate_duration(upper, "upper")
+        lo, hi = _span_ns(lower), _span_ns(upper)
+        if lo is not None and hi is not None and lo > hi:
+            raise ConfigError(f"lower={lower!r} is after upper={upper!r}: the interval other.time - self.time in "
+                              "[lower, upper] would be empty")
         left, right = _join_keys(on, left_on, right_on)
         spec = {"kind": {"interval": {"lower": span(lower, "lower"), "upper": span(upper, "upper")}},
                 "left_on": left, "right_on": right, "how": how, "suffix": suffix}
@@ -410,6 +415,20 @@ def _keys(by: str | pl.Expr | Sequence[str | pl.Expr] | None) -> tuple[str, ...]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"by= names a column twice: {list(keys)}")
     return keys
+
+
+def _span_ns(value: Any) -> int | None:
+    """A fixed duration in nanoseconds (an integer as itself), to compare two; None for a
+    calendar duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, _dt.timedelta):
+        return (value.days * 86_400 + value.seconds) * 10**9 + value.microseconds * 1000
+    if isinstance(value, str) and not _core.duration_parts(value, "duration")[0]:
+        return _core.parse_duration(value, "ns", "duration")
+    return None
 
 
 def _table(other: Any, method: str) -> Any:

@@ -10,6 +10,7 @@ the input advances. :class:`Driver` runs a dataflow: ``collect``, ``run``, ``ite
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Generator, Sequence
 from contextlib import nullcontext
@@ -17,9 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from rillet import _clock
+from rillet import _clock, _loss
 from rillet._errors import ConfigError, LateDataError, SinkError
 from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
+from rillet._time import text_instants
 from rillet.plan.plan import QueryBase as Query
 from rillet.runtime.execution import Execution, Run
 from rillet.sources.base import frames
@@ -67,7 +69,13 @@ class JoinRun:
         self.node = node
         self.sides = (left, right)
         self.core = _core.StreamJoin(node.spec)
-        self.late_parts: list[pl.DataFrame] = []
+        self.times = (node.left._time, node.right._time)
+        self.carried = tuple(json.loads(node.spec)["carried"])
+        self.suffix = json.loads(node.spec)["suffix"]
+        self.late_parts: tuple[list[pl.DataFrame], list[pl.DataFrame]] = ([], [])
+        #: What happens to rows late for the join: the late= of the queries reading it
+        #: ("raise" if one raises, "drop" if all drop, else "collect").
+        self.late = "collect"
         self.side_ended = [False, False]
         self.ended = False
         self.emitted: pl.DataFrame | None = None  # this pass's output (several readers share it)
@@ -78,15 +86,30 @@ class JoinRun:
             ex = flow.execs[self.sides[k]]
             rows = outs[self.sides[k]]
             if rows.width:  # an empty batch too: it tells the join the side's columns
-                out, late = self.core.process(name, rows)
+                fed = rows
+                if rows.schema.get(self.times[k]) == pl.String:
+                    # ISO 8601 text: matched by the instants the engine reads from it.
+                    fed = rows.with_columns(text_instants(self.times[k]))
+                out, late = self.core.process(name, fed)
                 parts.append(pl.DataFrame(out))
                 late_df = pl.DataFrame(late)
                 if late_df.height:
                     gathered = rows.select(pl.all().gather(late_df["row"]))
                     late_by = late_df["late_by"].cast(ex._late_by_dtype())
-                    self.late_parts.append(gathered.with_columns(late_by.alias("late_by"),
-                                                                 pl.lit(name).alias("side")))
-            if not rows.height and not ex.ended and ex.op is not None and ex.op.is_bound():
+                    if self.late == "raise":
+                        raise LateDataError(
+                            f"{late_df.height} row(s) of the join's {name} stream came after its watermark "
+                            f"(the first late by {late_by[0]}), and the query has late='raise'; the first: "
+                            f"{gathered.row(0, named=True)}")
+                    if self.late != "drop":
+                        self.late_parts[k].append(gathered.with_columns(late_by.alias("late_by")))
+            bound = ex.op is not None and ex.op.is_bound()
+            if bound and self.carried[k]:
+                # A side reading a query or join: its watermark is that one's.
+                floor = ex.op.emitted_floor("row_time")
+                if floor is not None:
+                    parts.append(pl.DataFrame(self.core.advance_watermark(name, floor)))
+            elif bound and not rows.height and not ex.ended:
                 idle = ex._idle_instant()
                 if idle is not None:
                     parts.append(pl.DataFrame(self.core.advance_watermark(name, idle)))
@@ -99,11 +122,50 @@ class JoinRun:
             parts.append(pl.DataFrame(self.core.flush()))
         return _concat(parts)
 
-    def late_frame(self) -> pl.DataFrame | None:
-        return pl.concat(self.late_parts, how="diagonal_relaxed") if self.late_parts else None
+    def late_frame(self, flow: Dataflow) -> pl.DataFrame:
+        """Both sides' late rows, with ``side``; the right side's columns named as in the
+        join's output (a name the left stream has gets the suffix), so no value is cast."""
+        return self._sided(flow, self.late_parts[0], self.late_parts[1])
 
-    def metrics(self) -> dict[str, Any]:
-        return dict(self.core.metrics())
+    def rejected_frame(self, flow: Dataflow) -> pl.DataFrame:
+        """The rows either side could not read, with ``side``."""
+        return self._sided(flow, *[[r] if (r := flow.execs[i].rejected_frame()).height else []
+                                   for i in self.sides])
+
+    def _sided(self, flow: Dataflow, left: list[pl.DataFrame], right: list[pl.DataFrame]) -> pl.DataFrame:
+        left_ex = flow.execs[self.sides[0]]
+        taken = set(left_ex.empty_batch.columns) if left_ex.empty_batch is not None else set()
+        parts = [p.with_columns(pl.lit("left").alias("side")) for p in left]
+        for p in right:
+            p = p.rename({c: f"{c}{self.suffix}" for c in p.columns
+                          if c in taken and c not in ("late_by", "reason")})
+            parts.append(p.with_columns(pl.lit("right").alias("side")))
+        if not parts:
+            return pl.DataFrame({"side": []}, schema={"side": pl.String})
+        return pl.concat(parts, how="diagonal_relaxed")
+
+    def metrics(self, flow: Dataflow) -> dict[str, Any]:
+        m = dict(self.core.metrics())
+        for k, name in enumerate(("left", "right")):
+            m[f"rows_rejected_{name}"] = flow.execs[self.sides[k]].metrics()["rows_rejected"]
+        return m
+
+    def loss_warnings(self) -> list[str]:
+        """A warning per side that lost most of its rows as late (as a stream with no
+        ``watermark=`` does)."""
+        m = dict(self.core.metrics())
+        out = []
+        for k, name in enumerate(("left", "right")):
+            late, rows = m[f"rows_late_{name}"], m[f"rows_in_{name}"]
+            stream = self.node.left if k == 0 else self.node.right
+            # As for one stream: only when the stream's watermark= was left at its default.
+            if (not stream._watermark_given and rows and late >= _loss.LATE_MIN_ROWS
+                    and late / rows > _loss.LATE_SHARE):
+                out.append(
+                    f"{late:,} of {rows:,} rows of the join's {name} stream ({late / rows:.0%}) were late for "
+                    f"its watermark (delay {stream._watermark!r}) and joined nothing; they are in run.late "
+                    f"with side={name!r}. Give that stream a larger watermark= delay to join them")
+        return out
 
 
 class Dataflow:
@@ -156,6 +218,10 @@ class Dataflow:
         self.execs: list[Execution] = [Execution(q, progress if q is first else False) for q in order]
         index = {id(q): i for i, q in enumerate(order)}
         self.joins = [JoinRun(n, index[id(n.sides()[0])], index[id(n.sides()[1])]) for n in nodes]
+        for j, node in enumerate(nodes):
+            modes = {q._w._late for q in order if q._w._stream._source is node}
+            j_run = self.joins[j]
+            j_run.late = "raise" if "raise" in modes else ("drop" if modes == {"drop"} else "collect")
         # Per query: ("source", source number), ("query", upstream query) or ("join", join).
         self.upstream: list[tuple[str, int]] = []
         self.floor_column: list[str | None] = []
@@ -304,24 +370,42 @@ class Dataflow:
     def runs(self, outputs: Sequence[pl.DataFrame]) -> list[Run]:
         """The runs of the queries asked for, with these outputs: a query that reads a join
         also has the join's late rows and the rows its inputs rejected (with a ``side``
-        column), and the join's counters."""
+        column), and the counters of the join it reads (``join_*``)."""
         runs = []
         for i, o in zip(self.wanted, outputs):
             run = self.execs[i].result(o)
-            for join in self._joins_above(i):
-                late = join.late_frame()
-                if late is not None:
-                    run.late = pl.concat([p for p in (run.late, late) if p.width], how="diagonal_relaxed")
-                for k, name in enumerate(("left", "right")):
-                    side = self.execs[join.sides[k]].rejected_frame()
-                    if side.height:
-                        run.rejected = pl.concat([run.rejected, side.with_columns(pl.lit(name).alias("side"))],
-                                                 how="diagonal_relaxed")
-                for key, value in join.metrics().items():
-                    run.metrics[f"join_{key}"] = value
-                run.metrics["state_bytes"] = run.metrics.get("state_bytes", 0) + join.metrics()["state_bytes"]
+            run.late = self.late_of(i, run.late)
+            run.rejected = self.rejected_of(i, run.rejected)
+            run.metrics = self.metrics_of(i, run.metrics)
             runs.append(run)
         return runs
+
+    def late_of(self, i: int, own: pl.DataFrame) -> pl.DataFrame:
+        """Query ``i``'s late rows with those of the joins it reads."""
+        joins = self._joins_above(i)
+        if not joins:
+            return own
+        return pl.concat([p for p in (own, *(j.late_frame(self) for j in joins)) if p.width],
+                         how="diagonal_relaxed")
+
+    def rejected_of(self, i: int, own: pl.DataFrame) -> pl.DataFrame:
+        joins = self._joins_above(i)
+        if not joins:
+            return own
+        return pl.concat([p for p in (own, *(j.rejected_frame(self) for j in joins)) if p.width],
+                         how="diagonal_relaxed")
+
+    def metrics_of(self, i: int, own: dict[str, Any]) -> dict[str, Any]:
+        """Query ``i``'s counters with those of the join it reads (its nearest), and every
+        join's state in ``state_bytes``."""
+        joins = self._joins_above(i)
+        if not joins:
+            return own
+        m = dict(own)
+        for key, value in joins[0].metrics(self).items():
+            m[f"join_{key}"] = value
+        m["state_bytes"] = m.get("state_bytes", 0) + sum(j.core.metrics()["state_bytes"] for j in joins)
+        return m
 
     def _joins_above(self, i: int) -> list[JoinRun]:
         kind, k = self.upstream[i]
@@ -334,7 +418,13 @@ class Dataflow:
 
     def warn_losses(self) -> None:
         for i in self.wanted:
-            self.execs[i].warn_losses()
+            self.warn_losses_of(i)
+
+    def warn_losses_of(self, i: int) -> None:
+        self.execs[i].warn_losses()
+        for j in self._joins_above(i):
+            for message in j.loss_warnings():
+                _loss.warn(message)
 
     def close(self) -> None:
         for ex in self.execs:
