@@ -528,6 +528,29 @@ mod tests {
     }
 
     #[test]
+    fn long_strings_alike_at_both_ends_keep_their_own_codes() {
+        // Same length, same first and last 16 bytes, different middles: one cache key,
+        // three strings.
+        let middle = |c: char| format!("arn:aws:iam::123-{c}{c}{c}-role/team/alice");
+        assert!(middle('a').len() > 32 && middle('a')[..16] == middle('b')[..16]);
+        assert_eq!(
+            middle('a')[middle('a').len() - 16..],
+            middle('b')[middle('b').len() - 16..]
+        );
+        let values = [
+            middle('a'),
+            middle('b'),
+            middle('a'),
+            middle('c'),
+            middle('b'),
+        ];
+        let array = arrow_array::StringViewArray::from_iter_values(values.iter());
+        let (codes, reps) = view_codes(&array);
+        assert_eq!(codes, [0, 1, 0, 2, 1]);
+        assert_eq!(reps, [0, 1, 3]);
+    }
+
+    #[test]
     fn ranges_encode_like_one_pass() {
         let n = crate::parallel::MIN_ROWS * 3 + 11;
         let values: Vec<Option<String>> = (0..n)

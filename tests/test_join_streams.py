@@ -194,3 +194,14 @@ def test_integer_times_and_a_right_stream_without_rows(monkeypatch):
                             how="left").collect(progress=False))
     assert empty.columns == ["t", "user", "id", "t_right", "rid"]
     assert empty.sort("id")["id"].to_list() == [1, 2, 3] and empty["rid"].null_count() == 3
+
+
+def test_repr_and_explain_say_what_a_join_of_two_streams_joins():
+    s = rl.stream(events(5, 2, seed=1), time="t", watermark="5s")
+    o = rl.stream(events(5, 2, seed=2, name="rid"), time="t", watermark="5s")
+    joined = s.join_interval(o, on="user", lower="-10s", upper="20s", how="left")
+    assert "join_interval(" in repr(joined) and "lower='-10s'" in repr(joined) and "how='left'" in repr(joined)
+    plan = joined.window(rl.tumbling("1m")).agg(rl.count()).explain()
+    assert "upper='20s'" in plan.splitlines()[0]
+    asof = s.join_asof(o, by="user", tolerance="1m")
+    assert "join_asof(" in repr(asof) and "tolerance='1m'" in repr(asof)

@@ -665,7 +665,7 @@ def test_a_joined_stream_through_head_schema_iter_explain_and_a_parquet_sink(tmp
     q = joined().window(rl.tumbling("1m"), by="user").agg(rl.count())
     expected = q.collect(progress=False).sort("user", "window_start")
     assert pl.concat([o for o in q.iter() if o.height]).sort("user", "window_start").equals(expected)
-    assert "interval join of" in q.explain() and "['user']" in q.explain()
+    assert "join_interval(" in q.explain() and "['user']" in q.explain()
     sink = q.to_parquet(tmp_path, every="1d")
     written = pl.read_parquet(tmp_path / "**" / "*.parquet", hive_partitioning=False)
     assert written.select(expected.columns).sort("user", "window_start").equals(expected)

@@ -122,4 +122,20 @@ class StreamJoin:
 
     def __repr__(self) -> str:
         o = json.loads(self.spec)
-        return f"{'interval' if self.kind() == 'interval' else 'as-of'} join of {self.left!r} with {self.right!r} on {o['left_on']}"
+        keys = f"on={o['left_on']}" if o["left_on"] == o["right_on"] else \
+            f"left_on={o['left_on']}, right_on={o['right_on']}"
+        if self.kind() == "interval":
+            spans = o["kind"]["interval"]
+            what = (f"join_interval({self.right!r}, {keys}, lower={_shown(spans['lower'])}, "
+                    f"upper={_shown(spans['upper'])}, how={o['how']!r})")
+        else:
+            tolerance = o["kind"]["asof"]["tolerance"]
+            what = f"join_asof({self.right!r}, by={o['left_on']}" + (
+                f", tolerance={_shown(tolerance)})" if tolerance is not None else ")")
+        return f"{self.left!r}.{what}"
+
+
+def _shown(span: dict[str, Any]) -> str:
+    """A duration as the plan holds it, as the user wrote it."""
+    (kind, value), = span.items()
+    return repr(value) if kind != "micros" else f"timedelta(microseconds={value})"

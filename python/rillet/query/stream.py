@@ -396,6 +396,8 @@ class Stream:
 
     def __repr__(self) -> str:
         ops = "".join(f".{args[0].method() if op == 'join' else op}(...)" for op, args, _ in self._ops)
+        if isinstance(self._source, StreamJoin):  # says itself what it joins
+            return f"{self._source!r}{ops}"
         return f"rl.stream(<{type(self._source).__name__}>, time={self._time!r}, watermark={self._watermark!r}){ops}"
 
 
