@@ -382,17 +382,18 @@ class Dataflow:
 
     def late_of(self, i: int, own: pl.DataFrame) -> pl.DataFrame:
         """Query ``i``'s late rows with those of the joins it reads."""
-        joins = self._joins_above(i)
-        if not joins:
-            return own
-        return pl.concat([p for p in (own, *(j.late_frame(self) for j in joins)) if p.width],
-                         how="diagonal_relaxed")
+        return self._with_joins(i, own, JoinRun.late_frame)
 
     def rejected_of(self, i: int, own: pl.DataFrame) -> pl.DataFrame:
+        """Query ``i``'s rejected rows with those the joins' inputs rejected."""
+        return self._with_joins(i, own, JoinRun.rejected_frame)
+
+    def _with_joins(self, i: int, own: pl.DataFrame,
+                    frame: Callable[[JoinRun, Dataflow], pl.DataFrame]) -> pl.DataFrame:
         joins = self._joins_above(i)
         if not joins:
             return own
-        return pl.concat([p for p in (own, *(j.rejected_frame(self) for j in joins)) if p.width],
+        return pl.concat([p for p in (own, *(frame(j, self) for j in joins)) if p.width],
                          how="diagonal_relaxed")
 
     def metrics_of(self, i: int, own: dict[str, Any]) -> dict[str, Any]:
