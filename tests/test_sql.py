@@ -858,8 +858,8 @@ def test_a_syntax_error_points_at_its_line_and_column(text: str, where: tuple[in
 
 
 @pytest.mark.parametrize(("text", "token", "what"), [
-    ("SELECT STREAM a.ticker, COUNT(*) FROM s AS a\nJOIN r ON a.ticker = r.ticker "
-     "GROUP BY a.ticker, STEP(a.ROWTIME BY INTERVAL '1' MINUTE)", "r ON", "joins are not supported yet"),
+    ("SELECT STREAM a.ticker, COUNT(*) FROM s AS a\nFULL OUTER JOIN r ON a.ticker = r.ticker "
+     "GROUP BY a.ticker, STEP(a.ROWTIME BY INTERVAL '1' MINUTE)", "r ON", "FULL OUTER JOIN is not supported"),
     ("SELECT STREAM ticker, COUNT(*) AS n FROM s GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MINUTE)\nLIMIT 10",
      "10", "LIMIT has no end on a stream"),
     ("SELECT STREAM ticker, COUNT(*) AS n FROM s\nGROUP BY ticker", "ticker", "a streaming GROUP BY needs a time window"),
@@ -868,7 +868,7 @@ def test_a_syntax_error_points_at_its_line_and_column(text: str, where: tuple[in
     ("SELECT STREAM ticker, COUNT(*) AS n FROM s GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MINUTE)\n"
      "UNION ALL SELECT STREAM ticker, COUNT(*) AS n FROM s GROUP BY ticker, STEP(ROWTIME BY INTERVAL '1' MINUTE)",
      "SELECT", "set operations"),
-], ids=["join", "limit", "group by without a window", "distinct", "union"])
+], ids=["full join", "limit", "group by without a window", "distinct", "union"])
 def test_an_unsupported_construct_is_named_and_placed(text: str, token: str, what: str) -> None:
     e = _sql_error(text, s=_stream(_trades(10), None), r=_trades(10))
     assert what in str(e)

@@ -41,4 +41,9 @@ impl Dialect for StreamingDialect {
     fn supports_group_by_expr(&self) -> bool {
         true
     }
+
+    /// Flink's temporal join: `JOIN rates FOR SYSTEM_TIME AS OF o.t`.
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
 }

@@ -105,6 +105,11 @@ pub struct InputInfo {
     /// millisecond), if it has one.
     #[serde(default)]
     pub window_time: Option<String>,
+    /// What the input is in a join: `"frame"` (a DataFrame or Arrow table given as it is: a
+    /// table to enrich a stream with, or a stream when the join bounds its time),
+    /// `"reference"` (a reference file: always a table); `None` for a stream.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// The inputs a query or application may read, by name.
@@ -195,6 +200,30 @@ pub enum Step {
     /// detector spec of `rl.random_cut_forest` / `rl.hotspots` (its numeric columns chosen
     /// at the first batch), with Kinesis' output columns.
     Detect(serde_json::Value),
+    /// Join another input: a table (enrichment), or a stream within a time bound (an
+    /// interval join) or as of each row's time (a temporal join).
+    Join(Box<JoinPlan>),
+}
+
+/// A join, in the Python API's terms (`Stream.join`, `join_interval`, `join_asof`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JoinPlan {
+    /// The other side: its input, time and row-wise steps (no window).
+    pub right: QueryPlan,
+    /// `table` (the other side is a table), `interval` or `asof` (two streams).
+    pub kind: String,
+    /// `inner` or `left`.
+    pub how: String,
+    /// The keys on this side (columns of the rows so far).
+    pub left_on: Vec<String>,
+    /// The keys on the other side (its columns).
+    pub right_on: Vec<String>,
+    /// Appended to the other side's columns whose names this side has.
+    pub suffix: String,
+    /// An interval join's bounds on `other.time - self.time`.
+    pub lower: Option<Duration>,
+    /// See `lower`.
+    pub upper: Option<Duration>,
 }
 
 /// The window a query groups by, in the Python API's terms (`rl.tumbling(every=...)`).

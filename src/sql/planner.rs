@@ -37,6 +37,8 @@ use sqlparser::tokenizer::{Span, Token, TokenWithSpan};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+mod join;
+
 type Res<T> = std::result::Result<T, SqlError>;
 /// Output columns and their values.
 type Named = Vec<(String, Scalar)>;
@@ -367,6 +369,40 @@ struct Rel {
     /// window's end less a millisecond): a window function on it takes the upstream's
     /// watermark less a millisecond.
     window_time: Option<String>,
+    /// What it is in a join (a stream, or a table).
+    kind: Kind,
+    /// The inputs a join read, for names qualified by any of them (empty: not a join).
+    sides: Vec<Side>,
+    /// Flink's `FOR SYSTEM_TIME AS OF <time>` on it (a temporal join's other side).
+    as_of: Option<Expr>,
+    /// A sub-query's select that only keeps columns, not run per batch (see
+    /// [`Env::derived`]): a join runs it, as its output's names depend on the exact columns.
+    narrowed: Option<Step>,
+}
+
+/// What an input is in a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A stream: a source read as a stream, a query, an in-application stream.
+    Stream,
+    /// A DataFrame or Arrow table given as it is: the table of a join without a time bound,
+    /// a stream otherwise.
+    Frame,
+    /// A reference file (`rl.reference`): always a table.
+    Reference,
+}
+
+/// One input of a join, for name resolution: its own columns and what each is called in
+/// the join's output.
+#[derive(Debug, Clone)]
+struct Side {
+    qualifiers: Vec<Ident>,
+    folded: Vec<String>,
+    columns: Vec<String>,
+    /// Per column: its name in the join's output, or why it cannot be read there.
+    out: Vec<Result<String, String>>,
+    /// Its event-time column, if it has one.
+    time: Option<String>,
 }
 
 struct Env<'a> {
@@ -532,7 +568,17 @@ impl Env<'_> {
                 return Err(unsupported(what, s.select_token.0.span));
             }
         }
-        let rel = self.from(s)?;
+        let (rel, selection) = self.from(s)?;
+        let with_rest;
+        let s = if selection == s.selection {
+            s
+        } else {
+            with_rest = ast::Select {
+                selection,
+                ..s.clone()
+            };
+            &with_rest
+        };
         let group: Vec<Expr> = match &s.group_by {
             GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
             GroupByExpr::Expressions(_, _) | GroupByExpr::All(_) => {
@@ -596,30 +642,53 @@ impl Env<'_> {
 
     // -- FROM ----------------------------------------------------------------------------
 
-    fn from(&self, s: &ast::Select) -> Res<Rel> {
+    /// What `FROM` reads, with its joins; and the `WHERE` left once a comma join (`FROM a,
+    /// b WHERE a.k = b.k AND ...`) has taken its condition from it.
+    fn from(&self, s: &ast::Select) -> Res<(Rel, Option<Expr>)> {
         let Some(first) = s.from.first() else {
             return Err(SqlError::span(
                 "a streaming SELECT needs FROM <stream>",
                 s.select_token.0.span,
             ));
         };
-        if s.from.len() > 1 || !first.joins.is_empty() {
-            let span = first
-                .joins
-                .first()
-                .map_or_else(|| s.from[1].relation.span(), |j| j.relation.span());
+        let mut rel = self.factor(&first.relation)?;
+        for j in &first.joins {
+            rel = self.join_on(rel, j)?;
+        }
+        let mut pool = Vec::new();
+        if let Some(w) = &s.selection {
+            join::conjuncts(w, &mut pool);
+        }
+        for more in &s.from[1..] {
+            let mut right = self.factor(&more.relation)?;
+            for j in &more.joins {
+                right = self.join_on(right, j)?;
+            }
+            rel = self.join_comma(rel, right, &mut pool, more.relation.span())?;
+        }
+        if let Some(e) = &rel.as_of {
             return Err(SqlError::span(
-                "joins are not supported yet (they arrive with stream-table and interval joins)",
-                span,
+                "FOR SYSTEM_TIME AS OF is a temporal join's: FROM s JOIN t FOR SYSTEM_TIME AS OF \
+                 s.time ON s.k = t.k",
+                e.span(),
             ));
         }
-        self.factor(&first.relation)
+        let selection = if s.from.len() > 1 {
+            join::and_all(pool)
+        } else {
+            s.selection.clone()
+        };
+        Ok((rel, selection))
     }
 
     fn factor(&self, f: &TableFactor) -> Res<Rel> {
         match f {
             TableFactor::Table {
-                name, alias, args, ..
+                name,
+                alias,
+                args,
+                version,
+                ..
             } => {
                 if let Some(args) = args {
                     return Err(unsupported(
@@ -631,6 +700,13 @@ impl Env<'_> {
                 let mut rel = self.named(&id)?;
                 if let Some(a) = alias {
                     rel.qualifiers.push(a.name.clone());
+                }
+                match version {
+                    None => {}
+                    Some(ast::TableVersion::ForSystemTimeAsOf(e)) => rel.as_of = Some(e.clone()),
+                    Some(other) => {
+                        return Err(unsupported(&format!("{other}"), f.span()));
+                    }
                 }
                 Ok(rel)
             }
@@ -684,6 +760,10 @@ impl Env<'_> {
                 tvf: None,
                 windowed: None,
                 window_time: None,
+                kind: Kind::Stream,
+                sides: Vec::new(),
+                as_of: None,
+                narrowed: None,
             });
         }
         let matches: Vec<&String> = self.inputs.0.keys().filter(|k| names(id, k)).collect();
@@ -735,6 +815,14 @@ impl Env<'_> {
             tvf: None,
             windowed: None,
             window_time: info.window_time.clone(),
+            kind: match info.kind.as_deref() {
+                Some("frame") => Kind::Frame,
+                Some("reference") => Kind::Reference,
+                _ => Kind::Stream,
+            },
+            sides: Vec::new(),
+            as_of: None,
+            narrowed: None,
         })
     }
 
@@ -752,6 +840,10 @@ impl Env<'_> {
                 folded: Vec::new(),
                 tvf: None,
                 window_time: plan.window_time.clone(),
+                kind: Kind::Stream,
+                sides: Vec::new(),
+                as_of: None,
+                narrowed: None,
                 windowed: Some(plan),
             });
         }
@@ -772,15 +864,27 @@ impl Env<'_> {
         // A select that only keeps columns (and names the time ROWTIME) changes nothing this
         // query's window reads (names resolve against `columns`): it is not run per batch.
         let mut steps = plan.steps;
+        let mut narrowed = None;
         if let Some(Step::Select(items)) = steps.last() {
             let pure = items.iter().all(|(n, v)| match v {
                 Scalar::Col(c) => c == n || n == "ROWTIME",
                 _ => false,
             });
             if pure {
-                steps.pop();
+                narrowed = steps.pop();
             }
         }
+        // What the sub-query reads: a table when it reads one by name and joins nothing.
+        let kind = match &plan.input {
+            Input::Name(n) if !steps.iter().any(|s| matches!(s, Step::Join(_))) => {
+                match self.inputs.0.get(n).and_then(|i| i.kind.as_deref()) {
+                    Some("frame") => Kind::Frame,
+                    Some("reference") => Kind::Reference,
+                    _ => Kind::Stream,
+                }
+            }
+            _ => Kind::Stream,
+        };
         Ok(Rel {
             input: plan.input,
             time,
@@ -792,6 +896,10 @@ impl Env<'_> {
             tvf: None,
             windowed: None,
             window_time: None,
+            kind,
+            sides: Vec::new(),
+            as_of: None,
+            narrowed,
         })
     }
 
@@ -815,6 +923,10 @@ impl Env<'_> {
                     folded: Vec::new(),
                     tvf: None,
                     window_time: plan.window_time.clone(),
+                    kind: Kind::Stream,
+                    sides: Vec::new(),
+                    as_of: None,
+                    narrowed: None,
                     windowed: Some(plan),
                 })
             }
@@ -2859,6 +2971,9 @@ struct Scope {
     rowtime: String,
     /// `window_start`, `window_end`, `window_time` of a TVF are columns here.
     tvf: bool,
+    /// A join's inputs: a name resolves in the one that has it (or the one it is qualified
+    /// by), to that column's name in the join's output.
+    sides: Vec<Side>,
 }
 
 impl Scope {
@@ -2869,6 +2984,7 @@ impl Scope {
             folded: rel.folded.clone(),
             rowtime: rel.time.clone().unwrap_or_else(|| "ROWTIME".into()),
             tvf: rel.tvf.is_some(),
+            sides: rel.sides.clone(),
         }
     }
 
@@ -2880,6 +2996,9 @@ impl Scope {
             [.., q, id] => (Some(q), id),
             [] => return Err(SqlError::span("expected a column name", span)),
         };
+        if !self.sides.is_empty() {
+            return self.joined_column(qualifier, id);
+        }
         if let Some(q) = qualifier {
             if !self
                 .qualifiers
@@ -2911,33 +3030,8 @@ impl Scope {
         let Some(cols) = &self.columns else {
             return Ok(id.value.clone());
         };
-        if cols.contains(&id.value) {
-            return Ok(id.value.clone());
-        }
-        if id.quote_style.is_some() {
-            if let Some(c) = cols.iter().find(|c| declared(id, c, &self.folded)) {
-                return Ok(c.clone());
-            }
-        }
-        if id.quote_style.is_none() {
-            let found: Vec<&String> = cols
-                .iter()
-                .filter(|c| c.eq_ignore_ascii_case(&id.value))
-                .collect();
-            match found.as_slice() {
-                [one] => return Ok((*one).clone()),
-                [] => {}
-                many => {
-                    return Err(SqlError::span(
-                        format!(
-                            "{} matches several columns ({}); quote the one you mean",
-                            id.value,
-                            list(many.iter().copied())
-                        ),
-                        id.span,
-                    ))
-                }
-            }
+        if let Some(c) = match_column(id, cols, &self.folded)? {
+            return Ok(c);
         }
         let shown: Vec<&String> = cols.iter().filter(|c| c.as_str() != "ROWTIME").collect();
         Err(SqlError::span(
@@ -2948,6 +3042,111 @@ impl Scope {
             ),
             id.span,
         ))
+    }
+
+    /// A name in a join: the column of the input it is qualified by, or of the one input
+    /// that has it, as the join's output names it.
+    fn joined_column(&self, qualifier: Option<&Ident>, id: &Ident) -> Res<String> {
+        if is_rowtime(id) && qualifier.is_none() {
+            return Ok(self.rowtime.clone()); // the query's time: the stream's
+        }
+        let mut hits: Vec<(usize, Result<String, String>)> = Vec::new();
+        let mut qualified = false;
+        for (i, side) in self.sides.iter().enumerate() {
+            if let Some(q) = qualifier {
+                if !side
+                    .qualifiers
+                    .iter()
+                    .any(|k| names(q, &k.value) || names(k, &q.value))
+                {
+                    continue;
+                }
+                qualified = true;
+            }
+            let found = match match_column(id, &side.columns, &side.folded)? {
+                Some(c) => {
+                    let p = side.columns.iter().position(|x| *x == c).expect("found");
+                    Some(side.out[p].clone())
+                }
+                // ROWTIME of an input is its time; unqualified, the query's.
+                None if is_rowtime(id) => match (&side.time, qualifier) {
+                    (Some(t), _) => Some(Ok(t.clone())),
+                    (None, _) if i == 0 => Some(Ok(self.rowtime.clone())),
+                    (None, q) => Some(Err(format!(
+                        "{} has no event time here: ROWTIME is the query's, {}",
+                        q.map_or("this input", |q| q.value.as_str()),
+                        self.rowtime
+                    ))),
+                },
+                None => None,
+            };
+            if let Some(f) = found {
+                hits.push((i, f));
+            }
+        }
+        if let (Some(q), false) = (qualifier, qualified) {
+            let known: Vec<&String> = self
+                .sides
+                .iter()
+                .flat_map(|s| s.qualifiers.iter().map(|i| &i.value))
+                .collect();
+            return Err(SqlError::span(
+                format!(
+                    "{} is not an input of this join (it reads {})",
+                    q.value,
+                    list(known.into_iter())
+                ),
+                q.span,
+            ));
+        }
+        let side_names = |i: usize| {
+            self.sides[i]
+                .qualifiers
+                .first()
+                .map_or_else(|| format!("input {}", i + 1), |q| q.value.clone())
+        };
+        match hits.as_slice() {
+            [] => {
+                let shown: Vec<String> = self
+                    .sides
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        qualifier.is_none_or(|q| s.qualifiers.iter().any(|k| names(q, &k.value)))
+                    })
+                    .map(|(i, s)| format!("{}: {}", side_names(i), list(s.columns.iter())))
+                    .collect();
+                Err(SqlError::span(
+                    format!(
+                        "column {} not found; the inputs have columns {}",
+                        id.value,
+                        shown.join("; ")
+                    ),
+                    id.span,
+                ))
+            }
+            [(_, Ok(one))] => Ok(one.clone()),
+            [(_, Err(why))] => Err(SqlError::span(why.clone(), id.span)),
+            many => {
+                let outs: Vec<&String> = many.iter().filter_map(|(_, o)| o.as_ref().ok()).collect();
+                if outs.len() == many.len() && outs.iter().all(|o| *o == outs[0]) {
+                    return Ok(outs[0].clone()); // an inner join's key: one value
+                }
+                Err(SqlError::span(
+                    format!(
+                        "{} is a column of {}; qualify it ({}.{})",
+                        id.value,
+                        many.iter()
+                            .map(|(i, _)| side_names(*i))
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        side_names(many[0].0),
+                        id.value
+                    ),
+                    id.span,
+                ))
+            }
+        }
     }
 
     fn plain_column(&self, e: &Expr) -> Res<String> {
@@ -3052,6 +3251,33 @@ impl Scope {
                 .unwrap_or_else(|_| e.to_string()),
             _ => e.to_string(),
         }
+    }
+}
+
+/// The column of `cols` a name means: spelled exactly so; quoted, declared so unquoted (see
+/// [`declared`]); unquoted, the one column spelled so in any case (several: an error).
+fn match_column(id: &Ident, cols: &[String], folded: &[String]) -> Res<Option<String>> {
+    if cols.contains(&id.value) {
+        return Ok(Some(id.value.clone()));
+    }
+    if id.quote_style.is_some() {
+        return Ok(cols.iter().find(|c| declared(id, c, folded)).cloned());
+    }
+    let found: Vec<&String> = cols
+        .iter()
+        .filter(|c| c.eq_ignore_ascii_case(&id.value))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(Some((*one).clone())),
+        [] => Ok(None),
+        many => Err(SqlError::span(
+            format!(
+                "{} matches several columns ({}); quote the one you mean",
+                id.value,
+                list(many.iter().copied())
+            ),
+            id.span,
+        )),
     }
 }
 
@@ -3315,6 +3541,7 @@ mod tests {
                 columns: Some(cols.iter().map(|s| s.to_string()).collect()),
                 time: None,
                 window_time: None,
+                kind: None,
             },
         );
         Inputs(m)
@@ -3346,6 +3573,7 @@ mod tests {
                     columns: Some(vec!["a".into()]),
                     time: None,
                     window_time: None,
+                    kind: None,
                 },
             )])),
         )

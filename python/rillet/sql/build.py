@@ -16,6 +16,8 @@ from rillet.plan.detectors import DetectorSpec
 from rillet.plan.plan import PostStep, QueryBase
 from rillet.plan.windows import WindowSpec
 from rillet.query.stream import Query, Stream, Windowed, processing_time
+from rillet.sources.base import to_frame
+from rillet.sources.reference import Reference
 
 #: SQL types a pump's target stream declares, as polars types (by the type's first word).
 SQL_TYPES: dict[str, pl.DataType] = {
@@ -89,9 +91,49 @@ class Builder:
             elif kind == "detect":
                 options = tuple((k, v) for k, v in value.items() if k != "kind")
                 stream = stream.detect(DetectorSpec(value["kind"], (), options))
+            elif kind == "join":
+                stream = self.join(stream, value)
             else:  # pragma: no cover - the planner puts no other step before a window
                 raise ConfigError(f"unexpected step before the window: {step}")
         return stream
+
+    def join(self, stream: Stream, plan: dict[str, Any]) -> Stream:
+        """A planned join: with a table (``Stream.join``), or with another stream within a
+        time bound (``join_interval``) or as of each row's time (``join_asof``)."""
+        right, how, suffix = plan["right"], plan["how"], plan["suffix"]
+        left_on, right_on = plan["left_on"], plan["right_on"]
+        if plan["kind"] == "table":
+            return stream.join(self.table(right), how=how, left_on=left_on, right_on=right_on, suffix=suffix)
+        other = self.stream(right)
+        if plan["kind"] == "interval":
+            return stream.join_interval(other, left_on=left_on, right_on=right_on, lower=plan["lower"],
+                                        upper=plan["upper"], how=how, suffix=suffix)
+        spec = {"kind": {"asof": {"tolerance": None}}, "left_on": left_on, "right_on": right_on,
+                "how": "left", "suffix": suffix}
+        return stream._joined(other, spec)
+
+    def table(self, plan: dict[str, Any]) -> Any:
+        """The table side of a join: the input as given (a DataFrame, Arrow table or
+        reference), through the steps of a sub-query over it, run once."""
+        (kind, name), = plan["input"].items()
+        given = self.inputs[name]
+        if isinstance(given, Reference):
+            return given
+        frame = to_frame(given)
+        for step in plan["steps"]:
+            (kind, value), = step.items()
+            try:
+                if kind == "filter":
+                    frame = frame.filter(self.expr(value))
+                elif kind == "with_columns":
+                    frame = frame.with_columns(*self.named(value))
+                elif kind == "select":
+                    frame = frame.select(*self.named(value))
+                else:  # pragma: no cover - the planner puts no other step on a table
+                    raise ConfigError(f"unexpected step on a table: {step}")
+            except pl.exceptions.PolarsError as e:
+                raise ConfigError(f"the sub-query over table {name!r} failed: {e}") from e
+        return frame
 
     def post_steps(self, steps: list[Any]) -> tuple[PostStep, ...]:
         """The plan's steps over what the window emits."""

@@ -13,6 +13,7 @@ from rillet.query.stream import Query, Stream
 from rillet.sources.base import _is_arrow
 from rillet.sources.cloudtrail import CloudTrailFiles
 from rillet.sources.files import FileSource
+from rillet.sources.reference import Reference
 from rillet.sql.build import Builder, _floor_time
 
 
@@ -47,8 +48,20 @@ def inputs_info(sources: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What the SQL planner is told of each input: its columns when they can be known
     without consuming it, and its declared event time."""
     return {name: {"columns": columns_of(value), "time": time_of(value),
-                   "window_time": value._window_time if isinstance(value, QueryBase) else None}
+                   "window_time": value._window_time if isinstance(value, QueryBase) else None,
+                   "kind": kind_of(value)}
             for name, value in sources.items()}
+
+
+def kind_of(value: Any) -> str | None:
+    """What an input is in a join: ``"reference"`` (always a table), ``"frame"`` (a DataFrame,
+    LazyFrame or Arrow table given as it is: the table of a join without a time bound, else
+    a stream), or None (a stream)."""
+    if isinstance(value, Reference):
+        return "reference"
+    if isinstance(value, (pl.DataFrame, pl.LazyFrame)) or _is_arrow(value):
+        return "frame"
+    return None
 
 
 def time_of(value: Any) -> str | None:
@@ -73,6 +86,8 @@ def columns_of(value: Any) -> list[str] | None:
         return [*w._by, *bounds, *[a.name for a in value._aggs], *extra]
     if isinstance(value, pl.DataFrame):
         return value.columns
+    if isinstance(value, Reference):
+        return value.read()[0].columns
     if _in_memory_batches(value):
         held = [pl.DataFrame(b) for b in value]
         return next((b.columns for b in held if b.width), None)

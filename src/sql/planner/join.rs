@@ -1,0 +1,887 @@
+//! Joins in `FROM`: a stream with a table (Kinesis' reference data), two streams within a
+//! time bound (Flink's interval join) or as of each row's time (Flink's temporal join,
+//! `FOR SYSTEM_TIME AS OF`), planned into the Python API's `join`, `join_interval` and
+//! `join_asof`.
+//!
+//! Which input is the table: a reference file always; a DataFrame or Arrow table given as
+//! it is when the join has no time bound (the first one in `FROM` is the stream when both
+//! are). The stream comes first in the output, whichever order `FROM` names them in.
+//!
+//! The condition is read conjunct by conjunct: equalities of a column of each side are the
+//! keys; comparisons of the two sides' times (`b.t BETWEEN a.t - INTERVAL '1' MINUTE AND
+//! a.t`, `>=`, `<=`) are the interval; anything else filters the joined rows (an inner join)
+//! or is refused (a left join, where it would have to keep the rows it fails).
+
+use super::{
+    duration, idents, is_rowtime, match_column, unsupported, Env, Kind, Rel, Res, Scope, Side,
+};
+use crate::sql::{Duration, JoinPlan, QueryPlan, Scalar, SqlError, Step, Time};
+use sqlparser::ast::{self, BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Spanned};
+use sqlparser::tokenizer::Span;
+
+/// How rows without a match are kept, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Inner,
+    Left,
+    Right,
+}
+
+/// One time comparison: `other.time - self.time` at least (`lower`) or at most this.
+struct Bound {
+    lower: bool,
+    value: Duration,
+    /// The left and the right time column it compares: a side and its own name there,
+    /// until named as the relations name them.
+    columns: ((usize, String), (usize, String)),
+    span: Span,
+}
+
+/// A time operand: a column of a side, plus a signed offset.
+struct Operand {
+    side: usize,
+    column: String,
+    offset: Duration,
+}
+
+/// The conjuncts of a condition.
+pub(super) fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(inner, out)
+        }
+        other => out.push(other.clone()),
+    }
+}
+
+/// The conjuncts joined by AND again.
+pub(super) fn and_all(mut parts: Vec<Expr>) -> Option<Expr> {
+    let first = if parts.is_empty() {
+        return None;
+    } else {
+        parts.remove(0)
+    };
+    Some(parts.into_iter().fold(first, |acc, e| Expr::BinaryOp {
+        left: Box::new(acc),
+        op: BinaryOperator::And,
+        right: Box::new(e),
+    }))
+}
+
+fn negate(d: &Duration) -> Duration {
+    match d {
+        Duration::Count(n) => Duration::Count(-n),
+        Duration::Text(t) => match t.strip_prefix('-') {
+            Some(rest) => Duration::Text(rest.to_string()),
+            None => Duration::Text(format!("-{t}")),
+        },
+    }
+}
+
+fn is_zero(d: &Duration) -> bool {
+    matches!(d, Duration::Count(0))
+}
+
+/// `a - b` where at most one of them is not zero.
+fn minus(a: &Duration, b: &Duration) -> Duration {
+    if is_zero(b) {
+        a.clone()
+    } else {
+        negate(b)
+    }
+}
+
+/// The sides of a relation, each mapping its own columns to the relation's columns.
+fn sides_of(rel: &Rel, name: &str) -> Res<Vec<Side>> {
+    if !rel.sides.is_empty() {
+        return Ok(rel.sides.clone());
+    }
+    let Some(columns) = rel.columns.clone() else {
+        return Err(SqlError::span(
+            format!(
+                "the columns of {name} are not known before it is read, and a join needs them \
+                 to name its output; select them in a sub-query: (SELECT a, b, ... FROM {name}) AS \
+                 {name}"
+            ),
+            rel.qualifiers.first().map_or(Span::empty(), |q| q.span),
+        ));
+    };
+    Ok(vec![Side {
+        qualifiers: rel.qualifiers.clone(),
+        folded: rel.folded.clone(),
+        out: columns.iter().cloned().map(Ok).collect(),
+        columns,
+        time: rel.time.clone(),
+    }])
+}
+
+fn side_name(sides: &[Side]) -> String {
+    let names: Vec<&String> = sides
+        .iter()
+        .filter_map(|s| s.qualifiers.first().map(|q| &q.value))
+        .collect();
+    if names.is_empty() {
+        "the sub-query".into()
+    } else {
+        names
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" JOIN ")
+    }
+}
+
+/// The side and own column a plain column reference names, if it is one that resolves
+/// (`None` otherwise: the conjunct is then not part of the join's condition).
+fn lookup(sides: &[Side], e: &Expr) -> Option<(usize, String)> {
+    let parts = match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => idents(e),
+        Expr::Nested(inner) => return lookup(sides, inner),
+        _ => return None,
+    };
+    let (qualifier, id) = match parts.as_slice() {
+        [id] => (None, id),
+        [.., q, id] => (Some(q), id),
+        [] => return None,
+    };
+    let mut hits = Vec::new();
+    for (i, side) in sides.iter().enumerate() {
+        if let Some(q) = qualifier {
+            if !side
+                .qualifiers
+                .iter()
+                .any(|k| super::names(q, &k.value) || super::names(k, &q.value))
+            {
+                continue;
+            }
+        }
+        if let Ok(Some(c)) = match_column(id, &side.columns, &side.folded) {
+            hits.push((i, c));
+        } else if is_rowtime(id) {
+            if let Some(t) = &side.time {
+                hits.push((i, t.clone()));
+            }
+        }
+    }
+    match hits.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// A time operand: `col`, `col + INTERVAL ...`, `col - INTERVAL ...` (or an integer).
+fn operand(sides: &[Side], e: &Expr) -> Res<Option<Operand>> {
+    match e {
+        Expr::Nested(inner) => operand(sides, inner),
+        Expr::BinaryOp { left, op, right }
+            if matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) =>
+        {
+            let Some((side, column)) = lookup(sides, left) else {
+                return Ok(None);
+            };
+            let d = duration(right)?;
+            let offset = if *op == BinaryOperator::Minus {
+                negate(&d)
+            } else {
+                d
+            };
+            Ok(Some(Operand {
+                side,
+                column,
+                offset,
+            }))
+        }
+        _ => Ok(lookup(sides, e).map(|(side, column)| Operand {
+            side,
+            column,
+            offset: Duration::Count(0),
+        })),
+    }
+}
+
+/// What a conjunct is to a join of `sides` (the first `left` of them on the left).
+enum Part {
+    Key(usize, String, usize, String),
+    Bounds(Vec<Bound>),
+    Other,
+}
+
+fn part(sides: &[Side], left: usize, e: &Expr) -> Res<Part> {
+    let is_left = |side: usize| side < left;
+    // `a op b` of operands on opposite sides, as bounds on right.time - left.time.
+    let compare = |a: &Operand, b: &Operand, at_most: bool, span: Span| -> Bound {
+        // a <= b (at_most) or a >= b.
+        let (lo, hi) = if at_most { (a, b) } else { (b, a) };
+        // lo.col + lo.off <= hi.col + hi.off
+        if is_left(lo.side) {
+            // left + x <= right + y: right - left >= x - y.
+            Bound {
+                lower: true,
+                value: minus(&lo.offset, &hi.offset),
+                columns: ((lo.side, lo.column.clone()), (hi.side, hi.column.clone())),
+                span,
+            }
+        } else {
+            // right + x <= left + y: right - left <= y - x.
+            Bound {
+                lower: false,
+                value: minus(&hi.offset, &lo.offset),
+                columns: ((hi.side, hi.column.clone()), (lo.side, lo.column.clone())),
+                span,
+            }
+        }
+    };
+    match e {
+        Expr::Nested(inner) => part(sides, left, inner),
+        Expr::BinaryOp {
+            left: a,
+            op: BinaryOperator::Eq,
+            right: b,
+        } => match (lookup(sides, a), lookup(sides, b)) {
+            (Some((sa, ca)), Some((sb, cb))) if is_left(sa) != is_left(sb) => Ok(if is_left(sa) {
+                Part::Key(sa, ca, sb, cb)
+            } else {
+                Part::Key(sb, cb, sa, ca)
+            }),
+            _ => Ok(Part::Other),
+        },
+        Expr::BinaryOp {
+            left: a,
+            op,
+            right: b,
+        } if matches!(
+            op,
+            BinaryOperator::LtEq | BinaryOperator::GtEq | BinaryOperator::Lt | BinaryOperator::Gt
+        ) =>
+        {
+            let (Some(x), Some(y)) = (operand(sides, a)?, operand(sides, b)?) else {
+                return Ok(Part::Other);
+            };
+            if is_left(x.side) == is_left(y.side) {
+                return Ok(Part::Other);
+            }
+            if matches!(op, BinaryOperator::Lt | BinaryOperator::Gt) {
+                return Err(SqlError::span(
+                    format!(
+                        "a join's time bound is closed: write {} instead of {op} (rillet's \
+                         interval join keeps other.time - time in [lower, upper])",
+                        if *op == BinaryOperator::Lt {
+                            "<="
+                        } else {
+                            ">="
+                        }
+                    ),
+                    e.span(),
+                ));
+            }
+            let at_most = *op == BinaryOperator::LtEq;
+            Ok(Part::Bounds(vec![compare(&x, &y, at_most, e.span())]))
+        }
+        Expr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => {
+            let (Some(x), Some(lo), Some(hi)) = (
+                operand(sides, expr)?,
+                operand(sides, low)?,
+                operand(sides, high)?,
+            ) else {
+                return Ok(Part::Other);
+            };
+            if is_left(x.side) == is_left(lo.side) || is_left(x.side) == is_left(hi.side) {
+                return Ok(Part::Other);
+            }
+            if *negated {
+                return Err(SqlError::span(
+                    "NOT BETWEEN of the two inputs' times has no end: bound the time from both \
+                     sides with BETWEEN",
+                    e.span(),
+                ));
+            }
+            Ok(Part::Bounds(vec![
+                compare(&lo, &x, true, e.span()),
+                compare(&x, &hi, true, e.span()),
+            ]))
+        }
+        _ => Ok(Part::Other),
+    }
+}
+
+impl Env<'_> {
+    /// `left JOIN right ON ...` (or `USING (...)`), as the relation the SELECT reads, and the
+    /// conjuncts it leaves to the `WHERE` (none).
+    pub(super) fn join_on(&self, left: Rel, j: &ast::Join) -> Res<Rel> {
+        let span = j.relation.span();
+        let right = self.factor(&j.relation)?;
+        let (op, constraint) = match &j.join_operator {
+            JoinOperator::Join(c) | JoinOperator::Inner(c) => (Op::Inner, c),
+            JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (Op::Left, c),
+            JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (Op::Right, c),
+            JoinOperator::FullOuter(_) => {
+                return Err(SqlError::span(
+                    "FULL OUTER JOIN is not supported: it would keep rows of both sides that \
+                     never match, which a stream cannot know until it ends; use LEFT JOIN",
+                    span,
+                ))
+            }
+            JoinOperator::CrossJoin(_) => {
+                return Err(SqlError::span(
+                    "CROSS JOIN is not supported; join on keys: JOIN t ON s.k = t.k",
+                    span,
+                ))
+            }
+            other => {
+                let text = other_name(other);
+                return Err(unsupported(&text, span));
+            }
+        };
+        let (conds, using) = match constraint {
+            JoinConstraint::On(e) => {
+                let mut parts = Vec::new();
+                conjuncts(e, &mut parts);
+                (parts, Vec::new())
+            }
+            JoinConstraint::Using(cols) => {
+                let mut ids = Vec::new();
+                for c in cols {
+                    ids.push(super::object_name(c)?);
+                }
+                (Vec::new(), ids)
+            }
+            JoinConstraint::UsingAlias(..) => {
+                return Err(unsupported("USING (...) AS alias", span));
+            }
+            JoinConstraint::Natural => return Err(SqlError::span(
+                "NATURAL JOIN is not supported; name the keys: JOIN t USING (k) or ON s.k = t.k",
+                span,
+            )),
+            JoinConstraint::None => {
+                return Err(SqlError::span(
+                    "a JOIN needs its keys: JOIN t ON s.k = t.k, or USING (k)",
+                    span,
+                ))
+            }
+        };
+        let (rel, rest) = self.join(left, right, op, conds, &using, span)?;
+        if rest.is_empty() {
+            return Ok(rel);
+        }
+        if op != Op::Inner {
+            return Err(SqlError::span(
+                format!(
+                    "an outer join's ON holds only key equalities and the time bound; {} would \
+                     have to keep the rows it fails, with nulls: filter in WHERE, or in a \
+                     sub-query of the side it reads",
+                    rest[0]
+                ),
+                rest[0].span(),
+            ));
+        }
+        // The rest of an inner join's ON filters the joined rows.
+        let mut rel = rel;
+        let scope = Scope::of(&rel);
+        for e in rest {
+            rel.steps.push(Step::Filter(scope.scalar(&e)?));
+        }
+        Ok(rel)
+    }
+
+    /// `FROM left, right WHERE ...`: an inner join whose condition is in the `WHERE`;
+    /// `pool` keeps the conjuncts that are not part of it.
+    pub(super) fn join_comma(
+        &self,
+        left: Rel,
+        right: Rel,
+        pool: &mut Vec<Expr>,
+        span: Span,
+    ) -> Res<Rel> {
+        let (rel, rest) = self.join(left, right, Op::Inner, std::mem::take(pool), &[], span)?;
+        *pool = rest;
+        Ok(rel)
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn join(
+        &self,
+        mut left: Rel,
+        mut right: Rel,
+        mut op: Op,
+        conds: Vec<Expr>,
+        using: &[Ident],
+        span: Span,
+    ) -> Res<(Rel, Vec<Expr>)> {
+        for rel in [&left, &right] {
+            if let Some((_, _, _, s)) = &rel.tvf {
+                return Err(SqlError::span(
+                    "a window table function over one side of a join is not supported; window \
+                     the join's output: TUMBLE(TABLE (SELECT ... FROM a JOIN b ON ...), ...)",
+                    *s,
+                ));
+            }
+        }
+        if let Some(e) = &left.as_of {
+            return Err(SqlError::span(
+                "FOR SYSTEM_TIME AS OF belongs to the table joined, after JOIN: FROM s JOIN t \
+                 FOR SYSTEM_TIME AS OF s.t ON ...",
+                e.span(),
+            ));
+        }
+        left.windowed = None;
+        right.windowed = None;
+        let mut lsides = sides_of(&left, "the left input")?;
+        let mut rsides = sides_of(&right, "the right input")?;
+        // What the condition says.
+        let mut keys: Vec<(String, String)> = Vec::new();
+        let mut bounds: Vec<((String, String), Bound)> = Vec::new();
+        let mut rest = Vec::new();
+        {
+            let all: Vec<Side> = lsides.iter().chain(&rsides).cloned().collect();
+            let n = lsides.len();
+            // A side's own column as the relation (the left or the right input) names it.
+            let out_name = |i: usize, c: &str| -> String {
+                let side = &all[i];
+                let pos = side.columns.iter().position(|x| x == c);
+                match pos.map(|p| &side.out[p]) {
+                    Some(Ok(name)) => name.clone(),
+                    _ => c.to_string(),
+                }
+            };
+            for id in using {
+                let l = lookup(&all[..n], &Expr::Identifier(id.clone()));
+                let r = lookup(&all[n..], &Expr::Identifier(id.clone()));
+                match (l, r) {
+                    (Some((li, lc)), Some((ri, rc))) => {
+                        keys.push((out_name(li, &lc), out_name(n + ri, &rc)))
+                    }
+                    _ => {
+                        return Err(SqlError::span(
+                            format!("USING ({}) names a column both inputs must have", id.value),
+                            id.span,
+                        ))
+                    }
+                }
+            }
+            for e in conds {
+                match part(&all, n, &e)? {
+                    Part::Key(li, lc, ri, rc) => keys.push((out_name(li, &lc), out_name(ri, &rc))),
+                    Part::Bounds(found) => {
+                        for b in found {
+                            let ((li, lc), (ri, rc)) = &b.columns;
+                            let named = (out_name(*li, lc), out_name(*ri, rc));
+                            bounds.push((named, b));
+                        }
+                    }
+                    Part::Other => rest.push(e),
+                }
+            }
+        }
+        let what = if !bounds.is_empty() {
+            "interval"
+        } else if right.as_of.is_some() {
+            "asof"
+        } else {
+            "table"
+        };
+        let name_of = |sides: &[Side]| side_name(sides);
+        let mut swapped = false;
+        match what {
+            "table" => {
+                let right_table = right.kind != Kind::Stream && left.kind != Kind::Reference;
+                let left_table = !right_table && left.kind != Kind::Stream;
+                if !right_table && !left_table {
+                    return Err(SqlError::span(
+                        format!(
+                            "{} and {} are both streams, and a join of two streams needs a time \
+                             bound (b.t BETWEEN a.t - INTERVAL '10' MINUTE AND a.t) or FOR \
+                             SYSTEM_TIME AS OF; to enrich with a table, pass it as a DataFrame \
+                             or rl.reference(path)",
+                            name_of(&lsides),
+                            name_of(&rsides)
+                        ),
+                        span,
+                    ));
+                }
+                if left_table {
+                    if op == Op::Left {
+                        return Err(SqlError::span(
+                            format!(
+                                "{t} LEFT JOIN {s} would keep the rows of the table {t} that no \
+                                 event matches, which a stream cannot know until it ends; put \
+                                 the stream first: FROM {s} LEFT JOIN {t}",
+                                t = name_of(&lsides),
+                                s = name_of(&rsides)
+                            ),
+                            span,
+                        ));
+                    }
+                    swapped = true;
+                } else if op == Op::Right {
+                    return Err(SqlError::span(
+                        format!(
+                            "{s} RIGHT JOIN {t} would keep the rows of the table {t} that no \
+                             event matches, which a stream cannot know until it ends; write \
+                             FROM {s} LEFT JOIN {t}",
+                            t = name_of(&rsides),
+                            s = name_of(&lsides)
+                        ),
+                        span,
+                    ));
+                }
+            }
+            "interval" => {
+                for (rel, sides) in [(&left, &lsides), (&right, &rsides)] {
+                    if rel.kind == Kind::Reference {
+                        return Err(SqlError::span(
+                            format!(
+                                "{} is a reference table, which has no event time; join it on \
+                                 keys only, or give it as a stream",
+                                name_of(sides)
+                            ),
+                            span,
+                        ));
+                    }
+                }
+                swapped = op == Op::Right;
+            }
+            _ => {
+                if op == Op::Right {
+                    return Err(SqlError::span(
+                        "a temporal join (FOR SYSTEM_TIME AS OF) keeps the rows of the stream \
+                         before JOIN: use JOIN or LEFT JOIN",
+                        span,
+                    ));
+                }
+            }
+        }
+        if swapped {
+            std::mem::swap(&mut left, &mut right);
+            std::mem::swap(&mut lsides, &mut rsides);
+            keys = keys.into_iter().map(|(l, r)| (r, l)).collect();
+            for (named, b) in &mut bounds {
+                b.lower = !b.lower;
+                b.value = negate(&b.value);
+                *named = (named.1.clone(), named.0.clone());
+            }
+            if op == Op::Right {
+                op = Op::Left;
+            }
+        }
+        if keys.is_empty() {
+            return Err(SqlError::span(
+                format!(
+                    "a join needs an equality of a column of each side: ON {}.k = {}.k",
+                    lsides
+                        .first()
+                        .and_then(|s| s.qualifiers.first())
+                        .map_or("a".into(), |q| q.value.clone()),
+                    rsides
+                        .first()
+                        .and_then(|s| s.qualifiers.first())
+                        .map_or("b".into(), |q| q.value.clone()),
+                ),
+                span,
+            ));
+        }
+        // The two streams' times.
+        let (mut lower, mut upper) = (None, None);
+        match what {
+            "interval" => {
+                let (lc, rc) = bounds[0].0.clone();
+                for (named, b) in &bounds {
+                    if *named != (lc.clone(), rc.clone()) {
+                        return Err(SqlError::span(
+                            format!(
+                                "the time bounds compare {} with {} and {} with {}; bound one \
+                                 time column of each side",
+                                lc, rc, named.0, named.1
+                            ),
+                            b.span,
+                        ));
+                    }
+                    let slot = if b.lower { &mut lower } else { &mut upper };
+                    if slot.is_some() {
+                        return Err(SqlError::span(
+                            format!(
+                                "two {} bounds on {rc} - {lc}; give one of each (BETWEEN ... AND ...)",
+                                if b.lower { "lower" } else { "upper" }
+                            ),
+                            b.span,
+                        ));
+                    }
+                    *slot = Some(b.value.clone());
+                }
+                if lower.is_none() || upper.is_none() {
+                    return Err(SqlError::span(
+                        format!(
+                            "the join bounds {rc} - {lc} only {}; an interval join needs both \
+                             bounds, or its state would grow without end: {rc} BETWEEN {lc} - \
+                             INTERVAL '10' MINUTE AND {lc}",
+                            if lower.is_some() {
+                                "from below"
+                            } else {
+                                "from above"
+                            }
+                        ),
+                        bounds[0].1.span,
+                    ));
+                }
+                set_time(&mut left, &lc, bounds[0].1.span)?;
+                set_time(&mut right, &rc, bounds[0].1.span)?;
+            }
+            "asof" => {
+                let at = right.as_of.clone().expect("an as-of join");
+                let all: Vec<Side> = lsides.clone();
+                let Some((li, lc)) = lookup(&all, &at) else {
+                    return Err(SqlError::span(
+                        format!(
+                            "FOR SYSTEM_TIME AS OF takes the time column of {}, found {at}",
+                            name_of(&lsides)
+                        ),
+                        at.span(),
+                    ));
+                };
+                let lc = match all[li].columns.iter().position(|c| *c == lc) {
+                    Some(p) => all[li].out[p].clone().unwrap_or(lc),
+                    None => lc,
+                };
+                set_time(&mut left, &lc, at.span())?;
+                if right.time.is_none() {
+                    return Err(SqlError::span(
+                        format!(
+                            "FOR SYSTEM_TIME AS OF needs the event time of {}: pass it as \
+                             rl.stream(rows, time=\"column\")",
+                            name_of(&rsides)
+                        ),
+                        at.span(),
+                    ));
+                }
+                if right.kind == Kind::Reference {
+                    return Err(SqlError::span(
+                        "FOR SYSTEM_TIME AS OF a reference file is not supported; give the table \
+                         as rl.stream(rows, time=...)",
+                        at.span(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let lcols = left.columns.clone().unwrap_or_default();
+        let mut rcols = right.columns.clone().unwrap_or_default();
+        let mut rsteps = right.steps.clone();
+        rsteps.extend(right.narrowed.clone());
+        if what == "table" && right.time.is_none() {
+            // A table read through a sub-query has no arrival time: the sub-query's ROWTIME
+            // is not one of its columns.
+            rcols.retain(|c| c != "ROWTIME");
+            for step in &mut rsteps {
+                if let Step::Select(items) = step {
+                    items.retain(|(n, v)| !(n == "ROWTIME" && *v == Scalar::Col("ROWTIME".into())));
+                }
+            }
+        }
+        let suffix = (1..)
+            .map(|i| {
+                if i == 1 {
+                    "_right".to_string()
+                } else {
+                    format!("_right{i}")
+                }
+            })
+            .find(|sfx| {
+                rcols.iter().all(|c| {
+                    let named = format!("{c}{sfx}");
+                    !lcols.contains(&named) && !rcols.contains(&named)
+                })
+            })
+            .expect("some suffix is free");
+        let mut columns = lcols.clone();
+        let mut right_map: Vec<(String, Result<String, String>)> = Vec::new();
+        for c in &rcols {
+            if let Some((l, _)) = keys.iter().find(|(_, r)| r == c) {
+                let mapped =
+                    if op == Op::Inner && what != "asof" {
+                        Ok(l.clone())
+                    } else {
+                        Err(format!(
+                        "{c} is a join key of {r}: in this {how} it would be null where no row \
+                         of {r} matched, and rillet's join keeps {l}, the other side's key; select \
+                         that, or test a match on another column of {r}",
+                        r = name_of(&rsides),
+                        how = if what == "asof" { "temporal join" } else { "LEFT JOIN" },
+                    ))
+                    };
+                right_map.push((c.clone(), mapped));
+                continue;
+            }
+            let name = if lcols.contains(c) {
+                format!("{c}{suffix}")
+            } else {
+                c.clone()
+            };
+            columns.push(name.clone());
+            right_map.push((c.clone(), Ok(name)));
+        }
+        // Sides, for names: the left's as they are, the right's through the join's names.
+        let mut sides = lsides;
+        for mut s in rsides {
+            s.out = s
+                .out
+                .into_iter()
+                .map(|o| {
+                    o.and_then(|name| {
+                        right_map.iter().find(|(c, _)| *c == name).map_or_else(
+                            || Err(format!("{name} is not in the join")),
+                            |(_, m)| m.clone(),
+                        )
+                    })
+                })
+                .collect();
+            s.time = s.time.and_then(|t| {
+                right_map
+                    .iter()
+                    .find(|(c, _)| *c == t)
+                    .and_then(|(_, m)| m.clone().ok())
+            });
+            sides.push(s);
+        }
+        // The other side as a plan of its own. The join names its output by the exact
+        // columns of both sides, so a sub-query's select that only keeps columns (not run
+        // per batch when nothing else reads them) is run.
+        if right.kind == Kind::Reference && !rsteps.is_empty() {
+            return Err(SqlError::span(
+                "a reference file is joined as it is: filter or compute its columns after \
+                 the join, or load it as a DataFrame",
+                span,
+            ));
+        }
+        let rtime = right.time.clone();
+        let right_plan = QueryPlan {
+            input: right.input,
+            time: rtime.clone().map_or(Time::Rowtime, Time::Declared),
+            watermark: right.watermark,
+            steps: rsteps,
+            window: None,
+            by: Vec::new(),
+            aggs: Vec::new(),
+            post: Vec::new(),
+            columns: rcols.clone(),
+            rowtime: None,
+            window_start: None,
+            window_time: None,
+            rows_window: None,
+            text: String::new(),
+        };
+        let mut steps = left.steps.clone();
+        steps.extend(left.narrowed.clone());
+        steps.push(Step::Join(Box::new(JoinPlan {
+            right: right_plan,
+            kind: what.to_string(),
+            how: if op == Op::Inner && what != "asof" {
+                "inner"
+            } else {
+                "left"
+            }
+            .to_string(),
+            left_on: keys.iter().map(|(l, _)| l.clone()).collect(),
+            right_on: keys.iter().map(|(_, r)| r.clone()).collect(),
+            suffix: suffix.clone(),
+            lower,
+            upper,
+        })));
+        if what == "asof" && op == Op::Inner {
+            // A temporal inner join keeps the rows that found a version: those whose other
+            // side's time (never null on a row read) is set.
+            let t = rtime.expect("checked above");
+            let name = right_map
+                .iter()
+                .find(|(c, _)| *c == t)
+                .and_then(|(_, m)| m.clone().ok())
+                .unwrap_or(t);
+            steps.push(Step::Filter(Scalar::Sql {
+                text: format!("{} IS NOT NULL", quote(&name)),
+                line: span.start.line,
+                column: span.start.column,
+            }));
+        }
+        let mut qualifiers = left.qualifiers.clone();
+        qualifiers.extend(right.qualifiers.iter().cloned());
+        let mut folded = left.folded.clone();
+        folded.extend(right.folded.iter().cloned());
+        let rel = Rel {
+            input: left.input,
+            time: left.time,
+            watermark: left.watermark,
+            steps,
+            columns: Some(columns),
+            qualifiers,
+            folded,
+            tvf: None,
+            windowed: None,
+            window_time: left.window_time,
+            kind: Kind::Stream,
+            sides,
+            as_of: None,
+            narrowed: None,
+        };
+        Ok((rel, rest))
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A stream's time is the column the join bounds: its declared one, or this one when it
+/// declared none.
+fn set_time(rel: &mut Rel, column: &str, span: Span) -> Res<()> {
+    match &rel.time {
+        Some(t) if t == column => Ok(()),
+        Some(t) => Err(SqlError::span(
+            format!(
+                "the join bounds {column}, but {} has {t} as its event time; bound {t}, or \
+                 declare time={column:?}",
+                rel.qualifiers
+                    .first()
+                    .map_or("the input".into(), |q| q.value.clone())
+            ),
+            span,
+        )),
+        None => {
+            if !rel.sides.is_empty() {
+                return Err(SqlError::span(
+                    format!(
+                        "the joined input has no event time to bound by {column}; join it \
+                         within a time bound first"
+                    ),
+                    span,
+                ));
+            }
+            rel.time = Some(column.to_string());
+            Ok(())
+        }
+    }
+}
+
+fn other_name(op: &JoinOperator) -> String {
+    let text = format!("{op:?}");
+    let name = text.split('(').next().unwrap_or("this").to_string();
+    format!("{name} joins")
+}
