@@ -154,6 +154,25 @@ pub(crate) fn tuple_codes(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> 
     Ok((codes, reps))
 }
 
+/// A batch's key tuples, each distinct one once: every row's code, each code's tuple in
+/// `converter`'s row format, and whether a key of it is null (a null key matches nothing).
+pub(crate) fn distinct_keys(
+    keys: &[ArrayRef],
+    converter: &RowConverter,
+) -> Result<(Vec<u32>, Rows, Vec<bool>)> {
+    let (codes, reps) = tuple_codes(keys)?;
+    let take = UInt32Array::from(reps);
+    let distinct: Vec<ArrayRef> = keys
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
+        .collect::<std::result::Result<_, _>>()?;
+    let encoded = converter.convert_columns(&distinct)?;
+    let null = (0..take.len())
+        .map(|i| distinct.iter().any(|c| c.is_null(i)))
+        .collect();
+    Ok((codes, encoded, null))
+}
+
 /// Dictionary-encodes one column in one pass: (code per row, first row of each code).
 fn column_codes(col: &ArrayRef, position: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     Ok(match col.data_type() {

@@ -27,7 +27,7 @@ use crate::plan::{type_name, Span};
 use crate::time::TimeUnit;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use hashbrown::HashMap;
@@ -1066,16 +1066,10 @@ impl StreamJoin {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (codes, reps) = crate::keys::tuple_codes(keys)?;
-        let take = UInt32Array::from(reps);
-        let distinct: Vec<ArrayRef> = keys
-            .iter()
-            .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
-            .collect::<std::result::Result<_, _>>()?;
-        let encoded = converter.convert_columns(&distinct)?;
-        let ids: Vec<u32> = (0..take.len())
+        let (codes, encoded, null) = crate::keys::distinct_keys(keys, converter)?;
+        let ids: Vec<u32> = (0..null.len())
             .map(|i| {
-                if distinct.iter().any(|c| c.is_null(i)) {
+                if null[i] {
                     return NONE;
                 }
                 let row = encoded.row(i);

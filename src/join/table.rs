@@ -11,7 +11,7 @@
 
 use super::{cast_key, normalize_key, span_text, How};
 use crate::error::{Error, Result};
-use crate::keys::tuple_codes;
+use crate::keys::distinct_keys;
 use crate::plan::type_name;
 use crate::plan::Span;
 use crate::time::TimeUnit;
@@ -186,6 +186,18 @@ impl TableJoin {
 
     /// The stream's rows joined with the table.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        Ok(self.joined(batch, false)?.0)
+    }
+
+    /// The stream's rows joined with the table, or, when the join keeps every stream row
+    /// once and in order (a left join on unique table keys, an as-of join), only the
+    /// table's columns for them (`true` when the batch is the whole output): the caller
+    /// adds them to the rows it has, which then need not be copied.
+    pub fn process_parts(&mut self, batch: &RecordBatch) -> Result<(RecordBatch, bool)> {
+        self.joined(batch, true)
+    }
+
+    fn joined(&mut self, batch: &RecordBatch, parts: bool) -> Result<(RecordBatch, bool)> {
         let schema = batch.schema();
         let left_on = self.spec.left_on.clone();
         let asof_time = self.spec.asof.as_ref().map(|a| a.left_time.clone());
@@ -196,7 +208,13 @@ impl TableJoin {
             .iter()
             .map(|k| normalize_key(batch.column(schema.index_of(k).expect("bound")).clone()))
             .collect();
-        let group = bound.groups_of(&keys, n)?;
+        let unique_left = bound.unique && how == How::Left && bound.asof.is_none();
+        let (codes, found) = bound.coded_groups(&keys, n)?;
+        let group = match (&codes, unique_left) {
+            (_, true) => Vec::new(), // not needed: rows come from `found` by code below
+            (None, false) => found.clone(),
+            (Some(codes), false) => codes.iter().map(|&c| found[c as usize]).collect(),
+        };
         let (left, right): (Option<Vec<u32>>, UInt32Array) = match (&bound.asof, asof_time) {
             (Some(asof), Some(time)) => {
                 let col = batch.column(schema.index_of(&time).expect("bound"));
@@ -213,15 +231,32 @@ impl TableJoin {
                     .collect();
                 (None, right)
             }
-            _ if bound.unique && how == How::Left => {
-                // One table row per key: the row of each group, nulls only where needed.
-                let values: Vec<u32> = group
+            _ if unique_left => {
+                // One table row per key: the row of each code, nulls only where needed.
+                let row_of: Vec<u32> = found
                     .iter()
-                    .map(|&g| if g == NONE { 0 } else { bound.rows[g as usize] })
+                    .map(|&g| {
+                        if g == NONE {
+                            NONE
+                        } else {
+                            bound.rows[g as usize]
+                        }
+                    })
                     .collect();
-                let nulls = group
-                    .contains(&NONE)
-                    .then(|| arrow_buffer::NullBuffer::from_iter(group.iter().map(|&g| g != NONE)));
+                let mut values: Vec<u32> = match &codes {
+                    Some(codes) => codes.iter().map(|&c| row_of[c as usize]).collect(),
+                    None => row_of,
+                };
+                let nulls = values.contains(&NONE).then(|| {
+                    arrow_buffer::NullBuffer::from_iter(values.iter().map(|&r| r != NONE))
+                });
+                if nulls.is_some() {
+                    for v in &mut values {
+                        if *v == NONE {
+                            *v = 0;
+                        }
+                    }
+                }
                 (None, UInt32Array::new(values.into(), nulls))
             }
             _ => {
@@ -244,6 +279,20 @@ impl TableJoin {
                 (Some(left), UInt32Array::from(right))
             }
         };
+        if parts && left.is_none() {
+            let columns = bound
+                .payload
+                .iter()
+                .map(|col| arrow_select::take::take(col.as_ref(), &right, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let fields: Vec<_> = bound.output.fields()[batch.num_columns()..].to_vec();
+            let out = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                columns,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+            )?;
+            return Ok((out, false));
+        }
         let mut columns: Vec<ArrayRef> = match &left {
             None => batch.columns().to_vec(),
             Some(rows) => {
@@ -269,7 +318,7 @@ impl TableJoin {
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
         self.added += added as u64;
-        Ok(out)
+        Ok((out, true))
     }
 
     /// The index for a stream of this schema (built on the first batch, and again when the
@@ -474,24 +523,22 @@ impl Bound {
 
     /// The group of every row of a batch whose key columns are `keys` (`NONE`: no table row
     /// has its key, or a key is null).
-    fn groups_of(&self, keys: &[ArrayRef], n: usize) -> Result<Vec<u32>> {
+    /// Each row's key as a code, and the table group of each code (`NONE`: no match); no
+    /// codes when there are no keys (`found` is then per row).
+    fn coded_groups(&self, keys: &[ArrayRef], n: usize) -> Result<(Option<Vec<u32>>, Vec<u32>)> {
         if keys.is_empty() {
             let g = if self.starts.len() > 1 { 0 } else { NONE };
-            return Ok(vec![g; n]);
+            return Ok((None, vec![g; n]));
         }
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok((None, Vec::new()));
         }
-        let (codes, reps) = tuple_codes(keys)?;
-        let take = UInt32Array::from(reps);
-        let distinct: Vec<ArrayRef> = keys
+        let (codes, encoded, null) = distinct_keys(keys, &self.converter)?;
+        let found: Vec<u32> = null
             .iter()
-            .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
-            .collect::<std::result::Result<_, _>>()?;
-        let encoded = self.converter.convert_columns(&distinct)?;
-        let found: Vec<u32> = (0..take.len())
-            .map(|i| {
-                if distinct.iter().any(|c| c.is_null(i)) {
+            .enumerate()
+            .map(|(i, &null)| {
+                if null {
                     return NONE;
                 }
                 self.groups
@@ -500,7 +547,7 @@ impl Bound {
                     .unwrap_or(NONE)
             })
             .collect();
-        Ok(codes.into_iter().map(|c| found[c as usize]).collect())
+        Ok((Some(codes), found))
     }
 
     /// The table row of group `g` that is the latest at or before `instant` (a stream

@@ -808,6 +808,38 @@ impl PyTableJoin {
         map_batches(py, data, |b| inner.process(b))
     }
 
+    /// As `process`, but when the join keeps every row of `data` once and in order, only
+    /// the table's columns for them: `(batch, whole)`, `whole` false in that case.
+    fn process_parts(
+        &mut self,
+        py: Python<'_>,
+        data: AnyRecordBatch,
+    ) -> PyResult<(PyRecordBatch, bool)> {
+        let batches = read_batches(data, "the input batch")?;
+        let inner = &mut self.inner;
+        let (out, whole) = py
+            .detach(move || -> Result<(RecordBatch, bool), Error> {
+                match batches.as_slice() {
+                    [one] => inner.process_parts(one),
+                    _ => {
+                        let parts = batches
+                            .iter()
+                            .map(|b| inner.process(b))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let Some(first) = parts.first() else {
+                            return Err(Error::Schema("process() needs at least one batch".into()));
+                        };
+                        Ok((
+                            arrow_select::concat::concat_batches(&first.schema(), &parts)?,
+                            true,
+                        ))
+                    }
+                }
+            })
+            .map_err(to_py)?;
+        Ok((PyRecordBatch::new(out), whole))
+    }
+
     /// Rows the join added so far (a stream row's matches beyond its first).
     fn rows_added(&self) -> u64 {
         self.inner.rows_added()

@@ -45,7 +45,11 @@ class JoinStep:
             # row per stream row, in order.
             out = pl.DataFrame(self.core.process(df.with_columns(text_instants(self.text_time))))
             return out.with_columns(df.get_column(self.text_time))
-        return pl.DataFrame(self.core.process(df))
+        out, whole = self.core.process_parts(df)
+        if whole:
+            return pl.DataFrame(out)
+        # Every row once, in order: the table's columns are added to the rows as they are.
+        return df.hstack(pl.DataFrame(out).get_columns())
 
     def loads(self) -> int:
         """Times the table was read (a DataFrame counts once)."""
