@@ -224,6 +224,10 @@ pub struct JoinPlan {
     pub lower: Option<Duration>,
     /// See `lower`.
     pub upper: Option<Duration>,
+    /// Where the join is written (line), for errors found when it is built.
+    pub line: u64,
+    /// Where the join is written (column).
+    pub column: u64,
 }
 
 /// The window a query groups by, in the Python API's terms (`rl.tumbling(every=...)`).

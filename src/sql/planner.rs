@@ -651,18 +651,19 @@ impl Env<'_> {
                 s.select_token.0.span,
             ));
         };
-        let mut rel = self.factor(&first.relation)?;
-        for j in &first.joins {
-            rel = self.join_on(rel, j)?;
-        }
         let mut pool = Vec::new();
         if let Some(w) = &s.selection {
             join::conjuncts(w, &mut pool);
         }
+        let before = pool.len();
+        let mut rel = self.factor(&first.relation)?;
+        for j in &first.joins {
+            rel = self.join_on(rel, j, &mut pool)?;
+        }
         for more in &s.from[1..] {
             let mut right = self.factor(&more.relation)?;
             for j in &more.joins {
-                right = self.join_on(right, j)?;
+                right = self.join_on(right, j, &mut pool)?;
             }
             rel = self.join_comma(rel, right, &mut pool, more.relation.span())?;
         }
@@ -673,7 +674,7 @@ impl Env<'_> {
                 e.span(),
             ));
         }
-        let selection = if s.from.len() > 1 {
+        let selection = if s.from.len() > 1 || pool.len() != before {
             join::and_all(pool)
         } else {
             s.selection.clone()
@@ -1358,6 +1359,21 @@ impl Env<'_> {
         }
         for item in &s.projection {
             match item {
+                SelectItem::QualifiedWildcard(kind, _) if !rel.sides.is_empty() => {
+                    // Each column under its own name, as SQL names `t.*`; a name already
+                    // selected for another value gets the join's name for it (`x_right`),
+                    // and a key already selected (an inner join's, one value) is not repeated.
+                    for (own, out) in scope.side_star(kind)? {
+                        let value = Scalar::Col(out.clone());
+                        let name = match select.iter().find(|(n, _)| *n == own) {
+                            None => own,
+                            Some((_, v)) if *v == value => continue,
+                            Some(_) => out,
+                        };
+                        select.push((name.clone(), value));
+                        columns.push(name);
+                    }
+                }
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => match &rel.columns {
                     Some(cols) => {
                         for c in cols.iter().filter(|c| c.as_str() != "ROWTIME") {
@@ -3044,6 +3060,46 @@ impl Scope {
         ))
     }
 
+    /// `t.*` in a join: the columns of input `t`, each its own name and its name in the
+    /// join's output (a key of a reference table in a left join, which the join does not
+    /// keep, is left out).
+    fn side_star(&self, kind: &ast::SelectItemQualifiedWildcardKind) -> Res<Vec<(String, String)>> {
+        let ast::SelectItemQualifiedWildcardKind::ObjectName(name) = kind else {
+            return Err(unsupported("this qualified *", Span::empty()));
+        };
+        let q = object_name(name)?;
+        let Some(side) = self.sides.iter().find(|side| {
+            side.qualifiers
+                .iter()
+                .any(|k| names(&q, &k.value) || names(k, &q.value))
+        }) else {
+            return Err(self.no_such_input(&q));
+        };
+        Ok(side
+            .columns
+            .iter()
+            .zip(&side.out)
+            .filter(|(c, _)| c.as_str() != "ROWTIME" && !c.starts_with("__rl_"))
+            .filter_map(|(c, o)| o.as_ref().ok().map(|o| (c.clone(), o.clone())))
+            .collect())
+    }
+
+    fn no_such_input(&self, q: &Ident) -> SqlError {
+        let known: Vec<&String> = self
+            .sides
+            .iter()
+            .flat_map(|s| s.qualifiers.iter().map(|i| &i.value))
+            .collect();
+        SqlError::span(
+            format!(
+                "{} is not an input of this join (it reads {})",
+                q.value,
+                list(known.into_iter())
+            ),
+            q.span,
+        )
+    }
+
     /// A name in a join: the column of the input it is qualified by, or of the one input
     /// that has it, as the join's output names it.
     fn joined_column(&self, qualifier: Option<&Ident>, id: &Ident) -> Res<String> {
@@ -3084,25 +3140,22 @@ impl Scope {
                 hits.push((i, f));
             }
         }
+        // Unqualified, an outer join's key is the stream's: the copy of the other side's
+        // key (null where nothing matched) is read by its qualified name only.
+        if qualifier.is_none() && hits.len() > 1 {
+            let copy =
+                |o: &Result<String, String>| o.as_ref().is_ok_and(|n| n.starts_with("__rl_key"));
+            if hits.iter().any(|(_, o)| !copy(o)) {
+                hits.retain(|(_, o)| !copy(o));
+            }
+        }
         if let (Some(q), false) = (qualifier, qualified) {
-            let known: Vec<&String> = self
-                .sides
-                .iter()
-                .flat_map(|s| s.qualifiers.iter().map(|i| &i.value))
-                .collect();
-            return Err(SqlError::span(
-                format!(
-                    "{} is not an input of this join (it reads {})",
-                    q.value,
-                    list(known.into_iter())
-                ),
-                q.span,
-            ));
+            return Err(self.no_such_input(q));
         }
         let side_names = |i: usize| {
             self.sides[i]
                 .qualifiers
-                .first()
+                .last()
                 .map_or_else(|| format!("input {}", i + 1), |q| q.value.clone())
         };
         match hits.as_slice() {
@@ -3129,8 +3182,16 @@ impl Scope {
             [(_, Err(why))] => Err(SqlError::span(why.clone(), id.span)),
             many => {
                 let outs: Vec<&String> = many.iter().filter_map(|(_, o)| o.as_ref().ok()).collect();
-                if outs.len() == many.len() && outs.iter().all(|o| *o == outs[0]) {
-                    return Ok(outs[0].clone()); // an inner join's key: one value
+                // An inner join's key is one value; unqualified, an outer join's key is the
+                // stream's (the other side's is refused only when asked for by name).
+                if !outs.is_empty() && outs.iter().all(|o| *o == outs[0]) {
+                    let keyed = many.iter().all(|(_, o)| match o {
+                        Ok(_) => true,
+                        Err(why) => why.contains("is a join key"),
+                    });
+                    if keyed {
+                        return Ok(outs[0].clone());
+                    }
                 }
                 Err(SqlError::span(
                     format!(
@@ -3251,6 +3312,33 @@ impl Scope {
                 .unwrap_or_else(|_| e.to_string()),
             _ => e.to_string(),
         }
+    }
+}
+
+/// The (possibly qualified) column names in an expression, each as its parts.
+fn all_idents(e: &Expr) -> Vec<Vec<Ident>> {
+    struct Names(Vec<Vec<Ident>>);
+    impl sqlparser::ast::Visitor for Names {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(id) => self.0.push(vec![id.clone()]),
+                Expr::CompoundIdentifier(ids) => self.0.push(ids.clone()),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(Vec::new());
+    let _ = sqlparser::ast::Visit::visit(e, &mut names);
+    names.0
+}
+
+/// A duration as written in SQL, signed (`-10m`, `5`).
+fn join_text(d: &Duration) -> String {
+    match d {
+        Duration::Count(n) => n.to_string(),
+        Duration::Text(t) => t.clone(),
     }
 }
 

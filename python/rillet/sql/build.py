@@ -100,6 +100,14 @@ class Builder:
     def join(self, stream: Stream, plan: dict[str, Any]) -> Stream:
         """A planned join: with a table (``Stream.join``), or with another stream within a
         time bound (``join_interval``) or as of each row's time (``join_asof``)."""
+        try:
+            return self._join(stream, plan)
+        except ConfigError as e:
+            if isinstance(e, _core.SqlError):
+                raise
+            raise sql_error(f"this join cannot be built: {e}", plan["line"], plan["column"], self.text) from e
+
+    def _join(self, stream: Stream, plan: dict[str, Any]) -> Stream:
         right, how, suffix = plan["right"], plan["how"], plan["suffix"]
         left_on, right_on = plan["left_on"], plan["right_on"]
         if plan["kind"] == "table":

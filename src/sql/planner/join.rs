@@ -27,6 +27,14 @@ enum Op {
     Right,
 }
 
+/// A join's condition: its `ON` conjuncts, its `USING` columns, and the `WHERE` conjuncts
+/// an inner join may take its keys and time bound from (the rest stay there).
+struct Condition<'p> {
+    on: Vec<Expr>,
+    using: Vec<Ident>,
+    pool: Option<&'p mut Vec<Expr>>,
+}
+
 /// One time comparison: `other.time - self.time` at least (`lower`) or at most this.
 struct Bound {
     lower: bool,
@@ -108,16 +116,24 @@ fn minus(a: &Duration, b: &Duration) -> Duration {
 }
 
 /// The sides of a relation, each mapping its own columns to the relation's columns.
-fn sides_of(rel: &Rel, name: &str) -> Res<Vec<Side>> {
+fn sides_of(rel: &Rel) -> Res<Vec<Side>> {
     if !rel.sides.is_empty() {
         return Ok(rel.sides.clone());
     }
     let Some(columns) = rel.columns.clone() else {
+        let input = match &rel.input {
+            crate::sql::Input::Name(n) | crate::sql::Input::Stream(n) => n.clone(),
+            crate::sql::Input::Query(_) => "...".into(),
+        };
+        let alias = rel
+            .qualifiers
+            .last()
+            .map_or(input.clone(), |q| q.value.clone());
         return Err(SqlError::span(
             format!(
-                "the columns of {name} are not known before it is read, and a join needs them \
-                 to name its output; select them in a sub-query: (SELECT a, b, ... FROM {name}) AS \
-                 {name}"
+                "the columns of {alias} are not known before it is read, and a join needs them \
+                 to name its output; list them in a sub-query: (SELECT a, b, ... FROM {input}) \
+                 AS {alias}"
             ),
             rel.qualifiers.first().map_or(Span::empty(), |q| q.span),
         ));
@@ -134,7 +150,7 @@ fn sides_of(rel: &Rel, name: &str) -> Res<Vec<Side>> {
 fn side_name(sides: &[Side]) -> String {
     let names: Vec<&String> = sides
         .iter()
-        .filter_map(|s| s.qualifiers.first().map(|q| &q.value))
+        .filter_map(|s| s.qualifiers.last().map(|q| &q.value))
         .collect();
     if names.is_empty() {
         "the sub-query".into()
@@ -328,7 +344,7 @@ fn part(sides: &[Side], left: usize, e: &Expr) -> Res<Part> {
 impl Env<'_> {
     /// `left JOIN right ON ...` (or `USING (...)`), as the relation the SELECT reads, and the
     /// conjuncts it leaves to the `WHERE` (none).
-    pub(super) fn join_on(&self, left: Rel, j: &ast::Join) -> Res<Rel> {
+    pub(super) fn join_on(&self, left: Rel, j: &ast::Join, pool: &mut Vec<Expr>) -> Res<Rel> {
         let span = j.relation.span();
         let right = self.factor(&j.relation)?;
         let (op, constraint) = match &j.join_operator {
@@ -380,7 +396,14 @@ impl Env<'_> {
                 ))
             }
         };
-        let (rel, rest) = self.join(left, right, op, conds, &using, span)?;
+        // An inner join's WHERE is as good as its ON: keys and time bounds there count too.
+        let extra = (op == Op::Inner).then_some(pool);
+        let cond = Condition {
+            on: conds,
+            using,
+            pool: extra,
+        };
+        let (rel, rest) = self.join(left, right, op, cond, span)?;
         if rest.is_empty() {
             return Ok(rel);
         }
@@ -413,7 +436,13 @@ impl Env<'_> {
         pool: &mut Vec<Expr>,
         span: Span,
     ) -> Res<Rel> {
-        let (rel, rest) = self.join(left, right, Op::Inner, std::mem::take(pool), &[], span)?;
+        let conds = std::mem::take(pool);
+        let cond = Condition {
+            on: conds,
+            using: Vec::new(),
+            pool: None,
+        };
+        let (rel, rest) = self.join(left, right, Op::Inner, cond, span)?;
         *pool = rest;
         Ok(rel)
     }
@@ -424,10 +453,15 @@ impl Env<'_> {
         mut left: Rel,
         mut right: Rel,
         mut op: Op,
-        conds: Vec<Expr>,
-        using: &[Ident],
+        cond: Condition<'_>,
         span: Span,
     ) -> Res<(Rel, Vec<Expr>)> {
+        let Condition {
+            on: conds,
+            using,
+            pool: extra,
+        } = cond;
+        let using = using.as_slice();
         for rel in [&left, &right] {
             if let Some((_, _, _, s)) = &rel.tvf {
                 return Err(SqlError::span(
@@ -446,8 +480,8 @@ impl Env<'_> {
         }
         left.windowed = None;
         right.windowed = None;
-        let mut lsides = sides_of(&left, "the left input")?;
-        let mut rsides = sides_of(&right, "the right input")?;
+        let mut lsides = sides_of(&left)?;
+        let mut rsides = sides_of(&right)?;
         // What the condition says.
         let mut keys: Vec<(String, String)> = Vec::new();
         let mut bounds: Vec<((String, String), Bound)> = Vec::new();
@@ -492,6 +526,25 @@ impl Env<'_> {
                     Part::Other => rest.push(e),
                 }
             }
+            if let Some(pool) = extra {
+                let mut kept = Vec::new();
+                for e in std::mem::take(pool) {
+                    match part(&all, n, &e) {
+                        Ok(Part::Key(li, lc, ri, rc)) => {
+                            keys.push((out_name(li, &lc), out_name(ri, &rc)))
+                        }
+                        Ok(Part::Bounds(found)) => {
+                            for b in found {
+                                let ((li, lc), (ri, rc)) = &b.columns;
+                                bounds.push(((out_name(*li, lc), out_name(*ri, rc)), b));
+                            }
+                        }
+                        // Not the join's: the WHERE keeps it (and reports its errors).
+                        Ok(Part::Other) | Err(_) => kept.push(e),
+                    }
+                }
+                *pool = kept;
+            }
         }
         let what = if !bounds.is_empty() {
             "interval"
@@ -507,12 +560,20 @@ impl Env<'_> {
                 let right_table = right.kind != Kind::Stream && left.kind != Kind::Reference;
                 let left_table = !right_table && left.kind != Kind::Stream;
                 if !right_table && !left_table {
+                    check_names(&lsides, &rsides, &rest)?;
+                    let not_bound = match rest.first() {
+                        Some(e) => format!(
+                            " ({e} is not one: a bound compares a time column of each side, \
+                             and names columns they have)"
+                        ),
+                        None => String::new(),
+                    };
                     return Err(SqlError::span(
                         format!(
                             "{} and {} are both streams, and a join of two streams needs a time \
-                             bound (b.t BETWEEN a.t - INTERVAL '10' MINUTE AND a.t) or FOR \
-                             SYSTEM_TIME AS OF; to enrich with a table, pass it as a DataFrame \
-                             or rl.reference(path)",
+                             bound (b.t BETWEEN a.t - INTERVAL '10' MINUTE AND a.t){not_bound} or \
+                             FOR SYSTEM_TIME AS OF; to enrich with a table, pass it as a \
+                             DataFrame or rl.reference(path)",
                             name_of(&lsides),
                             name_of(&rsides)
                         ),
@@ -585,16 +646,17 @@ impl Env<'_> {
             }
         }
         if keys.is_empty() {
+            check_names(&lsides, &rsides, &rest)?;
             return Err(SqlError::span(
                 format!(
                     "a join needs an equality of a column of each side: ON {}.k = {}.k",
                     lsides
                         .first()
-                        .and_then(|s| s.qualifiers.first())
+                        .and_then(|s| s.qualifiers.last())
                         .map_or("a".into(), |q| q.value.clone()),
                     rsides
                         .first()
-                        .and_then(|s| s.qualifiers.first())
+                        .and_then(|s| s.qualifiers.last())
                         .map_or("b".into(), |q| q.value.clone()),
                 ),
                 span,
@@ -643,8 +705,16 @@ impl Env<'_> {
                         bounds[0].1.span,
                     ));
                 }
-                set_time(&mut left, &lc, bounds[0].1.span)?;
-                set_time(&mut right, &rc, bounds[0].1.span)?;
+                let span0 = bounds[0].1.span;
+                check_interval(
+                    lower.as_ref().expect("checked"),
+                    upper.as_ref().expect("checked"),
+                    &lc,
+                    &rc,
+                    span0,
+                )?;
+                set_time(&mut left, &lc, span0)?;
+                set_time(&mut right, &rc, span0)?;
             }
             "asof" => {
                 let at = right.as_of.clone().expect("an as-of join");
@@ -683,6 +753,13 @@ impl Env<'_> {
             }
             _ => {}
         }
+        if right.kind == Kind::Reference && !(right.steps.is_empty() && right.narrowed.is_none()) {
+            return Err(SqlError::span(
+                "a reference file is joined as it is: filter or compute its columns after \
+                 the join, or load it as a DataFrame",
+                span,
+            ));
+        }
         let lcols = left.columns.clone().unwrap_or_default();
         let mut rcols = right.columns.clone().unwrap_or_default();
         let mut rsteps = right.steps.clone();
@@ -714,16 +791,30 @@ impl Env<'_> {
             .expect("some suffix is free");
         let mut columns = lcols.clone();
         let mut right_map: Vec<(String, Result<String, String>)> = Vec::new();
+        let outer = op != Op::Inner || what == "asof";
         for c in &rcols {
             if let Some((l, _)) = keys.iter().find(|(_, r)| r == c) {
                 let mapped =
-                    if op == Op::Inner && what != "asof" {
+                    if !outer {
                         Ok(l.clone())
+                    } else if right.kind != Kind::Reference {
+                        // An outer join's key of the other side is null where nothing matched:
+                        // a copy of it travels through the join (the join keeps only this
+                        // side's key), out of `SELECT *`.
+                        let hidden = (0..)
+                            .map(|i| format!("__rl_key{i}_{c}"))
+                            .find(|h| !lcols.contains(h) && !rcols.contains(h))
+                            .expect("a free name");
+                        rsteps.push(Step::WithColumns(vec![(
+                            hidden.clone(),
+                            Scalar::Col(c.clone()),
+                        )]));
+                        Ok(hidden)
                     } else {
                         Err(format!(
-                        "{c} is a join key of {r}: in this {how} it would be null where no row \
-                         of {r} matched, and rillet's join keeps {l}, the other side's key; select \
-                         that, or test a match on another column of {r}",
+                        "{c} is a join key of {r}, a reference file: in this {how} it would be \
+                         null where no row of {r} matched, and the join keeps {l}, the other \
+                         side's key; select that, or give {r} as a DataFrame",
                         r = name_of(&rsides),
                         how = if what == "asof" { "temporal join" } else { "LEFT JOIN" },
                     ))
@@ -765,13 +856,7 @@ impl Env<'_> {
         // The other side as a plan of its own. The join names its output by the exact
         // columns of both sides, so a sub-query's select that only keeps columns (not run
         // per batch when nothing else reads them) is run.
-        if right.kind == Kind::Reference && !rsteps.is_empty() {
-            return Err(SqlError::span(
-                "a reference file is joined as it is: filter or compute its columns after \
-                 the join, or load it as a DataFrame",
-                span,
-            ));
-        }
+
         let rtime = right.time.clone();
         let right_plan = QueryPlan {
             input: right.input,
@@ -805,6 +890,8 @@ impl Env<'_> {
             suffix: suffix.clone(),
             lower,
             upper,
+            line: span.start.line,
+            column: span.start.column,
         })));
         if what == "asof" && op == Op::Inner {
             // A temporal inner join keeps the rows that found a version: those whose other
@@ -849,6 +936,79 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Every name of the condition's other parts is a column of one side (its error first,
+/// before the join's own).
+fn check_names(lsides: &[Side], rsides: &[Side], rest: &[Expr]) -> Res<()> {
+    let sides: Vec<Side> = lsides
+        .iter()
+        .chain(rsides)
+        .enumerate()
+        .map(|(i, s)| Side {
+            out: s.columns.iter().map(|c| Ok(format!("{i}.{c}"))).collect(),
+            ..s.clone()
+        })
+        .collect();
+    let scope = Scope {
+        columns: Some(sides.iter().flat_map(|s| s.columns.clone()).collect()),
+        qualifiers: sides.iter().flat_map(|s| s.qualifiers.clone()).collect(),
+        folded: Vec::new(),
+        rowtime: "ROWTIME".into(),
+        tvf: false,
+        sides,
+    };
+    for e in rest {
+        for id in super::all_idents(e) {
+            scope.column(&id, e.span())?;
+        }
+    }
+    Ok(())
+}
+
+/// The interval `[lower, upper]` is not empty, and both bounds are of one kind (durations,
+/// or integer counts for integer times).
+fn check_interval(lower: &Duration, upper: &Duration, lc: &str, rc: &str, span: Span) -> Res<()> {
+    let ns = |d: &Duration| -> Option<i128> {
+        match d {
+            Duration::Count(n) => Some(i128::from(*n)),
+            Duration::Text(t) => {
+                let (neg, t) = t
+                    .strip_prefix('-')
+                    .map_or((false, t.as_str()), |r| (true, r));
+                let c = super::canonical(&Duration::Text(t.to_string()));
+                let v: i128 = c.strip_suffix("ns")?.parse().ok()?;
+                Some(if neg { -v } else { v })
+            }
+        }
+    };
+    let mixed = matches!(
+        (lower, upper),
+        (Duration::Count(a), Duration::Text(_)) | (Duration::Text(_), Duration::Count(a)) if *a != 0
+    );
+    if mixed {
+        return Err(SqlError::span(
+            format!(
+                "the bounds on {rc} - {lc} mix an INTERVAL and a plain number; use INTERVAL for \
+                 times, plain numbers for integer time columns"
+            ),
+            span,
+        ));
+    }
+    if let (Some(lo), Some(hi)) = (ns(lower), ns(upper)) {
+        if lo > hi {
+            return Err(SqlError::span(
+                format!(
+                    "the time bound keeps {rc} - {lc} at least {} and at most {}: no pair fits; \
+                     the lower bound comes first (BETWEEN low AND high)",
+                    super::join_text(lower),
+                    super::join_text(upper)
+                ),
+                span,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A stream's time is the column the join bounds: its declared one, or this one when it
 /// declared none.
 fn set_time(rel: &mut Rel, column: &str, span: Span) -> Res<()> {
@@ -884,4 +1044,188 @@ fn other_name(op: &JoinOperator) -> String {
     let text = format!("{op:?}");
     let name = text.split('(').next().unwrap_or("this").to_string();
     format!("{name} joins")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sql::{plan_query, Duration, InputInfo, Inputs, QueryPlan, Step};
+    use std::collections::BTreeMap;
+
+    /// An input: name, columns, declared time, kind.
+    type Given<'a> = (&'a str, &'a [&'a str], Option<&'a str>, Option<&'a str>);
+
+    fn inputs(list: &[Given<'_>]) -> Inputs {
+        Inputs(
+            list.iter()
+                .map(|(name, cols, time, kind)| {
+                    (
+                        name.to_string(),
+                        InputInfo {
+                            columns: Some(cols.iter().map(|c| c.to_string()).collect()),
+                            time: time.map(str::to_string),
+                            window_time: None,
+                            kind: kind.map(str::to_string),
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    fn the_join(plan: &QueryPlan) -> &crate::sql::JoinPlan {
+        plan.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Join(j) => Some(j.as_ref()),
+                _ => None,
+            })
+            .expect("a join step")
+    }
+
+    fn streams() -> Inputs {
+        inputs(&[
+            ("a", &["ta", "k", "x"], None, Some("frame")),
+            ("b", &["tb", "k", "x"], None, Some("frame")),
+        ])
+    }
+
+    fn bounds(sql: &str) -> (Duration, Duration, String) {
+        let plan = plan_query(sql, &streams()).expect("plans");
+        let j = the_join(&plan);
+        (
+            j.lower.clone().expect("lower"),
+            j.upper.clone().expect("upper"),
+            j.how.clone(),
+        )
+    }
+
+    #[test]
+    fn interval_bounds_in_every_spelling_are_other_time_less_this_time() {
+        let t = |s: &str| Duration::Text(s.into());
+        let c = Duration::Count;
+        for (cond, lower, upper) in [
+            (
+                "b.tb BETWEEN a.ta - INTERVAL '1' MINUTE AND a.ta + INTERVAL '2' MINUTE",
+                t("-1m"),
+                t("2m"),
+            ),
+            (
+                "a.ta BETWEEN b.tb - INTERVAL '1' MINUTE AND b.tb",
+                c(0),
+                t("1m"),
+            ),
+            (
+                "b.tb >= a.ta AND b.tb <= a.ta + INTERVAL '10' SECOND",
+                c(0),
+                t("10s"),
+            ),
+            (
+                "a.ta <= b.tb AND a.ta + INTERVAL '10' SECOND >= b.tb",
+                c(0),
+                t("10s"),
+            ),
+            (
+                "a.ta >= b.tb - INTERVAL '3' SECOND AND a.ta <= b.tb + INTERVAL '4' SECOND",
+                t("-4s"),
+                t("3s"),
+            ),
+        ] {
+            let sql = format!("SELECT a.k, b.x FROM a JOIN b ON a.k = b.k AND {cond}");
+            let (lo, hi, how) = bounds(&sql);
+            assert_eq!(
+                (lo, hi, how.as_str()),
+                (lower.clone(), upper.clone(), "inner"),
+                "{cond}"
+            );
+            // The same condition in WHERE of a comma join.
+            let sql = format!("SELECT a.k, b.x FROM a, b WHERE a.k = b.k AND {cond}");
+            let (lo, hi, _) = bounds(&sql);
+            assert_eq!((lo, hi), (lower, upper), "{cond}");
+        }
+        // RIGHT JOIN keeps b's rows: b is the stream that comes first, the bounds turn over.
+        let (lo, hi, how) = bounds(
+            "SELECT b.k FROM a RIGHT JOIN b ON a.k = b.k AND b.tb BETWEEN a.ta - INTERVAL '1' \
+             MINUTE AND a.ta + INTERVAL '2' MINUTE",
+        );
+        assert_eq!((lo, hi, how.as_str()), (t("-2m"), t("1m"), "left"));
+    }
+
+    #[test]
+    fn the_table_side_comes_second_whichever_order_from_names_them() {
+        let ins = inputs(&[
+            ("e", &["ts", "user", "api"], Some("ts"), None),
+            ("t", &["user", "team", "api"], None, Some("frame")),
+        ]);
+        for sql in [
+            "SELECT * FROM e JOIN t ON e.user = t.user",
+            "SELECT * FROM t JOIN e ON e.user = t.user",
+            "SELECT * FROM t RIGHT JOIN e USING (user)",
+        ] {
+            let plan = plan_query(sql, &ins).expect("plans");
+            let j = the_join(&plan);
+            assert_eq!(j.kind, "table", "{sql}");
+            assert_eq!(
+                plan.columns,
+                ["ts", "user", "api", "team", "api_right"],
+                "{sql}"
+            );
+            assert_eq!(
+                (j.left_on.as_slice(), j.right_on.as_slice()),
+                (&["user".to_string()][..], &["user".to_string()][..])
+            );
+        }
+        let err = plan_query("SELECT * FROM t LEFT JOIN e ON e.user = t.user", &ins).unwrap_err();
+        assert!(err.to_string().contains("put the stream first"), "{}", err);
+        let err = plan_query("SELECT api FROM e JOIN t ON e.user = t.user", &ins).unwrap_err();
+        assert!(err.to_string().contains("qualify it"), "{}", err);
+        // A left join's table key is null where nothing matched: a copy of it is joined.
+        let plan = plan_query(
+            "SELECT t.user AS tu FROM e LEFT JOIN t ON e.user = t.user",
+            &ins,
+        )
+        .expect("plans");
+        let j = the_join(&plan);
+        assert!(j
+            .right
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::WithColumns(_))));
+        let refs = inputs(&[
+            ("e", &["ts", "user", "api"], Some("ts"), None),
+            ("t", &["user", "team"], None, Some("reference")),
+        ]);
+        let err =
+            plan_query("SELECT t.user FROM e LEFT JOIN t ON e.user = t.user", &refs).unwrap_err();
+        assert!(err.to_string().contains("join key"), "{}", err);
+    }
+
+    #[test]
+    fn two_streams_without_a_bound_and_half_bounds_are_refused() {
+        let ins = inputs(&[
+            ("a", &["ta", "k"], Some("ta"), None),
+            ("b", &["tb", "k"], Some("tb"), None),
+        ]);
+        for (sql, what) in [
+            ("SELECT * FROM a JOIN b ON a.k = b.k", "needs a time bound"),
+            (
+                "SELECT * FROM a JOIN b ON a.k = b.k AND b.tb >= a.ta",
+                "only from below",
+            ),
+            (
+                "SELECT * FROM a JOIN b ON a.k = b.k AND b.tb > a.ta",
+                "closed",
+            ),
+            (
+                "SELECT * FROM a FULL OUTER JOIN b ON a.k = b.k",
+                "FULL OUTER JOIN",
+            ),
+            (
+                "SELECT * FROM a JOIN b ON a.k = b.k AND b.ta BETWEEN a.k AND a.k",
+                "column ta not found",
+            ),
+        ] {
+            let err = plan_query(sql, &ins).unwrap_err();
+            assert!(err.to_string().contains(what), "{sql}: {}", err);
+        }
+    }
 }
