@@ -1365,10 +1365,27 @@ impl Env<'_> {
                     // and a key already selected (an inner join's, one value) is not repeated.
                     for (own, out) in scope.side_star(kind)? {
                         let value = Scalar::Col(out.clone());
-                        let name = match select.iter().find(|(n, _)| *n == own) {
-                            None => own,
-                            Some((_, v)) if *v == value => continue,
-                            Some(_) => out,
+                        if select.iter().any(|(_, v)| *v == value) && out != own {
+                            continue; // a key already selected: one value
+                        }
+                        let taken = |n: &String| select.iter().any(|(m, _)| m == n);
+                        let name = if !taken(&own) {
+                            own
+                        } else if select.iter().any(|(m, v)| *m == own && *v == value) {
+                            continue;
+                        } else if !taken(&out) {
+                            out
+                        } else {
+                            (1..)
+                                .map(|i| {
+                                    if i == 1 {
+                                        format!("{own}_right")
+                                    } else {
+                                        format!("{own}_right{i}")
+                                    }
+                                })
+                                .find(|n| !taken(n))
+                                .expect("a free name")
                         };
                         select.push((name.clone(), value));
                         columns.push(name);
@@ -1376,7 +1393,11 @@ impl Env<'_> {
                 }
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => match &rel.columns {
                     Some(cols) => {
-                        for c in cols.iter().filter(|c| c.as_str() != "ROWTIME") {
+                        // A join's copies of keys, for its own use, are not the rows'.
+                        let shown = cols
+                            .iter()
+                            .filter(|c| c.as_str() != "ROWTIME" && !c.starts_with("__rl_"));
+                        for c in shown {
                             select.push((c.clone(), Scalar::Col(c.clone())));
                             columns.push(c.clone());
                         }
@@ -3084,6 +3105,31 @@ impl Scope {
             .collect())
     }
 
+    /// A join's column under its input's own name (`t.region` is `region`), if it resolves.
+    fn own_name(&self, parts: &[Ident]) -> Option<String> {
+        let out = self.column(parts, Span::empty()).ok()?;
+        let (qualifier, id) = match parts {
+            [id] => (None, id),
+            [.., q, id] => (Some(q), id),
+            [] => return None,
+        };
+        self.sides
+            .iter()
+            .filter(|side| {
+                qualifier.is_none_or(|q| {
+                    side.qualifiers
+                        .iter()
+                        .any(|k| names(q, &k.value) || names(k, &q.value))
+                })
+            })
+            .find_map(|side| {
+                let c = match_column(id, &side.columns, &side.folded).ok()??;
+                let p = side.columns.iter().position(|x| *x == c)?;
+                (side.out[p].as_ref().ok() == Some(&out)).then_some(c)
+            })
+            .or(Some(out))
+    }
+
     fn no_such_input(&self, q: &Ident) -> SqlError {
         let known: Vec<&String> = self
             .sides
@@ -3307,6 +3353,10 @@ impl Scope {
     /// The name an unaliased select item gets: a column's own name, else the expression.
     fn output_name(&self, e: &Expr) -> String {
         match e {
+            // In a join, a column keeps its own name (`t.region` is `region`, as in SQL).
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) if !self.sides.is_empty() => {
+                self.own_name(&idents(e)).unwrap_or_else(|| e.to_string())
+            }
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => self
                 .column(&idents(e), e.span())
                 .unwrap_or_else(|_| e.to_string()),

@@ -137,6 +137,9 @@ class JoinRun:
         taken = set(left_ex.empty_batch.columns) if left_ex.empty_batch is not None else set()
         parts = [p.with_columns(pl.lit("left").alias("side")) for p in left]
         for p in right:
+            # Columns a plan added for its own use (a SQL outer join's copy of a key) are not
+            # the side's rows.
+            p = p.drop([c for c in p.columns if c.startswith("__rl_")])
             p = p.rename({c: f"{c}{self.suffix}" for c in p.columns
                           if c in taken and c not in ("late_by", "reason")})
             parts.append(p.with_columns(pl.lit("right").alias("side")))
@@ -164,7 +167,8 @@ class JoinRun:
                 out.append(
                     f"{late:,} of {rows:,} rows of the join's {name} stream ({late / rows:.0%}) were late for "
                     f"its watermark (delay {stream._watermark!r}) and joined nothing; they are in run.late "
-                    f"with side={name!r}. Give that stream a larger watermark= delay to join them")
+                    f"with side={name!r}. Give that stream a larger watermark= delay to join them (in SQL, "
+                    f"pass the input as rl.stream(rows, time=..., watermark='1m'))")
         return out
 
 

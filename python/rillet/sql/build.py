@@ -230,6 +230,14 @@ class Builder:
                 floors[plan["rowtime"]] = "row_time" if row_time else "window_end"
         if plan.get("window_start"):
             floors[plan["window_start"]] = "window_start"
+        if w is not None and w["kind"] != "sliding":
+            # A window's end selected as it is (`window_end`, or an alias of it) bounds the
+            # rows' time too: a join may take it as the event time.
+            for step in plan["post"]:
+                if "select" in step:
+                    for name, value in step["select"]:
+                        if value == {"col": "window_end"}:
+                            floors.setdefault(name, "window_end")
         if plan.get("window_time"):
             # Flink's window_time, the end less a millisecond: a query windowing on it reads
             # the upstream's watermark less a millisecond (its own watermark="1ms").

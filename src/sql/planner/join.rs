@@ -15,7 +15,7 @@
 use super::{
     duration, idents, is_rowtime, match_column, unsupported, Env, Kind, Rel, Res, Scope, Side,
 };
-use crate::sql::{Duration, JoinPlan, QueryPlan, Scalar, SqlError, Step, Time};
+use crate::sql::{Duration, Input, JoinPlan, QueryPlan, Scalar, SqlError, Step, Time};
 use sqlparser::ast::{self, BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Spanned};
 use sqlparser::tokenizer::Span;
 
@@ -480,6 +480,18 @@ impl Env<'_> {
         }
         left.windowed = None;
         right.windowed = None;
+        if let Some(q) = right.qualifiers.last() {
+            if let Some(l) = left.qualifiers.iter().find(|l| l.value == q.value) {
+                return Err(SqlError::span(
+                    format!(
+                        "the alias {} is given twice: give each input of the join its own (FROM a \
+                         AS x JOIN b AS y ...)",
+                        l.value
+                    ),
+                    q.span,
+                ));
+            }
+        }
         let mut lsides = sides_of(&left)?;
         let mut rsides = sides_of(&right)?;
         // What the condition says.
@@ -544,6 +556,27 @@ impl Env<'_> {
                     }
                 }
                 *pool = kept;
+            }
+        }
+        // Flink's window join: equal window bounds of two windowed queries (`l.window_end =
+        // r.window_end`) are an interval of zero on their ends.
+        let windowed = |r: &Rel| matches!(r.input, Input::Query(_)) && r.steps.is_empty();
+        if bounds.is_empty() && right.as_of.is_none() && windowed(&left) && windowed(&right) {
+            if let Some(at) = keys.iter().position(|(l, r)| {
+                l.eq_ignore_ascii_case("window_end") && r.eq_ignore_ascii_case("window_end")
+            }) {
+                let (l, r) = keys.remove(at);
+                for lower in [true, false] {
+                    bounds.push((
+                        (l.clone(), r.clone()),
+                        Bound {
+                            lower,
+                            value: Duration::Count(0),
+                            columns: ((0, l.clone()), (0, r.clone())),
+                            span,
+                        },
+                    ));
+                }
             }
         }
         let what = if !bounds.is_empty() {
@@ -760,10 +793,42 @@ impl Env<'_> {
                 span,
             ));
         }
-        let lcols = left.columns.clone().unwrap_or_default();
+        let mut lcols = left.columns.clone().unwrap_or_default();
         let mut rcols = right.columns.clone().unwrap_or_default();
         let mut rsteps = right.steps.clone();
         rsteps.extend(right.narrowed.clone());
+        // A column in two key equalities (`e.user = t.user AND e.user = t.nick`): a copy of
+        // it is the second key, as the join takes each key column once.
+        let mut lcopies = Vec::new();
+        let (mut seen_l, mut seen_r) = (Vec::new(), Vec::new());
+        for (i, (l, r)) in keys.iter_mut().enumerate() {
+            if seen_l.contains(l) {
+                let copy = format!("__rl_dup{i}_{l}");
+                lcopies.push(Step::WithColumns(vec![(
+                    copy.clone(),
+                    Scalar::Col(l.clone()),
+                )]));
+                lcols.push(copy.clone());
+                *l = copy;
+            }
+            seen_l.push(l.clone());
+            if seen_r.contains(r) {
+                if right.kind == Kind::Reference {
+                    return Err(SqlError::span(
+                        format!("{r} of a reference file is in two key equalities; join it on one"),
+                        span,
+                    ));
+                }
+                let copy = format!("__rl_dup{i}_{r}");
+                rsteps.push(Step::WithColumns(vec![(
+                    copy.clone(),
+                    Scalar::Col(r.clone()),
+                )]));
+                rcols.push(copy.clone());
+                *r = copy;
+            }
+            seen_r.push(r.clone());
+        }
         if what == "table" && right.time.is_none() {
             // A table read through a sub-query has no arrival time: the sub-query's ROWTIME
             // is not one of its columns.
@@ -876,6 +941,7 @@ impl Env<'_> {
         };
         let mut steps = left.steps.clone();
         steps.extend(left.narrowed.clone());
+        steps.extend(lcopies);
         steps.push(Step::Join(Box::new(JoinPlan {
             right: right_plan,
             kind: what.to_string(),
@@ -1014,12 +1080,20 @@ fn check_interval(lower: &Duration, upper: &Duration, lc: &str, rc: &str, span: 
 fn set_time(rel: &mut Rel, column: &str, span: Span) -> Res<()> {
     match &rel.time {
         Some(t) if t == column => Ok(()),
+        // A windowed query read as a stream: the bound names which of its bounds is the
+        // time (the builder checks it is one).
+        Some(_) if matches!(rel.input, Input::Query(_)) && rel.steps.is_empty() => {
+            rel.time = Some(column.to_string());
+            Ok(())
+        }
+        // A sub-query's name for its time column (`SELECT t AS at`): the same values.
+        Some(t) if renames(rel, t, column) => Ok(()),
         Some(t) => Err(SqlError::span(
             format!(
                 "the join bounds {column}, but {} has {t} as its event time; bound {t}, or \
                  declare time={column:?}",
                 rel.qualifiers
-                    .first()
+                    .last()
                     .map_or("the input".into(), |q| q.value.clone())
             ),
             span,
@@ -1034,10 +1108,36 @@ fn set_time(rel: &mut Rel, column: &str, span: Span) -> Res<()> {
                     span,
                 ));
             }
+            // The bound's column is the time: no arrival time is stamped, so a sub-query's
+            // ROWTIME (the arrival time it would have had) goes.
+            for step in rel.steps.iter_mut().chain(rel.narrowed.iter_mut()) {
+                if let Step::Select(items) = step {
+                    items.retain(|(n, v)| !(n == "ROWTIME" && *v == Scalar::Col("ROWTIME".into())));
+                }
+            }
+            if let Some(cols) = &mut rel.columns {
+                cols.retain(|c| c != "ROWTIME");
+            }
             rel.time = Some(column.to_string());
             Ok(())
         }
     }
+}
+
+/// Whether a sub-query's last select names its time column `t` also `column`.
+fn renames(rel: &Rel, t: &str, column: &str) -> bool {
+    rel.narrowed
+        .iter()
+        .chain(rel.steps.iter().rev())
+        .find_map(|s| match s {
+            Step::Select(items) => Some(items),
+            _ => None,
+        })
+        .is_some_and(|items| {
+            items
+                .iter()
+                .any(|(n, v)| n == column && *v == Scalar::Col(t.to_string()))
+        })
 }
 
 fn other_name(op: &JoinOperator) -> String {
