@@ -414,6 +414,17 @@ impl WindowOperator {
         self.inner.output_schema().is_some()
     }
 
+    /// The operator's durable state (windows, keys, accumulators, watermark), versioned.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyBytes>> {
+        let bytes = self.inner.snapshot().map_err(to_py)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).unbind())
+    }
+
+    /// Continues from `snapshot()` bytes of an operator of the same kind and configuration.
+    fn restore(&mut self, data: &[u8]) -> PyResult<()> {
+        self.inner.restore(data).map_err(to_py)
+    }
+
     /// Counters and gauges as a dict of ints (None when unknown).
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.inner.metrics();
