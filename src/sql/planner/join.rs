@@ -525,37 +525,28 @@ impl Env<'_> {
                     }
                 }
             }
-            for e in conds {
-                match part(&all, n, &e)? {
+            // A key or a time bound is the join's; anything else is handed back.
+            let mut absorb = |p: Part| -> bool {
+                match p {
                     Part::Key(li, lc, ri, rc) => keys.push((out_name(li, &lc), out_name(ri, &rc))),
                     Part::Bounds(found) => {
                         for b in found {
                             let ((li, lc), (ri, rc)) = &b.columns;
-                            let named = (out_name(*li, lc), out_name(*ri, rc));
-                            bounds.push((named, b));
+                            bounds.push(((out_name(*li, lc), out_name(*ri, rc)), b));
                         }
                     }
-                    Part::Other => rest.push(e),
+                    Part::Other => return false,
+                }
+                true
+            };
+            for e in conds {
+                if !absorb(part(&all, n, &e)?) {
+                    rest.push(e);
                 }
             }
             if let Some(pool) = extra {
-                let mut kept = Vec::new();
-                for e in std::mem::take(pool) {
-                    match part(&all, n, &e) {
-                        Ok(Part::Key(li, lc, ri, rc)) => {
-                            keys.push((out_name(li, &lc), out_name(ri, &rc)))
-                        }
-                        Ok(Part::Bounds(found)) => {
-                            for b in found {
-                                let ((li, lc), (ri, rc)) = &b.columns;
-                                bounds.push(((out_name(*li, lc), out_name(*ri, rc)), b));
-                            }
-                        }
-                        // Not the join's: the WHERE keeps it (and reports its errors).
-                        Ok(Part::Other) | Err(_) => kept.push(e),
-                    }
-                }
-                *pool = kept;
+                // Not the join's: the WHERE keeps it (and reports its errors).
+                pool.retain(|e| !part(&all, n, e).is_ok_and(&mut absorb));
             }
         }
         // Flink's window join: equal window bounds of two windowed queries (`l.window_end =
@@ -586,7 +577,6 @@ impl Env<'_> {
         } else {
             "table"
         };
-        let name_of = |sides: &[Side]| side_name(sides);
         let mut swapped = false;
         match what {
             "table" => {
@@ -607,8 +597,8 @@ impl Env<'_> {
                              bound (b.t BETWEEN a.t - INTERVAL '10' MINUTE AND a.t){not_bound} or \
                              FOR SYSTEM_TIME AS OF; to enrich with a table, pass it as a \
                              DataFrame or rl.reference(path)",
-                            name_of(&lsides),
-                            name_of(&rsides)
+                            side_name(&lsides),
+                            side_name(&rsides)
                         ),
                         span,
                     ));
@@ -620,8 +610,8 @@ impl Env<'_> {
                                 "{t} LEFT JOIN {s} would keep the rows of the table {t} that no \
                                  event matches, which a stream cannot know until it ends; put \
                                  the stream first: FROM {s} LEFT JOIN {t}",
-                                t = name_of(&lsides),
-                                s = name_of(&rsides)
+                                t = side_name(&lsides),
+                                s = side_name(&rsides)
                             ),
                             span,
                         ));
@@ -633,8 +623,8 @@ impl Env<'_> {
                             "{s} RIGHT JOIN {t} would keep the rows of the table {t} that no \
                              event matches, which a stream cannot know until it ends; write \
                              FROM {s} LEFT JOIN {t}",
-                            t = name_of(&rsides),
-                            s = name_of(&lsides)
+                            t = side_name(&rsides),
+                            s = side_name(&lsides)
                         ),
                         span,
                     ));
@@ -647,7 +637,7 @@ impl Env<'_> {
                             format!(
                                 "{} is a reference table, which has no event time; join it on \
                                  keys only, or give it as a stream",
-                                name_of(sides)
+                                side_name(sides)
                             ),
                             span,
                         ));
@@ -756,7 +746,7 @@ impl Env<'_> {
                     return Err(SqlError::span(
                         format!(
                             "FOR SYSTEM_TIME AS OF takes the time column of {}, found {at}",
-                            name_of(&lsides)
+                            side_name(&lsides)
                         ),
                         at.span(),
                     ));
@@ -771,7 +761,7 @@ impl Env<'_> {
                         format!(
                             "FOR SYSTEM_TIME AS OF needs the event time of {}: pass it as \
                              rl.stream(rows, time=\"column\")",
-                            name_of(&rsides)
+                            side_name(&rsides)
                         ),
                         at.span(),
                     ));
@@ -802,42 +792,19 @@ impl Env<'_> {
         let mut lcopies = Vec::new();
         let (mut seen_l, mut seen_r) = (Vec::new(), Vec::new());
         for (i, (l, r)) in keys.iter_mut().enumerate() {
-            if seen_l.contains(l) {
-                let copy = format!("__rl_dup{i}_{l}");
-                lcopies.push(Step::WithColumns(vec![(
-                    copy.clone(),
-                    Scalar::Col(l.clone()),
-                )]));
-                lcols.push(copy.clone());
-                *l = copy;
+            copy_repeated(i, l, &mut seen_l, &mut lcols, &mut lcopies);
+            if right.kind == Kind::Reference && seen_r.contains(r) {
+                return Err(SqlError::span(
+                    format!("{r} of a reference file is in two key equalities; join it on one"),
+                    span,
+                ));
             }
-            seen_l.push(l.clone());
-            if seen_r.contains(r) {
-                if right.kind == Kind::Reference {
-                    return Err(SqlError::span(
-                        format!("{r} of a reference file is in two key equalities; join it on one"),
-                        span,
-                    ));
-                }
-                let copy = format!("__rl_dup{i}_{r}");
-                rsteps.push(Step::WithColumns(vec![(
-                    copy.clone(),
-                    Scalar::Col(r.clone()),
-                )]));
-                rcols.push(copy.clone());
-                *r = copy;
-            }
-            seen_r.push(r.clone());
+            copy_repeated(i, r, &mut seen_r, &mut rcols, &mut rsteps);
         }
         if what == "table" && right.time.is_none() {
             // A table read through a sub-query has no arrival time: the sub-query's ROWTIME
             // is not one of its columns.
-            rcols.retain(|c| c != "ROWTIME");
-            for step in &mut rsteps {
-                if let Step::Select(items) = step {
-                    items.retain(|(n, v)| !(n == "ROWTIME" && *v == Scalar::Col("ROWTIME".into())));
-                }
-            }
+            drop_arrival_time(rsteps.iter_mut(), &mut rcols);
         }
         let suffix = (1..)
             .map(|i| {
@@ -880,7 +847,7 @@ impl Env<'_> {
                         "{c} is a join key of {r}, a reference file: in this {how} it would be \
                          null where no row of {r} matched, and the join keeps {l}, the other \
                          side's key; select that, or give {r} as a DataFrame",
-                        r = name_of(&rsides),
+                        r = side_name(&rsides),
                         how = if what == "asof" { "temporal join" } else { "LEFT JOIN" },
                     ))
                     };
@@ -1110,18 +1077,45 @@ fn set_time(rel: &mut Rel, column: &str, span: Span) -> Res<()> {
             }
             // The bound's column is the time: no arrival time is stamped, so a sub-query's
             // ROWTIME (the arrival time it would have had) goes.
-            for step in rel.steps.iter_mut().chain(rel.narrowed.iter_mut()) {
-                if let Step::Select(items) = step {
-                    items.retain(|(n, v)| !(n == "ROWTIME" && *v == Scalar::Col("ROWTIME".into())));
-                }
-            }
-            if let Some(cols) = &mut rel.columns {
-                cols.retain(|c| c != "ROWTIME");
-            }
+            let mut none = Vec::new();
+            let cols = rel.columns.as_mut().unwrap_or(&mut none);
+            drop_arrival_time(rel.steps.iter_mut().chain(rel.narrowed.iter_mut()), cols);
             rel.time = Some(column.to_string());
             Ok(())
         }
     }
+}
+
+/// A side read by event time, or as a table: the `ROWTIME` a sub-query over it selected (the
+/// arrival time it would otherwise be stamped with) is not one of its columns.
+fn drop_arrival_time<'a>(steps: impl Iterator<Item = &'a mut Step>, columns: &mut Vec<String>) {
+    for step in steps {
+        if let Step::Select(items) = step {
+            items.retain(|(n, v)| !(n == "ROWTIME" && *v == Scalar::Col("ROWTIME".into())));
+        }
+    }
+    columns.retain(|c| c != "ROWTIME");
+}
+
+/// A key column an earlier equality already uses is joined through a copy of it (the join
+/// takes each key column once): the copy is added to `columns`, and made by `steps`.
+fn copy_repeated(
+    i: usize,
+    key: &mut String,
+    seen: &mut Vec<String>,
+    columns: &mut Vec<String>,
+    steps: &mut Vec<Step>,
+) {
+    if seen.contains(key) {
+        let copy = format!("__rl_dup{i}_{key}");
+        steps.push(Step::WithColumns(vec![(
+            copy.clone(),
+            Scalar::Col(key.clone()),
+        )]));
+        columns.push(copy.clone());
+        *key = copy;
+    }
+    seen.push(key.clone());
 }
 
 /// Whether a sub-query's last select names its time column `t` also `column`.
