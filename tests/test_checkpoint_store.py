@@ -84,7 +84,7 @@ CHILD = textwrap.dedent("""
     if phase == "before_rename":
         ck.os.replace = die
     elif phase == "after_rename_before_dir_fsync":
-        ck._fsync_dir = die
+        ck.fsync_dir = die
     elif phase == "mid_write":
         ck.os.fsync = die
     store.save(2, FP, _parts(2))

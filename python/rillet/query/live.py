@@ -43,7 +43,7 @@ class RunningQuery:
     """
 
     def __init__(self, query: Any, progress: bool | None = False, _worker: _Worker | None = None,
-                 _index: int = 0) -> None:
+                 _index: int = 0, checkpoint: Any = None, checkpoint_every: Any = None) -> None:
         self._query = query
         w = query._w
         self._emit = w._emit
@@ -54,7 +54,7 @@ class RunningQuery:
         self._final_metrics: dict[str, Any] | None = None  # frozen when the run ends
         self._views: list[Any] = []  # live notebook views, given their final update by wait()
         self._warned = False  # wait() gave the run's loss warnings (rillet._loss)
-        self._worker = _worker if _worker is not None else _Worker([query], progress)
+        self._worker = _worker if _worker is not None else _Worker([query], progress, checkpoint, checkpoint_every)
         self._index = _index
         self._flow = self._worker.driver.flow
         self._at = self._flow.wanted[_index]  # this query in the flow
@@ -303,11 +303,14 @@ class _Worker:
     (``rl.start(q1, q2)`` reads the source once for both). The lock is held while a batch is
     processed, never while the source waits; stopping one handle stops the run."""
 
-    def __init__(self, queries: Sequence[Any], progress: bool | None) -> None:
+    def __init__(self, queries: Sequence[Any], progress: bool | None, checkpoint: Any = None,
+                 checkpoint_every: Any = None) -> None:
         from rillet.runtime.driver import Driver
 
-        self.driver = Driver(queries, progress, keep=False)
         self.handles: list[RunningQuery] = []
+        self.driver = Driver(queries, progress, keep=False, checkpoint=checkpoint,
+                             checkpoint_every=checkpoint_every,
+                             kept_by=lambda: [h._frames for h in self.handles])
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.done = threading.Event()  # set when the run has ended, whatever the reason
@@ -351,7 +354,8 @@ class _Worker:
                 self.done.set()
 
 
-def start(*queries: Any, progress: bool | None = False) -> list[RunningQuery]:
+def start(*queries: Any, progress: bool | None = False, checkpoint: Any = None,
+          checkpoint_every: Any = None) -> list[RunningQuery]:
     """Runs queries built on one stream in one background thread, reading its source once,
     and returns their handles in order (each as ``q.start()``'s); ``stop()`` on any of them
     ends the input for all::
@@ -360,7 +364,7 @@ def start(*queries: Any, progress: bool | None = False) -> list[RunningQuery]:
         errors, volume = rl.start(s.filter(pl.col("level") == "ERROR").window(rl.tumbling("1m")).agg(rl.count()),
                                   s.window(rl.tumbling("1m")).agg(rl.sum("bytes")))
     """
-    worker = _Worker(queries, progress)
+    worker = _Worker(queries, progress, checkpoint, checkpoint_every)
     handles = [RunningQuery(q, progress, _worker=worker, _index=i) for i, q in enumerate(queries)]
     worker.start()
     return handles

@@ -609,8 +609,13 @@ class Query(_plan.QueryBase):
             batches.close()  # also when the consumer stops early: the source is let go
         driver.flow.warn_losses()
 
-    def run(self, progress: bool | None = None) -> Run:
+    def run(self, progress: bool | None = None, checkpoint: Any = None, checkpoint_every: Any = None) -> Run:
         """Runs to the end of the input; returns output, late rows, rejected rows and metrics.
+
+        ``checkpoint="state/q1"`` saves the run there every ``checkpoint_every`` (a duration of
+        wall-clock time such as ``"30s"``, the default, or an int number of input rows), and a
+        run of the same query with the same path resumes from the newest checkpoint: after a
+        crash it returns what an uninterrupted run returns (docs/durability.md).
 
         Ctrl-C (or a notebook's interrupt) stops it at the next batch boundary, closes the
         source and raises :class:`~rillet.Interrupted`, whose ``.run`` holds what was computed
@@ -622,28 +627,35 @@ class Query(_plan.QueryBase):
                 run = q.run()
             except rl.SourceError as e:
                 run = e.run  # the output and rejected rows of the files before the bad one"""
-        return run(self, progress=progress)[0]
+        return run(self, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)[0]
 
-    def start(self, progress: bool | None = False) -> RunningQuery:
+    def start(self, progress: bool | None = False, checkpoint: Any = None,
+              checkpoint_every: Any = None) -> RunningQuery:
         """Runs the query in a background thread and returns at once: the handle's
         ``snapshot()``, ``output``, ``late``, ``rejected`` and ``metrics`` show the results
         so far, ``stop()`` ends the run and ``wait()`` waits for its end. Use it for live
-        sources (tails, Kinesis, Kafka), which run until stopped."""
+        sources (tails, Kinesis, Kafka), which run until stopped. With ``checkpoint=`` (see
+        :meth:`run`), ``stop()`` saves a last checkpoint and leaves open windows open: the next
+        start with the same path goes on from there."""
         from rillet.query.live import RunningQuery
 
-        return RunningQuery(self, progress)
+        return RunningQuery(self, progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
 
-    def for_each(self, fn: Any, progress: bool | None = None) -> Run:
+    def for_each(self, fn: Any, progress: bool | None = None, checkpoint: Any = None,
+                 checkpoint_every: Any = None) -> Run:
         """Calls ``fn(df)`` with each emitted DataFrame while the query runs; returns the
-        run's late and rejected rows and metrics (the output went to ``fn``)."""
+        run's late and rejected rows and metrics (the output went to ``fn``). With
+        ``checkpoint=`` (see :meth:`run`) delivery is at least once: after a crash, the
+        batches emitted since the last checkpoint are given to ``fn`` again."""
         from rillet.sinks.writers import CallbackSink, run_into
 
-        return run_into(self, CallbackSink(fn), progress)
+        return run_into(self, CallbackSink(fn), progress, checkpoint, checkpoint_every)
 
     def to_parquet(self, directory: Any, partition_by: str | None = "window_start",
                    every: str | None = "1h", max_rows: int = 100_000,
                    max_delay: DurationLike | None = "60s",
-                   progress: bool | None = None) -> Run:
+                   progress: bool | None = None, checkpoint: Any = None,
+                   checkpoint_every: Any = None) -> Run:
         """Delivers results to Parquet files in hive-style partitions
         (``window_start_1h=2026-01-01 10%3A00%3A00/part-*.parquet``: the partition column
         truncated to ``every``), each written in a staging folder beside ``directory``
@@ -665,16 +677,22 @@ class Query(_plan.QueryBase):
         sends while quiet; whatever is left is written when the run ends::
 
             q.to_parquet("out/", every="1d", max_rows=50_000, max_delay="1m")
+
+        With ``checkpoint=`` (see :meth:`run`) the files of each checkpoint's epoch stay in the
+        staging folder until the checkpoint is saved, then are renamed in (files are also
+        written at each checkpoint, as Flink's bulk formats roll on checkpoint): after a crash
+        and a resume the dataset holds exactly the rows of an uninterrupted run.
         """
         from rillet.sinks.writers import FileSink, run_into
 
         sink = FileSink(directory, "parquet", self._partition(partition_by), every, max_rows, max_delay)
-        return run_into(self, sink, progress)
+        return run_into(self, sink, progress, checkpoint, checkpoint_every)
 
     def to_jsonl(self, directory: Any, partition_by: str | None = "window_start",
                  every: str | None = "1h", max_rows: int = 100_000,
                  max_delay: DurationLike | None = "60s",
-                 progress: bool | None = None) -> Run:
+                 progress: bool | None = None, checkpoint: Any = None,
+                 checkpoint_every: Any = None) -> Run:
         """As :meth:`to_parquet` (partitions, ``max_rows`` / ``max_delay`` buffering), writing
         JSON Lines files ``part-*.jsonl``::
 
@@ -683,9 +701,10 @@ class Query(_plan.QueryBase):
         from rillet.sinks.writers import FileSink, run_into
 
         sink = FileSink(directory, "jsonl", self._partition(partition_by), every, max_rows, max_delay)
-        return run_into(self, sink, progress)
+        return run_into(self, sink, progress, checkpoint, checkpoint_every)
 
-    def to_database(self, uri: str, table: str, progress: bool | None = None) -> Run:
+    def to_database(self, uri: str, table: str, progress: bool | None = None, checkpoint: Any = None,
+                    checkpoint_every: Any = None) -> Run:
         """Keeps ``table`` equal to the results, in SQLite (``sqlite:///relative.db``,
         ``sqlite:////absolute.db``), DuckDB (``duckdb:///path.duckdb``) or PostgreSQL
         (``postgresql://user:password@host:5432/database``, needs ``rillet[postgres]``).
@@ -700,6 +719,11 @@ class Query(_plan.QueryBase):
         ``final`` result::
 
             q.to_database("postgresql://rillet@localhost/metrics", "errors_per_minute")
+
+        With ``checkpoint=`` (see :meth:`run`) the rows of each checkpoint's epoch are written
+        in one transaction with the epoch's number (table ``rillet_sink_epochs``), after the
+        checkpoint is saved: after a crash and a resume the table is what an uninterrupted run
+        leaves, and no epoch is applied twice.
         """
         from rillet.sinks.writers import DatabaseSink, run_into
 
@@ -717,7 +741,8 @@ class Query(_plan.QueryBase):
                 "change as it grows or merges, with no retraction of the old ones; use "
                 "emit='changelog' (its -U rows remove the old bounds) or emit='final'"
             )
-        return run_into(self, DatabaseSink(uri, table, self._sink_keys()), progress)
+        return run_into(self, DatabaseSink(uri, table, self._sink_keys()), progress, checkpoint,
+                        checkpoint_every)
 
     def _partition(self, partition_by: str | None) -> str | None:
         """A file sink's partition column: the default ``window_start``, for rows that carry
@@ -774,10 +799,12 @@ class Query(_plan.QueryBase):
         out = pl.DataFrame(self._plan.bind(_plan.inputs(self, first)[1]).output_schema())
         return _plan.apply_post(self._post, out)
 
-    def collect(self, progress: bool | None = None) -> pl.DataFrame:
+    def collect(self, progress: bool | None = None, checkpoint: Any = None,
+                checkpoint_every: Any = None) -> pl.DataFrame:
         """Runs to the end of the input and returns everything emitted, in emission order.
-        Ctrl-C raises :class:`~rillet.Interrupted`; its ``.run.output`` is what was emitted."""
-        return self.run(progress).output
+        Ctrl-C raises :class:`~rillet.Interrupted`; its ``.run.output`` is what was emitted.
+        ``checkpoint=`` is as for :meth:`run`."""
+        return self.run(progress, checkpoint, checkpoint_every).output
 
     def __repr__(self) -> str:
         w = self._w
@@ -794,7 +821,8 @@ class Query(_plan.QueryBase):
         return query_html(self)
 
 
-def run(*queries: Query, progress: bool | None = None) -> list[Run]:
+def run(*queries: Query, progress: bool | None = None, checkpoint: Any = None,
+        checkpoint_every: Any = None) -> list[Run]:
     """Runs queries built on one stream, reading its source once, and returns their runs in
     order; each keeps its own output, late rows, rejected rows and metrics. A query that reads
     another one's output (``rl.stream(q, ...)``) runs with it, its input fed as ``q`` emits::
@@ -803,8 +831,9 @@ def run(*queries: Query, progress: bool | None = None) -> list[Run]:
         per_minute, top = rl.run(s.window(rl.tumbling("1m"), by="api").agg(rl.count()),
                                  s.window(rl.tumbling("1h")).agg(rl.top_k("api", 10)))
 
-    Ctrl-C raises :class:`~rillet.Interrupted` (``.runs``: every query's run so far)."""
-    driver = Driver(queries, progress, keep=True)
+    Ctrl-C raises :class:`~rillet.Interrupted` (``.runs``: every query's run so far).
+    ``checkpoint=`` and ``checkpoint_every=`` are as for :meth:`Query.run`."""
+    driver = Driver(queries, progress, keep=True, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     for _ in driver.batches():
         pass
     driver.flow.warn_losses()

@@ -22,7 +22,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,29 +62,18 @@ class CheckpointStore:
             raise ConfigError(f"checkpoint={str(path)!r} is a file; give a directory for the run's checkpoints")
         self.path.mkdir(parents=True, exist_ok=True)
         # A temporary file is a save a crash interrupted: never a checkpoint.
-        for leftover in self.path.glob("chk-*.rlck.tmp"):
+        for leftover in self.path.glob("*.rlck.tmp"):
             leftover.unlink(missing_ok=True)
 
-    def save(self, epoch: int, fingerprint: Mapping[str, str], parts: Mapping[str, bytes]) -> Path:
+    def save(self, epoch: int, fingerprint: Mapping[str, str], parts: Mapping[str, bytes],
+             before_rename: Callable[[], None] | None = None) -> Path:
         """Writes the checkpoint of ``epoch`` atomically and durably; then removes all but the
-        newest ``keep``. Returns its path."""
+        newest ``keep``. Returns its path. ``before_rename`` is called once the temporary file
+        is durable, before it takes its name (the crash tests stop the process there)."""
         if epoch < 0 or epoch >= 10**12:
             raise ConfigError(f"a checkpoint epoch is between 0 and 10**12, got {epoch}")
-        names = list(parts)
-        header = json.dumps({
-            "epoch": epoch, "rillet": __version__, "fingerprint": dict(fingerprint),
-            "parts": [[n, len(parts[n])] for n in names],
-        }, sort_keys=True).encode()
-        body = b"".join([_HEAD.pack(MAGIC, FORMAT_VERSION, len(header)), header, *(parts[n] for n in names)])
         final = self.path / f"chk-{epoch:012d}.rlck"
-        tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.write(_CRC.pack(zlib.crc32(body)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.path)
+        write_file(final, epoch, fingerprint, parts, before_rename)
         for old in self.epochs()[:-self.keep]:
             (self.path / f"chk-{old:012d}.rlck").unlink(missing_ok=True)
         return final
@@ -103,6 +92,28 @@ class CheckpointStore:
             except CorruptCheckpoint:
                 continue
         return None
+
+
+def write_file(final: Path, epoch: int, fingerprint: Mapping[str, str], parts: Mapping[str, bytes],
+               before_rename: Callable[[], None] | None = None) -> None:
+    """One file of the checkpoint layout, written temp -> fsync -> rename -> fsync directory
+    (checkpoints, and the segments of rows a checkpointed run keeps)."""
+    names = list(parts)
+    header = json.dumps({
+        "epoch": epoch, "rillet": __version__, "fingerprint": dict(fingerprint),
+        "parts": [[n, len(parts[n])] for n in names],
+    }, sort_keys=True).encode()
+    body = b"".join([_HEAD.pack(MAGIC, FORMAT_VERSION, len(header)), header, *(parts[n] for n in names)])
+    tmp = final.with_name(final.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(body)
+        f.write(_CRC.pack(zlib.crc32(body)))
+        f.flush()
+        os.fsync(f.fileno())
+    if before_rename is not None:
+        before_rename()
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
 
 
 class CorruptCheckpoint(ConfigError):
@@ -154,7 +165,7 @@ def check_same_query(saved: Mapping[str, str], current: Mapping[str, str], where
             + "; ".join(problems) + ". Run the query it was taken for, or give a new checkpoint path")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Makes a rename in ``path`` durable (where the platform allows opening a directory)."""
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -19,6 +19,7 @@ class DetectStep:
         self.time = time
         self.columns: list[str] | None = None
         self.detector: _core.Detector | None = None
+        self.restored: bytes | None = None  # a checkpoint's models, taken up at the next batch
 
     def _bind(self, df: pl.DataFrame) -> _core.Detector:
         taken = [c for c in self.spec.outputs() if c in df.columns]
@@ -49,13 +50,21 @@ class DetectStep:
             return df
         if self.detector is None:
             self.detector = self._bind(df)
+            if self.restored is not None:
+                self.detector.restore(self.restored)
+                self.restored = None
         assert self.columns is not None
         added = pl.DataFrame(self.detector.process(df.select(*self.columns, *self.by)))
         return df.hstack(added.get_columns())
 
     def snapshot(self) -> bytes | None:
         """The models so far (None before the first batch)."""
-        return None if self.detector is None else self.detector.snapshot()
+        return self.restored if self.detector is None else self.detector.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        """Continues from :meth:`snapshot`'s models (from the next batch on, which fixes the
+        columns they read)."""
+        self.restored = data
 
     def models(self) -> int:
         """Models kept (one per key)."""

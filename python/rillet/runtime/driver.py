@@ -24,7 +24,7 @@ from rillet._interrupt import DeferInterrupt, Interrupted, carrying_run
 from rillet._time import text_instants
 from rillet.plan.plan import QueryBase as Query
 from rillet.runtime.execution import Execution, Run
-from rillet.sources.base import frames
+from rillet.sources.base import positioned
 
 # The output columns whose lower bound a query knows, so its watermark can travel downstream.
 _FLOOR_COLUMNS = ("window_start", "window_end")
@@ -121,6 +121,16 @@ class JoinRun:
             self.ended = True
             parts.append(pl.DataFrame(self.core.flush()))
         return _concat(parts)
+
+    def snapshot(self, prefix: str, parts: dict[str, bytes]) -> dict[str, Any]:
+        """The join's state for a checkpoint (its late rows are saved apart, as they grow)."""
+        parts[f"{prefix}/core"] = self.core.snapshot()
+        return {"side_ended": self.side_ended, "ended": self.ended}
+
+    def restore(self, meta: dict[str, Any], prefix: str, parts: dict[str, bytes]) -> None:
+        self.core.restore(parts[f"{prefix}/core"])
+        self.side_ended = list(meta["side_ended"])
+        self.ended = meta["ended"]
 
     def late_frame(self, flow: Dataflow) -> pl.DataFrame:
         """Both sides' late rows, with ``side``; the right side's columns named as in the
@@ -242,38 +252,60 @@ class Dataflow:
                 self.floor_column.append(None)
         self.wanted = [index[id(q)] for q in queries]
         self.source_ended = [False] * len(found)
+        #: Counters of the run as a whole (a checkpointed run's), added to every query's.
+        self.extra_metrics: Callable[[], dict[str, Any]] | None = None
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Every query's and join's state between micro-batches: JSON-able counters, and the
+        engine's bytes by part name."""
+        parts: dict[str, bytes] = {}
+        meta = {
+            "source_ended": self.source_ended,
+            "execs": [ex.snapshot(f"exec{i}", parts) for i, ex in enumerate(self.execs)],
+            "joins": [j.snapshot(f"join{k}", parts) for k, j in enumerate(self.joins)],
+        }
+        return meta, parts
+
+    def restore(self, meta: dict[str, Any], parts: dict[str, bytes]) -> None:
+        """Continues from :meth:`snapshot`'s state (in a new process, the same queries)."""
+        self.source_ended = list(meta["source_ended"])
+        for i, (ex, m) in enumerate(zip(self.execs, meta["execs"], strict=True)):
+            ex.restore(m, f"exec{i}", parts)
+        for k, (j, m) in enumerate(zip(self.joins, meta["joins"], strict=True)):
+            j.restore(m, f"join{k}", parts)
 
     # -- reading --------------------------------------------------------------------------
-    def frames(self) -> Generator[Any, None, None]:
+    def frames(self, start: list[Any] | None = None) -> Generator[Any, None, None]:
         """Every source's micro-batches as (source number, batch); (number, None) when that
-        source ends. One source is read as it comes; several take turns (``INTERLEAVE``)."""
-        if len(self.sources) == 1:
-            reader = frames(self.source)
-            try:
-                for f in reader:
-                    yield (0, f)
-            finally:
-                reader.close()  # also when the run stops early; a source's error on close surfaces
-            yield (0, None)
-            return
-        readers = [frames(s) for s in self.sources]
-        live = list(range(len(readers)))
+        source ends. One source is read as it comes; several take turns (``INTERLEAVE``).
+
+        With ``start`` (a checkpointed run: each source's position, None for its start), the
+        sources are read from there, and ``positions`` holds, for each, the position after
+        the batch last yielded; a source that had ended is not read again."""
+        self.positions = [None] * len(self.sources) if start is None else list(start)
+        readers = [None if self.source_ended[k] else positioned(s, self.positions[k])
+                   for k, s in enumerate(self.sources)]
+        live = [k for k, r in enumerate(readers) if r is not None]
         quiet: set[int] = set()
         turn = 0
         try:
             while live:
-                sid = self._pick(live, quiet, turn)
+                sid = live[0] if len(self.sources) == 1 else self._pick(live, quiet, turn)
                 turn += 1
+                reader = readers[sid]
+                assert reader is not None
                 try:
-                    item = next(readers[sid])
+                    item, position = next(reader)
                 except StopIteration:
                     live.remove(sid)
                     quiet.discard(sid)
                     yield (sid, None)
                     continue
+                self.positions[sid] = position
                 frame = item if isinstance(item, pl.DataFrame) else getattr(item, "frame", None)
                 if frame is not None and frame.height == 0:
-                    quiet.add(sid)  # a live source with nothing new: let the others go first
+                    quiet.add(sid)
                     if quiet.issuperset(live):
                         quiet.clear()
                 else:
@@ -281,7 +313,8 @@ class Dataflow:
                 yield (sid, item)
         finally:
             for r in readers:
-                r.close()
+                if r is not None:
+                    r.close()
 
     def _pick(self, live: list[int], quiet: set[int], turn: int) -> int:
         awake = [s for s in live if s not in quiet] or live
@@ -376,11 +409,12 @@ class Dataflow:
         also has the join's late rows and the rows its inputs rejected (with a ``side``
         column), and the counters of the join it reads (``join_*``)."""
         runs = []
+        extra = self.extra_metrics() if self.extra_metrics is not None else {}
         for i, o in zip(self.wanted, outputs):
             run = self.execs[i].result(o)
             run.late = self.late_of(i, run.late)
             run.rejected = self.rejected_of(i, run.rejected)
-            run.metrics = self.metrics_of(i, run.metrics)
+            run.metrics = {**self.metrics_of(i, run.metrics), **extra}
             runs.append(run)
         return runs
 
@@ -436,6 +470,16 @@ class Dataflow:
             ex.close()
 
 
+def _rows_of(item: Any) -> int:
+    """Input rows in one read of a source (the rows that parsed and those that did not)."""
+    if item is None:
+        return 0
+    if isinstance(item, pl.DataFrame):
+        return item.height
+    bad = getattr(item, "bad", None)
+    return item.frame.height + (bad.height if bad is not None else 0)
+
+
 def _floor_column(q: Query, upstream: Query) -> str:
     """The column of ``upstream``'s output whose lower bound becomes ``q``'s watermark."""
     time = q._w._stream._time
@@ -465,13 +509,29 @@ class Driver:
     stops the run with :class:`~rillet.Interrupted` carrying what was computed; an error while
     reading the source carries the run so far the same way."""
 
-    def __init__(self, queries: Sequence[Query], progress: bool | None, keep: bool) -> None:
+    def __init__(self, queries: Sequence[Query], progress: bool | None, keep: bool,
+                 checkpoint: Any = None, checkpoint_every: Any = None, sinks: Sequence[Any] = (),
+                 kept_by: Callable[[], list[list[pl.DataFrame]]] | None = None) -> None:
         self.flow = Dataflow(queries, progress)
         self.keep = keep  # gather every output (run, collect) rather than hand it on only
         n = len(self.flow.wanted)
         self.kept: list[list[pl.DataFrame]] = [[] for _ in range(n)]
         self.undelivered: list[pl.DataFrame] = [pl.DataFrame() for _ in range(n)]
         self.stopped = False  # stop was set before the input ended
+        self.durable: Any = None
+        #: Where the outputs are kept when not here (``start``'s handles keep their own): a
+        #: checkpoint saves them, and a resumed run puts back what it had kept.
+        self.kept_by = kept_by
+        if checkpoint is not None:
+            from rillet.runtime.durable import Durable
+
+            self.durable = Durable(checkpoint, checkpoint_every, self.flow, sinks,
+                                   keep or kept_by is not None)
+            self.flow.extra_metrics = self.durable.metrics
+        elif checkpoint_every is not None:
+            raise ConfigError(
+                f"checkpoint_every={checkpoint_every!r} needs checkpoint=, the directory the run's "
+                "checkpoints go to, e.g. checkpoint='state/q1'")
 
     def so_far(self) -> list[Run]:
         """The runs as they stand: kept outputs plus what was computed but not delivered."""
@@ -486,14 +546,31 @@ class Driver:
         """Runs the flow, yielding each step's outputs (one per query asked for). ``deliver``
         takes them while Ctrl-C is held back (a sink's write); ``lock`` is held while a batch
         is processed, never while the source waits; ``stop`` ends the input early."""
-        source = carrying_run(self.flow.frames(), self.so_far)
+        start = None
+        if self.durable is not None:
+            with lock if lock is not None else nullcontext():
+                start, kept = self.durable.resume()
+                for mine, theirs in zip(self._kept_lists(), kept):
+                    mine.extend(theirs)
+        source = carrying_run(self.flow.frames(start), self.so_far)
         try:
             for frame in source:
                 yield self._step(lambda: self.flow.step(frame), deliver, lock)  # noqa: B023 - called at once
+                if self.durable is not None:
+                    self.durable.note(_rows_of(frame[1]))
+                    if self.durable.due():
+                        self._checkpoint(lock)
                 if stop is not None and stop.is_set():
                     self.stopped = True
                     break
+            if self.stopped and self.durable is not None:
+                # Stopped with a checkpoint: saved as it stands, open windows kept open, so
+                # the next run with the checkpoint goes on from here.
+                self._checkpoint(lock)
+                return
             yield self._step(self.flow.finish, deliver, lock)
+            if self.durable is not None:
+                self._checkpoint(lock)  # the run is complete: the next one resumes at its end
         except (LateDataError, SinkError) as e:
             # A late row under late="raise", or a sink that cannot write, stops the run between
             # rows that were all accounted for: the error carries the runs up to it, as one
@@ -516,6 +593,17 @@ class Driver:
         finally:
             source.close()  # also when the consumer stops early: files, sockets, consumers
             self.flow.close()
+
+    def _checkpoint(self, lock: threading.Lock | None) -> None:
+        """Saves a checkpoint between micro-batches (Ctrl-C held back while it is written)."""
+        with DeferInterrupt() as held, (lock if lock is not None else nullcontext()):
+            self.durable.save(self._kept_lists())
+        held.raise_pending()
+
+    def _kept_lists(self) -> list[list[pl.DataFrame]]:
+        if self.keep:
+            return self.kept
+        return self.kept_by() if self.kept_by is not None else []
 
     def _step(self, produce: Callable[[], list[pl.DataFrame]],
               deliver: Callable[[list[pl.DataFrame]], None] | None,

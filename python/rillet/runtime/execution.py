@@ -287,6 +287,57 @@ class Execution:
     def close(self) -> None:
         self.progress.close()
 
+    # -- checkpoints ------------------------------------------------------------------------
+    #: The counters a checkpoint carries (the rest of the state is the engine's and the steps').
+    _COUNTERS = ("rows_in", "rows_filtered", "rows_added", "source_rejected", "batches", "ended",
+                 "last_stamp_us", "wm_at_last_row")
+
+    def snapshot(self, prefix: str, parts: dict[str, bytes]) -> dict[str, Any]:
+        """This query's state at a boundary between micro-batches: counters (returned), and
+        the engine's and the stateful steps' bytes (into ``parts`` under ``prefix``). Its
+        late and rejected rows are saved apart, as they grow (``runtime.durable``)."""
+        from rillet.runtime.durable import schema_bytes
+
+        meta: dict[str, Any] = {name: getattr(self, name) for name in self._COUNTERS}
+        meta["bound"] = self.op is not None
+        if self.op is not None:
+            parts[f"{prefix}/op"] = self.op.snapshot()
+            schema = schema_bytes(self.empty_batch)
+            assert schema is not None
+            parts[f"{prefix}/schema"] = schema
+        meta["steps"] = []
+        for n, (op, args, _) in enumerate(self.ops):
+            if op in _STEPS:
+                saved = args[0].snapshot()
+                if saved is not None:
+                    parts[f"{prefix}/step{n}"] = saved
+                meta["steps"].append(saved is not None)
+        return meta
+
+    def restore(self, meta: dict[str, Any], prefix: str, parts: dict[str, bytes]) -> None:
+        """Continues from :meth:`snapshot`'s state (in a new process, the same query)."""
+        from rillet.runtime.durable import schema_frame
+
+        for name in self._COUNTERS:
+            setattr(self, name, meta[name])
+        if meta["bound"]:
+            schema = schema_frame(parts[f"{prefix}/schema"])
+            assert schema is not None
+            self.bind(schema)
+            self.op.restore(parts[f"{prefix}/op"])
+        steps = [args[0] for op, args, _ in self.ops if op in _STEPS]
+        for n, step in enumerate(steps):
+            saved = parts.get(f"{prefix}/step{self._step_index(n)}")
+            if saved is not None:
+                step.restore(saved)
+        if self.wm_at_last_row is not None:
+            # Idleness is wall-clock time: it counts again from the resume.
+            self.last_row_ms = _clock.now_ms()
+
+    def _step_index(self, n: int) -> int:
+        """The position in ``ops`` of the ``n``-th stateful step."""
+        return [k for k, (op, _, _) in enumerate(self.ops) if op in _STEPS][n]
+
     def result(self, output: pl.DataFrame) -> Run:
         """The run so far; ``interrupted`` unless the input ended (see :class:`Interrupted`)."""
         return Run(output, self.late_frame(), self.rejected_frame(), self.metrics(), _query=self.q,

@@ -19,6 +19,7 @@ class JoinStep:
         self.core: _core.TableJoin | None = None
         self.loaded: Loaded | None = None
         self.text_time: str | None = None
+        self.restored: bytes | None = None  # a checkpoint's state, taken up at the next batch
         asof = join.options()["asof"]
         self.time = None if asof is None else asof["left_time"]
 
@@ -35,6 +36,9 @@ class JoinStep:
             return df
         if self.core is None:
             self.core = self._start(df)
+            if self.restored is not None:
+                self.core.restore(self.restored)
+                self.restored = None
         elif self.loaded is not None:
             table = self.loaded.reloaded()
             if table is not None:
@@ -50,6 +54,15 @@ class JoinStep:
             return pl.DataFrame(out)
         # Every row once, in order: the table's columns are added to the rows as they are.
         return df.hstack(pl.DataFrame(out).get_columns())
+
+    def snapshot(self) -> bytes | None:
+        """The join's counters (the table is read again on resume; None before the first
+        batch)."""
+        return self.restored if self.core is None else self.core.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        """Continues from :meth:`snapshot`'s state, from the next batch on."""
+        self.restored = data
 
     def loads(self) -> int:
         """Times the table was read (a DataFrame counts once)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ import polars as pl
 from rillet import _clock
 from rillet._errors import ConfigError, SinkError
 from rillet._time import DurationLike, wall_ms
+from rillet.runtime.checkpoint import fsync_dir
 
 #: How long to wait for a PostgreSQL server before giving up, unless the URI says otherwise.
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -39,7 +41,8 @@ class Sink(Protocol):
         """Releases the sink; `completed` is False when the run failed part way."""
 
 
-def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
+def run_into(query: Any, sink: Sink, progress: bool | None, checkpoint: Any = None,
+             checkpoint_every: Any = None) -> Any:
     """Runs `query`, writing every emitted frame to `sink`; returns the Run (without output).
 
     Ctrl-C is held back while a batch is processed and written (a file or a transaction is
@@ -50,7 +53,8 @@ def run_into(query: Any, sink: Sink, progress: bool | None) -> Any:
     from rillet._interrupt import DeferInterrupt, Interrupted
     from rillet.runtime.driver import Driver
 
-    driver = Driver([query], progress, keep=False)
+    driver = Driver([query], progress, keep=False, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, sinks=[sink])
     hold_writes = not getattr(sink, "runs_user_code", False)
     completed = False
 
@@ -141,6 +145,50 @@ class FileSink:
         except OSError as e:
             raise SinkError(f"cannot create the output folder {self.dir}: {e}") from e
         self.staging = _Staging(self.dir)
+        # A checkpointed run's files (see recover): staged in a folder of the run's, renamed
+        # in when the checkpoint that lists them is saved.
+        self.epochs: Path | None = None
+        self.staged: list[tuple[Path, Path]] = []
+
+    # -- a checkpointed run: files committed per epoch ---------------------------------------
+    def recover(self, run_id: str, epoch: int, pending: bytes | None) -> None:
+        """At the start of a checkpointed run: commits what the checkpoint resumed from lists
+        (again: a file already in place is passed over), and removes what was staged after it."""
+        self.epochs = self.staging.named(f"epochs-{run_id}")
+        if pending:
+            self.commit(run_id, epoch, pending, lambda: None)
+        for left in self.epochs.iterdir():
+            left.unlink(missing_ok=True)
+
+    def prepare(self, run_id: str, epoch: int) -> bytes:
+        """Writes what is buffered and makes the epoch's staged files durable; returns their
+        list (staged name, path in the dataset)."""
+        self.flush()
+        for staged, _ in self.staged:
+            with open(staged, "rb") as f:
+                os.fsync(f.fileno())
+        if self.epochs is not None:
+            fsync_dir(self.epochs)
+        listed = [[p.name, str(final.relative_to(self.dir))] for p, final in self.staged]
+        self.staged = []
+        return json.dumps(listed).encode()
+
+    def commit(self, run_id: str, epoch: int, pending: bytes | None, mid: Callable[[], None]) -> None:
+        """Renames the epoch's staged files into the dataset (those not there yet)."""
+        assert self.epochs is not None
+        folders = set()
+        for n, (name, rel) in enumerate(json.loads(pending or b"[]")):
+            staged, final = self.epochs / name, self.dir / rel
+            if staged.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, final)
+                folders.add(final.parent)
+            if final not in self.files:
+                self.files.append(final)
+            if n == 0:
+                mid()
+        for folder in folders:
+            fsync_dir(folder)
 
     def write(self, df: pl.DataFrame) -> None:
         if df.height:
@@ -208,8 +256,15 @@ class FileSink:
                 df.write_parquet(tmp)
             else:
                 df.write_ndjson(tmp)
-            folder.mkdir(parents=True, exist_ok=True)
             final = folder / name
+            if self.epochs is not None:
+                # Checkpointed: the file waits in the staging folder for its epoch's commit.
+                staged = self.epochs / name
+                os.replace(tmp, staged)
+                self.staged.append((staged, final))
+                self.write_failed = False
+                return
+            folder.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
             self.files.append(final)
             self.write_failed = False
@@ -223,9 +278,19 @@ class FileSink:
 
     def close(self, completed: bool) -> None:
         # Rows already emitted are written even when the run failed or was interrupted (a
-        # source error, Ctrl-C); only a failure to write files leaves them unwritten.
+        # source error, Ctrl-C); only a failure to write files leaves them unwritten. A
+        # checkpointed run's rows after its last checkpoint are not: the run that resumes
+        # from it emits them again.
         try:
-            if not self.write_failed:
+            if self.epochs is not None:
+                self.buffer, self.buffered = [], 0
+                for staged, _ in self.staged:
+                    staged.unlink(missing_ok=True)
+                self.staged = []
+                with contextlib.suppress(OSError):  # kept while it holds anything
+                    self.epochs.rmdir()
+                    self.epochs.parent.rmdir()
+            elif not self.write_failed:
                 self.flush()
         finally:
             self.staging.remove()
@@ -314,7 +379,11 @@ class _Staging:
         tmp = Path(tempfile.gettempdir()) / f"rillet-staging-{hashlib.sha1(bytes(self.dataset)).hexdigest()[:12]}"
         return [self.root, tmp] if self.root is not None else [tmp]
 
-    def _create(self) -> Path:
+    def named(self, name: str) -> Path:
+        """A staging folder of this name that outlives the process (a checkpointed run's)."""
+        return self._create(name)
+
+    def _create(self, name: str | None = None) -> Path:
         errors = []
         for root in self._roots():
             try:
@@ -323,8 +392,8 @@ class _Staging:
                     errors.append(f"{root} is on another file system")
                     continue
                 self._remove_stale(root)
-                folder = root / self.own
-                folder.mkdir()
+                folder = root / (name or self.own)
+                folder.mkdir(exist_ok=name is not None)
                 return folder
             except OSError as e:
                 errors.append(str(e))
@@ -428,6 +497,10 @@ _POSTGRES = _Dialect(
 _DIALECTS = {"sqlite": _SQLITE, "duckdb": _DUCKDB, "postgresql": _POSTGRES, "postgres": _POSTGRES}
 
 
+#: The table where a checkpointed run's database sinks record the last epoch each wrote.
+EPOCH_TABLE = "rillet_sink_epochs"
+
+
 class DatabaseSink:
     """A table kept equal to the query's results: rows upsert on the key `by` + window bounds
     (amend revisions and changelog +I/+U), changelog -U/-D delete. Each emitted batch is one
@@ -449,6 +522,8 @@ class DatabaseSink:
         self.columns: list[str] | None = None
         self.key_idx: list[int] = []
         self.delete = ""
+        self.sink_id: str | None = None  # a checkpointed run's name for this sink (see recover)
+        self.epoch_rows: list[pl.DataFrame] = []
         if self.dialect is _POSTGRES:
             self.where, self.con = _connect_postgres(uri, table)
             self.db: Any = self.con.cursor()
@@ -508,12 +583,62 @@ class DatabaseSink:
                 + "; drop or rename that table, or write to another table"
             )
 
+    # -- a checkpointed run: one transaction per epoch, with the epoch's number ---------------
+    def recover(self, run_id: str, epoch: int, pending: bytes | None) -> None:
+        """At the start of a checkpointed run: writes the rows of the checkpoint it resumes
+        from, unless the table already has them (its epoch is recorded)."""
+        self.sink_id = f"{run_id}/{self.table}"
+        self.epoch_rows = []
+        if pending:
+            self.commit(run_id, epoch, pending, lambda: None)
+
+    def prepare(self, run_id: str, epoch: int) -> bytes:
+        """The epoch's rows (Arrow IPC), saved in the checkpoint until committed."""
+        if not self.epoch_rows:
+            return b""
+        buf = io.BytesIO()
+        pl.concat(self.epoch_rows, how="vertical").write_ipc(buf)
+        self.epoch_rows = []
+        return buf.getvalue()
+
+    def commit(self, run_id: str, epoch: int, pending: bytes | None, mid: Callable[[], None]) -> None:
+        """Writes the epoch's rows and its number in one transaction, unless done before."""
+        if not pending:
+            return
+        df = pl.read_ipc(io.BytesIO(pending))
+        if self.columns is None:
+            self._prepare(df)
+        mark = self.dialect.mark
+        try:
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {EPOCH_TABLE} (sink TEXT PRIMARY KEY, epoch BIGINT NOT NULL)")
+        except Exception as e:
+            raise SinkError(f"cannot create the table {EPOCH_TABLE} in {self.where}, where a checkpointed run "
+                            f"records the epochs it wrote: {e}") from e
+
+        def record() -> bool:
+            done = self.db.execute(f"SELECT epoch FROM {EPOCH_TABLE} WHERE sink = {mark}", [self.sink_id]).fetchone()
+            if done is not None and done[0] >= epoch:
+                return False
+            mid()
+            self.db.execute(
+                f"INSERT INTO {EPOCH_TABLE} (sink, epoch) VALUES ({mark}, {mark}) "
+                "ON CONFLICT (sink) DO UPDATE SET epoch = excluded.epoch", [self.sink_id, epoch])
+            return True
+
+        self._apply(df, record)
+
     def write(self, df: pl.DataFrame) -> None:
         if df.height == 0:
             return
         if self.columns is None:
             self._prepare(df)
-        assert self.columns is not None
+        self._check_keys(df)
+        if self.sink_id is not None:
+            self.epoch_rows.append(df)  # written when the epoch's checkpoint is saved
+            return
+        self._apply(df, None)
+
+    def _check_keys(self, df: pl.DataFrame) -> None:
         for k in self.keys:
             if df[k].null_count():
                 raise SinkError(
@@ -521,10 +646,18 @@ class DatabaseSink:
                     f"{k!r} has nulls, and a primary key cannot hold null; fill them before the "
                     f"window, e.g. .with_columns(pl.col({k!r}).fill_null('(none)'))"
                 )
+
+    def _apply(self, df: pl.DataFrame, also: Callable[[], bool] | None) -> None:
+        """The net changes of ``df`` in one transaction, with ``also`` (which may say the
+        rows are written already: nothing is then)."""
+        assert self.columns is not None
         ops = df["op"].to_list() if "op" in df.columns else ["+U"] * df.height
         deletes, upserts = _net_changes(ops, _rows(self.dialect, df.select(self.columns)), self.key_idx)
         try:
             self.db.execute("BEGIN")
+            if also is not None and not also():
+                self.db.execute("ROLLBACK")
+                return
             if deletes:
                 self.db.executemany(self.delete, deletes)
             self._send_upserts(upserts)

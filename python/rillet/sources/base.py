@@ -1,7 +1,7 @@
 """Turning what the user passes as a source into polars micro-batches, in arrival order."""
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import polars as pl
@@ -77,3 +77,44 @@ def frames(source: Any) -> Generator[Any, None, None]:
         "LazyFrame, an Arrow table or record batch (anything with __arrow_c_stream__), or an "
         "iterable of those (one micro-batch each, in arrival order)"
     )
+
+
+def positioned(source: Any, start: Any = None) -> Generator[tuple[Any, Any], None, None]:
+    """The source's micro-batches, as :func:`frames` gives them, each with the source's
+    position after it (JSON-able, or bytes); from ``start``, a position given before, or the
+    beginning. rillet's own sources know where they are (a file and an offset, a Kafka offset
+    per partition, a Kinesis sequence number per shard); a DataFrame by its row; any other
+    source by the number of batches it gave, so a resumed run reads it again from its start
+    and passes over those batches (it must give the same ones again)."""
+    if isinstance(source, (pl.LazyFrame,)) or (_is_arrow(source) and not isinstance(source, pl.DataFrame)):
+        source = to_frame(source)
+    if isinstance(source, pl.DataFrame):
+        offset = int(start or 0)
+        if offset > source.height:
+            raise SourceError(
+                f"the checkpoint was taken after row {offset:,} of the DataFrame this run reads, and "
+                f"it has {source.height:,} rows: resume with the same rows, or give a new checkpoint path")
+        if offset == 0 and source.height <= REPLAY_SLICE:
+            yield source, source.height
+            return
+        for at in range(offset, source.height, REPLAY_SLICE):
+            yield source.slice(at, REPLAY_SLICE), min(at + REPLAY_SLICE, source.height)
+        return
+    own = getattr(source, "positioned_chunks", None)
+    if callable(own):
+        yield from own(start)
+        return
+    yield from counted(frames(source), start)
+
+
+def counted(items: Iterator[Any], start: Any) -> Generator[tuple[Any, Any], None, None]:
+    """Items numbered from 1 as positions, the first ``start`` of them passed over."""
+    skip = int(start or 0)
+    try:
+        for n, item in enumerate(items, start=1):
+            if n > skip:
+                yield item, n
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()

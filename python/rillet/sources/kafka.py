@@ -17,7 +17,7 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet.sources.base import Chunk
-from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, schema_from_text, schema_text, seconds
 from rillet.sources.source import ChunkSource
 
 Seconds = str | dt.timedelta | int | float
@@ -128,7 +128,17 @@ class KafkaSource(ChunkSource):
     def chunks(self) -> Iterator[Chunk]:
         """Micro-batches of rows (plus the messages that could not be read), in arrival order;
         empty ones while the topic is quiet, once the columns are known."""
+        for chunk, _ in self.positioned_chunks(None):
+            yield chunk
+
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+        """The chunks, each with where the source is after it: the next offset of each
+        partition read, and the columns. From ``start``, each partition it names is read from
+        its offset there (the checkpoint's offsets, not the group's committed ones, which may
+        be ahead of it); a partition it does not name starts as the group says."""
         ck = _confluent()
+        offsets: dict[str, int] = {} if start is None else dict(start["offsets"])
+        resume = dict(offsets)
         errors: list[Any] = []  # client errors, reported during consume()
         assigned: list[bool] = []
         try:
@@ -146,9 +156,19 @@ class KafkaSource(ChunkSource):
                 f"read_kafka: the consumer configuration was refused: {e.args[0].str()}") from e
         try:
             self._check_topics(ck, consumer)
-            consumer.subscribe(self.topics, on_assign=lambda _consumer, _partitions: assigned.append(True))
+            def on_assign(consumer: Any, partitions: list[Any]) -> None:
+                if resume:
+                    for p in partitions:
+                        if f"{p.topic}/{p.partition}" in resume:
+                            p.offset = resume[f"{p.topic}/{p.partition}"]
+                    consumer.assign(partitions)
+                assigned.append(True)
+
+            consumer.subscribe(self.topics, on_assign=on_assign)
             decoder = JsonDecoder(",".join(self.topics))
             decoder.schema = self.schema  # the columns, once known (raw: from the start)
+            if decoder.schema is None and start is not None and start["schema"] is not None:
+                decoder.schema = schema_from_text(start["schema"])  # as inferred before
             held: list[Any] = []  # JSON messages held back until the columns are inferred
             held_since = 0.0
             started = last_data = time.monotonic()
@@ -181,12 +201,14 @@ class KafkaSource(ChunkSource):
                     messages, held = held, []
                 if messages:
                     chunk, positions = self._decode(ck, messages, decoder)
-                    yield chunk
+                    offsets = {**offsets, **{f"{t}/{p}": o for (t, p), o in positions.items()}}
+                    yield chunk, {"offsets": offsets, "schema": schema_text(decoder.schema)}
                     self._commit(ck, consumer, positions)
                     continue
                 if self.max_idle is not None and now - last_data >= self.max_idle:
                     return
-                yield heartbeat({**decoder.schema, **self.metadata} if decoder.schema is not None else None)
+                yield (heartbeat({**decoder.schema, **self.metadata} if decoder.schema is not None else None),
+                       {"offsets": offsets, "schema": schema_text(decoder.schema)})
         finally:
             self._close(consumer)
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from rillet._errors import ConfigError, SourceError
 from rillet.sources.base import Chunk
-from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, schema_from_text, schema_text, seconds
 from rillet.sources.source import ChunkSource
 
 #: The columns added to every row, before ``meta_prefix``.
@@ -94,9 +94,16 @@ class KinesisSource(ChunkSource):
     # -- the stream -----------------------------------------------------------------------
     def chunks(self) -> Iterator[Chunk]:
         """The records as chunks: rows, and the records that could not be read as rows."""
+        for chunk, _ in self.positioned_chunks(None):
+            yield chunk
+
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+        """The chunks, each with where the reader is after it: per shard the sequence number
+        of the last record handed on (a resumed reader goes on AFTER_SEQUENCE_NUMBER), the
+        shards finished, and the columns."""
         client = self._client()
         try:
-            yield from self._follow(client)
+            yield from self._follow(client, start)
         finally:
             client.close()
 
@@ -109,11 +116,31 @@ class KinesisSource(ChunkSource):
         return session.client("kinesis", endpoint_url=self.endpoint_url,
                               config=Config(retries={"mode": "standard"}, connect_timeout=10))
 
-    def _follow(self, client: Any) -> Iterator[Chunk]:
+    def _follow(self, client: Any, start: Any) -> Iterator[tuple[Chunk, Any]]:
         shards: dict[str, _Shard] = {}
-        self._sync(client, shards, initial=True)
+        # Where each shard was handed on to: {id: [sequence number, records read]}.
+        handed: dict[str, list] = {} if start is None else dict(start["shards"])
+        finished_ids: list[str] = [] if start is None else list(start["done"])
+        resumed: set[str] = set()
+
+        def sync(initial: bool) -> None:
+            self._sync(client, shards, initial=initial)
+            for shard in shards.values():
+                if start is not None and shard.id not in resumed:
+                    resumed.add(shard.id)
+                    if shard.id in handed:
+                        shard.last_sequence, shard.read = handed[shard.id]
+                    shard.done = shard.done or shard.id in finished_ids
+
+        def position() -> dict[str, Any]:
+            return {"shards": dict(handed), "done": list(finished_ids),
+                    "schema": schema_text(decoder.schema) if decoder is not None else None}
+
+        sync(initial=True)
         synced = time.monotonic()
         decoder = JsonDecoder(self.stream) if self.format == "json" else None
+        if decoder is not None and start is not None and start["schema"] is not None:
+            decoder.schema = schema_from_text(start["schema"])  # as inferred before
         pending: list[tuple[_Shard, int, dict]] = []  # JSON records held back for the schema
         beat: Chunk | None = None  # an empty batch with the columns, once known
         held_since = 0.0
@@ -121,7 +148,7 @@ class KinesisSource(ChunkSource):
         while True:
             round_started = time.monotonic()
             if round_started - synced >= _SHARD_SYNC_S:
-                self._sync(client, shards, initial=False)
+                sync(initial=False)
                 synced = time.monotonic()
             per_shard: list[list[tuple[_Shard, int, dict]]] = []
             ended = False
@@ -133,7 +160,7 @@ class KinesisSource(ChunkSource):
             # One sequence by arrival time; a merge, so each shard's own order is kept.
             got = list(heapq.merge(*per_shard, key=lambda rec: rec[2]["ApproximateArrivalTimestamp"]))
             if ended:  # a closed shard ran out: its children may be listed by now
-                self._sync(client, shards, initial=False)
+                sync(initial=False)
                 synced = time.monotonic()
             finished = all(s.done for s in shards.values())
             if got:
@@ -149,17 +176,21 @@ class KinesisSource(ChunkSource):
                                or time.monotonic() - held_since >= _INFER_WAIT_S):
                 cut = _INFER_RECORDS if decoder is not None and decoder.schema is None else len(pending)
                 chunk = self._chunk(decoder, pending[:cut])
+                for shard, number, record in pending[:cut]:
+                    handed[shard.id] = [record["SequenceNumber"], number]
                 pending = pending[cut:]
+                waiting = {shard.id for shard, _, _ in pending}
+                finished_ids = [s.id for s in shards.values() if s.done and s.id not in waiting]
                 if chunk.frame.width:
                     beat = Chunk(chunk.frame.clear(), pl.DataFrame(schema=BAD_SCHEMA))
                 if chunk.frame.width or chunk.bad.height:
-                    yield chunk
+                    yield chunk, position()
             if finished:
                 return
             if not got:
                 if self.max_idle is not None and time.monotonic() - last_data >= self.max_idle:
                     return
-                yield beat if beat is not None else heartbeat(None)
+                yield (beat if beat is not None else heartbeat(None)), position()
             # Each shard is asked at most once a poll: Kinesis allows 5 GetRecords a second
             # per shard, shared by all the stream's consumers.
             time.sleep(max(0.0, round_started + self.poll - time.monotonic()))

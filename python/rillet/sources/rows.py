@@ -164,3 +164,27 @@ def _has_null(dtype: PolarsDataType) -> bool:
 def excerpt(raw: bytes) -> str:
     """The start of an unreadable row or record, as text for ``run.rejected``."""
     return raw[:1000].decode("utf-8", "replace")
+
+
+def schema_text(schema: dict | None) -> Any:
+    """Columns as a checkpoint keeps them (each source's columns are made once: cached)."""
+    from rillet.runtime.durable import encode_position, schema_bytes
+
+    if schema is None:
+        return None
+    key = tuple(schema.items())
+    text = _SCHEMA_TEXTS.get(key)
+    if text is None:
+        text = _SCHEMA_TEXTS[key] = encode_position(schema_bytes(pl.DataFrame(schema=schema)))
+    return text
+
+
+_SCHEMA_TEXTS: dict[tuple, Any] = {}
+
+
+def schema_from_text(text: Any) -> dict:
+    from rillet.runtime.durable import decode_position, schema_frame
+
+    frame = schema_frame(decode_position(text))
+    assert frame is not None
+    return dict(frame.schema)

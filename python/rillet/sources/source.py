@@ -22,6 +22,14 @@ class ChunkSource(ABC):
     def chunks(self) -> Iterator[Any]:
         """The source's micro-batches, in arrival order."""
 
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Any, Any]]:
+        """The chunks, each with the position after it, from ``start``: by default their
+        number, the first ``start`` read and passed over (a source that knows where it is
+        says so instead)."""
+        from rillet.sources.base import counted
+
+        return counted(self.chunks(), start)
+
     def batches(self) -> Iterator[pl.DataFrame]:
         """The rows only (unreadable ones are visible through a query's ``run.rejected``)."""
         for c in self.chunks():

@@ -16,7 +16,7 @@ from rillet import _core
 from rillet._errors import ConfigError, SourceError
 from rillet.sources.base import Chunk
 from rillet.sources.files import MAX_LINE_BYTES, check_max_line_bytes, check_null_values
-from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, seconds
+from rillet.sources.rows import BAD_SCHEMA, JsonDecoder, excerpt, heartbeat, schema_from_text, schema_text, seconds
 from rillet.sources.source import ChunkSource
 
 #: How much a followed file is read at a time: a large file is read in steps, not at once.
@@ -32,6 +32,7 @@ class _Lines:
         self.max = max_bytes
         self.pending = b""  # a partial last line
         self.number = 0  # lines passed
+        self.offset = 0  # bytes of the lines passed (where the partial last line starts)
         self.skipping: list | None = None  # [line, bytes so far, start] of a line too long
         self.too_long: list[dict] = []
 
@@ -43,12 +44,14 @@ class _Lines:
                 return []
             self.skipping[1] += nl
             self.number += 1
+            self.offset += self.skipping[1] + 1
             self._reject(*self.skipping)
             self.skipping = None
             data = data[nl + 1:]
         data = self.pending + data
         cut = data.rfind(b"\n")
         complete, self.pending = data[: cut + 1], data[cut + 1:]
+        self.offset += len(complete)
         lines = []
         for raw in complete.split(b"\n")[:-1]:
             self.number += 1
@@ -105,6 +108,27 @@ class _CsvDecoder:
     def restart(self) -> None:
         """A new file under the name: its first line is the header again."""
         self.expect_header, self.carry, self.carry_bytes = True, [], 0
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the decoder: the header, the lines of a record still in
+        quotes, and the columns."""
+        from rillet.runtime.durable import encode_position
+
+        return {"header": None if self.header is None else encode_position(self.header),
+                "expect_header": self.expect_header,
+                "carry": [[n, encode_position(raw)] for n, raw in self.carry],
+                "schema": schema_text(self.schema)}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        from rillet.runtime.durable import decode_position, schema_frame
+
+        self.header = None if state["header"] is None else decode_position(state["header"])
+        self.expect_header = state["expect_header"]
+        self.carry = [(n, decode_position(raw)) for n, raw in state["carry"]]
+        self.carry_bytes = sum(len(raw) + 1 for _, raw in self.carry)
+        if state["schema"] is not None:
+            # The columns inferred before: the records after the position are read with them.
+            self.given = schema_frame(decode_position(state["schema"]))
 
     def decode(self, lines: list[tuple[int, bytes]]) -> Chunk:
         records: list[tuple[int, bytes]] = []
@@ -182,13 +206,26 @@ class TailFile(ChunkSource):
         return JsonDecoder(str(self.path))
 
     def chunks(self) -> Iterator[Chunk]:
+        for chunk, _ in self.positioned_chunks(None):
+            yield chunk
+
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+        """The chunks, each with where the source is after it: the file's inode, the offset
+        and number of the lines passed, and the decoder's state (the columns, a CSV header and
+        a record still in quotes). From ``start``, the file is read on from that offset; if
+        it was replaced or truncated meanwhile, from the start of the file now there, with a
+        :class:`~rillet.DataLossWarning` (what the old file held past the offset was not read)."""
         decoder = self._decoder()
         handle = None
         inode = None
         pos = 0
         lines = _Lines(str(self.path), self.max_line_bytes)
-        first_open = True
+        first_open = start is None
         last_data = time.monotonic()
+
+        def position() -> dict[str, Any]:
+            return {"inode": inode, "offset": lines.offset, "line": lines.number, "decoder": _state(decoder)}
+
         try:
             while True:
                 if handle is None and self.path.exists():
@@ -199,6 +236,9 @@ class TailFile(ChunkSource):
                         decoder.restart()
                     if first_open and not self.from_start:
                         self._skip_existing(handle, decoder, lines)
+                    if start is not None:
+                        self._resume(handle, decoder, lines, start)
+                        start = None
                     first_open = False
                     pos = handle.tell()
                 got = b""
@@ -234,7 +274,7 @@ class TailFile(ChunkSource):
                     if extra:
                         chunk = Chunk(chunk.frame, pl.concat([chunk.bad, *extra]))
                     if chunk.frame.width or chunk.bad.height:
-                        yield chunk
+                        yield chunk, position()
                         continue
                     if got:
                         continue  # part of a long line: read on
@@ -242,11 +282,30 @@ class TailFile(ChunkSource):
                     if handle is not None:
                         handle.close()
                     return
-                yield heartbeat(decoder.schema)
+                yield heartbeat(decoder.schema), position()
                 time.sleep(self.poll)
         finally:
             if handle is not None:
                 handle.close()
+
+    def _resume(self, handle: Any, decoder: Any, lines: _Lines, start: dict[str, Any]) -> None:
+        """Moves to a checkpoint's position in the file (see :meth:`positioned_chunks`)."""
+        _resume_decoder(decoder, start["decoder"])
+        size = os.fstat(handle.fileno()).st_size
+        if os.fstat(handle.fileno()).st_ino == start["inode"] and size >= start["offset"]:
+            handle.seek(start["offset"])
+            lines.offset, lines.number = start["offset"], start["line"]
+            return
+        if hasattr(decoder, "restart"):
+            decoder.restart()
+        from rillet import _loss
+
+        why = "replaced (rotated)" if os.fstat(handle.fileno()).st_ino != start["inode"] else "truncated"
+        _loss.warn(
+            f"tail_{self.kind}: {self.path} was {why} while the run was stopped, so it is read from "
+            f"the start of the file there now; what the old file held after byte {start['offset']:,} "
+            "(line " + f"{start['line']:,}) was not read. If it was rotated to another name, replay "
+            f"that file with rl.read_{self.kind}")
 
     def _skip_existing(self, handle: Any, decoder: Any, lines: _Lines) -> None:
         """Moves past what the file holds (``from_start=False``), counting its lines so rows
@@ -264,12 +323,27 @@ class TailFile(ChunkSource):
                 return
             decoder.decode([(1, header.rstrip(b"\r\n"))])
             lines.number = 1
+            lines.offset = len(header)
         while block := handle.read(READ_BLOCK):
             lines.feed(block)
         lines.too_long.clear()  # lines passed over are not rows of the stream
 
     def __repr__(self) -> str:
         return f"rl.tail_{self.kind}({str(self.path)!r})"
+
+
+def _state(decoder: Any) -> dict[str, Any]:
+    """A line decoder's state for a checkpoint (JSON: its columns, once known)."""
+    if hasattr(decoder, "state"):
+        return decoder.state()
+    return {"schema": schema_text(decoder.schema)}
+
+
+def _resume_decoder(decoder: Any, state: dict[str, Any]) -> None:
+    if hasattr(decoder, "resume"):
+        decoder.resume(state)
+    elif state["schema"] is not None:
+        decoder.schema = schema_from_text(state["schema"])
 
 
 class TailDir:
@@ -285,25 +359,40 @@ class TailDir:
         self.max_idle = seconds(max_idle, "max_idle")
 
     def chunks(self) -> Iterator[Chunk]:
+        for chunk, _ in self.positioned_chunks(None):
+            yield chunk
+
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+        """The chunks, each with where the source is after it: the files read whole, and the
+        file being read with the position in it. From ``start``, those files are not read
+        again and the one being read goes on from its position."""
         from rillet.sources.files import FileSource
 
-        seen: set[str] = set()
-        schema: dict | None = None
+        done: list[str] = [] if start is None else list(start["done"])
+        seen: set[str] = set(done)
+        schema: dict | None = None if start is None or start["schema"] is None else schema_from_text(start["schema"])
+        resume_in = None if start is None else start["file"]
         last_data = time.monotonic()
         while True:
             new = sorted(str(p) for p in self.dir.glob(self.pattern)
                          if str(p) not in seen and not p.name.startswith("."))
+            if resume_in is not None and resume_in[0] in new:
+                new.remove(resume_in[0])
+                new.insert(0, resume_in[0])
             for f in new:
                 seen.add(f)
                 kind = "csv" if f.endswith((".csv", ".csv.gz")) else "jsonl"
-                for chunk in FileSource(kind, f).chunks():
+                at = resume_in[1] if resume_in is not None and resume_in[0] == f else None
+                resume_in = None
+                for chunk, inside in FileSource(kind, f).positioned_chunks(at):
                     schema = dict(chunk.frame.schema) if chunk.frame.width else schema
-                    yield chunk
+                    yield chunk, {"done": done, "file": [f, inside], "schema": schema_text(schema)}
+                done = [*done, f]
                 last_data = time.monotonic()
             if not new:
                 if self.max_idle is not None and time.monotonic() - last_data >= self.max_idle:
                     return
-                yield heartbeat(schema)
+                yield heartbeat(schema), {"done": done, "file": None, "schema": schema_text(schema)}
                 time.sleep(self.poll)
 
     def __repr__(self) -> str:

@@ -1,0 +1,304 @@
+"""Checkpointed runs: at consistent points between micro-batches the driver saves where each
+source is, every operator's state, the rows the run keeps and each sink's pending output;
+a run given the same checkpoint path resumes from the newest checkpoint, and its sinks end
+up holding exactly what an uninterrupted run writes (docs/durability.md).
+
+One epoch is the work between two checkpoints. Saving epoch ``e``:
+
+1. the sinks *prepare* it: a file sink writes what it buffered to its staging folder (never
+   the dataset) and fsyncs it; a database sink hands over the rows of the epoch;
+2. the rows the run keeps (output for ``run``, late and rejected rows) since the epoch before
+   are written as a segment file, ``seg-<e>.rlck``;
+3. the checkpoint ``chk-<e>.rlck`` is written (temp, fsync, rename, fsync directory), holding
+   the source positions, the state of every operator and join, and each sink's pending list;
+4. the sinks *commit* it: staged files are renamed into the dataset, a database sink writes
+   the epoch's rows and the epoch number in one transaction.
+
+A crash before 3 leaves the previous checkpoint: the epoch is replayed from its positions and
+what was staged for it is removed. A crash after 3 is resumed by committing the checkpoint's
+pending list again, which does nothing for what was already committed (a file already in
+place, a database whose recorded epoch is ``e``).
+
+``RILLET_CRASH_AT=<epoch>:<phase>`` kills the process with SIGKILL at a named point (the
+crash tests): ``mid_epoch`` (a batch of the epoch processed and delivered, not saved),
+``before_rename`` (the checkpoint file durable under its temporary name), ``before_commit``
+(the checkpoint in place, the sinks not committed), ``mid_commit`` (a sink part way through
+committing) and ``after_commit``.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from rillet._errors import ConfigError
+from rillet._time import wall_ms
+from rillet.runtime import checkpoint as ck
+
+if TYPE_CHECKING:
+    from rillet.runtime.driver import Dataflow
+
+#: The phases ``RILLET_CRASH_AT`` names.
+PHASES = ("mid_epoch", "before_rename", "before_commit", "mid_commit", "after_commit")
+
+_SEGMENT = "seg-{:012d}.rlck"
+
+
+def crash_point(epoch: int, phase: str) -> None:
+    """Kills this process (SIGKILL: no cleanup runs) when ``RILLET_CRASH_AT`` names this epoch
+    and phase."""
+    at = os.environ.get("RILLET_CRASH_AT")
+    if at and at == f"{epoch}:{phase}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Every:
+    """When to checkpoint: after ``rows`` input rows, or ``seconds`` of wall-clock time,
+    whichever comes first (at the next boundary between micro-batches)."""
+
+    def __init__(self, value: Any) -> None:
+        self.rows: int | None = None
+        self.seconds: float | None = None
+        if isinstance(value, bool) or value is None:
+            raise ConfigError(f"checkpoint_every={value!r}: give a duration such as '30s' or a number of input rows")
+        if isinstance(value, int):
+            if value < 1:
+                raise ConfigError(f"checkpoint_every={value!r}: a number of input rows must be positive")
+            self.rows = value
+        elif isinstance(value, (str, dt.timedelta)):
+            ms = wall_ms(value, "checkpoint_every")
+            if ms <= 0:
+                raise ConfigError(f"checkpoint_every={value!r}: give a positive duration such as '30s'")
+            self.seconds = ms / 1000
+        else:
+            raise ConfigError(
+                f"checkpoint_every={value!r}: give a duration such as '30s' (wall-clock time) or an "
+                "int, a number of input rows")
+
+
+def _ipc(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_ipc(buf, compression="uncompressed")
+    return buf.getvalue()
+
+
+def _frame(data: bytes) -> pl.DataFrame:
+    return pl.read_ipc(io.BytesIO(data))
+
+
+def encode_position(value: Any) -> Any:
+    """A source position as JSON: bytes become {"b64": ...}."""
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode()}
+    return value
+
+
+def decode_position(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    return value
+
+
+class Durable:
+    """The checkpoints of one run: resuming from the newest, and saving one per epoch."""
+
+    def __init__(self, path: Any, every: Any, flow: Dataflow, sinks: Sequence[Any], keep_outputs: bool) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"checkpoint={path!r}: give a directory path for the run's checkpoints")
+        self.every = Every("30s" if every is None else every)
+        self.store = ck.CheckpointStore(path)
+        self.path = Path(path)
+        self.flow = flow
+        self.sinks = list(sinks)
+        self.keep_outputs = keep_outputs
+        self.fingerprint = fingerprint(flow)
+        self.epoch = 0
+        self.run_id = ""
+        self.segments: list[int] = []
+        self.positions: list[Any] = [None] * len(flow.sources)
+        self.rows_since = 0
+        self.since = time.monotonic()
+        self.saved_bytes = 0
+        self.saved_seconds = 0.0
+        self.saves = 0
+        # How much of each list of kept rows the segments already hold.
+        self.marks: dict[str, int] = {}
+
+    # -- resuming ---------------------------------------------------------------------------
+    def resume(self) -> tuple[list[Any], list[list[pl.DataFrame]]]:
+        """Restores the newest checkpoint, if any: returns each source's position (None: from
+        its start) and the outputs the run had kept, per query asked for."""
+        kept: list[list[pl.DataFrame]] = [[] for _ in self.flow.wanted]
+        latest = self.store.latest()
+        self.run_id = self._run_id()
+        if latest is None:
+            self._clear_segments(after=0)
+            for sink in self.sinks:
+                if hasattr(sink, "recover"):
+                    sink.recover(self.run_id, 0, None)
+            return self.positions, kept
+        ck.check_same_query(latest.fingerprint, self.fingerprint, self.path)
+        parts = latest.parts
+        meta = json.loads(parts["run"])
+        self.epoch = latest.epoch
+        self.segments = list(meta["segments"])
+        self.positions = [decode_position(p) for p in meta["positions"]]
+        self.flow.restore(meta["flow"], parts)
+        # The rows kept up to the checkpoint, from its segments (later ones are of an epoch
+        # that was not saved: removed).
+        self._clear_segments(after=self.epoch)
+        lists = self._lists()
+        for e in self.segments:
+            seg = ck.read(self.path / _SEGMENT.format(e))
+            for name, data in seg.parts.items():
+                kind, _, rest = name.partition(":")
+                if kind == "out":
+                    kept[int(rest.split("/")[0])].append(_frame(data))
+                else:
+                    lists[kind].append(_frame(data))
+        for key, target in lists.items():
+            self.marks[key] = len(target)
+        for i, frames in enumerate(kept):
+            self.marks[f"out{i}"] = len(frames)
+        for k, sink in enumerate(self.sinks):
+            if hasattr(sink, "recover"):
+                sink.recover(self.run_id, self.epoch, parts.get(f"sink/{k}"))
+        return self.positions, kept
+
+    def _run_id(self) -> str:
+        """This checkpoint directory's run: named once, when its first run starts (sinks key
+        what they stage and record by it, so a new directory never takes an old run's)."""
+        named = self.path / "run-id"
+        try:
+            return named.read_text().strip()
+        except FileNotFoundError:
+            pass
+        run_id = uuid.uuid4().hex
+        tmp = named.with_name("run-id.tmp")
+        with open(tmp, "w") as f:
+            f.write(run_id)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, named)
+        ck.fsync_dir(self.path)
+        return run_id
+
+    def _clear_segments(self, after: int) -> None:
+        for p in self.path.glob("seg-*.rlck"):
+            try:
+                e = int(p.name[4:16])
+            except ValueError:
+                continue
+            if e > after:
+                p.unlink(missing_ok=True)
+
+    def _lists(self) -> dict[str, list[pl.DataFrame]]:
+        """Every list of rows the run keeps besides its output, by name: late and rejected
+        rows of each query, and of each join's sides."""
+        out: dict[str, list[pl.DataFrame]] = {}
+        for i, ex in enumerate(self.flow.execs):
+            out[f"late{i}"] = ex.late_parts
+            out[f"rej{i}"] = ex.rejected_parts
+        for j, join in enumerate(self.flow.joins):
+            out[f"jlate{j}l"] = join.late_parts[0]
+            out[f"jlate{j}r"] = join.late_parts[1]
+        return out
+
+    # -- saving -----------------------------------------------------------------------------
+    def note(self, rows: int) -> None:
+        """A micro-batch of ``rows`` input rows was processed and delivered."""
+        self.rows_since += rows
+        crash_point(self.epoch + 1, "mid_epoch")
+
+    def due(self) -> bool:
+        if self.every.rows is not None:
+            return self.rows_since >= self.every.rows
+        assert self.every.seconds is not None
+        return time.monotonic() - self.since >= self.every.seconds
+
+    def save(self, kept: Sequence[Sequence[pl.DataFrame]]) -> None:
+        """Checkpoints the run as it stands (between micro-batches): see the module's doc."""
+        started = time.perf_counter()
+        epoch = self.epoch + 1
+        pending = {f"sink/{k}": sink.prepare(self.run_id, epoch)
+                   for k, sink in enumerate(self.sinks) if hasattr(sink, "prepare")}
+        seg_parts: dict[str, bytes] = {}
+        for key, rows in self._lists().items():
+            start = self.marks.get(key, 0)
+            for n, df in enumerate(rows[start:]):
+                seg_parts[f"{key}:{start + n}"] = _ipc(df)
+            self.marks[key] = len(rows)
+        if self.keep_outputs:
+            for i, outs in enumerate(kept):
+                key = f"out{i}"
+                start = self.marks.get(key, 0)
+                for n, df in enumerate(outs[start:]):
+                    seg_parts[f"out:{i}/{start + n}"] = _ipc(df)
+                self.marks[key] = len(outs)
+        segments = list(self.segments)
+        written = 0
+        if seg_parts:
+            seg = self.path / _SEGMENT.format(epoch)
+            ck.write_file(seg, epoch, self.fingerprint, seg_parts)
+            segments.append(epoch)
+            written += seg.stat().st_size
+        flow_meta, parts = self.flow.snapshot()
+        parts = {**parts, **pending}
+        parts["run"] = json.dumps({
+            "run_id": self.run_id, "segments": segments, "flow": flow_meta,
+            "positions": [encode_position(p) for p in self.flow.positions],
+        }).encode()
+        final = self.store.save(epoch, self.fingerprint, parts,
+                                before_rename=lambda: crash_point(epoch, "before_rename"))
+        written += final.stat().st_size
+        self.epoch, self.segments = epoch, segments
+        crash_point(epoch, "before_commit")
+        for k, sink in enumerate(self.sinks):
+            if hasattr(sink, "commit"):
+                sink.commit(self.run_id, epoch, pending.get(f"sink/{k}"),
+                            lambda: crash_point(epoch, "mid_commit"))
+        crash_point(epoch, "after_commit")
+        self.rows_since = 0
+        self.since = time.monotonic()
+        self.saves += 1
+        self.saved_bytes = written
+        self.saved_seconds += time.perf_counter() - started
+
+    def metrics(self) -> dict[str, Any]:
+        return {"checkpoints": self.saves, "checkpoint_epoch": self.epoch,
+                "checkpoint_bytes": self.saved_bytes,
+                "checkpoint_seconds": round(self.saved_seconds, 6)}
+
+
+def fingerprint(flow: Dataflow) -> dict[str, str]:
+    """What a resumed run must match, per query: its plan as ``explain()`` shows it (the
+    source line aside: where the source is, its position says), its steps after the
+    window, and the joins it reads."""
+    out: dict[str, str] = {}
+    for i, q in enumerate(flow.queries):
+        lines = [ln for ln in q._plan.explain().splitlines() if not ln.startswith("source")]
+        lines += [f"then {p.text}" for p in q._post]
+        if q._columns is not None:
+            lines.append(f"columns {list(q._columns)}")
+        out[f"query {i + 1}"] = "\n".join(lines)
+    for j, join in enumerate(flow.joins):
+        out[f"join {j + 1}"] = join.node.spec
+    return out
+
+
+def schema_bytes(df: pl.DataFrame | None) -> bytes | None:
+    return None if df is None else _ipc(df.head(0))
+
+
+def schema_frame(data: bytes | None) -> pl.DataFrame | None:
+    return None if data is None else _frame(data)
