@@ -184,11 +184,20 @@ def rillet_at(df: Any, threads: int) -> dict[str, Callable[[], tuple[Any, dict]]
     return {q: on(fn) for q, fn in rillet_queries(df).items()}
 
 
-def rillet_queries(df: Any) -> dict[str, Callable[[], tuple[Any, dict]]]:
-    """K1, K2, K6 through rillet, each returning (result, facts)."""
+def checkpoint_facts(metrics: dict) -> dict:
+    """A checkpointed run's counters (none for a run without checkpoints)."""
+    return {k: v for k, v in metrics.items() if k.startswith("checkpoint")}
+
+
+def rillet_queries(df: Any, run_options: Callable[[], dict] | None = None) -> dict[str, Callable[[], tuple[Any, dict]]]:
+    """K1-K6 through rillet, each returning (result, facts); ``run_options()`` gives more
+    keywords for each ``run`` (bench/durability.py: a new checkpoint directory each time)."""
     import polars as pl
 
     import rillet as rl
+
+    def options() -> dict:
+        return {"progress": False, **(run_options() if run_options is not None else {})}
 
     def k1_aggs() -> tuple:
         return (
@@ -203,58 +212,58 @@ def rillet_queries(df: Any) -> dict[str, Callable[[], tuple[Any, dict]]]:
             rl.stream(df, time="event_time", watermark="5s")
             .window(rl.tumbling("1m"), by=["event_source", "event_name"], lateness=BATCH_LATENESS)
             .agg(*k1_aggs())
-            .run(progress=False)
+            .run(**options())
         )
-        return run.output, {"late": run.metrics["rows_late"]}
+        return run.output, {"late": run.metrics["rows_late"], **checkpoint_facts(run.metrics)}
 
     def k2() -> tuple[Any, dict]:
         run = (
             rl.stream(df, time="event_time", watermark="5s")
             .window(rl.hopping("5m", "1m"), by="user", lateness=BATCH_LATENESS)
             .agg(rl.count(), rl.count(where=pl.col("error_code").is_not_null()).alias("errors"))
-            .run(progress=False)
+            .run(**options())
         )
-        return run.output, {"late": run.metrics["rows_late"]}
+        return run.output, {"late": run.metrics["rows_late"], **checkpoint_facts(run.metrics)}
 
     def k6() -> tuple[Any, dict]:
         run = (
             rl.stream(df, time="event_time", watermark="5s")
             .window(rl.tumbling("1m"), by=["event_source", "event_name"], lateness="1m", late="drop")
             .agg(*k1_aggs())
-            .run(progress=False)
+            .run(**options())
         )
-        return run.output, {"dropped": run.metrics["rows_late"]}
+        return run.output, {"dropped": run.metrics["rows_late"], **checkpoint_facts(run.metrics)}
 
     def k3() -> tuple[Any, dict]:
         run = (
             rl.stream(df, time="event_time", watermark="5s")
             .window(rl.session("30s"), by="source_ip", lateness=BATCH_LATENESS)
             .agg(rl.count())
-            .run(progress=False)
+            .run(**options())
         )
-        return run.output, {"late": run.metrics["rows_late"]}
+        return run.output, {"late": run.metrics["rows_late"], **checkpoint_facts(run.metrics)}
 
     def k4() -> tuple[Any, dict]:
         run = (
             rl.stream(df, time="event_time", watermark="5s")
             .window(rl.tumbling("1m"), lateness=BATCH_LATENESS)
             .agg(rl.top_k("event_name", 10).alias("top"))
-            .run(progress=False)
+            .run(**options())
         )
         ranked = (
             run.output.explode("top").unnest("top").rename({"value": "event_name"})
             .with_columns(rank=pl.int_range(1, pl.len() + 1).over("window_start"))
         )
-        return ranked, {"late": run.metrics["rows_late"]}
+        return ranked, {"late": run.metrics["rows_late"], **checkpoint_facts(run.metrics)}
 
     def k5_with(agg: Any) -> tuple[Any, dict]:
         run = (
             rl.stream(df, time="event_time", watermark="5s")
             .window(rl.tumbling("1m"), by="event_source", lateness=BATCH_LATENESS)
             .agg(agg.alias("count"))
-            .run(progress=False)
+            .run(**options())
         )
-        return run.output, {"late": run.metrics["rows_late"]}
+        return run.output, {"late": run.metrics["rows_late"], **checkpoint_facts(run.metrics)}
 
     return {"K1": k1, "K2": k2, "K3": k3, "K4": k4,
             "K5": lambda: k5_with(rl.count_distinct("user")),

@@ -129,6 +129,16 @@ def event_duration(what: str) -> Callable[[str], str | int]:
     return parse
 
 
+def checkpoint_every_option(text: str) -> str | int:
+    """--checkpoint-every: a number of input rows, or a wall-clock duration."""
+    value = text.strip().replace("_", "")
+    if value.isdigit():
+        if int(value) < 1:
+            raise argparse.ArgumentTypeError("--checkpoint-every takes a positive number of rows, or a duration such as 30s")
+        return int(value)
+    return wall_duration("--checkpoint-every")(text)
+
+
 def wall_duration(what: str) -> Callable[[str], str]:
     """A wall-clock duration option (idle timeout, early, max idle): a positive polars string."""
 
@@ -446,6 +456,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     out.add_argument("--rejected", type=output_file, metavar="FILE",
                      help="write the rejected rows (unreadable lines with file, line, reason and "
                           "text; rows without a readable time with reason) to FILE when the run ends")
+    out.add_argument("--checkpoint", metavar="DIR",
+                     help="save the run in DIR at consistent points and resume from there when run "
+                          "again with the same options (after a crash: --to-parquet, --to-jsonl and "
+                          "--to-database then hold exactly an uninterrupted run's rows; printed and "
+                          "--output rows are at least once), as q.run(checkpoint=DIR)")
+    out.add_argument("--checkpoint-every", type=checkpoint_every_option, metavar="DURATION|ROWS",
+                     help="how often --checkpoint saves: wall-clock time such as 30s (the default), "
+                          "or a number of input rows")
     out.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no progress bar (it shows on a terminal after a second)")
     return p

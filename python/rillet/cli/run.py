@@ -7,8 +7,10 @@ end up on standard error.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import glob
+import json
 import os
 import shutil
 import sys
@@ -160,6 +162,12 @@ def plan(args: argparse.Namespace) -> Plan:
         error("--early emits the current values of open windows, so it needs --emit amend or changelog")
     if (args.to_database is None) != (args.table is None):
         error("--to-database URI and --table NAME go together")
+    if args.checkpoint_every is not None and args.checkpoint is None:
+        error("--checkpoint-every needs --checkpoint DIR, where the run's checkpoints go")
+    if args.checkpoint is not None and args.output is not None:
+        error("--output FILE is written from the start of each run, so a resumed run would lose what "
+              "the first one wrote: with --checkpoint, deliver to --to-parquet DIR, --to-jsonl DIR or "
+              "--to-database URI (exactly once)")
     if args.to_database is not None:
         if window.kind == "sliding":
             error("--to-database keeps one row per window and key; sliding windows emit one row per "
@@ -365,6 +373,27 @@ class Outputs:
     def close(self, completed: bool) -> None:
         _close_all(self.outputs, completed)
 
+    # A checkpointed run (--checkpoint): the sinks that commit per epoch do, each with its
+    # own part of the pending list; printed and --output rows are at least once.
+    def _epochal(self) -> list[tuple[int, Any]]:
+        return [(i, o) for i, o in enumerate(self.outputs) if hasattr(o, "prepare")]
+
+    def recover(self, run_id: str, epoch: int, pending: bytes | None) -> None:
+        parts = json.loads(pending) if pending else {}
+        for i, o in self._epochal():
+            part = parts.get(str(i))
+            o.recover(run_id, epoch, None if part is None else base64.b64decode(part))
+
+    def prepare(self, run_id: str, epoch: int) -> bytes:
+        return json.dumps({str(i): base64.b64encode(o.prepare(run_id, epoch)).decode()
+                           for i, o in self._epochal()}).encode()
+
+    def commit(self, run_id: str, epoch: int, pending: bytes | None, mid: Callable[[], None]) -> None:
+        parts = json.loads(pending) if pending else {}
+        for i, o in self._epochal():
+            part = parts.get(str(i))
+            o.commit(run_id, epoch, None if part is None else base64.b64decode(part), mid)
+
 
 def _close_all(outputs: list[Any], completed: bool) -> None:
     """Closes every output even if one fails (the first failure is raised)."""
@@ -375,7 +404,8 @@ def _close_all(outputs: list[Any], completed: bool) -> None:
             _close_all(outputs[1:], completed)
 
 
-def execute(query: rl.Query, outputs: Sequence[Any], progress: bool | None) -> tuple[rl.Run, bool]:
+def execute(query: rl.Query, outputs: Sequence[Any], progress: bool | None, checkpoint: str | None = None,
+            checkpoint_every: Any = None) -> tuple[rl.Run, bool]:
     """Runs the query into the outputs; returns the run (without output) and whether Ctrl-C
     stopped it. As every blocking run, it holds Ctrl-C back while a batch is processed and
     written, so what was emitted is all printed or written and the metrics add up; a second
@@ -383,7 +413,7 @@ def execute(query: rl.Query, outputs: Sequence[Any], progress: bool | None) -> t
     from rillet.sinks.writers import run_into
 
     try:
-        return run_into(query, Outputs(outputs), progress), False
+        return run_into(query, Outputs(outputs), progress, checkpoint, checkpoint_every), False
     except rl.Interrupted as e:
         return e.run, True
 
@@ -425,7 +455,8 @@ def run_command(args: argparse.Namespace) -> int:
     the_plan = plan(args)
     progress = None if (args.progress and sys.stderr.isatty()) else False
     try:
-        run, interrupted = execute(the_plan.query, the_plan.outputs, progress)
+        run, interrupted = execute(the_plan.query, the_plan.outputs, progress, args.checkpoint,
+                                   args.checkpoint_every)
     except SchemaError as e:
         # The stream's message names the Python call; say which option it was.
         for call, option in ((".filter(...) ", "--where "), (".with_columns(...) ", "--with ")):

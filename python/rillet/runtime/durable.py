@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from rillet._errors import ConfigError
+from rillet._errors import ConfigError, SinkError
 from rillet._time import wall_ms
 from rillet.runtime import checkpoint as ck
 
@@ -116,7 +116,10 @@ class Durable:
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"checkpoint={path!r}: give a directory path for the run's checkpoints")
         self.every = Every("30s" if every is None else every)
-        self.store = ck.CheckpointStore(path)
+        try:
+            self.store = ck.CheckpointStore(path)
+        except OSError as e:
+            raise SinkError(f"cannot use {str(path)!r} for the run's checkpoints: {e}") from e
         self.path = Path(path)
         self.flow = flow
         self.sinks = list(sinks)
@@ -128,7 +131,9 @@ class Durable:
         self.positions: list[Any] = [None] * len(flow.sources)
         self.rows_since = 0
         self.since = time.monotonic()
-        self.saved_bytes = 0
+        self.saved_bytes = 0  # the newest checkpoint file
+        self.largest = 0  # the largest checkpoint file of this run
+        self.segment_bytes = 0  # the rows kept, in segments written by this run
         self.saved_seconds = 0.0
         self.saves = 0
         # How much of each list of kept rows the segments already hold.
@@ -228,6 +233,15 @@ class Durable:
 
     def save(self, kept: Sequence[Sequence[pl.DataFrame]]) -> None:
         """Checkpoints the run as it stands (between micro-batches): see the module's doc."""
+        try:
+            self._save(kept)
+        except OSError as e:
+            raise SinkError(
+                f"cannot save checkpoint {self.epoch + 1} in {str(self.path)!r}: {e}. The run stopped; "
+                f"checkpoint {self.epoch} stands: make room or fix the folder, and run the query again with "
+                "the same checkpoint path to resume") from e
+
+    def _save(self, kept: Sequence[Sequence[pl.DataFrame]]) -> None:
         started = time.perf_counter()
         epoch = self.epoch + 1
         pending = {f"sink/{k}": sink.prepare(self.run_id, epoch)
@@ -246,12 +260,11 @@ class Durable:
                     seg_parts[f"out:{i}/{start + n}"] = _ipc(df)
                 self.marks[key] = len(outs)
         segments = list(self.segments)
-        written = 0
         if seg_parts:
             seg = self.path / _SEGMENT.format(epoch)
             ck.write_file(seg, epoch, self.fingerprint, seg_parts)
             segments.append(epoch)
-            written += seg.stat().st_size
+            self.segment_bytes += seg.stat().st_size
         flow_meta, parts = self.flow.snapshot()
         parts = {**parts, **pending}
         parts["run"] = json.dumps({
@@ -260,7 +273,8 @@ class Durable:
         }).encode()
         final = self.store.save(epoch, self.fingerprint, parts,
                                 before_rename=lambda: crash_point(epoch, "before_rename"))
-        written += final.stat().st_size
+        self.saved_bytes = final.stat().st_size
+        self.largest = max(self.largest, self.saved_bytes)
         self.epoch, self.segments = epoch, segments
         crash_point(epoch, "before_commit")
         for k, sink in enumerate(self.sinks):
@@ -271,12 +285,15 @@ class Durable:
         self.rows_since = 0
         self.since = time.monotonic()
         self.saves += 1
-        self.saved_bytes = written
         self.saved_seconds += time.perf_counter() - started
 
     def metrics(self) -> dict[str, Any]:
+        """What checkpointing did in this run: checkpoints saved, the epoch of the newest, the
+        size of the newest and of the largest checkpoint file, the bytes of kept rows written
+        to segments, and the time spent saving."""
         return {"checkpoints": self.saves, "checkpoint_epoch": self.epoch,
-                "checkpoint_bytes": self.saved_bytes,
+                "checkpoint_bytes": self.saved_bytes, "checkpoint_bytes_max": self.largest,
+                "checkpoint_segment_bytes": self.segment_bytes,
                 "checkpoint_seconds": round(self.saved_seconds, 6)}
 
 

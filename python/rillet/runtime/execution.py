@@ -299,6 +299,7 @@ class Execution:
         from rillet.runtime.durable import schema_bytes
 
         meta: dict[str, Any] = {name: getattr(self, name) for name in self._COUNTERS}
+        meta["elapsed"] = _time.perf_counter() - self.started
         meta["bound"] = self.op is not None
         if self.op is not None:
             parts[f"{prefix}/op"] = self.op.snapshot()
@@ -320,6 +321,8 @@ class Execution:
 
         for name in self._COUNTERS:
             setattr(self, name, meta[name])
+        # elapsed_s and rows/s go on from the run that saved the checkpoint.
+        self.started = _time.perf_counter() - meta["elapsed"]
         if meta["bound"]:
             schema = schema_frame(parts[f"{prefix}/schema"])
             assert schema is not None

@@ -145,11 +145,14 @@ class Application:
     def _ordered(self) -> list[tuple[str, Query]]:
         return [(p, self._queries[p]) for p in self.pumps]
 
-    def run(self, progress: bool | None = None) -> ApplicationRun:
+    def run(self, progress: bool | None = None, checkpoint: Any = None,
+            checkpoint_every: Any = None) -> ApplicationRun:
         """Runs every pump to the end of the input (one read) and returns each stream's rows
-        and each pump's run."""
+        and each pump's run. ``checkpoint=`` saves the run there and resumes it after a crash
+        (as :meth:`rillet.Query.run`; docs/durability.md)."""
         pumps = self._ordered()
-        runs = _run(*[q for _, q in pumps], progress=progress)
+        runs = _run(*[q for _, q in pumps], progress=progress, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every)
         by_pump = {name: r for (name, _), r in zip(pumps, runs)}
         return ApplicationRun(self._gather(by_pump), by_pump)
 
@@ -176,11 +179,14 @@ class Application:
                 streams[decl["name"]] = pl.DataFrame(schema=schema)
         return streams
 
-    def start(self, progress: bool | None = False) -> ApplicationHandle:
+    def start(self, progress: bool | None = False, checkpoint: Any = None,
+              checkpoint_every: Any = None) -> ApplicationHandle:
         """Runs every pump in a background thread (for live inputs); the handle's ``streams``
-        show each stream's rows so far, ``stop()`` ends the run."""
+        show each stream's rows so far, ``stop()`` ends the run (with ``checkpoint=``, saving
+        it so the next start goes on: see :meth:`rillet.Query.start`)."""
         pumps = self._ordered()
-        handles = _start(*[q for _, q in pumps], progress=progress)
+        handles = _start(*[q for _, q in pumps], progress=progress, checkpoint=checkpoint,
+                         checkpoint_every=checkpoint_every)
         return ApplicationHandle(self, {name: h for (name, _), h in zip(pumps, handles)})
 
     def explain(self) -> str:
