@@ -10,10 +10,25 @@ import polars as pl
 
 from rillet._errors import ConfigError, SchemaError
 from rillet._time import text_instants
-from rillet.sources.base import Chunk, frames
+from rillet.sources.base import Chunk, positioned
 
 _STEP_S = 0.05  # release rows in steps of this much wall-clock time
 ACCEPTED = "a Datetime, a Date, or ISO 8601 text such as 2024-05-01T12:00:00Z"
+
+
+class _Clock:
+    """Where a paced replay stands: the recorded time of its first and last rows, and the
+    wall-clock time the first part was released (set when it is)."""
+
+    def __init__(self) -> None:
+        self.start_rec: int | None = None
+        self.last_rec: int | None = None
+        self.start_wall: float | None = None
+
+    def due(self, step: int) -> float:
+        if self.start_wall is None:
+            self.start_wall = time.monotonic()
+        return self.start_wall + step * _STEP_S
 
 
 class Paced:
@@ -32,38 +47,59 @@ class Paced:
         self.by = by
 
     def chunks(self) -> Iterator[Any]:
-        start_wall: float | None = None
-        start_rec: int | None = None
-        last_rec: int | None = None  # the recorded time of the last row released
-        for item in frames(self.source):
-            frame = item.frame if isinstance(item, Chunk) else item
-            if self.speed is None or frame.height == 0:
-                yield item
-                continue
-            recorded = self._recorded_us(frame)
-            recorded = recorded.forward_fill()
-            recorded = recorded.backward_fill() if last_rec is None else recorded.fill_null(last_rec)
-            if recorded.null_count() == recorded.len():  # no time yet: nothing to pace by
-                yield item
-                continue
-            us = recorded.to_numpy()
-            last_rec = int(us[-1])
-            if start_rec is None:
-                start_wall, start_rec = time.monotonic(), int(us[0])
-            assert start_wall is not None
-            # Slice the batch where the recorded time crosses each release step.
-            steps = ((us - start_rec) / 1e6 / self.speed // _STEP_S).astype("int64")
-            cuts = [0, *(np.flatnonzero(np.diff(steps)) + 1).tolist(), len(steps)]
-            for a, b in zip(cuts, cuts[1:]):
-                due = start_wall + steps[a] * _STEP_S
+        for item, _ in self.positioned_chunks(None):
+            yield item
+
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Any, Any]]:
+        """The paced batches, each with the position after it: the source's position before
+        the batch it was cut from and the parts of it released (or, after its last part, the
+        source's position after it). From ``start``, the parts released before are passed
+        over without waiting, and pacing starts again from the first row released."""
+        before = None if start is None else start["source"]
+        skip = 0 if start is None else start["parts"]
+        clock = _Clock()
+        for item, after in positioned(self.source, before):
+            parts = self._cuts(item, clock)
+            if 0 < skip < len(parts) and clock.start_wall is not None:
+                # Resumed part way through a batch: the first part not released is due now.
+                early = parts[skip][1] - time.monotonic()
+                clock.start_wall -= early
+                parts = [(part, due - early) for part, due in parts]
+            for n, (part, due) in enumerate(parts, start=1):
+                if n <= skip:
+                    continue  # released before the checkpoint
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                part = frame.slice(a, b - a)
-                if isinstance(item, Chunk):
-                    yield Chunk(part, item.bad if a == 0 else item.bad.clear())
-                else:
-                    yield part
+                yield part, ({"source": after, "parts": 0} if n == len(parts) else {"source": before, "parts": n})
+            skip = 0
+            before = after
+
+    def _cuts(self, item: Any, clock: _Clock) -> list[tuple[Any, float]]:
+        """One batch cut where its recorded time crosses each release step: each part with the
+        wall-clock time it is due (``clock`` carries the pace from batch to batch; it starts at
+        the first part released)."""
+        frame = item.frame if isinstance(item, Chunk) else item
+        if self.speed is None or frame.height == 0:
+            return [(item, 0.0)]
+        recorded = self._recorded_us(frame)
+        recorded = recorded.forward_fill()
+        recorded = recorded.backward_fill() if clock.last_rec is None else recorded.fill_null(clock.last_rec)
+        if recorded.null_count() == recorded.len():  # no time yet: nothing to pace by
+            return [(item, 0.0)]
+        us = recorded.to_numpy()
+        clock.last_rec = int(us[-1])
+        if clock.start_rec is None:
+            clock.start_rec = int(us[0])
+        steps = ((us - clock.start_rec) / 1e6 / self.speed // _STEP_S).astype("int64")
+        cuts = [0, *(np.flatnonzero(np.diff(steps)) + 1).tolist(), len(steps)]
+        out = []
+        for a, b in zip(cuts, cuts[1:]):
+            part = frame.slice(a, b - a)
+            if isinstance(item, Chunk):
+                part = Chunk(part, item.bad if a == 0 else item.bad.clear())
+            out.append((part, clock.due(int(steps[a]))))
+        return out
 
     def _recorded_us(self, frame: pl.DataFrame) -> pl.Series:
         """The ``by`` column as microseconds since the epoch (Int64, null where unreadable)."""
