@@ -106,6 +106,82 @@ pub(crate) fn normalize_key(column: ArrayRef) -> ArrayRef {
     }
 }
 
+/// The version of the joins' snapshot format.
+pub const JOIN_SNAPSHOT_FORMAT: u32 = 1;
+
+/// The first item of a join's snapshot: enough to refuse one that does not fit.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotHeader {
+    magic: String,
+    format: u32,
+    /// "stream_join" or "table_join".
+    kind: String,
+    /// The join's spec, as JSON.
+    spec: String,
+}
+
+impl SnapshotHeader {
+    pub(crate) fn of(kind: &str, spec: &impl Serialize) -> Result<SnapshotHeader> {
+        Ok(SnapshotHeader {
+            magic: "rillet-join".into(),
+            format: JOIN_SNAPSHOT_FORMAT,
+            kind: kind.into(),
+            spec: serde_json::to_string(spec)
+                .map_err(|e| Error::Internal(format!("cannot write a join spec: {e}")))?,
+        })
+    }
+
+    /// Reads the header at the front of `bytes`, refusing one of another kind, format or
+    /// spec (naming the fields that differ); the bytes after it.
+    pub(crate) fn read<'a>(bytes: &'a [u8], kind: &str, spec: &impl Serialize) -> Result<&'a [u8]> {
+        let what = format!("{} snapshot", kind.replace('_', " "));
+        let (header, rest): (SnapshotHeader, _) = crate::codec::decode_prefix(bytes, &what)?;
+        if header.magic != "rillet-join" {
+            return Err(Error::Config(format!(
+                "these bytes are not a join snapshot (they start with {:?})",
+                header.magic
+            )));
+        }
+        if header.format != JOIN_SNAPSHOT_FORMAT {
+            return Err(Error::Config(format!(
+                "the {what} has format version {}, this engine reads version \
+                 {JOIN_SNAPSHOT_FORMAT}; restore it with the version of rillet that wrote it",
+                header.format
+            )));
+        }
+        if header.kind != kind {
+            return Err(Error::Config(format!(
+                "the snapshot is of a {}, not a {}; restore it into the join it was taken of",
+                header.kind.replace('_', " "),
+                kind.replace('_', " ")
+            )));
+        }
+        let mine = SnapshotHeader::of(kind, spec)?;
+        if header.spec != mine.spec {
+            let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+            let (then, now) = (parse(&header.spec), parse(&mine.spec));
+            let mut fields: Vec<String> = Vec::new();
+            if let (Some(a), Some(b)) = (then.as_object(), now.as_object()) {
+                for (k, v) in b {
+                    let old = a.get(k).cloned().unwrap_or_default();
+                    if &old != v {
+                        fields.push(format!("{k} was {old}, is {v}"));
+                    }
+                }
+            }
+            if fields.is_empty() {
+                fields.push(format!("{} then, {} now", header.spec, mine.spec));
+            }
+            return Err(Error::Config(format!(
+                "the {what} was taken of another join ({}); restore it into a join built from \
+                 the same query",
+                fields.join("; ")
+            )));
+        }
+        Ok(rest)
+    }
+}
+
 /// A span as the user wrote it, for messages.
 pub(crate) fn span_text(span: &Span) -> String {
     match span {

@@ -22,6 +22,7 @@
 //! integers (integer time columns, on both sides).
 
 use super::How;
+use crate::codec::{self, Blob};
 use crate::error::{Error, Result};
 use crate::plan::{type_name, Span};
 use crate::time::TimeUnit;
@@ -1117,6 +1118,259 @@ impl StreamJoin {
     pub fn left_scale(&self) -> Option<i64> {
         self.sides[0].reading.as_ref().map(|r| r.scale)
     }
+
+    /// Everything that carries from batch to batch, as bytes (see [`StreamJoin::restore`]):
+    /// per side the rows kept (as Arrow IPC, one batch), their order by key and by time, the
+    /// watermark, largest time, end flag and counters; the as-of rows waiting; the key
+    /// groups; the left rows held until the right stream's columns are known.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut out = codec::encode(&super::SnapshotHeader::of("stream_join", &self.spec)?)?;
+        let mut sides = Vec::with_capacity(2);
+        let mut pending = Vec::with_capacity(self.pending.len());
+        for s in 0..2 {
+            let st = &self.sides[s];
+            // The kept rows, numbered in the order they are listed: by group, then waiting.
+            let mut refs: Vec<RowRef> = Vec::with_capacity(st.live_rows);
+            let mut index: HashMap<(u32, u32), u32> = HashMap::with_capacity(st.live_rows);
+            let mut number = |at: RowRef, refs: &mut Vec<RowRef>| -> u32 {
+                *index.entry((at.batch, at.row)).or_insert_with(|| {
+                    refs.push(at);
+                    (refs.len() - 1) as u32
+                })
+            };
+            let groups: Vec<Vec<(i64, u64, u32, bool)>> = st
+                .groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|k| (k.time, k.seq, number(k.at, &mut refs), k.matched))
+                        .collect()
+                })
+                .collect();
+            if s == 0 {
+                for (&(t, seq), &(at, g)) in &self.pending {
+                    pending.push((t, seq, number(at, &mut refs), g));
+                }
+            }
+            let rows = match &st.reading {
+                None => None,
+                Some(r) => {
+                    let batch = if refs.is_empty() {
+                        RecordBatch::new_empty(r.schema.clone())
+                    } else {
+                        let columns = self.side_columns(s, refs.iter().map(|&a| Some(a)))?;
+                        RecordBatch::try_new(r.schema.clone(), columns)?
+                    };
+                    Some(Blob(crate::operator::ipc(&batch)?))
+                }
+            };
+            let buckets = st
+                .by_time
+                .buckets
+                .iter()
+                .map(|(&b, bucket)| (b, bucket.entries.clone(), bucket.cursor.map(|c| c as u64)))
+                .collect();
+            sides.push(SavedSide {
+                rows,
+                groups,
+                width: st.by_time.width,
+                buckets,
+                seq: st.seq,
+                max_time: st.max_time,
+                watermark: st.watermark,
+                ended: st.ended,
+                rows_in: st.rows_in,
+                rows_late: st.rows_late,
+            });
+        }
+        let mut groups: Vec<(Blob, u32)> = self
+            .groups
+            .iter()
+            .map(|(k, &g)| (Blob(k.to_vec()), g))
+            .collect();
+        groups.sort_by_key(|g| g.1);
+        let saved = SavedJoin {
+            sides,
+            groups,
+            group_keys: self.group_keys.iter().map(|k| Blob(k.to_vec())).collect(),
+            free_ids: self.free_ids.clone(),
+            pending,
+            held: self
+                .held
+                .iter()
+                .map(|b| crate::operator::ipc(b).map(Blob))
+                .collect::<Result<_>>()?,
+            rows_emitted: self.rows_emitted,
+        };
+        out.extend(codec::encode(&saved)?);
+        Ok(out)
+    }
+
+    /// Continues from a [`StreamJoin::snapshot`] of a join with the same spec: what it emits
+    /// from now on is what the join the snapshot was taken of would have emitted (rows, late
+    /// rows, counters; only the bytes held differ, the kept rows being in one batch now).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let rest = super::SnapshotHeader::read(bytes, "stream_join", &self.spec)?;
+        let saved: SavedJoin = codec::decode(rest, "stream join snapshot")?;
+        let damaged =
+            |why: &str| Error::Config(format!("the stream join snapshot is damaged: {why}"));
+        if saved.sides.len() != 2 {
+            return Err(damaged("it does not hold two sides"));
+        }
+        // Into a fresh join, which replaces this one only once all of it is read.
+        let mut fresh = StreamJoin::new(self.spec.clone())?;
+        let mut batches: Vec<Option<RecordBatch>> = Vec::with_capacity(2);
+        for (s, side) in [Side::Left, Side::Right].into_iter().enumerate() {
+            let batch = match &saved.sides[s].rows {
+                Some(blob) => {
+                    let batch = crate::operator::from_ipc(&blob.0)?;
+                    fresh.read(side, &batch.schema())?;
+                    Some(batch)
+                }
+                None => None,
+            };
+            batches.push(batch);
+        }
+        let interval = matches!(self.spec.kind, StreamJoinKind::Interval { .. });
+        for (s, (saved_side, batch)) in saved.sides.into_iter().zip(batches).enumerate() {
+            let rows = batch.as_ref().map_or(0, RecordBatch::num_rows);
+            let check = |row: u32| {
+                if (row as usize) < rows {
+                    Ok(())
+                } else {
+                    Err(damaged("a kept row is outside its rows"))
+                }
+            };
+            let st = &mut fresh.sides[s];
+            let mut live = 0u32;
+            for group in &saved_side.groups {
+                let mut rows = VecDeque::with_capacity(group.len());
+                for &(time, seq, row, matched) in group {
+                    check(row)?;
+                    rows.push_back(Kept {
+                        time,
+                        seq,
+                        at: RowRef { batch: 0, row },
+                        matched,
+                    });
+                    live += 1;
+                }
+                st.groups.push(rows);
+            }
+            if interval && st.groups.len() > saved.group_keys.len() {
+                return Err(damaged("a side has more key groups than keys"));
+            }
+            for (_, entries, _) in &saved_side.buckets {
+                if entries.iter().any(|e| e.2 as usize >= st.groups.len()) {
+                    return Err(damaged("a row by time names no key group"));
+                }
+            }
+            st.by_time.width = saved_side.width.max(1);
+            st.by_time.buckets = saved_side
+                .buckets
+                .into_iter()
+                .map(|(b, entries, cursor)| {
+                    let cursor = cursor.map(|c| (c as usize).min(entries.len()));
+                    (b, Bucket { entries, cursor })
+                })
+                .collect();
+            if s == 0 {
+                for &(t, seq, row, g) in &saved.pending {
+                    check(row)?;
+                    fresh
+                        .pending
+                        .insert((t, seq), (RowRef { batch: 0, row }, g));
+                    live += 1;
+                }
+                if fresh.pending.len() != saved.pending.len() {
+                    return Err(damaged("two waiting rows have the same time and arrival"));
+                }
+            }
+            let st = &mut fresh.sides[s];
+            if live > 0 {
+                st.batches.push(batch);
+                st.live.push(live);
+                st.live_rows = live as usize;
+                st.stored_rows = rows;
+            }
+            st.seq = saved_side.seq;
+            st.max_time = saved_side.max_time;
+            st.watermark = saved_side.watermark;
+            st.ended = saved_side.ended;
+            st.rows_in = saved_side.rows_in;
+            st.rows_late = saved_side.rows_late;
+        }
+        if saved
+            .groups
+            .iter()
+            .any(|(_, g)| *g as usize >= saved.group_keys.len())
+            || saved
+                .free_ids
+                .iter()
+                .any(|&g| g as usize >= saved.group_keys.len())
+        {
+            return Err(damaged("a key group id is outside its keys"));
+        }
+        fresh.groups = saved
+            .groups
+            .into_iter()
+            .map(|(k, g)| (k.0.into_boxed_slice(), g))
+            .collect();
+        fresh.group_keys = saved
+            .group_keys
+            .into_iter()
+            .map(|k| k.0.into_boxed_slice())
+            .collect();
+        fresh.free_ids = saved.free_ids;
+        fresh.held = saved
+            .held
+            .iter()
+            .map(|b| crate::operator::from_ipc(&b.0))
+            .collect::<Result<_>>()?;
+        if !fresh.held.is_empty() && fresh.sides[0].reading.is_none() {
+            return Err(damaged("it holds left rows but no left columns"));
+        }
+        fresh.rows_emitted = saved.rows_emitted;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+/// A bucket of rows by time in a snapshot: its number, its (time, arrival, group) entries
+/// and its cursor.
+type SavedBucket = (i64, Vec<(i64, u64, u32)>, Option<u64>);
+
+/// One side of a [`StreamJoin`] snapshot.
+#[derive(Serialize, Deserialize)]
+struct SavedSide {
+    /// The kept rows as Arrow IPC (with the side's schema); None before its first batch.
+    rows: Option<Blob>,
+    /// Per key group: (time, arrival, row in `rows`, matched).
+    groups: Vec<Vec<(i64, u64, u32, bool)>>,
+    /// The rows by time: bucket width, and (bucket, entries, cursor).
+    width: i64,
+    buckets: Vec<SavedBucket>,
+    seq: u64,
+    max_time: Option<i64>,
+    watermark: Option<i64>,
+    ended: bool,
+    rows_in: u64,
+    rows_late: u64,
+}
+
+/// A [`StreamJoin`] snapshot after its header.
+#[derive(Serialize, Deserialize)]
+struct SavedJoin {
+    sides: Vec<SavedSide>,
+    /// Key tuples (arrow-row bytes) and their group ids.
+    groups: Vec<(Blob, u32)>,
+    group_keys: Vec<Blob>,
+    free_ids: Vec<u32>,
+    /// As of: the left rows waiting, (time, arrival, row in the left rows, group).
+    pending: Vec<(i64, u64, u32, u32)>,
+    /// Left rows held until the right stream's columns are known, as Arrow IPC.
+    held: Vec<Blob>,
+    rows_emitted: u64,
 }
 
 /// One side's counters.
@@ -1312,6 +1566,209 @@ mod tests {
         collect(j.flush().unwrap(), &mut out);
         out.sort();
         (out, max_kept)
+    }
+
+    /// A step fed to a join.
+    #[derive(Clone)]
+    enum Step {
+        Batch(Side, RecordBatch),
+        Advance(Side, i64),
+        End(Side),
+        Flush,
+    }
+
+    /// What a step gave: rows (as text, for comparing), late rows, counters, the floor.
+    type Seen = (RecordBatch, Vec<Late>, Vec<Option<i64>>, Option<i64>);
+
+    fn apply(j: &mut StreamJoin, step: &Step) -> Seen {
+        let (rows, late) = match step {
+            Step::Batch(side, b) => {
+                let s = j.process(*side, b).unwrap();
+                (s.rows, s.late)
+            }
+            Step::Advance(side, t) => (j.advance_watermark(*side, *t).unwrap(), Vec::new()),
+            Step::End(side) => (j.end(*side).unwrap(), Vec::new()),
+            Step::Flush => (j.flush().unwrap(), Vec::new()),
+        };
+        let m = j.metrics();
+        let counters = [m.left, m.right]
+            .iter()
+            .flat_map(|s| {
+                [
+                    Some(s.rows_in as i64),
+                    Some(s.rows_late as i64),
+                    Some(s.rows_kept as i64),
+                    s.watermark,
+                ]
+            })
+            .chain([Some(m.rows_emitted as i64)])
+            .collect();
+        (rows, late, counters, j.emitted_floor())
+    }
+
+    /// Rows (time, key or null, id) as a batch.
+    fn keyed(rows: &[(i64, Option<&str>, i64)]) -> RecordBatch {
+        RecordBatch::try_from_iter_with_nullable(vec![
+            (
+                "t",
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+                false,
+            ),
+            (
+                "k",
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1))) as ArrayRef,
+                true,
+            ),
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))) as ArrayRef,
+                false,
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// Steps over two sides with late rows, null keys, left rows before any right batch, an
+    /// idle side's watermark, and the ends.
+    fn steps(seed: u64, size: usize) -> Vec<Step> {
+        let mut rng = Rng::new(seed);
+        let mut rows_of = |n: usize, base: i64| -> Vec<(i64, Option<&'static str>, i64)> {
+            (0..n)
+                .map(|i| {
+                    let t = i as i64 * 3 + (rng.next_u64() % 25) as i64;
+                    let k = ["a", "b", "c"][(rng.next_u64() % 3) as usize];
+                    let k = (!rng.next_u64().is_multiple_of(9)).then_some(k);
+                    (t, k, base + i as i64)
+                })
+                .collect()
+        };
+        let left = rows_of(40, 0);
+        let right = rows_of(40, 1000);
+        let mut out = Vec::new();
+        // The first left rows before any right batch.
+        for c in left[..6].chunks(size) {
+            out.push(Step::Batch(Side::Left, keyed(c)));
+        }
+        let (l, r): (Vec<_>, Vec<_>) = (
+            left[6..].chunks(size).collect(),
+            right.chunks(size).collect(),
+        );
+        for i in 0..l.len().max(r.len()) {
+            if let Some(c) = r.get(i) {
+                out.push(Step::Batch(Side::Right, keyed(c)));
+            }
+            if i == 3 {
+                out.push(Step::Advance(Side::Right, 40));
+            }
+            if let Some(c) = l.get(i) {
+                out.push(Step::Batch(Side::Left, keyed(c)));
+            }
+        }
+        out.push(Step::End(Side::Left));
+        out.push(Step::Batch(Side::Right, keyed(&[(200, Some("a"), 5000)])));
+        out.push(Step::Flush);
+        out
+    }
+
+    #[test]
+    fn a_restored_stream_join_goes_on_as_the_original_at_every_split_point() {
+        let kinds = [
+            (
+                StreamJoinKind::Interval {
+                    lower: Span::Count(-6),
+                    upper: Span::Count(10),
+                },
+                How::Inner,
+            ),
+            (
+                StreamJoinKind::Interval {
+                    lower: Span::Count(-6),
+                    upper: Span::Count(10),
+                },
+                How::Left,
+            ),
+            (
+                StreamJoinKind::Asof {
+                    tolerance: Some(Span::Count(12)),
+                },
+                How::Left,
+            ),
+            (StreamJoinKind::Asof { tolerance: None }, How::Left),
+        ];
+        for (kind, how) in kinds {
+            for (seed, size) in [(1, 1), (2, 3), (3, 7)] {
+                let spec = spec(kind.clone(), how, 8);
+                let steps = steps(seed, size);
+                let mut whole = StreamJoin::new(spec.clone()).unwrap();
+                let expected: Vec<Seen> = steps.iter().map(|s| apply(&mut whole, s)).collect();
+                assert!(
+                    expected.iter().any(|e| !e.1.is_empty()),
+                    "some rows are late"
+                );
+                assert!(
+                    expected.iter().any(|e| e.0.num_rows() > 0),
+                    "some rows are joined"
+                );
+                for k in 0..=steps.len() {
+                    let mut a = StreamJoin::new(spec.clone()).unwrap();
+                    for s in &steps[..k] {
+                        apply(&mut a, s);
+                    }
+                    let bytes = a.snapshot().unwrap();
+                    let mut b = StreamJoin::new(spec.clone()).unwrap();
+                    b.restore(&bytes).unwrap();
+                    // A snapshot of the restored join restores alike.
+                    let mut c = StreamJoin::new(spec.clone()).unwrap();
+                    c.restore(&b.snapshot().unwrap()).unwrap();
+                    for (i, s) in steps[k..].iter().enumerate() {
+                        let want = &expected[k + i];
+                        assert_eq!(
+                            &apply(&mut b, s),
+                            want,
+                            "{kind:?} {how:?} size {size}, split {k}, step {}",
+                            k + i
+                        );
+                        assert_eq!(&apply(&mut c, s), want, "twice restored, split {k}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_join_snapshot_of_another_spec_or_damaged_is_refused() {
+        let interval = StreamJoinKind::Interval {
+            lower: Span::Count(0),
+            upper: Span::Count(5),
+        };
+        let mut a = StreamJoin::new(spec(interval.clone(), How::Inner, 8)).unwrap();
+        a.process(Side::Left, &keyed(&[(1, Some("a"), 1)])).unwrap();
+        let bytes = a.snapshot().unwrap();
+        let mut other = StreamJoin::new(spec(interval, How::Left, 8)).unwrap();
+        let e = other.restore(&bytes).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("how was \"inner\", is \"left\"")),
+            "{e}"
+        );
+        let asof = StreamJoinKind::Asof { tolerance: None };
+        let e = StreamJoin::new(spec(asof, How::Left, 8))
+            .unwrap()
+            .restore(&bytes)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("kind was")),
+            "{e}"
+        );
+        let mut same = StreamJoin::new(a.spec.clone()).unwrap();
+        let e = same.restore(&bytes[..bytes.len() - 9]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("damaged")),
+            "{e}"
+        );
+        let e = same.restore(b"not a snapshot").unwrap_err();
+        assert!(matches!(&e, Error::Config(_)), "{e}");
+        // Nothing of a refused snapshot was taken in.
+        assert_eq!(same.metrics().left.rows_in, 0);
     }
 
     #[test]

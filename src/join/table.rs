@@ -63,6 +63,12 @@ pub struct TableJoin {
     added: u64,
 }
 
+/// A [`TableJoin`] snapshot after its header.
+#[derive(Serialize, Deserialize)]
+struct SavedTableJoin {
+    added: u64,
+}
+
 /// The table indexed for one stream schema.
 struct Bound {
     input: SchemaRef,
@@ -161,6 +167,22 @@ impl TableJoin {
     /// further match (the rows an inner join drops are not counted here).
     pub fn rows_added(&self) -> u64 {
         self.added
+    }
+
+    /// What carries from batch to batch, as bytes: the counters (the table is not in it:
+    /// the join that restores it is given the table again).
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut out = crate::codec::encode(&super::SnapshotHeader::of("table_join", &self.spec)?)?;
+        out.extend(crate::codec::encode(&SavedTableJoin { added: self.added })?);
+        Ok(out)
+    }
+
+    /// Continues from a [`TableJoin::snapshot`] of a join with the same spec.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let rest = super::SnapshotHeader::read(bytes, "table_join", &self.spec)?;
+        let saved: SavedTableJoin = crate::codec::decode(rest, "table join snapshot")?;
+        self.added = saved.added;
+        Ok(())
     }
 
     /// Rows in the table.
@@ -712,6 +734,64 @@ mod tests {
         );
         let mut inner = TableJoin::new(spec(How::Inner), std::slice::from_ref(&s)).unwrap();
         assert_eq!(inner.process(&s).unwrap().num_rows(), 3);
+    }
+
+    #[test]
+    fn rows_added_survive_a_restore_and_another_spec_is_refused() {
+        let table = || {
+            batch(vec![
+                (
+                    "k",
+                    Arc::new(StringArray::from(vec!["a", "b", "a"])) as ArrayRef,
+                ),
+                ("w", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+            ])
+        };
+        let stream =
+            |keys: Vec<&str>| batch(vec![("k", Arc::new(StringArray::from(keys)) as ArrayRef)]);
+        let batches = [
+            stream(vec!["a", "b"]),
+            stream(vec!["a", "a", "c"]),
+            stream(vec!["a"]),
+        ];
+        let mut whole = TableJoin::new(spec(How::Left), &[table()]).unwrap();
+        let counts: Vec<u64> = batches
+            .iter()
+            .map(|b| {
+                whole.process(b).unwrap();
+                whole.rows_added()
+            })
+            .collect();
+        assert_eq!(counts, [1, 3, 4]); // each "a" has two matches
+        for k in 0..=batches.len() {
+            let mut a = TableJoin::new(spec(How::Left), &[table()]).unwrap();
+            for b in &batches[..k] {
+                a.process(b).unwrap();
+            }
+            let mut b = TableJoin::new(spec(How::Left), &[table()]).unwrap();
+            b.restore(&a.snapshot().unwrap()).unwrap();
+            for (i, batch) in batches[k..].iter().enumerate() {
+                b.process(batch).unwrap();
+                assert_eq!(b.rows_added(), counts[k + i]);
+            }
+        }
+        let bytes = whole.snapshot().unwrap();
+        let e = TableJoin::new(spec(How::Inner), &[table()])
+            .unwrap()
+            .restore(&bytes)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("how was")),
+            "{e}"
+        );
+        let e = TableJoin::new(spec(How::Left), &[table()])
+            .unwrap()
+            .restore(&bytes[..3])
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("damaged")),
+            "{e}"
+        );
     }
 
     #[test]

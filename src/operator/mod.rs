@@ -43,6 +43,8 @@ pub use window::WindowOperator;
 /// For the plan: the output schema a configuration gives an input schema.
 #[allow(unused_imports)] // used by the plan (src/plan.rs)
 pub(crate) use batch::bind_schema;
+/// Batches in snapshots (the joins keep their rows as Arrow IPC).
+pub(crate) use batch::{from_ipc, ipc};
 
 use crate::error::Result;
 

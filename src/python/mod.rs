@@ -591,6 +591,8 @@ impl FileReader {
     }
 
     /// One reader per file, each with this reader's schema and settings (for merging files).
+    /// A merge of them is not resumed from positions: each has a `position()` of its own
+    /// one file, but the order in which a merge took their rows is not recorded.
     fn split(&self) -> PyResult<Vec<FileReader>> {
         let f = self
             .files
@@ -623,6 +625,46 @@ impl FileReader {
         let Some(b) = next else { return Ok(None) };
         let bad = bad_rows(&b.bad)?;
         Ok(Some((b.batch.into(), bad.into())))
+    }
+
+    /// Where the reader is after the last chunk it returned, as opaque bytes (versioned CBOR):
+    /// the file, and in it the lines and bytes read (JSON Lines, CSV) or the batches and rows
+    /// read (Parquet, Arrow IPC), with the size and modification time of every file up to it.
+    fn position(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyBytes>> {
+        let f = self
+            .files
+            .lock()
+            .map_err(|_| to_py(Error::Internal("reader lock poisoned".into())))?;
+        let bytes = match &*f {
+            Files::Jsonl(s, c) => s.position(c),
+            Files::Csv(s, c) => s.position(c),
+            Files::Columnar(s, c) => s.position(c),
+        }
+        .map_err(to_py)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).unbind())
+    }
+
+    /// Moves the reader to a `position()` taken by a reader over the same files (same kind,
+    /// paths and options): its next chunks are those that reader returned after it (rows, bad
+    /// rows, line numbers), read from that offset (files before it are not read again, and
+    /// files skipped as unreadable are not reported again). ConfigError for a position of
+    /// another kind, file list or format version; SourceError, naming the file, when a file
+    /// before the position changed (size or modification time) or the file it is in is
+    /// shorter than the position or was replaced (one that only grew is read on).
+    fn seek(&self, py: Python<'_>, position: &[u8]) -> PyResult<()> {
+        let files = &self.files;
+        py.detach(move || -> Result<(), Error> {
+            let mut f = files
+                .lock()
+                .map_err(|_| Error::Internal("reader lock poisoned".into()))?;
+            match &mut *f {
+                Files::Jsonl(s, c) => *c = s.seek(position)?,
+                Files::Csv(s, c) => *c = s.seek(position)?,
+                Files::Columnar(s, c) => *c = s.seek(position)?,
+            }
+            Ok(())
+        })
+        .map_err(to_py)
     }
 }
 
@@ -861,6 +903,19 @@ impl PyTableJoin {
         self.inner.table_rows()
     }
 
+    /// What carries from batch to batch (the counters), versioned; not the table, which the
+    /// join that restores it is given again.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyBytes>> {
+        let bytes = self.inner.snapshot().map_err(to_py)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).unbind())
+    }
+
+    /// Continues from `snapshot()` bytes of a join with the same spec (ConfigError naming
+    /// the difference otherwise).
+    fn restore(&mut self, data: &[u8]) -> PyResult<()> {
+        self.inner.restore(data).map_err(to_py)
+    }
+
     /// Bytes of memory the table and its index hold.
     fn memory_bytes(&self) -> usize {
         self.inner.memory_bytes()
@@ -972,6 +1027,22 @@ impl PyStreamJoin {
     /// The smallest left time a later output row can have (the left column's unit).
     fn emitted_floor(&self) -> Option<i64> {
         self.inner.emitted_floor()
+    }
+
+    /// Everything that carries from batch to batch (kept rows per side as Arrow IPC, waiting
+    /// as-of rows, watermarks, largest times, end flags, counters, key groups), versioned.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyBytes>> {
+        let inner = &self.inner;
+        let bytes = py.detach(move || inner.snapshot()).map_err(to_py)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).unbind())
+    }
+
+    /// Continues from `snapshot()` bytes of a join with the same spec: what it emits from
+    /// then on is what that join would have emitted (ConfigError naming the difference for
+    /// another spec, or damaged bytes).
+    fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(move || inner.restore(data)).map_err(to_py)
     }
 
     /// Counters: rows in, late and kept per side, state bytes, rows emitted.

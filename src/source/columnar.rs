@@ -5,6 +5,7 @@
 //! cast (or the file is refused, by name). A file that cannot be read raises an error naming
 //! it, after the rows before it were handed on.
 
+use super::position::{Inside, Position, Stamp};
 use super::{check_names, guarded, skipped_file, OnError, ReadOptions, SourceBatch};
 use crate::error::{Error, Result};
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
@@ -32,6 +33,27 @@ pub struct ColumnarCursor {
     /// The rest of a batch longer than `batch_rows`.
     rest: Option<RecordBatch>,
     done: bool,
+    /// Batches taken from the file being read.
+    taken: u64,
+    /// Rows handed on from it.
+    rows: u64,
+    /// Rows of the last batch taken handed on (while `rest` holds the others).
+    rest_from: u64,
+    /// The files before `file`, as they were when read to their end.
+    before: Vec<Option<Stamp>>,
+}
+
+impl ColumnarCursor {
+    /// On to the next file; `path`, the one read to its end (or skipped), is stamped.
+    fn next_file(&mut self, path: &Path) {
+        self.batches = None;
+        self.rest = None;
+        self.before.push(Stamp::maybe(path));
+        self.file += 1;
+        self.taken = 0;
+        self.rows = 0;
+        self.rest_from = 0;
+    }
 }
 
 /// Parquet or Arrow IPC files, read in order.
@@ -127,7 +149,102 @@ impl ColumnarSource {
             batches: None,
             rest: None,
             done: false,
+            taken: 0,
+            rows: 0,
+            rest_from: 0,
+            before: Vec::new(),
         }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.format {
+            Columnar::Parquet => "parquet",
+            Columnar::Ipc => "ipc",
+        }
+    }
+
+    /// Where `cursor` is, as bytes for [`ColumnarSource::seek`]: the file, and in it the
+    /// batches taken and rows handed on (see [`Position`]).
+    pub fn position(&self, cursor: &ColumnarCursor) -> Result<Vec<u8>> {
+        let inside = cursor.batches.as_ref().map(|_| Inside {
+            stamp: self.files.get(cursor.file).and_then(|p| Stamp::maybe(p)),
+            batches: cursor.taken,
+            rows: cursor.rows,
+            rest: cursor.rest.as_ref().map(|_| cursor.rest_from),
+            ..Inside::default()
+        });
+        Position::new(
+            self.kind(),
+            &self.files,
+            cursor.file,
+            cursor.before.clone(),
+            inside,
+        )
+        .encode()
+    }
+
+    /// A cursor at a position [`ColumnarSource::position`] gave for a source over the same
+    /// files: the chunks after it are those the reader that took it would have read next.
+    /// Parquet skips the row groups before it from the file's metadata, then the rows inside
+    /// the next; Arrow IPC skips the batches before it. Refused when a file up to it changed.
+    pub fn seek(&self, position: &[u8]) -> Result<ColumnarCursor> {
+        let p = Position::decode(position, self.kind(), &self.files)?;
+        let mut cursor = self.cursor();
+        cursor.file = p.file as usize;
+        cursor.before = p.before;
+        let Some(inside) = p.inside else {
+            return Ok(cursor);
+        };
+        let path = &self.files[cursor.file];
+        if let Some(then) = inside.stamp {
+            let now = Stamp::of(path)?;
+            if now != then {
+                return Err(Error::Source(format!(
+                    "{} changed since the position was taken inside it (it had {} bytes and                      modification time {} ns, it has {} bytes and {} ns now); a {} file cannot                      be resumed after it was rewritten",
+                    path.display(),
+                    then.size,
+                    then.mtime_ns,
+                    now.size,
+                    now.mtime_ns,
+                    self.kind()
+                )));
+            }
+        }
+        let resume = Resume {
+            batches: inside.batches - u64::from(inside.rest.is_some()),
+            rows: inside.rows,
+        };
+        let (_, batches) = guarded(path, || {
+            open_batches_unguarded(self.format, path, self.batch_rows, Some(resume))
+        })?;
+        cursor.batches = Some(batches);
+        cursor.taken = inside.batches;
+        cursor.rows = inside.rows;
+        if let Some(from) = inside.rest {
+            // The batch part of which was handed on: the rest of it comes next.
+            let batches = cursor.batches.as_mut().expect("set above");
+            let batch = match guarded(path, || Ok(batches.next()))? {
+                Some(Ok(b)) => guarded(path, || conform(b, &self.schema, path))?,
+                Some(Err(e)) => return Err(read_error(path, &e.to_string())),
+                None => {
+                    return Err(Error::Source(format!(
+                        "{} has fewer batches than the position ({}); it was rewritten since",
+                        path.display(),
+                        inside.batches
+                    )))
+                }
+            };
+            let from = usize::try_from(from).unwrap_or(usize::MAX);
+            if from >= batch.num_rows() {
+                return Err(Error::Source(format!(
+                    "{} has a shorter batch than the position; it was rewritten since",
+                    path.display()
+                )));
+            }
+            cursor.rest = Some(batch.slice(from, batch.num_rows() - from));
+            cursor.rest_from = from as u64;
+        }
+        Ok(cursor)
     }
 
     /// The next chunk after `cursor` (at most `batch_rows` rows), or None after the last file.
@@ -144,18 +261,21 @@ impl ColumnarSource {
             let batch = match cursor.rest.take() {
                 Some(b) => b,
                 None => match self.next_of_file(cursor, path) {
-                    Ok(Some(b)) => b,
+                    Ok(Some(b)) => {
+                        cursor.taken += 1;
+                        cursor.rest_from = 0;
+                        b
+                    }
                     Ok(None) => {
-                        cursor.batches = None;
-                        cursor.file += 1;
+                        cursor.next_file(path);
                         continue;
                     }
                     Err(e) => {
-                        cursor.batches = None;
-                        cursor.file += 1;
+                        // With on_error="raise" the reader stops here (its position too).
                         let bad = skipped_file(self.on_error, path, 0, e).inspect_err(|_| {
                             cursor.done = true;
                         })?;
+                        cursor.next_file(path);
                         let file = path.display().to_string();
                         return Ok(Some(SourceBatch::skipped(self.schema.clone(), bad, file)));
                     }
@@ -171,6 +291,8 @@ impl ColumnarSource {
             } else {
                 batch
             };
+            cursor.rows += batch.num_rows() as u64;
+            cursor.rest_from += batch.num_rows() as u64;
             return Ok(Some(SourceBatch {
                 batch,
                 bad: Vec::new(),
@@ -189,6 +311,8 @@ impl ColumnarSource {
     ) -> Result<Option<RecordBatch>> {
         if cursor.batches.is_none() {
             cursor.batches = Some(open_batches(self.format, path, self.batch_rows)?.1);
+            cursor.taken = 0;
+            cursor.rows = 0;
         }
         let batches = cursor.batches.as_mut().expect("opened above");
         match guarded(path, || Ok(batches.next()))? {
@@ -233,14 +357,30 @@ fn unsupported_codec(e: &str) -> Option<String> {
 
 /// The file's schema and an iterator over its batches (a panic in a decoder is an error).
 fn open_batches(format: Columnar, path: &Path, batch_rows: usize) -> Result<(SchemaRef, Batches)> {
-    guarded(path, || open_batches_unguarded(format, path, batch_rows))
+    guarded(path, || {
+        open_batches_unguarded(format, path, batch_rows, None)
+    })
+}
+
+/// Where a file is resumed: after this many batches (Arrow IPC) or rows (Parquet).
+#[derive(Clone, Copy)]
+struct Resume {
+    batches: u64,
+    rows: u64,
 }
 
 fn open_batches_unguarded(
     format: Columnar,
     path: &Path,
     batch_rows: usize,
+    resume: Option<Resume>,
 ) -> Result<(SchemaRef, Batches)> {
+    let rewritten = |what: String| {
+        Error::Source(format!(
+            "{} has {what}; it was rewritten since the position was taken",
+            path.display()
+        ))
+    };
     let file = File::open(path).map_err(|e| {
         Error::Source(format!(
             "cannot open {}: {e}; check the path and permissions",
@@ -258,6 +398,45 @@ fn open_batches_unguarded(
                         ))
                     })?;
             let schema = builder.schema().clone();
+            let builder = match resume {
+                None => builder,
+                Some(at) => {
+                    // Whole row groups before the position are skipped from the metadata,
+                    // then the rows before it inside the next.
+                    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+                    let (mut start, mut skip) = (0u64, 0u64);
+                    let mut groups = Vec::new();
+                    for (i, g) in builder.metadata().row_groups().iter().enumerate() {
+                        let n = u64::try_from(g.num_rows()).unwrap_or(0);
+                        if groups.is_empty() && start + n <= at.rows {
+                            start += n;
+                            continue;
+                        }
+                        if groups.is_empty() {
+                            skip = at.rows - start;
+                        }
+                        groups.push(i);
+                        start += n;
+                    }
+                    if groups.is_empty() && start < at.rows {
+                        return Err(rewritten(format!(
+                            "{start} rows, fewer than the {} read before the position",
+                            at.rows
+                        )));
+                    }
+                    let selected = start - (at.rows - skip);
+                    let builder = builder.with_row_groups(groups);
+                    if skip > 0 {
+                        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+                        builder.with_row_selection(RowSelection::from(vec![
+                            RowSelector::skip(to_usize(skip)),
+                            RowSelector::select(to_usize(selected - skip)),
+                        ]))
+                    } else {
+                        builder
+                    }
+                }
+            };
             let reader = builder
                 .with_batch_size(batch_rows)
                 .build()
@@ -290,16 +469,44 @@ fn open_batches_unguarded(
             })?;
             std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(0))
                 .map_err(|e| read_error(path, &e.to_string()))?;
+            let skip = resume.map_or(0, |r| r.batches);
+            let fewer = |n: u64| {
+                rewritten(format!(
+                    "{n} batches, fewer than the {skip} read before the position"
+                ))
+            };
             if is_file {
-                let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                let mut reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
                     .map_err(not_ipc)?;
+                if skip > 0 {
+                    // The batches before the position are skipped by their index.
+                    let n = reader.num_batches() as u64;
+                    let index = usize::try_from(skip)
+                        .ok()
+                        .filter(|&i| i <= reader.num_batches())
+                        .ok_or_else(|| fewer(n))?;
+                    if index < reader.num_batches() {
+                        reader.set_index(index).map_err(not_ipc)?;
+                    } else {
+                        return Ok((reader.schema(), Box::new(std::iter::empty())));
+                    }
+                }
                 Ok((reader.schema(), Box::new(reader)))
             } else {
-                let reader = arrow_ipc::reader::StreamReader::try_new(
+                let mut reader = arrow_ipc::reader::StreamReader::try_new(
                     BufReader::with_capacity(1 << 20, file),
                     None,
                 )
                 .map_err(not_ipc)?;
+                // A stream has no index: the batches before the position are read past (its
+                // dictionaries come in order with them).
+                for i in 0..skip {
+                    match reader.next() {
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(read_error(path, &e.to_string())),
+                        None => return Err(fewer(i)),
+                    }
+                }
                 Ok((reader.schema(), Box::new(reader)))
             }
         }

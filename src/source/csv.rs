@@ -4,6 +4,7 @@
 //! chunk is kept. Records are split with csv-core, holding at most `max_line_bytes` of one: a
 //! longer record is read past and rejected.
 
+use super::position::{open_at, Counted, Inside, Position, Stamp};
 use super::{
     decode_all, excerpt, open, skipped_file, too_long, BadRow, OnError, ReadOptions, SourceBatch,
     CHUNK_BYTES, EXCERPT_BYTES,
@@ -19,12 +20,18 @@ use std::sync::Arc;
 pub struct CsvCursor {
     file: usize,
     /// Boxed: csv-core's reader state is large.
-    reader: Option<Box<Records<Box<dyn BufRead + Send>>>>,
+    reader: Option<Box<FileRecords>>,
     /// csv-core counts lines one short in files with CRLF line ends.
     line_fix: u64,
     /// A read error, raised once the rows before it were handed on.
     failed: Option<Error>,
+    /// Where the record that failed to read starts: its offset, the hash before it and
+    /// csv-core's line there (the position stays there, so a resumed reader meets the error
+    /// again).
+    failed_at: Option<(u64, Option<u64>, u64)>,
     done: bool,
+    /// The files before `file`, as they were when read to their end.
+    before: Vec<Option<Stamp>>,
 }
 
 /// CSV files, read in order.
@@ -177,17 +184,26 @@ impl<R: BufRead> Records<R> {
     }
 }
 
+type FileRecords = Records<Counted<Box<dyn BufRead + Send>>>;
+
 /// Opens a CSV file for records, past its header; with the line-number fix for CRLF files.
-fn open_records(
-    path: &Path,
-    delimiter: u8,
-    max: usize,
-) -> Result<(Records<Box<dyn BufRead + Send>>, u64)> {
+fn open_records(path: &Path, delimiter: u8, max: usize) -> Result<(FileRecords, u64)> {
     let line_fix = u64::from(ends_with_crlf(path)?);
-    let mut records = Records::new(open(path)?, delimiter, max);
+    let mut records = Records::new(Counted::new(open(path)?, 0), delimiter, max);
     // The header (checked when the source was made).
     records.next(path)?;
     Ok((records, line_fix))
+}
+
+/// Opens a CSV file for records at a position inside it (between two records).
+fn open_records_at(path: &Path, delimiter: u8, max: usize, at: &Inside) -> Result<FileRecords> {
+    let mut records = Records::new(open_at(path, at.offset, at.tail)?, delimiter, max);
+    // A reader past the first bytes of a file: a UTF-8 BOM is no longer stripped. A newline
+    // between records is passed over alike by a reader that just ended a record.
+    let (mut fields, mut ends) = ([0u8; 1], [0usize; 1]);
+    records.core.read_record(b"\n", &mut fields, &mut ends);
+    records.core.set_line(at.line);
+    Ok(records)
 }
 
 /// A regex matching the empty field and each of `values` (whole field), for arrow-csv.
@@ -349,8 +365,56 @@ impl CsvSource {
             reader: None,
             line_fix: 0,
             failed: None,
+            failed_at: None,
             done: false,
+            before: Vec::new(),
         }
+    }
+
+    /// Where `cursor` is, as bytes for [`CsvSource::seek`]: the file, and in it the bytes
+    /// read and csv-core's line count (see [`Position`]).
+    pub fn position(&self, cursor: &CsvCursor) -> Result<Vec<u8>> {
+        let inside = match (&cursor.failed_at, &cursor.reader) {
+            (&Some(at), _) => Some(at),
+            (None, Some(r)) => {
+                let offset = r.input.offset();
+                Some((offset, r.input.hash_at(offset), r.core.line()))
+            }
+            (None, None) => None,
+        }
+        .map(|(offset, tail, line)| Inside {
+            stamp: self.files.get(cursor.file).and_then(|p| Stamp::maybe(p)),
+            line,
+            offset,
+            tail,
+            line_fix: cursor.line_fix,
+            ..Inside::default()
+        });
+        Position::new(
+            "csv",
+            &self.files,
+            cursor.file,
+            cursor.before.clone(),
+            inside,
+        )
+        .encode()
+    }
+
+    /// A cursor at a position [`CsvSource::position`] gave for a source over the same files:
+    /// the chunks after it are those the reader that took it would have read next. Refused
+    /// when a file before it changed, or the file it is in is shorter or another one.
+    pub fn seek(&self, position: &[u8]) -> Result<CsvCursor> {
+        let p = Position::decode(position, "csv", &self.files)?;
+        let mut cursor = self.cursor();
+        cursor.file = p.file as usize;
+        cursor.before = p.before;
+        if let Some(inside) = p.inside {
+            let path = &self.files[cursor.file];
+            let records = open_records_at(path, self.delimiter, self.max_line_bytes, &inside)?;
+            cursor.reader = Some(Box::new(records));
+            cursor.line_fix = inside.line_fix;
+        }
+        Ok(cursor)
     }
 
     /// The next chunk after `cursor`, or None after the last file.
@@ -379,12 +443,14 @@ impl CsvSource {
                     }
                     Err(e) => {
                         let bad = skipped_file(self.on_error, path, 1, e)?;
+                        cursor.before.push(None);
                         cursor.file += 1;
                         return Ok(Some(SourceBatch::skipped(self.schema.clone(), bad, name())));
                     }
                 }
             }
             let reader = cursor.reader.as_mut().expect("opened above");
+            let start = (reader.input.offset(), reader.core.line());
             let more = match reader.next(path) {
                 Ok(Record::Fields(line)) => {
                     let line = line + cursor.line_fix;
@@ -419,11 +485,14 @@ impl CsvSource {
                 Err(e) => {
                     // The rows read before it are handed on first; the error comes next.
                     cursor.failed = Some(e);
+                    let tail = reader.input.hash_at(start.0);
+                    cursor.failed_at = Some((start.0, tail, start.1));
                     false
                 }
             };
-            if !more {
+            if !more && cursor.failed.is_none() {
                 cursor.reader = None;
+                cursor.before.push(Stamp::maybe(path));
                 cursor.file += 1;
             }
             let full = records.len() + extra.len() >= self.batch_rows || bytes >= CHUNK_BYTES;

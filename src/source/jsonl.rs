@@ -3,6 +3,7 @@
 //! schema is ignored, and a row that does not parse, or has a value of the wrong type, becomes
 //! a [`BadRow`] while the rest of its chunk is kept.
 
+use super::position::{open_at, Counted, Inside, Position, Stamp};
 use super::{
     check_names, decode_all, excerpt, open, read_line, read_prefix, skipped_file, too_long, BadRow,
     Line, OnError, ReadOptions, SourceBatch, CHUNK_BYTES,
@@ -17,11 +18,16 @@ use std::sync::Arc;
 /// Where a [`JsonlSource`] is in its files.
 pub struct Cursor {
     file: usize,
-    reader: Option<Box<dyn BufRead + Send>>,
+    reader: Option<Counted<Box<dyn BufRead + Send>>>,
     line: u64,
     /// A read error, raised once the rows before it were handed on.
     failed: Option<Error>,
+    /// Where the line that failed to read starts: its offset and the hash before it (the
+    /// position stays there, so a resumed reader meets the error again).
+    failed_at: Option<(u64, Option<u64>)>,
     done: bool,
+    /// The files before `file`, as they were when read to their end.
+    before: Vec<Option<Stamp>>,
 }
 
 /// JSON Lines files, read in order.
@@ -158,8 +164,51 @@ impl JsonlSource {
             reader: None,
             line: 0,
             failed: None,
+            failed_at: None,
             done: false,
+            before: Vec::new(),
         }
+    }
+
+    /// Where `cursor` is, as bytes for [`JsonlSource::seek`]: the file, and in it the lines
+    /// and bytes read (see [`Position`]).
+    pub fn position(&self, cursor: &Cursor) -> Result<Vec<u8>> {
+        let inside = match (&cursor.failed_at, &cursor.reader) {
+            (&Some((offset, tail)), _) => Some((offset, tail)),
+            (None, Some(r)) => Some((r.offset(), r.hash_at(r.offset()))),
+            (None, None) => None,
+        }
+        .map(|(offset, tail)| Inside {
+            stamp: self.files.get(cursor.file).and_then(|p| Stamp::maybe(p)),
+            line: cursor.line,
+            offset,
+            tail,
+            ..Inside::default()
+        });
+        Position::new(
+            "jsonl",
+            &self.files,
+            cursor.file,
+            cursor.before.clone(),
+            inside,
+        )
+        .encode()
+    }
+
+    /// A cursor at a position [`JsonlSource::position`] gave for a source over the same files:
+    /// the chunks after it are those the reader that took it would have read next. Refused
+    /// when a file before it changed, or the file it is in is shorter or another one.
+    pub fn seek(&self, position: &[u8]) -> Result<Cursor> {
+        let p = Position::decode(position, "jsonl", &self.files)?;
+        let mut cursor = self.cursor();
+        cursor.file = p.file as usize;
+        cursor.before = p.before;
+        if let Some(inside) = p.inside {
+            let path = &self.files[cursor.file];
+            cursor.reader = Some(open_at(path, inside.offset, inside.tail)?);
+            cursor.line = inside.line;
+        }
+        Ok(cursor)
     }
 
     /// The next chunk after `cursor`, or None at the end of the last file.
@@ -184,24 +233,20 @@ impl JsonlSource {
                 // Chunks do not span files: nothing is pending when the next one opens.
                 match open(path) {
                     Ok(r) => {
-                        cursor.reader = Some(r);
+                        cursor.reader = Some(Counted::new(r, 0));
                         cursor.line = 0;
                     }
                     Err(e) => {
                         let bad = skipped_file(self.on_error, path, 0, e)?;
+                        cursor.before.push(None);
                         cursor.file += 1;
                         return Ok(Some(SourceBatch::skipped(self.schema.clone(), bad, name())));
                     }
                 }
             }
             let reader = cursor.reader.as_mut().expect("opened above");
-            let step = read_line(
-                reader.as_mut(),
-                &mut buf,
-                path,
-                cursor.line,
-                self.max_line_bytes,
-            );
+            let start = reader.offset();
+            let step = read_line(reader, &mut buf, path, cursor.line, self.max_line_bytes);
             let more = match step {
                 Ok(Line::Read) => {
                     cursor.line += 1;
@@ -242,11 +287,13 @@ impl JsonlSource {
                 Err(e) => {
                     // The rows read before it are handed on first; the error comes next.
                     cursor.failed = Some(e);
+                    cursor.failed_at = Some((start, reader.hash_at(start)));
                     false
                 }
             };
-            if !more {
+            if !more && cursor.failed.is_none() {
                 cursor.reader = None;
+                cursor.before.push(Stamp::maybe(path));
                 cursor.file += 1;
             }
             let full = chunk.len() + extra.len() >= self.batch_rows || bytes >= CHUNK_BYTES;

@@ -4,10 +4,12 @@
 mod columnar;
 mod csv;
 mod jsonl;
+mod position;
 
 pub use self::csv::{CsvCursor, CsvSource};
 pub use columnar::{normalize_schema, Columnar, ColumnarCursor, ColumnarSource};
 pub use jsonl::{Cursor, JsonlSource};
+pub use position::{Position, Stamp, POSITION_FORMAT};
 
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;

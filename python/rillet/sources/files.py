@@ -13,6 +13,7 @@ import polars as pl
 from rillet import _core
 from rillet._errors import ConfigError, SchemaError, SourceError
 from rillet.sources.base import Chunk
+from rillet.sources.rows import schema_from_text, schema_text
 from rillet.sources.source import ChunkSource
 
 PathLike = str | os.PathLike | Sequence[str | os.PathLike]
@@ -131,6 +132,43 @@ class FileSource(ChunkSource):
             yield from self._merged(self.order_by)
             return
         yield from _read(self._reader(self.files, self.schema))
+
+    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+        """The chunks, each with where the reader is after it: the file and the offset in it
+        (the Rust reader's position), the files it reads and those read before it, and the
+        columns. From ``start``, reading goes on from that offset (a file that changed before
+        it is refused, naming it); files that matched the path since are read after those of
+        the checkpoint, with the same columns. Files merged by ``order_by=`` are read again
+        and the chunks before the position passed over."""
+        from rillet.runtime.durable import decode_position, encode_position
+
+        if self.order_by is not None and len(self.files) > 1:
+            yield from super().positioned_chunks(start)
+            return
+        done: list[str] = [] if start is None else list(start["done"])
+        files = list(self.files) if start is None else list(start["files"])
+        schema = self.schema
+        if schema is None and start is not None and start["schema"] is not None:
+            schema = pl.DataFrame(schema=schema_from_text(start["schema"]))
+        at = None if start is None else decode_position(start["reader"])
+        columns = None if start is None else start["schema"]
+        while files:
+            # The reader of the checkpoint's files infers their columns again, as it did; files
+            # that came since are read with those columns.
+            reader = self._reader(files, schema if done else self.schema)
+            if at is not None:
+                reader.seek(at)
+                at = None
+            for chunk in _read(reader):
+                if chunk.frame.width:
+                    columns = schema_text(dict(chunk.frame.schema))
+                    if schema is None:
+                        schema = chunk.frame.clear()
+                yield chunk, {"files": files, "done": done, "reader": encode_position(reader.position()),
+                              "schema": columns}
+            done = [*done, *files]
+            # Files that match the path now and were not read: those that came since.
+            files = [f for f in self.files if f not in set(done)]
 
     def _merged(self, col: str) -> Iterator[Chunk]:
         """The files' rows merged by column ``col``: each step hands on, sorted, every
