@@ -644,8 +644,6 @@ def test_resume_from_an_older_epoch_after_the_newest_files_are_removed(tmp_path)
 
 
 # -- defects found in review ---------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason='tail.py positioned_chunks: a position taken before the file existed (inode None) is '
-                   'resumed as a replaced file, with a false DataLossWarning')
 def test_tail_of_a_file_created_while_stopped_is_no_data_loss(tmp_path):
     """A tail checkpointed before its file existed, resumed once it does: nothing was lost,
     so no DataLossWarning (pytest turns one into an error)."""
@@ -667,8 +665,6 @@ def test_tail_of_a_file_created_while_stopped_is_no_data_loss(tmp_path):
     assert h2.metrics["rows_in"] == 20
 
 
-@pytest.mark.xfail(strict=True, reason='durable.py: keep_outputs is not in the checkpoint; run() resumed from a for_each '
-                   'checkpoint returns only the rows emitted after it')
 def test_resuming_with_run_after_for_each_keeps_no_partial_output(tmp_path):
     """for_each keeps no output in its checkpoints; resuming its checkpoint with run() must not
     return an output missing every row emitted before the checkpoint (refuse, or replay)."""
@@ -730,7 +726,6 @@ def test_empty_inputs_and_a_checkpoint_before_the_first_row(tmp_path):
     same_run(got, want)
 
 
-@pytest.mark.xfail(strict=True, reason='durable.py: saves counts this process only, not restored from the checkpoint')
 def test_checkpoint_metrics_count_the_whole_run(tmp_path):
     """After a resume, checkpoints counts every checkpoint of the run, as checkpoint_epoch does."""
     df = rows(100, seed=20)

@@ -337,6 +337,9 @@ class FileOutput:
 class ConsoleOutput:
     """Each emitted batch printed as a polars table, all rows and columns, as it is emitted."""
 
+    def describe(self) -> str:
+        return "printed"
+
     def __init__(self, out: Any) -> None:
         self.out = out
         self.batches = 0
@@ -373,8 +376,13 @@ class Outputs:
     def close(self, completed: bool) -> None:
         _close_all(self.outputs, completed)
 
+    def describe(self) -> str:
+        from rillet.runtime.durable import describe
+
+        return " and ".join(describe(o) for o in self.outputs)
+
     # A checkpointed run (--checkpoint): the sinks that commit per epoch do, each with its
-    # own part of the pending list; printed and --output rows are at least once.
+    # own part of the pending list; printed rows are at least once.
     def _epochal(self) -> list[tuple[int, Any]]:
         return [(i, o) for i, o in enumerate(self.outputs) if hasattr(o, "prepare")]
 

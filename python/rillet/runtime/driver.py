@@ -284,7 +284,7 @@ class Dataflow:
         sources are read from there, and ``positions`` holds, for each, the position after
         the batch last yielded; a source that had ended is not read again."""
         self.positions = [None] * len(self.sources) if start is None else list(start)
-        readers = [None if self.source_ended[k] else positioned(s, self.positions[k])
+        readers = [None if self.source_ended[k] else positioned(s, self.positions[k], start is not None)
                    for k, s in enumerate(self.sources)]
         live = [k for k, r in enumerate(readers) if r is not None]
         quiet: set[int] = set()

@@ -113,6 +113,8 @@ class Durable:
     """The checkpoints of one run: resuming from the newest, and saving one per epoch."""
 
     def __init__(self, path: Any, every: Any, flow: Dataflow, sinks: Sequence[Any], keep_outputs: bool) -> None:
+        """``keep_outputs``: the run keeps its output (run, collect, start), which the
+        checkpoints then hold too; else it goes to ``sinks``."""
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"checkpoint={path!r}: give a directory path for the run's checkpoints")
         self.every = Every("30s" if every is None else every)
@@ -125,6 +127,10 @@ class Durable:
         self.sinks = list(sinks)
         self.keep_outputs = keep_outputs
         self.fingerprint = fingerprint(flow)
+        # Where the output goes is part of what must match: a run that keeps its output
+        # cannot resume a checkpoint whose output went to a sink (it would lack those rows).
+        self.fingerprint["delivery"] = ("the run keeps its output (run, collect or start)" if keep_outputs
+                                        else " and ".join(describe(s) for s in self.sinks) or "iter")
         self.epoch = 0
         self.run_id = ""
         self.segments: list[int] = []
@@ -156,6 +162,7 @@ class Durable:
         parts = latest.parts
         meta = json.loads(parts["run"])
         self.epoch = latest.epoch
+        self.saves = latest.epoch  # the run's checkpoints, in every process it ran in
         self.segments = list(meta["segments"])
         self.positions = [decode_position(p) for p in meta["positions"]]
         self.flow.restore(meta["flow"], parts)
@@ -282,6 +289,12 @@ class Durable:
                 sink.commit(self.run_id, epoch, pending.get(f"sink/{k}"),
                             lambda: crash_point(epoch, "mid_commit"))
         crash_point(epoch, "after_commit")
+        for source, position in zip(self.flow.sources, self.flow.positions):
+            # A source that also records its progress elsewhere (Kafka: the group's committed
+            # offsets, for lag dashboards) does so for what the checkpoint holds.
+            hook = getattr(source, "checkpointed", None)
+            if callable(hook) and position is not None:
+                hook(position)
         self.rows_since = 0
         self.since = time.monotonic()
         self.saves += 1
@@ -307,10 +320,17 @@ def fingerprint(flow: Dataflow) -> dict[str, str]:
         lines += [f"then {p.text}" for p in q._post]
         if q._columns is not None:
             lines.append(f"columns {list(q._columns)}")
+        lines.append(f"flush open windows at the end {q._w._stream._flush}")
         out[f"query {i + 1}"] = "\n".join(lines)
     for j, join in enumerate(flow.joins):
         out[f"join {j + 1}"] = join.node.spec
     return out
+
+
+def describe(sink: Any) -> str:
+    """A sink as the fingerprint names it (where it delivers)."""
+    own = getattr(sink, "describe", None)
+    return own() if callable(own) else type(sink).__name__
 
 
 def schema_bytes(df: pl.DataFrame | None) -> bytes | None:

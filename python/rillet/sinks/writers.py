@@ -105,6 +105,9 @@ class CallbackSink:
         if df.height:
             self.fn(df)
 
+    def describe(self) -> str:
+        return "for_each"
+
     def close(self, completed: bool) -> None:
         pass
 
@@ -149,6 +152,9 @@ class FileSink:
         # in when the checkpoint that lists them is saved.
         self.epochs: Path | None = None
         self.staged: list[tuple[Path, Path]] = []
+
+    def describe(self) -> str:
+        return f"to_{self.fmt}({str(self.dir)!r}, partition_by={self.partition_by!r}, every={self.every!r})"
 
     # -- a checkpointed run: files committed per epoch ---------------------------------------
     def recover(self, run_id: str, epoch: int, pending: bytes | None) -> None:
@@ -582,6 +588,9 @@ class DatabaseSink:
                 + (f" (missing: {missing})" if missing else "")
                 + "; drop or rename that table, or write to another table"
             )
+
+    def describe(self) -> str:
+        return f"to_database({self.dialect.name} {self.where!r}, {self.table!r})"
 
     # -- a checkpointed run: one transaction per epoch, with the epoch's number ---------------
     def recover(self, run_id: str, epoch: int, pending: bytes | None) -> None:

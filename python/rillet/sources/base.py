@@ -79,13 +79,15 @@ def frames(source: Any) -> Generator[Any, None, None]:
     )
 
 
-def positioned(source: Any, start: Any = None) -> Generator[tuple[Any, Any], None, None]:
+def positioned(source: Any, start: Any = None, durable: bool = False) -> Generator[tuple[Any, Any], None, None]:
     """The source's micro-batches, as :func:`frames` gives them, each with the source's
     position after it (JSON-able, or bytes); from ``start``, a position given before, or the
     beginning. rillet's own sources know where they are (a file and an offset, a Kafka offset
     per partition, a Kinesis sequence number per shard); a DataFrame by its row; any other
     source by the number of batches it gave, so a resumed run reads it again from its start
-    and passes over those batches (it must give the same ones again)."""
+    and passes over those batches (it must give the same ones again). ``durable``: the run
+    checkpoints, so a source that records its progress elsewhere (Kafka's committed offsets)
+    records it only for what a checkpoint holds (see ``runtime.durable``)."""
     if isinstance(source, (pl.LazyFrame,)) or (_is_arrow(source) and not isinstance(source, pl.DataFrame)):
         source = to_frame(source)
     if isinstance(source, pl.DataFrame):
@@ -102,7 +104,7 @@ def positioned(source: Any, start: Any = None) -> Generator[tuple[Any, Any], Non
         return
     own = getattr(source, "positioned_chunks", None)
     if callable(own):
-        yield from own(start)
+        yield from own(start, durable)
         return
     yield from counted(frames(source), start)
 

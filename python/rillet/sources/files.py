@@ -133,7 +133,7 @@ class FileSource(ChunkSource):
             return
         yield from _read(self._reader(self.files, self.schema))
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
         """The chunks, each with where the reader is after it: the file and the offset in it
         (the Rust reader's position), the files it reads and those read before it, and the
         columns. From ``start``, reading goes on from that offset (a file that changed before
@@ -143,7 +143,7 @@ class FileSource(ChunkSource):
         from rillet.runtime.durable import decode_position, encode_position
 
         if self.order_by is not None and len(self.files) > 1:
-            yield from super().positioned_chunks(start)
+            yield from super().positioned_chunks(start, durable)
             return
         done: list[str] = [] if start is None else list(start["done"])
         files = list(self.files) if start is None else list(start["files"])

@@ -131,11 +131,14 @@ class KafkaSource(ChunkSource):
         for chunk, _ in self.positioned_chunks(None):
             yield chunk
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
         """The chunks, each with where the source is after it: the next offset of each
         partition read, and the columns. From ``start``, each partition it names is read from
         its offset there (the checkpoint's offsets, not the group's committed ones, which may
-        be ahead of it); a partition it does not name starts as the group says."""
+        be ahead of it); a partition it does not name starts as the group says. ``durable``:
+        offsets are committed to the group only once a checkpoint holds them
+        (:meth:`checkpointed`), so a run that crashes before its first checkpoint reads again
+        what it read."""
         ck = _confluent()
         offsets: dict[str, int] = {} if start is None else dict(start["offsets"])
         resume = dict(offsets)
@@ -156,6 +159,10 @@ class KafkaSource(ChunkSource):
                 f"read_kafka: the consumer configuration was refused: {e.args[0].str()}") from e
         try:
             self._check_topics(ck, consumer)
+            if durable:
+                self._committer = lambda found: self._commit(
+                    ck, consumer, {(k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1])): o for k, o in found.items()})
+
             def on_assign(consumer: Any, partitions: list[Any]) -> None:
                 if resume:
                     for p in partitions:
@@ -202,15 +209,41 @@ class KafkaSource(ChunkSource):
                 if messages:
                     chunk, positions = self._decode(ck, messages, decoder)
                     offsets = {**offsets, **{f"{t}/{p}": o for (t, p), o in positions.items()}}
-                    yield chunk, {"offsets": offsets, "schema": schema_text(decoder.schema)}
-                    self._commit(ck, consumer, positions)
+                    yield chunk, self._position(consumer, offsets, decoder, held)
+                    if not durable:
+                        self._commit(ck, consumer, positions)
                     continue
                 if self.max_idle is not None and now - last_data >= self.max_idle:
                     return
                 yield (heartbeat({**decoder.schema, **self.metadata} if decoder.schema is not None else None),
-                       {"offsets": offsets, "schema": schema_text(decoder.schema)})
+                       self._position(consumer, offsets, decoder, held))
         finally:
+            self._committer = None
             self._close(consumer)
+
+    @staticmethod
+    def _position(consumer: Any, offsets: dict[str, int], decoder: JsonDecoder, held: list[Any]) -> dict[str, Any]:
+        """Where the reader is: the next offset of each partition it handed rows of, and of
+        each partition assigned to it that it handed nothing of yet (where it would start, so
+        a resume does not start at the group's offset or ``start=`` again)."""
+        found = dict(offsets)
+        waiting = {f"{m.topic()}/{m.partition()}" for m in held}
+        try:
+            for tp in consumer.position(consumer.assignment()):
+                key = f"{tp.topic}/{tp.partition}"
+                if key not in found and key not in waiting and tp.offset >= 0:
+                    found[key] = tp.offset
+        except Exception:  # a consumer between assignments: the handed offsets suffice
+            pass
+        return {"offsets": found, "schema": schema_text(decoder.schema)}
+
+    def checkpointed(self, position: Any) -> None:
+        """A checkpoint holds ``position``: its offsets are committed to the group."""
+        commit = self._committer
+        if commit is not None:
+            commit(position["offsets"])
+
+    _committer: Any = None
 
     def _close(self, consumer: Any) -> None:
         """Closes the consumer (it leaves the group), waiting at most ``timeout``: with the

@@ -45,6 +45,9 @@ class _Shard:
     last_sequence: str | None = None
     read: int = 0  # records read from it, numbering rejected records ("line")
     done: bool = False
+    #: A resumed reader's start in a shard it had handed nothing of: when the first reader
+    #: started (its start="LATEST" then), so records that came since are not passed over.
+    resume_at: dt.datetime | None = None
 
 
 class KinesisSource(ChunkSource):
@@ -97,7 +100,7 @@ class KinesisSource(ChunkSource):
         for chunk, _ in self.positioned_chunks(None):
             yield chunk
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
         """The chunks, each with where the reader is after it: per shard the sequence number
         of the last record handed on (a resumed reader goes on AFTER_SEQUENCE_NUMBER), the
         shards finished, and the columns."""
@@ -122,6 +125,7 @@ class KinesisSource(ChunkSource):
         handed: dict[str, list] = {} if start is None else dict(start["shards"])
         finished_ids: list[str] = [] if start is None else list(start["done"])
         resumed: set[str] = set()
+        started = dt.datetime.now(dt.UTC) if start is None else dt.datetime.fromisoformat(start["started"])
 
         def sync(initial: bool) -> None:
             self._sync(client, shards, initial=initial)
@@ -130,10 +134,12 @@ class KinesisSource(ChunkSource):
                     resumed.add(shard.id)
                     if shard.id in handed:
                         shard.last_sequence, shard.read = handed[shard.id]
+                    elif shard.initial and self.start == "LATEST":
+                        shard.resume_at = started
                     shard.done = shard.done or shard.id in finished_ids
 
         def position() -> dict[str, Any]:
-            return {"shards": dict(handed), "done": list(finished_ids),
+            return {"shards": dict(handed), "done": list(finished_ids), "started": started.isoformat(),
                     "schema": schema_text(decoder.schema) if decoder is not None else None}
 
         sync(initial=True)
@@ -232,9 +238,10 @@ class KinesisSource(ChunkSource):
         records = page.get("Records", [])
         if records:
             shard.last_sequence = records[-1]["SequenceNumber"]
-        if shard.initial and isinstance(self.start, dt.datetime):
+        since = shard.resume_at or (self.start if shard.initial and isinstance(self.start, dt.datetime) else None)
+        if since is not None:
             # botocore sends AT_TIMESTAMP in whole seconds: drop what came earlier in that second.
-            records = [r for r in records if r["ApproximateArrivalTimestamp"] >= self.start]
+            records = [r for r in records if r["ApproximateArrivalTimestamp"] >= since]
         shard.iterator = page.get("NextShardIterator")
         # A closed shard is finished when GetRecords gives no next iterator; emulators such as
         # moto always give one, so an empty answer that is not behind the tip counts too.
@@ -252,6 +259,8 @@ class KinesisSource(ChunkSource):
         args: dict[str, Any] = {"StreamName": self.stream, "ShardId": shard.id}
         if shard.last_sequence is not None:
             args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=shard.last_sequence)
+        elif shard.resume_at is not None:
+            args.update(ShardIteratorType="AT_TIMESTAMP", Timestamp=shard.resume_at)
         elif not shard.initial or self.start == "TRIM_HORIZON":
             args.update(ShardIteratorType="TRIM_HORIZON")
         elif self.start == "LATEST":

@@ -50,7 +50,7 @@ class Paced:
         for item, _ in self.positioned_chunks(None):
             yield item
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Any, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Any, Any]]:
         """The paced batches, each with the position after it: the source's position before
         the batch it was cut from and the parts of it released (or, after its last part, the
         source's position after it). From ``start``, the parts released before are passed
@@ -58,7 +58,7 @@ class Paced:
         before = None if start is None else start["source"]
         skip = 0 if start is None else start["parts"]
         clock = _Clock()
-        for item, after in positioned(self.source, before):
+        for item, after in positioned(self.source, before, durable):
             parts = self._cuts(item, clock)
             if 0 < skip < len(parts) and clock.start_wall is not None:
                 # Resumed part way through a batch: the first part not released is due now.

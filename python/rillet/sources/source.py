@@ -22,7 +22,7 @@ class ChunkSource(ABC):
     def chunks(self) -> Iterator[Any]:
         """The source's micro-batches, in arrival order."""
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Any, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Any, Any]]:
         """The chunks, each with the position after it, from ``start``: by default their
         number, the first ``start`` read and passed over (a source that knows where it is
         says so instead)."""

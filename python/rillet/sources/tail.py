@@ -209,7 +209,7 @@ class TailFile(ChunkSource):
         for chunk, _ in self.positioned_chunks(None):
             yield chunk
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
         """The chunks, each with where the source is after it: the file's inode, the offset
         and number of the lines passed, and the decoder's state (the columns, a CSV header and
         a record still in quotes). From ``start``, the file is read on from that offset; if
@@ -224,6 +224,8 @@ class TailFile(ChunkSource):
         last_data = time.monotonic()
 
         def position() -> dict[str, Any]:
+            if handle is None:  # no file yet, or the old one was read to its end (rotated)
+                return {"inode": None, "offset": 0, "line": 0, "decoder": _state(decoder)}
             return {"inode": inode, "offset": lines.offset, "line": lines.number, "decoder": _state(decoder)}
 
         try:
@@ -291,6 +293,12 @@ class TailFile(ChunkSource):
     def _resume(self, handle: Any, decoder: Any, lines: _Lines, start: dict[str, Any]) -> None:
         """Moves to a checkpoint's position in the file (see :meth:`positioned_chunks`)."""
         _resume_decoder(decoder, start["decoder"])
+        if start["inode"] is None:
+            # The checkpoint was taken before the file existed, or after the file before it
+            # was read to its end: this one is read from its start.
+            if hasattr(decoder, "restart"):
+                decoder.restart()
+            return
         size = os.fstat(handle.fileno()).st_size
         if os.fstat(handle.fileno()).st_ino == start["inode"] and size >= start["offset"]:
             handle.seek(start["offset"])
@@ -362,7 +370,7 @@ class TailDir:
         for chunk, _ in self.positioned_chunks(None):
             yield chunk
 
-    def positioned_chunks(self, start: Any = None) -> Iterator[tuple[Chunk, Any]]:
+    def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
         """The chunks, each with where the source is after it: the files read whole, and the
         file being read with the position in it. From ``start``, those files are not read
         again and the one being read goes on from its position."""
