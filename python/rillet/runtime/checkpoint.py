@@ -95,9 +95,10 @@ class CheckpointStore:
 
 
 def write_file(final: Path, epoch: int, fingerprint: Mapping[str, str], parts: Mapping[str, bytes],
-               before_rename: Callable[[], None] | None = None) -> None:
+               before_rename: Callable[[], None] | None = None, sync_dir: bool = True) -> None:
     """One file of the checkpoint layout, written temp -> fsync -> rename -> fsync directory
-    (checkpoints, and the segments of rows a checkpointed run keeps)."""
+    (checkpoints, and the segments of rows a checkpointed run keeps). ``sync_dir=False``
+    leaves the directory to a later fsync (a segment's, made durable by its checkpoint's)."""
     names = list(parts)
     header = json.dumps({
         "epoch": epoch, "rillet": __version__, "fingerprint": dict(fingerprint),
@@ -113,7 +114,8 @@ def write_file(final: Path, epoch: int, fingerprint: Mapping[str, str], parts: M
     if before_rename is not None:
         before_rename()
     os.replace(tmp, final)
-    fsync_dir(final.parent)
+    if sync_dir:
+        fsync_dir(final.parent)
 
 
 class CorruptCheckpoint(ConfigError):

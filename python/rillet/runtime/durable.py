@@ -189,7 +189,9 @@ class Durable:
 
     def _run_id(self) -> str:
         """This checkpoint directory's run: named once, when its first run starts (sinks key
-        what they stage and record by it, so a new directory never takes an old run's)."""
+        what they stage and record by it, so a new directory never takes an old run's). It is
+        made durable by the first checkpoint's fsync of the directory: a run that dies before
+        that committed nothing under its name."""
         named = self.path / "run-id"
         try:
             return named.read_text().strip()
@@ -202,7 +204,6 @@ class Durable:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, named)
-        ck.fsync_dir(self.path)
         return run_id
 
     def _clear_segments(self, after: int) -> None:
@@ -269,7 +270,9 @@ class Durable:
         segments = list(self.segments)
         if seg_parts:
             seg = self.path / _SEGMENT.format(epoch)
-            ck.write_file(seg, epoch, self.fingerprint, seg_parts)
+            # Its rename is made durable by the checkpoint's, in the same directory, before
+            # anything refers to it.
+            ck.write_file(seg, epoch, self.fingerprint, seg_parts, sync_dir=False)
             segments.append(epoch)
             self.segment_bytes += seg.stat().st_size
         flow_meta, parts = self.flow.snapshot()
