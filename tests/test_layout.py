@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "rillet"
 # Bottom to top; a module may import its own layer's modules and those of layers below it.
 LAYERS = [
-    {"_errors", "_time", "_clock", "_interrupt", "_progress", "_loss", "_core"},
+    {"_errors", "_time", "_clock", "_interrupt", "_progress", "_loss", "_core", "_codec"},
     {"plan"},
     {"sources"},
     {"views"},

@@ -27,9 +27,7 @@ committing) and ``after_commit``.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 import json
 import os
 import signal
@@ -37,16 +35,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
+from rillet._codec import decode_position, encode_position, frame, ipc
 from rillet._errors import ConfigError, SinkError
 from rillet._time import wall_ms
 from rillet.runtime import checkpoint as ck
-
-if TYPE_CHECKING:
-    from rillet.runtime.driver import Dataflow
 
 #: The phases ``RILLET_CRASH_AT`` names.
 PHASES = ("mid_epoch", "before_rename", "before_commit", "mid_commit", "after_commit")
@@ -86,33 +82,18 @@ class Every:
                 "int, a number of input rows")
 
 
-def _ipc(df: pl.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.write_ipc(buf, compression="uncompressed")
-    return buf.getvalue()
 
 
-def _frame(data: bytes) -> pl.DataFrame:
-    return pl.read_ipc(io.BytesIO(data))
 
 
-def encode_position(value: Any) -> Any:
-    """A source position as JSON: bytes become {"b64": ...}."""
-    if isinstance(value, bytes):
-        return {"b64": base64.b64encode(value).decode()}
-    return value
 
 
-def decode_position(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
-    return value
 
 
 class Durable:
     """The checkpoints of one run: resuming from the newest, and saving one per epoch."""
 
-    def __init__(self, path: Any, every: Any, flow: Dataflow, sinks: Sequence[Any], keep_outputs: bool) -> None:
+    def __init__(self, path: Any, every: Any, flow: Any, sinks: Sequence[Any], keep_outputs: bool) -> None:
         """``keep_outputs``: the run keeps its output (run, collect, start), which the
         checkpoints then hold too; else it goes to ``sinks``."""
         if not isinstance(path, (str, os.PathLike)):
@@ -175,9 +156,9 @@ class Durable:
             for name, data in seg.parts.items():
                 kind, _, rest = name.partition(":")
                 if kind == "out":
-                    kept[int(rest.split("/")[0])].append(_frame(data))
+                    kept[int(rest.split("/")[0])].append(frame(data))
                 else:
-                    lists[kind].append(_frame(data))
+                    lists[kind].append(frame(data))
         for key, target in lists.items():
             self.marks[key] = len(target)
         for i, frames in enumerate(kept):
@@ -258,14 +239,14 @@ class Durable:
         for key, rows in self._lists().items():
             start = self.marks.get(key, 0)
             for n, df in enumerate(rows[start:]):
-                seg_parts[f"{key}:{start + n}"] = _ipc(df)
+                seg_parts[f"{key}:{start + n}"] = ipc(df)
             self.marks[key] = len(rows)
         if self.keep_outputs:
             for i, outs in enumerate(kept):
                 key = f"out{i}"
                 start = self.marks.get(key, 0)
                 for n, df in enumerate(outs[start:]):
-                    seg_parts[f"out:{i}/{start + n}"] = _ipc(df)
+                    seg_parts[f"out:{i}/{start + n}"] = ipc(df)
                 self.marks[key] = len(outs)
         segments = list(self.segments)
         if seg_parts:
@@ -313,7 +294,7 @@ class Durable:
                 "checkpoint_seconds": round(self.saved_seconds, 6)}
 
 
-def fingerprint(flow: Dataflow) -> dict[str, str]:
+def fingerprint(flow: Any) -> dict[str, str]:
     """What a resumed run must match, per query: its plan as ``explain()`` shows it (the
     source line aside: where the source is, its position says), its steps after the
     window, and the joins it reads."""
@@ -336,9 +317,4 @@ def describe(sink: Any) -> str:
     return own() if callable(own) else type(sink).__name__
 
 
-def schema_bytes(df: pl.DataFrame | None) -> bytes | None:
-    return None if df is None else _ipc(df.head(0))
 
-
-def schema_frame(data: bytes | None) -> pl.DataFrame | None:
-    return None if data is None else _frame(data)

@@ -296,7 +296,7 @@ class Execution:
         """This query's state at a boundary between micro-batches: counters (returned), and
         the engine's and the stateful steps' bytes (into ``parts`` under ``prefix``). Its
         late and rejected rows are saved apart, as they grow (``runtime.durable``)."""
-        from rillet.runtime.durable import schema_bytes
+        from rillet._codec import schema_bytes
 
         meta: dict[str, Any] = {name: getattr(self, name) for name in self._COUNTERS}
         meta["elapsed"] = _time.perf_counter() - self.started
@@ -317,7 +317,7 @@ class Execution:
 
     def restore(self, meta: dict[str, Any], prefix: str, parts: dict[str, bytes]) -> None:
         """Continues from :meth:`snapshot`'s state (in a new process, the same query)."""
-        from rillet.runtime.durable import schema_frame
+        from rillet._codec import schema_frame
 
         for name in self._COUNTERS:
             setattr(self, name, meta[name])

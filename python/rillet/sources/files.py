@@ -140,7 +140,7 @@ class FileSource(ChunkSource):
         it is refused, naming it); files that matched the path since are read after those of
         the checkpoint, with the same columns. Files merged by ``order_by=`` are read again
         and the chunks before the position passed over."""
-        from rillet.runtime.durable import decode_position, encode_position
+        from rillet._codec import decode_position, encode_position
 
         if self.order_by is not None and len(self.files) > 1:
             yield from super().positioned_chunks(start, durable)

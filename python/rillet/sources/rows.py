@@ -168,7 +168,7 @@ def excerpt(raw: bytes) -> str:
 
 def schema_text(schema: dict | None) -> Any:
     """Columns as a checkpoint keeps them (each source's columns are made once: cached)."""
-    from rillet.runtime.durable import encode_position, schema_bytes
+    from rillet._codec import encode_position, schema_bytes
 
     if schema is None:
         return None
@@ -183,7 +183,7 @@ _SCHEMA_TEXTS: dict[tuple, Any] = {}
 
 
 def schema_from_text(text: Any) -> dict:
-    from rillet.runtime.durable import decode_position, schema_frame
+    from rillet._codec import decode_position, schema_frame
 
     frame = schema_frame(decode_position(text))
     assert frame is not None

@@ -112,7 +112,7 @@ class _CsvDecoder:
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps of the decoder: the header, the lines of a record still in
         quotes, and the columns."""
-        from rillet.runtime.durable import encode_position
+        from rillet._codec import encode_position
 
         return {"header": None if self.header is None else encode_position(self.header),
                 "expect_header": self.expect_header,
@@ -120,7 +120,7 @@ class _CsvDecoder:
                 "schema": schema_text(self.schema)}
 
     def resume(self, state: dict[str, Any]) -> None:
-        from rillet.runtime.durable import decode_position, schema_frame
+        from rillet._codec import decode_position, schema_frame
 
         self.header = None if state["header"] is None else decode_position(state["header"])
         self.expect_header = state["expect_header"]
