@@ -49,7 +49,6 @@ class RunningQuery:
         self._emit = w._emit
         self._keys = query._snapshot_keys()
         self._frames: list[pl.DataFrame] = []  # emitted, in order
-        self._emitted = 0
         self._run: Any = None
         self._final_metrics: dict[str, Any] | None = None  # frozen when the run ends
         self._views: list[Any] = []  # live notebook views, given their final update by wait()
@@ -87,7 +86,6 @@ class RunningQuery:
     def _keep(self, out: pl.DataFrame) -> None:
         if out.height:
             self._frames.append(out)
-            self._emitted += out.height
 
     # -- looking at it --------------------------------------------------------------------
     @property
@@ -293,7 +291,7 @@ class RunningQuery:
         m = self.metrics
         state = self.state
         return (
-            f"<RunningQuery {state}: rows_in={m['rows_in']}, emitted={self._emitted}, "
+            f"<RunningQuery {state}: rows_in={m['rows_in']}, emitted={sum(f.height for f in self._frames)}, "
             f"late={m['rows_late']}, rejected={m['rows_rejected']}, watermark={m['watermark']}>"
         )
 
