@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -732,3 +733,27 @@ def test_checkpoint_metrics_count_the_whole_run(tmp_path):
     make = lambda src: _count_sum(rl.stream(src, time="t", watermark="30s"), rl.tumbling("1m"))  # noqa: E731
     got = resumed(make, df, 1, tmp_path / "ck", every=10, progress=False)
     assert got.metrics["checkpoints"] == got.metrics["checkpoint_epoch"]
+
+
+def test_two_runs_cannot_share_a_checkpoint_directory(tmp_path):
+    """A run holds its checkpoint directory while it runs: a second run given the same path
+    is refused (its checkpoints would overwrite the first's), and may use it once the first
+    has ended."""
+    df = rows(60, seed=31)
+
+    class Slow(Frames):  # batches a little apart, so the first run is still running
+        def __iter__(self):
+            for part in super().__iter__():
+                time.sleep(0.02)
+                yield part
+
+    started = rl.stream(Slow(df, 1), time="t").window(rl.tumbling("1m"), by="user").agg(rl.count())
+    handle = started.start(checkpoint=tmp_path / "ck", checkpoint_every=5)
+    try:
+        with pytest.raises(rl.ConfigError, match="in use by another run"):
+            rl.stream(df, time="t").window(rl.tumbling("1m"), by="user").agg(rl.count()).run(
+                checkpoint=tmp_path / "ck", progress=False)
+    finally:
+        first = handle.wait()
+    again = started.run(checkpoint=tmp_path / "ck", progress=False)
+    assert again.output.sort("user", "window_start").equals(first.output.sort("user", "window_start"))

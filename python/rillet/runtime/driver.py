@@ -593,6 +593,8 @@ class Driver:
         finally:
             source.close()  # also when the consumer stops early: files, sockets, consumers
             self.flow.close()
+            if self.durable is not None:
+                self.durable.close()
 
     def _checkpoint(self, lock: threading.Lock | None) -> None:
         """Saves a checkpoint between micro-batches (Ctrl-C held back while it is written)."""

@@ -107,6 +107,7 @@ class Durable:
         self.flow = flow
         self.sinks = list(sinks)
         self.keep_outputs = keep_outputs
+        self.lock = _lock(self.path)
         self.fingerprint = fingerprint(flow)
         # Where the output goes is part of what must match: a run that keeps its output
         # cannot resume a checkpoint whose output went to a sink (it would lack those rows).
@@ -284,6 +285,12 @@ class Durable:
         self.saves += 1
         self.saved_seconds += time.perf_counter() - started
 
+    def close(self) -> None:
+        """Lets another run use the checkpoint directory."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
     def metrics(self) -> dict[str, Any]:
         """What checkpointing did in this run: checkpoints saved, the epoch of the newest, the
         size of the newest and of the largest checkpoint file, the bytes of kept rows written
@@ -292,6 +299,24 @@ class Durable:
                 "checkpoint_bytes": self.saved_bytes, "checkpoint_bytes_max": self.largest,
                 "checkpoint_segment_bytes": self.segment_bytes,
                 "checkpoint_seconds": round(self.saved_seconds, 6)}
+
+
+def _lock(path: Path) -> Any:
+    """Holds the checkpoint directory for this run: two runs saving into one directory would
+    overwrite each other's checkpoints. The lock goes with the process (a killed run's too)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    handle = open(path / "lock", "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(
+            f"the checkpoint directory {str(path)!r} is in use by another run (in this process or "
+            "another); stop that run first, or give this one its own checkpoint path") from None
+    return handle
 
 
 def fingerprint(flow: Any) -> dict[str, str]:
