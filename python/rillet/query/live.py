@@ -77,11 +77,13 @@ class RunningQuery:
         run = self._ex.result(self._output_locked())
         run.late = self._flow.late_of(self._at, run.late)
         run.rejected = self._flow.rejected_of(self._at, run.rejected)
-        run.metrics = self._flow.metrics_of(self._at, run.metrics)
+        run.metrics = self._metrics_locked(run.metrics)
         return run
 
-    def _metrics_locked(self) -> dict[str, Any]:
-        return self._flow.metrics_of(self._at, self._ex.metrics())
+    def _metrics_locked(self, own: dict[str, Any] | None = None) -> dict[str, Any]:
+        m = self._flow.metrics_of(self._at, self._ex.metrics() if own is None else own)
+        extra = self._flow.extra_metrics
+        return {**m, **extra()} if extra is not None else m
 
     def _keep(self, out: pl.DataFrame) -> None:
         if out.height:

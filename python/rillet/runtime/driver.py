@@ -548,10 +548,14 @@ class Driver:
         is processed, never while the source waits; ``stop`` ends the input early."""
         start = None
         if self.durable is not None:
-            with lock if lock is not None else nullcontext():
-                start, kept = self.durable.resume()
-                for mine, theirs in zip(self._kept_lists(), kept):
-                    mine.extend(theirs)
+            try:
+                with lock if lock is not None else nullcontext():
+                    start, kept = self.durable.resume()
+                    for mine, theirs in zip(self._kept_lists(), kept):
+                        mine.extend(theirs)
+            except BaseException:
+                self.durable.close()  # a refused resume lets the directory go at once
+                raise
         source = carrying_run(self.flow.frames(start), self.so_far)
         try:
             for frame in source:

@@ -333,7 +333,23 @@ def fingerprint(flow: Any) -> dict[str, str]:
         out[f"query {i + 1}"] = "\n".join(lines)
     for j, join in enumerate(flow.joins):
         out[f"join {j + 1}"] = join.node.spec
+    # What kind each source is (not where: its position says that), so a position is never
+    # read as another kind's (a count of batches as a row).
+    out["sources"] = "\n".join(source_kind(src) for src in flow.sources)
     return out
+
+
+def source_kind(source: Any) -> str:
+    """A source's kind as the fingerprint names it."""
+    if isinstance(source, (pl.DataFrame, pl.LazyFrame)) or hasattr(source, "__arrow_c_stream__"):
+        return "a DataFrame (or Arrow table)"
+    inner = getattr(source, "source", None)
+    if type(source).__name__ == "Paced":
+        return f"{source_kind(inner)}, paced"
+    kind = getattr(source, "kind", None)
+    names = {"FileSource": f"read_{kind}", "TailFile": f"tail_{kind}", "TailDir": "tail_dir",
+             "KafkaSource": "read_kafka", "KinesisSource": "read_kinesis", "CloudTrailFiles": "read_cloudtrail"}
+    return names.get(type(source).__name__, "an iterable of frames")
 
 
 def describe(sink: Any) -> str:

@@ -134,41 +134,76 @@ class FileSource(ChunkSource):
         yield from _read(self._reader(self.files, self.schema))
 
     def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
-        """The chunks, each with where the reader is after it: the file and the offset in it
-        (the Rust reader's position), the files it reads and those read before it, and the
-        columns. From ``start``, reading goes on from that offset (a file that changed before
-        it is refused, naming it); files that matched the path since are read after those of
-        the checkpoint, with the same columns. Files merged by ``order_by=`` are read again
-        and the chunks before the position passed over."""
+        """The chunks, each with where the reader is after it: the files it reads and those
+        read before it, the file and the offset in it (the Rust reader's position) and the
+        columns. From ``start``, reading goes on from that offset; files the path matches now
+        that the checkpoint's reader did not read (files that came since) are read after
+        them, with the same columns. Files merged by ``order_by=`` are merged again from the
+        checkpoint's files, the chunks before the position passed over. Refused, naming the
+        file: a file read before the position that changed or is gone, and a file the
+        checkpoint's reader had still to read that the path no longer names."""
         from rillet._codec import decode_position, encode_position
 
-        if self.order_by is not None and len(self.files) > 1:
-            yield from super().positioned_chunks(start, durable)
-            return
+        merged = self.order_by is not None and len(self.files) > 1
         done: list[str] = [] if start is None else list(start["done"])
         files = list(self.files) if start is None else list(start["files"])
+        if start is not None:
+            self._check_still_named(files, start)
         schema = self.schema
         if schema is None and start is not None and start["schema"] is not None:
             schema = pl.DataFrame(schema=schema_from_text(start["schema"]))
         at = None if start is None else decode_position(start["reader"])
         columns = None if start is None else start["schema"]
         while files:
-            # The reader of the checkpoint's files infers their columns again, as it did; files
-            # that came since are read with those columns.
-            reader = self._reader(files, schema if done else self.schema)
-            if at is not None:
-                reader.seek(at)
-                at = None
-            for chunk in _read(reader):
+            # The checkpoint's own files infer their columns again, as they did; files that
+            # came since are read with those columns.
+            given = schema if done else self.schema
+            if merged:
+                items = self._counted_merge(files, given, at)
+            else:
+                reader = _resumed(lambda f=files, g=given: self._reader(f, g), at, self.kind)
+                items = ((chunk, lambda r=reader: encode_position(r.position())) for chunk in _read(reader))
+            at = None
+            for chunk, where in items:
                 if chunk.frame.width:
                     columns = schema_text(dict(chunk.frame.schema))
                     if schema is None:
                         schema = chunk.frame.clear()
-                yield chunk, {"files": files, "done": done, "reader": encode_position(reader.position()),
-                              "schema": columns}
+                yield chunk, {"files": files, "done": done, "reader": where(), "schema": columns}
             done = [*done, *files]
-            # Files that match the path now and were not read: those that came since.
-            files = [f for f in self.files if f not in set(done)]
+            # Files that match the path now and were not read: those that came since (the
+            # same file spelled another way is the same file).
+            seen = {os.path.realpath(f) for f in done}
+            files = [f for f in self.files if os.path.realpath(f) not in seen]
+
+    def _counted_merge(self, files: list[str], schema: pl.DataFrame | None, at: Any) -> Iterator[tuple[Chunk, Any]]:
+        """A merge by ``order_by`` of ``files``, each chunk with how many it is; the first
+        ``at`` chunks passed over (a merge is resumed by reading it again)."""
+        merge = FileSource.__new__(FileSource)
+        merge.__dict__.update(self.__dict__)
+        merge.files, merge.schema = files, schema
+        skip = int(at or 0)
+        assert self.order_by is not None
+        for n, chunk in enumerate(merge._merged(self.order_by), start=1):
+            if n > skip:
+                yield chunk, lambda n=n: n
+
+    def _check_still_named(self, files: list[str], start: Any) -> None:
+        """A resumed reader's files the checkpoint had still to read must be named by the path."""
+        missing = [f for f in files if not os.path.exists(f)]
+        if missing:
+            raise SourceError(
+                f"read_{self.kind}: {missing[0]!r} is gone, and the checkpoint this run resumes was "
+                "taken while reading it (and the files with it): put it back as it was, or give a new "
+                "checkpoint path to start over")
+        named = {os.path.realpath(f) for f in self.files}
+        gone = [f for f in files if os.path.realpath(f) not in named]
+        if gone:
+            raise ConfigError(
+                f"read_{self.kind}: the checkpoint was taken while reading {gone[0]!r}"
+                + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
+                + ", which the path given now does not name; give the path the checkpointed run was given, "
+                "or a new checkpoint path to start over")
 
     def _merged(self, col: str) -> Iterator[Chunk]:
         """The files' rows merged by column ``col``: each step hands on, sorted, every
@@ -225,6 +260,21 @@ class FileSource(ChunkSource):
 
 
 _NO_BAD = pl.DataFrame(schema={"file": pl.String, "line": pl.UInt64, "reason": pl.String, "text": pl.String})
+
+
+def _resumed(make: Any, position: Any, kind: str) -> Any:
+    """A new reader, moved to a checkpoint's position if there is one; an error in doing so
+    says it comes from resuming."""
+    if position is None:
+        return make()
+    try:
+        reader = make()
+        reader.seek(position)
+        return reader
+    except SourceError as e:
+        raise SourceError(
+            f"read_{kind} cannot resume from the checkpoint: {e}. Put the files back as they were "
+            "when it was taken, or give a new checkpoint path to start over") from e
 
 
 def _read(reader: Any) -> Iterator[Chunk]:

@@ -52,26 +52,27 @@ class Paced:
 
     def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Any, Any]]:
         """The paced batches, each with the position after it: the source's position before
-        the batch it was cut from and the parts of it released (or, after its last part, the
-        source's position after it). From ``start``, the parts released before are passed
+        the batch it was cut from and the rows of it released (or, after its last part, the
+        source's position after it). From ``start``, the rows released before are passed
         over without waiting, and pacing starts again from the first row released."""
         before = None if start is None else start["source"]
-        skip = 0 if start is None else start["parts"]
+        skip = 0 if start is None else start["rows"]
         clock = _Clock()
         for item, after in positioned(self.source, before, durable):
+            if skip:
+                # Resumed part way through this batch: its rows released before are passed
+                # over (its unreadable rows went with its first part).
+                frame = item.frame if isinstance(item, Chunk) else item
+                rest = frame.slice(skip)
+                item = Chunk(rest, item.bad.clear()) if isinstance(item, Chunk) else rest
             parts = self._cuts(item, clock)
-            if 0 < skip < len(parts) and clock.start_wall is not None:
-                # Resumed part way through a batch: the first part not released is due now.
-                early = parts[skip][1] - time.monotonic()
-                clock.start_wall -= early
-                parts = [(part, due - early) for part, due in parts]
+            released = skip
             for n, (part, due) in enumerate(parts, start=1):
-                if n <= skip:
-                    continue  # released before the checkpoint
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                yield part, ({"source": after, "parts": 0} if n == len(parts) else {"source": before, "parts": n})
+                released += (part.frame if isinstance(part, Chunk) else part).height
+                yield part, ({"source": after, "rows": 0} if n == len(parts) else {"source": before, "rows": released})
             skip = 0
             before = after
 

@@ -220,13 +220,16 @@ class TailFile(ChunkSource):
         inode = None
         pos = 0
         lines = _Lines(str(self.path), self.max_line_bytes)
-        first_open = start is None
+        # As tail -F -n 0: what a file holds when the source starts is skipped; a file that
+        # appears later is read from its start.
+        first_open = start is None and self.path.exists()
         last_data = time.monotonic()
 
         def position() -> dict[str, Any]:
             if handle is None:  # no file yet, or the old one was read to its end (rotated)
                 return {"inode": None, "offset": 0, "line": 0, "decoder": _state(decoder)}
-            return {"inode": inode, "offset": lines.offset, "line": lines.number, "decoder": _state(decoder)}
+            return {"inode": inode, "offset": lines.offset, "line": lines.number, "decoder": _state(decoder),
+                    "before": _bytes_before(handle, lines.offset)}
 
         try:
             while True:
@@ -300,7 +303,11 @@ class TailFile(ChunkSource):
                 decoder.restart()
             return
         size = os.fstat(handle.fileno()).st_size
-        if os.fstat(handle.fileno()).st_ino == start["inode"] and size >= start["offset"]:
+        same = os.fstat(handle.fileno()).st_ino == start["inode"]
+        # The bytes before the offset tell a file truncated and written again past it (a
+        # copytruncate rotation), or a new file that took the inode, from the same file.
+        unchanged = size >= start["offset"] and _bytes_before(handle, start["offset"]) == start["before"]
+        if same and unchanged:
             handle.seek(start["offset"])
             lines.offset, lines.number = start["offset"], start["line"]
             return
@@ -308,7 +315,7 @@ class TailFile(ChunkSource):
             decoder.restart()
         from rillet import _loss
 
-        why = "replaced (rotated)" if os.fstat(handle.fileno()).st_ino != start["inode"] else "truncated"
+        why = "replaced (rotated)" if not same else "truncated (or rewritten in place)"
         _loss.warn(
             f"tail_{self.kind}: {self.path} was {why} while the run was stopped, so it is read from "
             f"the start of the file there now; what the old file held after byte {start['offset']:,} "
@@ -338,6 +345,15 @@ class TailFile(ChunkSource):
 
     def __repr__(self) -> str:
         return f"rl.tail_{self.kind}({str(self.path)!r})"
+
+
+def _bytes_before(handle: Any, offset: int) -> str:
+    """The 64 bytes of the file before ``offset`` (as hex), read without moving the handle."""
+    start = max(0, offset - 64)
+    try:
+        return os.pread(handle.fileno(), offset - start, start).hex()
+    except (AttributeError, OSError):  # pragma: no cover - no pread (Windows)
+        return ""
 
 
 def _state(decoder: Any) -> dict[str, Any]:
@@ -377,20 +393,30 @@ class TailDir:
         from rillet.sources.files import FileSource
 
         done: list[str] = [] if start is None else list(start["done"])
-        seen: set[str] = set(done)
+        # Files by their real path: the folder spelled another way holds the same files.
+        seen: set[str] = {os.path.realpath(f) for f in done}
         schema: dict | None = None if start is None or start["schema"] is None else schema_from_text(start["schema"])
         resume_in = None if start is None else start["file"]
+        if resume_in is not None and not os.path.exists(resume_in[0]):
+            from rillet import _loss
+
+            _loss.warn(f"tail_dir: {resume_in[0]} was being read when the checkpoint was taken, and it is "
+                       "gone: the rows after the checkpoint's position in it were not read")
+            resume_in = None
         last_data = time.monotonic()
         while True:
             new = sorted(str(p) for p in self.dir.glob(self.pattern)
-                         if str(p) not in seen and not p.name.startswith("."))
-            if resume_in is not None and resume_in[0] in new:
-                new.remove(resume_in[0])
-                new.insert(0, resume_in[0])
+                         if os.path.realpath(p) not in seen and not p.name.startswith("."))
+            if resume_in is not None:
+                same = [f for f in new if os.path.realpath(f) == os.path.realpath(resume_in[0])]
+                for f in same:
+                    new.remove(f)
+                new[:0] = same
             for f in new:
-                seen.add(f)
+                seen.add(os.path.realpath(f))
                 kind = "csv" if f.endswith((".csv", ".csv.gz")) else "jsonl"
-                at = resume_in[1] if resume_in is not None and resume_in[0] == f else None
+                here = resume_in is not None and os.path.realpath(resume_in[0]) == os.path.realpath(f)
+                at = resume_in[1] if resume_in is not None and here else None
                 resume_in = None
                 for chunk, inside in FileSource(kind, f).positioned_chunks(at):
                     schema = dict(chunk.frame.schema) if chunk.frame.width else schema
