@@ -116,7 +116,6 @@ class Durable:
         self.epoch = 0
         self.run_id = ""
         self.segments: list[int] = []
-        self.positions: list[Any] = [None] * len(flow.sources)
         self.rows_since = 0
         self.since = time.monotonic()
         self.saved_bytes = 0  # the newest checkpoint file
@@ -132,42 +131,31 @@ class Durable:
         """Restores the newest checkpoint, if any: returns each source's position (None: from
         its start) and the outputs the run had kept, per query asked for."""
         kept: list[list[pl.DataFrame]] = [[] for _ in self.flow.wanted]
+        positions: list[Any] = [None] * len(self.flow.sources)
         latest = self.store.latest()
         self.run_id = self._run_id()
-        if latest is None:
-            self._clear_segments(after=0)
-            for sink in self.sinks:
-                if hasattr(sink, "recover"):
-                    sink.recover(self.run_id, 0, None)
-            return self.positions, kept
-        ck.check_same_query(latest.fingerprint, self.fingerprint, self.path)
-        parts = latest.parts
-        meta = json.loads(parts["run"])
-        self.epoch = latest.epoch
-        self.saves = latest.epoch  # the run's checkpoints, in every process it ran in
-        self.segments = list(meta["segments"])
-        self.positions = [decode_position(p) for p in meta["positions"]]
-        self.flow.restore(meta["flow"], parts)
-        # The rows kept up to the checkpoint, from its segments (later ones are of an epoch
-        # that was not saved: removed).
+        parts: dict[str, bytes] = {}
+        if latest is not None:
+            ck.check_same_query(latest.fingerprint, self.fingerprint, self.path)
+            parts = latest.parts
+            meta = json.loads(parts["run"])
+            self.epoch = latest.epoch
+            self.saves = latest.epoch  # the run's checkpoints, in every process it ran in
+            self.segments = list(meta["segments"])
+            positions = [decode_position(p) for p in meta["positions"]]
+            self.flow.restore(meta["flow"], parts)
+        # Segments of an epoch that was not saved are removed; those up to the checkpoint
+        # give back the rows the run kept.
         self._clear_segments(after=self.epoch)
-        lists = self._lists()
+        lists = self._lists(kept)
         for e in self.segments:
-            seg = ck.read(self.path / _SEGMENT.format(e))
-            for name, data in seg.parts.items():
-                kind, _, rest = name.partition(":")
-                if kind == "out":
-                    kept[int(rest.split("/")[0])].append(frame(data))
-                else:
-                    lists[kind].append(frame(data))
-        for key, target in lists.items():
-            self.marks[key] = len(target)
-        for i, frames in enumerate(kept):
-            self.marks[f"out{i}"] = len(frames)
+            for name, data in ck.read(self.path / _SEGMENT.format(e)).parts.items():
+                lists[name.partition(":")[0]].append(frame(data))
+        self.marks = {key: len(rows) for key, rows in lists.items()}
         for k, sink in enumerate(self.sinks):
             if hasattr(sink, "recover"):
                 sink.recover(self.run_id, self.epoch, parts.get(f"sink/{k}"))
-        return self.positions, kept
+        return positions, kept
 
     def _run_id(self) -> str:
         """This checkpoint directory's run: named once, when its first run starts (sinks key
@@ -197,10 +185,13 @@ class Durable:
             if e > after:
                 p.unlink(missing_ok=True)
 
-    def _lists(self) -> dict[str, list[pl.DataFrame]]:
-        """Every list of rows the run keeps besides its output, by name: late and rejected
-        rows of each query, and of each join's sides."""
+    def _lists(self, kept: Sequence[list[pl.DataFrame]]) -> dict[str, list[pl.DataFrame]]:
+        """Every list of rows the run keeps, by name: the output of each query asked for
+        (``kept``, when the run keeps it), late and rejected rows of each query, and of each
+        join's sides."""
         out: dict[str, list[pl.DataFrame]] = {}
+        if self.keep_outputs:
+            out.update((f"out{i}", rows) for i, rows in enumerate(kept))
         for i, ex in enumerate(self.flow.execs):
             out[f"late{i}"] = ex.late_parts
             out[f"rej{i}"] = ex.rejected_parts
@@ -221,7 +212,7 @@ class Durable:
         assert self.every.seconds is not None
         return time.monotonic() - self.since >= self.every.seconds
 
-    def save(self, kept: Sequence[Sequence[pl.DataFrame]]) -> None:
+    def save(self, kept: Sequence[list[pl.DataFrame]]) -> None:
         """Checkpoints the run as it stands (between micro-batches): see the module's doc."""
         try:
             self._save(kept)
@@ -231,24 +222,18 @@ class Durable:
                 f"checkpoint {self.epoch} stands: make room or fix the folder, and run the query again with "
                 "the same checkpoint path to resume") from e
 
-    def _save(self, kept: Sequence[Sequence[pl.DataFrame]]) -> None:
+    def _save(self, kept: Sequence[list[pl.DataFrame]]) -> None:
         started = time.perf_counter()
         epoch = self.epoch + 1
         pending = {f"sink/{k}": sink.prepare(self.run_id, epoch)
                    for k, sink in enumerate(self.sinks) if hasattr(sink, "prepare")}
+        # The rows kept since the epoch before.
         seg_parts: dict[str, bytes] = {}
-        for key, rows in self._lists().items():
+        for key, rows in self._lists(kept).items():
             start = self.marks.get(key, 0)
             for n, df in enumerate(rows[start:]):
                 seg_parts[f"{key}:{start + n}"] = ipc(df)
             self.marks[key] = len(rows)
-        if self.keep_outputs:
-            for i, outs in enumerate(kept):
-                key = f"out{i}"
-                start = self.marks.get(key, 0)
-                for n, df in enumerate(outs[start:]):
-                    seg_parts[f"out:{i}/{start + n}"] = ipc(df)
-                self.marks[key] = len(outs)
         segments = list(self.segments)
         if seg_parts:
             seg = self.path / _SEGMENT.format(epoch)

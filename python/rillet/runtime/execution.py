@@ -306,13 +306,10 @@ class Execution:
             schema = schema_bytes(self.empty_batch)
             assert schema is not None
             parts[f"{prefix}/schema"] = schema
-        meta["steps"] = []
         for n, (op, args, _) in enumerate(self.ops):
-            if op in _STEPS:
-                saved = args[0].snapshot()
-                if saved is not None:
-                    parts[f"{prefix}/step{n}"] = saved
-                meta["steps"].append(saved is not None)
+            saved = args[0].snapshot() if op in _STEPS else None
+            if saved is not None:
+                parts[f"{prefix}/step{n}"] = saved
         return meta
 
     def restore(self, meta: dict[str, Any], prefix: str, parts: dict[str, bytes]) -> None:
@@ -328,18 +325,13 @@ class Execution:
             assert schema is not None
             self.bind(schema)
             self.op.restore(parts[f"{prefix}/op"])
-        steps = [args[0] for op, args, _ in self.ops if op in _STEPS]
-        for n, step in enumerate(steps):
-            saved = parts.get(f"{prefix}/step{self._step_index(n)}")
-            if saved is not None:
-                step.restore(saved)
+        for n, (op, args, _) in enumerate(self.ops):
+            saved = parts.get(f"{prefix}/step{n}")
+            if op in _STEPS and saved is not None:
+                args[0].restore(saved)
         if self.wm_at_last_row is not None:
             # Idleness is wall-clock time: it counts again from the resume.
             self.last_row_ms = _clock.now_ms()
-
-    def _step_index(self, n: int) -> int:
-        """The position in ``ops`` of the ``n``-th stateful step."""
-        return [k for k, (op, _, _) in enumerate(self.ops) if op in _STEPS][n]
 
     def result(self, output: pl.DataFrame) -> Run:
         """The run so far; ``interrupted`` unless the input ended (see :class:`Interrupted`)."""

@@ -141,7 +141,8 @@ class FileSource(ChunkSource):
         them, with the same columns. Files merged by ``order_by=`` are merged again from the
         checkpoint's files, the chunks before the position passed over. Refused, naming the
         file: a file read before the position that changed or is gone, and a file the
-        checkpoint's reader had still to read that the path no longer names."""
+        checkpoint's reader had still to read that the path no longer names. Without
+        ``durable`` (a run without checkpoints) the positions are None: not worked out."""
         from rillet._codec import decode_position, encode_position
 
         merged = self.order_by is not None and len(self.files) > 1
@@ -165,10 +166,13 @@ class FileSource(ChunkSource):
                 items = ((chunk, lambda r=reader: encode_position(r.position())) for chunk in _read(reader))
             at = None
             for chunk, where in items:
+                if chunk.frame.width and schema is None:
+                    schema = chunk.frame.clear()
+                if not durable:
+                    yield chunk, None
+                    continue
                 if chunk.frame.width:
                     columns = schema_text(dict(chunk.frame.schema))
-                    if schema is None:
-                        schema = chunk.frame.clear()
                 yield chunk, {"files": files, "done": done, "reader": where(), "schema": columns}
             done = [*done, *files]
             # Files that match the path now and were not read: those that came since (the

@@ -209,14 +209,14 @@ class KafkaSource(ChunkSource):
                 if messages:
                     chunk, positions = self._decode(ck, messages, decoder)
                     offsets = {**offsets, **{f"{t}/{p}": o for (t, p), o in positions.items()}}
-                    yield chunk, self._position(consumer, offsets, decoder, held)
+                    yield chunk, self._position(consumer, offsets, decoder, held) if durable else None
                     if not durable:
                         self._commit(ck, consumer, positions)
                     continue
                 if self.max_idle is not None and now - last_data >= self.max_idle:
                     return
                 yield (heartbeat({**decoder.schema, **self.metadata} if decoder.schema is not None else None),
-                       self._position(consumer, offsets, decoder, held))
+                       self._position(consumer, offsets, decoder, held) if durable else None)
         finally:
             self._committer = None
             self._close(consumer)

@@ -106,7 +106,7 @@ class KinesisSource(ChunkSource):
         shards finished, and the columns."""
         client = self._client()
         try:
-            yield from self._follow(client, start)
+            yield from self._follow(client, start, durable)
         finally:
             client.close()
 
@@ -119,7 +119,7 @@ class KinesisSource(ChunkSource):
         return session.client("kinesis", endpoint_url=self.endpoint_url,
                               config=Config(retries={"mode": "standard"}, connect_timeout=10))
 
-    def _follow(self, client: Any, start: Any) -> Iterator[tuple[Chunk, Any]]:
+    def _follow(self, client: Any, start: Any, durable: bool) -> Iterator[tuple[Chunk, Any]]:
         shards: dict[str, _Shard] = {}
         # Where each shard was handed on to: {id: [sequence number, records read]}.
         handed: dict[str, list] = {} if start is None else dict(start["shards"])
@@ -138,7 +138,9 @@ class KinesisSource(ChunkSource):
                         shard.resume_at = started
                     shard.done = shard.done or shard.id in finished_ids
 
-        def position() -> dict[str, Any]:
+        def position() -> dict[str, Any] | None:
+            if not durable:  # asked for by checkpointed runs only
+                return None
             return {"shards": dict(handed), "done": list(finished_ids), "started": started.isoformat(),
                     "schema": schema_text(decoder.schema) if decoder is not None else None}
 

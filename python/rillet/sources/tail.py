@@ -225,7 +225,9 @@ class TailFile(ChunkSource):
         first_open = start is None and self.path.exists()
         last_data = time.monotonic()
 
-        def position() -> dict[str, Any]:
+        def position() -> dict[str, Any] | None:
+            if not durable:  # asked for by checkpointed runs only
+                return None
             if handle is None:  # no file yet, or the old one was read to its end (rotated)
                 return {"inode": None, "offset": 0, "line": 0, "decoder": _state(decoder)}
             return {"inode": inode, "offset": lines.offset, "line": lines.number, "decoder": _state(decoder),
@@ -418,7 +420,7 @@ class TailDir:
                 here = resume_in is not None and os.path.realpath(resume_in[0]) == os.path.realpath(f)
                 at = resume_in[1] if resume_in is not None and here else None
                 resume_in = None
-                for chunk, inside in FileSource(kind, f).positioned_chunks(at):
+                for chunk, inside in FileSource(kind, f).positioned_chunks(at, durable):
                     schema = dict(chunk.frame.schema) if chunk.frame.width else schema
                     yield chunk, {"done": done, "file": [f, inside], "schema": schema_text(schema)}
                 done = [*done, f]
