@@ -4,7 +4,7 @@
 
 use _core::anomaly::forest::{Forest, ForestParams};
 use _core::anomaly::hotspots::{Hotspots, HotspotsParams};
-use _core::anomaly::rng::Rng;
+use _core::rng::Rng;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const ROWS: usize = 20_000;

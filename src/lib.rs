@@ -21,6 +21,7 @@ pub mod keys;
 pub mod operator;
 pub mod parallel;
 pub mod plan;
+pub mod rng;
 pub mod source;
 pub mod sql;
 pub mod time;

@@ -49,6 +49,7 @@ from rillet.sources.cloudtrail import read_cloudtrail
 from rillet.sources.files import read_csv, read_ipc, read_jsonl, read_parquet
 from rillet.sources.kafka import read_kafka
 from rillet.sources.kinesis import read_kinesis
+from rillet.sources.nexmark import Nexmark, nexmark
 from rillet.sources.pacing import paced
 from rillet.sources.reference import ReferenceWarning, reference
 from rillet.sources.tail import tail_csv, tail_dir, tail_jsonl
@@ -88,6 +89,8 @@ __all__ = [
     "mean",
     "median",
     "min",
+    "nexmark",
+    "Nexmark",
     "paced",
     "processing_time",
     "quantile",

@@ -16,9 +16,9 @@
 //! Scores are 0 until the forest has taken `1 + sample_size / 4` points (and the shingle is
 //! full), as Kinesis' warm-up rows were.
 
-use super::rng::Rng;
 use super::tree::{DiVector, PointStore, Tree};
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};

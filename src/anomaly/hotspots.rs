@@ -394,7 +394,7 @@ impl ResultBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anomaly::rng::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn a_planted_cluster_is_found_with_its_box_and_a_high_density() {

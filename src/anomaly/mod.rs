@@ -7,13 +7,11 @@
 //!   forest.rs    Forest: trees over a shared point store, time-decayed sampling, shingles
 //!   tree.rs      Tree: a random cut tree (insert, delete, score, attribution)
 //!   hotspots.rs  Hotspots: dense regions of the last rows
-//!   rng.rs       a small seeded generator
 //! ```
 
 pub mod detect;
 pub mod forest;
 pub mod hotspots;
-pub mod rng;
 pub mod tree;
 
 pub use detect::{Detector, DetectorSpec};

@@ -22,7 +22,7 @@
 //! from the root to the leaf its values reach, then back up, mixing at each node the chance
 //! that a random cut of the node's box grown by the query would have isolated it there.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 const NONE: u32 = u32::MAX;

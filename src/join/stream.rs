@@ -1452,7 +1452,7 @@ fn names_of(types: &[DataType]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anomaly::rng::Rng;
+    use crate::rng::Rng;
     use arrow_array::{Int64Array, StringArray};
 
     fn spec(kind: StreamJoinKind, how: How, delay: i64) -> StreamJoinSpec {

@@ -744,6 +744,27 @@ fn format_instant(value: i64, unit: &str) -> PyResult<String> {
     Ok(crate::operator::fmt_instant(value, parse_unit(unit)?))
 }
 
+/// The Nexmark events of `kind` ("people", "auctions" or "bids") among the event numbers
+/// `[start, end)`, as one batch (see `source::nexmark`).
+#[pyfunction]
+fn nexmark_events(
+    py: Python<'_>,
+    kind: &str,
+    start: u64,
+    end: u64,
+    seed: u64,
+    base_time_ms: i64,
+    rate: u64,
+) -> PyResult<PyRecordBatch> {
+    use crate::source::nexmark;
+    let kind = nexmark::Kind::parse(kind).map_err(to_py)?;
+    let config = nexmark::Config::new(seed, base_time_ms, rate).map_err(to_py)?;
+    let batch = py
+        .detach(|| nexmark::generate(&config, kind, start, end))
+        .map_err(to_py)?;
+    Ok(batch.into())
+}
+
 /// Sets how many threads the engine uses (1: everything on the calling thread).
 #[pyfunction]
 fn set_threads(n: usize) -> PyResult<()> {
@@ -1093,6 +1114,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(duration_parts, m)?)?;
     m.add_function(wrap_pyfunction!(text_times, m)?)?;
     m.add_function(wrap_pyfunction!(format_instant, m)?)?;
+    m.add_function(wrap_pyfunction!(nexmark_events, m)?)?;
     m.add("MAX_WINDOWS_PER_ROW", crate::window::MAX_WINDOWS_PER_ROW)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

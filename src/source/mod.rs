@@ -4,6 +4,7 @@
 mod columnar;
 mod csv;
 mod jsonl;
+pub mod nexmark;
 mod position;
 
 pub use self::csv::{CsvCursor, CsvSource};

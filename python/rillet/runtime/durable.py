@@ -333,7 +333,8 @@ def source_kind(source: Any) -> str:
         return f"{source_kind(inner)}, paced"
     kind = getattr(source, "kind", None)
     names = {"FileSource": f"read_{kind}", "TailFile": f"tail_{kind}", "TailDir": "tail_dir",
-             "KafkaSource": "read_kafka", "KinesisSource": "read_kinesis", "CloudTrailFiles": "read_cloudtrail"}
+             "KafkaSource": "read_kafka", "KinesisSource": "read_kinesis", "CloudTrailFiles": "read_cloudtrail",
+             "NexmarkSource": f"nexmark {kind}"}
     return names.get(type(source).__name__, "an iterable of frames")
 
 

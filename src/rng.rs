@@ -1,7 +1,7 @@
 //! A small seeded generator (xoshiro256++, seeded through SplitMix64): the same numbers on
-//! every platform for a seed, cheap enough to draw per tree per row, and plain data, so a
-//! forest's snapshot carries its generators and a restored forest draws what the original
-//! would have.
+//! every platform for a seed, cheap enough to draw per tree per row or per generated event,
+//! and plain data, so a forest's snapshot carries its generators and a restored forest draws
+//! what the original would have.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,11 @@ impl Rng {
     /// Uniform in `[0, 1)`.
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `0..n` (`n > 0`), by Lemire's multiply-shift (bias below 2^-64 * n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in `(0, 1)`: never 0, so its logarithm is finite.
