@@ -221,6 +221,117 @@ pub enum TimestampError {
 /// Parses an ISO 8601 / RFC 3339 timestamp into an instant in `unit` since the epoch, telling
 /// a text that is no timestamp apart from one the unit cannot hold.
 pub fn read_timestamp(text: &str, unit: TimeUnit) -> std::result::Result<i64, TimestampError> {
+    let per = unit.nanos_per_unit().ok_or(TimestampError::Unparseable)?;
+    let (seconds, nanos) = match common_timestamp(text.as_bytes()) {
+        Some(parts) => parts,
+        None => {
+            let utc = any_timestamp(text)?;
+            (utc.timestamp(), utc.timestamp_subsec_nanos())
+        }
+    };
+    // Seconds and the fraction apart, so that years beyond 1677-2262 (the reach of 64-bit
+    // nanoseconds) are read in coarser units; in 128 bits, as the whole seconds of an instant
+    // in the first second of 64-bit time are beyond it on their own.
+    let per_second = 1_000_000_000 / per;
+    let part = i64::from(nanos) / per;
+    if let Some(v) = seconds
+        .checked_mul(per_second)
+        .and_then(|v| v.checked_add(part))
+    {
+        return Ok(v); // the common case, without 128-bit arithmetic
+    }
+    let v = i128::from(seconds) * i128::from(per_second) + i128::from(part);
+    i64::try_from(v).map_err(|_| TimestampError::OutOfRange)
+}
+
+/// Two ASCII digits as a number.
+#[inline]
+fn digits2(b: &[u8]) -> Option<u32> {
+    let (h, l) = (b[0].wrapping_sub(b'0'), b[1].wrapping_sub(b'0'));
+    (h < 10 && l < 10).then_some(u32::from(h) * 10 + u32::from(l))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The common shape of a timestamp read without chrono: `YYYY-MM-DD`, `T` or a space,
+/// `HH:MM:SS`, an optional fraction of 1 to 9 digits, then nothing (UTC), `Z` or `+HH:MM` /
+/// `-HH:MM`. Returns the seconds since the epoch (UTC) and the nanoseconds, exactly as the
+/// general reader would; None for anything else (which the general reader then judges),
+/// including a leap second and surrounding spaces.
+fn common_timestamp(b: &[u8]) -> Option<(i64, u32)> {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let year = digits2(&b[0..2])? * 100 + digits2(&b[2..4])?;
+    let (month, day) = (digits2(&b[5..7])?, digits2(&b[8..10])?);
+    let (hour, minute, second) = (
+        digits2(&b[11..13])?,
+        digits2(&b[14..16])?,
+        digits2(&b[17..19])?,
+    );
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 || n > 9 {
+            return None;
+        }
+        for &d in &b[start..i] {
+            nanos = nanos * 10 + u32::from(d - b'0');
+        }
+        nanos *= 10u32.pow((9 - n) as u32);
+    }
+    let offset = match &b[i..] {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (digits2(&[*h1, *h2])?, digits2(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = i64::from(h * 3600 + m * 60);
+            if *sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(i64::from(year), month, day);
+    let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset;
+    Some((seconds, nanos))
+}
+
+/// Any timestamp chrono reads: RFC 3339, ISO 8601 with or without an offset, a date.
+fn any_timestamp(text: &str) -> std::result::Result<DateTime<chrono::Utc>, TimestampError> {
     let s = text.trim();
     let utc = if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         dt.to_utc()
@@ -233,14 +344,7 @@ pub fn read_timestamp(text: &str, unit: TimeUnit) -> std::result::Result<i64, Ti
     } else {
         return Err(TimestampError::Unparseable);
     };
-    let per = unit.nanos_per_unit().ok_or(TimestampError::Unparseable)?;
-    // Seconds and the fraction apart, so that years beyond 1677-2262 (the reach of 64-bit
-    // nanoseconds) are read in coarser units; in 128 bits, as the whole seconds of an instant
-    // in the first second of 64-bit time are beyond it on their own.
-    let per_second = i128::from(1_000_000_000 / per);
-    let v = i128::from(utc.timestamp()) * per_second
-        + i128::from(utc.timestamp_subsec_nanos()) / i128::from(per);
-    i64::try_from(v).map_err(|_| TimestampError::OutOfRange)
+    Ok(utc)
 }
 
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {
@@ -288,6 +392,75 @@ mod tests {
             read_timestamp("2262-04-11T23:47:16.854775808Z", ns),
             Err(TimestampError::OutOfRange)
         );
+    }
+
+    /// The fast reader of the common shape agrees with chrono's on every text it accepts, and
+    /// leaves to chrono the ones it does not: dates that do not exist, leap seconds, long
+    /// fractions, odd offsets and separators.
+    #[test]
+    fn the_common_shape_is_read_as_chrono_reads_it() {
+        let mut rng = crate::rng::Rng::new(11);
+        let mut pick =
+            |options: &[&str]| options[rng.below(options.len() as u64) as usize].to_string();
+        let mut accepted = 0;
+        for _ in 0..60_000 {
+            let text = format!(
+                "{}-{}-{}{}{}:{}:{}{}{}",
+                pick(&[
+                    "1970", "2024", "2023", "1900", "2000", "0001", "9999", "1600", "2100", "0000"
+                ]),
+                pick(&["01", "02", "03", "04", "06", "09", "11", "12", "00", "13", "1x"]),
+                pick(&["01", "28", "29", "30", "31", "15", "00", "32"]),
+                pick(&["T", " ", "t", "_"]),
+                pick(&["00", "09", "12", "23", "24", "99"]),
+                pick(&["00", "30", "59", "60"]),
+                pick(&["00", "07", "59", "60", "61"]),
+                pick(&[
+                    "",
+                    ".",
+                    ".5",
+                    ".123",
+                    ".123456",
+                    ".123456789",
+                    ".1234567891",
+                    ".12a"
+                ]),
+                pick(&[
+                    "", "Z", "z", "+00:00", "-00:00", "+05:30", "-08:00", "+23:59", "+24:00",
+                    "-12:60", "+0530", "+05", " ", "Zx"
+                ]),
+            );
+            let fast = common_timestamp(text.as_bytes());
+            if let Some((secs, nanos)) = fast {
+                accepted += 1;
+                let slow = any_timestamp(&text)
+                    .unwrap_or_else(|_| panic!("{text}: fast read, chrono did not"));
+                assert_eq!(
+                    (secs, nanos),
+                    (slow.timestamp(), slow.timestamp_subsec_nanos()),
+                    "{text}"
+                );
+            }
+            for unit in [
+                TimeUnit::Nanosecond,
+                TimeUnit::Microsecond,
+                TimeUnit::Millisecond,
+                TimeUnit::Second,
+            ] {
+                let general = any_timestamp(&text).map(|t| {
+                    let per = unit.nanos_per_unit().unwrap();
+                    let v = i128::from(t.timestamp()) * i128::from(1_000_000_000 / per)
+                        + i128::from(t.timestamp_subsec_nanos()) / i128::from(per);
+                    i64::try_from(v).map_err(|_| TimestampError::OutOfRange)
+                });
+                let general = match general {
+                    Ok(v) => v,
+                    Err(e) => Err(e),
+                };
+                assert_eq!(read_timestamp(&text, unit), general, "{text}");
+            }
+        }
+        assert!(accepted > 1_000, "{accepted}");
     }
 
     #[test]

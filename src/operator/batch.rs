@@ -307,7 +307,9 @@ pub(crate) fn unsupported_time(t: i64, supported: (i64, i64), unit: TimeUnit) ->
 pub(crate) enum Times<'a> {
     /// An integer or timestamp column's values (any unit) and validity, read in place.
     Values(&'a [i64], Option<&'a arrow_buffer::NullBuffer>),
-    Text(Vec<std::result::Result<i64, String>>),
+    /// Instants read from text, and the reasons of the rows that could not be read (by row,
+    /// in row order; few), whose instants are 0.
+    Text(Vec<i64>, Vec<(usize, String)>),
 }
 
 impl Times<'_> {
@@ -321,7 +323,15 @@ impl Times<'_> {
                     Err("null time".into())
                 }
             }
-            Times::Text(v) => v[i].clone(),
+            Times::Text(v, bad) => {
+                if bad.is_empty() {
+                    return Ok(v[i]);
+                }
+                match bad.binary_search_by_key(&i, |(row, _)| *row) {
+                    Ok(at) => Err(bad[at].1.clone()),
+                    Err(_) => Ok(v[i]),
+                }
+            }
         }
     }
 }
@@ -357,12 +367,34 @@ pub(crate) fn read_times(col: &ArrayRef, kind: TimeKind) -> Result<Times<'_>> {
                     ),
                 }),
             };
-            Times::Text(match col.data_type() {
-                DataType::Utf8 => col.as_string::<i32>().iter().map(parse).collect(),
-                DataType::LargeUtf8 => col.as_string::<i64>().iter().map(parse).collect(),
-                DataType::Utf8View => col.as_string_view().iter().map(parse).collect(),
+            let mut values = Vec::with_capacity(col.len());
+            let mut bad = Vec::new();
+            let mut read = |i: usize, s: Option<&str>| match parse(s) {
+                Ok(t) => values.push(t),
+                Err(why) => {
+                    values.push(0);
+                    bad.push((i, why));
+                }
+            };
+            match col.data_type() {
+                DataType::Utf8 => col
+                    .as_string::<i32>()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, s)| read(i, s)),
+                DataType::LargeUtf8 => col
+                    .as_string::<i64>()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, s)| read(i, s)),
+                DataType::Utf8View => col
+                    .as_string_view()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, s)| read(i, s)),
                 other => return Err(Error::Internal(format!("text time of type {other}"))),
-            })
+            }
+            Times::Text(values, bad)
         }
     })
 }

@@ -501,9 +501,10 @@ impl WindowOperator {
                     v[i].saturating_sub(delay) >= next_close_at
                         && nulls.is_none_or(|b| b.is_valid(i))
                 }),
-                Times::Text(v) => (start..n).find(|&i| {
-                    v[i].as_ref()
-                        .is_ok_and(|&t| t.saturating_sub(delay) >= next_close_at)
+                Times::Text(..) => (start..n).find(|&i| {
+                    times
+                        .value(i)
+                        .is_ok_and(|t| t.saturating_sub(delay) >= next_close_at)
                 }),
             };
             let (end, due) = end.map_or((n, false), |i| (i + 1, true));

@@ -503,6 +503,7 @@ fn read_options(
         on_error: crate::source::OnError::parse(on_error).map_err(to_py)?,
         delimiter,
         null_values: null_values.unwrap_or_default(),
+        columns: None,
     })
 }
 
@@ -541,7 +542,7 @@ struct FileReader {
 #[pymethods]
 impl FileReader {
     #[new]
-    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=",", schema=None, max_line_bytes=None, on_error="raise", null_values=None))]
+    #[pyo3(signature = (kind, paths, batch_rows=65536, infer_rows=1000, delimiter=",", schema=None, max_line_bytes=None, on_error="raise", null_values=None, columns=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         kind: &str,
@@ -553,18 +554,22 @@ impl FileReader {
         max_line_bytes: Option<usize>,
         on_error: &str,
         null_values: Option<Vec<String>>,
+        columns: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let files = crate::source::paths(&paths);
         // The schema comes as an empty table (a polars DataFrame with that schema).
         let schema = schema.map(|t| crate::source::normalize_schema(&t.into_inner().1));
-        let options = read_options(
-            batch_rows,
-            infer_rows,
-            delimiter,
-            max_line_bytes,
-            on_error,
-            null_values,
-        )?;
+        let options = crate::source::ReadOptions {
+            columns,
+            ..read_options(
+                batch_rows,
+                infer_rows,
+                delimiter,
+                max_line_bytes,
+                on_error,
+                null_values,
+            )?
+        };
         let files = match kind {
             "parquet" | "ipc" => {
                 let format = if kind == "parquet" {

@@ -116,6 +116,11 @@ impl ColumnarSource {
             }
             None => normalize_schema(&own),
         };
+        let schema = super::project(
+            &schema,
+            options.columns.as_deref(),
+            &first.display().to_string(),
+        )?;
         check_names(&schema, &first.display().to_string())?;
         Ok(ColumnarSource {
             format,
@@ -215,7 +220,13 @@ impl ColumnarSource {
             rows: inside.rows,
         };
         let (_, batches) = guarded(path, || {
-            open_batches_unguarded(self.format, path, self.batch_rows, Some(resume))
+            open_batches_unguarded(
+                self.format,
+                path,
+                self.batch_rows,
+                Some(resume),
+                Some(&self.schema),
+            )
         })?;
         cursor.batches = Some(batches);
         cursor.taken = inside.batches;
@@ -310,7 +321,18 @@ impl ColumnarSource {
         path: &Path,
     ) -> Result<Option<RecordBatch>> {
         if cursor.batches.is_none() {
-            cursor.batches = Some(open_batches(self.format, path, self.batch_rows)?.1);
+            cursor.batches = Some(
+                guarded(path, || {
+                    open_batches_unguarded(
+                        self.format,
+                        path,
+                        self.batch_rows,
+                        None,
+                        Some(&self.schema),
+                    )
+                })?
+                .1,
+            );
             cursor.taken = 0;
             cursor.rows = 0;
         }
@@ -358,7 +380,7 @@ fn unsupported_codec(e: &str) -> Option<String> {
 /// The file's schema and an iterator over its batches (a panic in a decoder is an error).
 fn open_batches(format: Columnar, path: &Path, batch_rows: usize) -> Result<(SchemaRef, Batches)> {
     guarded(path, || {
-        open_batches_unguarded(format, path, batch_rows, None)
+        open_batches_unguarded(format, path, batch_rows, None, None)
     })
 }
 
@@ -369,11 +391,14 @@ struct Resume {
     rows: u64,
 }
 
+/// The file's schema and an iterator over its batches, from `resume` if given; with `wanted`,
+/// a Parquet file's columns that it does not name are not read.
 fn open_batches_unguarded(
     format: Columnar,
     path: &Path,
     batch_rows: usize,
     resume: Option<Resume>,
+    wanted: Option<&SchemaRef>,
 ) -> Result<(SchemaRef, Batches)> {
     let rewritten = |what: String| {
         Error::Source(format!(
@@ -398,6 +423,19 @@ fn open_batches_unguarded(
                         ))
                     })?;
             let schema = builder.schema().clone();
+            // Only the columns read: the others' pages are neither fetched nor decoded.
+            let roots: Vec<usize> = match wanted {
+                Some(w) => (0..schema.fields().len())
+                    .filter(|&i| w.field_with_name(schema.field(i).name()).is_ok())
+                    .collect(),
+                None => Vec::new(),
+            };
+            let builder = if wanted.is_some() && roots.len() < schema.fields().len() {
+                let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+                builder.with_projection(mask)
+            } else {
+                builder
+            };
             let builder = match resume {
                 None => builder,
                 Some(at) => {

@@ -38,7 +38,11 @@ pub struct CsvCursor {
 #[derive(Clone)]
 pub struct CsvSource {
     files: Vec<PathBuf>,
+    /// Every column of the header, in order.
     schema: SchemaRef,
+    /// The columns read (`columns=`), as indices of `schema`, and their schema: the rows'.
+    projection: Option<Vec<usize>>,
+    out: SchemaRef,
     delimiter: u8,
     batch_rows: usize,
     max_line_bytes: usize,
@@ -206,6 +210,20 @@ fn open_records_at(path: &Path, delimiter: u8, max: usize, at: &Inside) -> Resul
     Ok(records)
 }
 
+/// The header's indices of `columns=` (None: every column, unprojected).
+fn projection(schema: &SchemaRef, options: &ReadOptions, what: &str) -> Result<Option<Vec<usize>>> {
+    let Some(columns) = &options.columns else {
+        return Ok(None);
+    };
+    let out = super::project(schema, Some(columns), what)?;
+    Ok(Some(
+        out.fields()
+            .iter()
+            .map(|f| schema.index_of(f.name()).expect("projected from it"))
+            .collect(),
+    ))
+}
+
 /// A regex matching the empty field and each of `values` (whole field), for arrow-csv.
 fn null_regex(values: &[String]) -> Result<Option<regex::Regex>> {
     if values.is_empty() {
@@ -277,6 +295,12 @@ impl CsvSource {
         match chosen.or(headers_only) {
             Some(found) => Ok(CsvSource {
                 inferred: schema.is_none().then_some(options.infer_rows),
+                projection: projection(&found, options, &files[0].display().to_string())?,
+                out: super::project(
+                    &found,
+                    options.columns.as_deref(),
+                    &files[0].display().to_string(),
+                )?,
                 files,
                 schema: found,
                 delimiter: options.delimiter,
@@ -319,6 +343,8 @@ impl CsvSource {
         };
         Ok(CsvSource {
             files: Vec::new(),
+            projection: projection(&schema, options, name)?,
+            out: super::project(&schema, options.columns.as_deref(), name)?,
             schema,
             delimiter: options.delimiter,
             batch_rows: usize::MAX,
@@ -334,7 +360,7 @@ impl CsvSource {
     pub fn decode_records(&self, file: &str, records: Vec<(u64, Vec<u8>)>) -> Result<SourceBatch> {
         if records.is_empty() {
             return Ok(SourceBatch {
-                batch: arrow_array::RecordBatch::new_empty(self.schema.clone()),
+                batch: arrow_array::RecordBatch::new_empty(self.out.clone()),
                 bad: Vec::new(),
                 file: file.to_string(),
             });
@@ -344,7 +370,7 @@ impl CsvSource {
 
     /// The schema rows are read with.
     pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.out.clone()
     }
 
     /// One source per file, each read with this one's schema and settings.
@@ -445,7 +471,7 @@ impl CsvSource {
                         let bad = skipped_file(self.on_error, path, 1, e)?;
                         cursor.before.push(None);
                         cursor.file += 1;
-                        return Ok(Some(SourceBatch::skipped(self.schema.clone(), bad, name())));
+                        return Ok(Some(SourceBatch::skipped(self.out.clone(), bad, name())));
                     }
                 }
             }
@@ -508,6 +534,10 @@ impl CsvSource {
             .with_header(false)
             .with_delimiter(self.delimiter)
             .with_batch_size(rows + 1);
+        let builder = match &self.projection {
+            Some(p) => builder.with_projection(p.clone()),
+            None => builder,
+        };
         match &self.nulls {
             Some(r) => builder.with_null_regex(r.clone()),
             None => builder,
@@ -520,9 +550,9 @@ impl CsvSource {
         let mut bad = Vec::new();
         self.decode_part(file, &records, &mut good, &mut bad);
         let batch = match good.len() {
-            0 => arrow_array::RecordBatch::new_empty(self.schema.clone()),
+            0 => arrow_array::RecordBatch::new_empty(self.out.clone()),
             1 => good.pop().expect("one"),
-            _ => arrow_select::concat::concat_batches(&self.schema, &good)?,
+            _ => arrow_select::concat::concat_batches(&self.out, &good)?,
         };
         Ok(SourceBatch {
             batch,

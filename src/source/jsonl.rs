@@ -65,8 +65,9 @@ impl JsonlSource {
             on_error: options.on_error,
             text_fields: Vec::new(),
         };
+        let what = source.files[0].display().to_string();
         if let Some(s) = schema {
-            source.schema = s;
+            source.schema = super::project(&s, options.columns.as_deref(), &what)?;
             return Ok(source);
         }
         let mut values = Vec::new();
@@ -102,8 +103,12 @@ impl JsonlSource {
             &schema,
             &format!("{} (its first rows)", source.files[0].display()),
         )?;
-        source.schema = schema;
-        source.text_fields = text_fields;
+        // Fields left out of the schema are passed over by the decoder.
+        source.schema = super::project(&schema, options.columns.as_deref(), &what)?;
+        source.text_fields = text_fields
+            .into_iter()
+            .filter(|f| source.schema.field_with_name(f).is_ok())
+            .collect();
         Ok(source)
     }
 

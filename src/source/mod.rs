@@ -14,6 +14,7 @@ pub use position::{Position, Stamp, POSITION_FORMAT};
 
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ pub struct ReadOptions {
     pub delimiter: u8,
     /// CSV only: texts read as null (besides the empty field).
     pub null_values: Vec<String>,
+    /// The columns to read, in this order (None: all). Columns left out are not decoded (a
+    /// Parquet file's are not even read), so a value there that does not parse rejects nothing.
+    pub columns: Option<Vec<String>>,
 }
 
 impl Default for ReadOptions {
@@ -45,8 +49,44 @@ impl Default for ReadOptions {
             on_error: OnError::Raise,
             delimiter: b',',
             null_values: Vec::new(),
+            columns: None,
         }
     }
+}
+
+/// `schema` narrowed to `columns`, in their order (all of it when None); a name the schema
+/// does not have, or one named twice, is refused naming the columns there are.
+pub(crate) fn project(
+    schema: &SchemaRef,
+    columns: Option<&[String]>,
+    what: &str,
+) -> Result<SchemaRef> {
+    let Some(columns) = columns else {
+        return Ok(schema.clone());
+    };
+    let mut fields = Vec::with_capacity(columns.len());
+    for (i, name) in columns.iter().enumerate() {
+        if columns[..i].contains(name) {
+            return Err(Error::Config(format!(
+                "columns= names {name:?} twice; name each column once"
+            )));
+        }
+        match schema.field_with_name(name) {
+            Ok(f) => fields.push(f.clone()),
+            Err(_) => {
+                let have: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+                return Err(Error::Schema(format!(
+                    "columns= names {name:?}, which {what} does not have; its columns are {have:?}"
+                )));
+            }
+        }
+    }
+    if fields.is_empty() {
+        return Err(Error::Config(
+            "columns= is empty; name at least one column (the time column, for a stream)".into(),
+        ));
+    }
+    Ok(std::sync::Arc::new(arrow_schema::Schema::new(fields)))
 }
 
 /// A row that could not be read.
