@@ -369,7 +369,7 @@ def sql_q3(people: Any, auctions: Any, bids: Any) -> Any:
 def sql_q5(people: Any, auctions: Any, bids: Any) -> Any:
     """q5 in SQL: a window Top-N (RANK) over the hopping counts."""
     return _sql("""
-        SELECT auction, num, window_start, window_end AS window_end FROM (
+        SELECT auction, num, window_start, window_end FROM (
             SELECT *, RANK() OVER (PARTITION BY window_start, window_end ORDER BY num DESC) AS r
             FROM (
                 SELECT window_start, window_end, auction, COUNT(*) AS num
@@ -394,20 +394,21 @@ def sql_q7(people: Any, auctions: Any, bids: Any) -> Any:
 
 
 def sql_q8(people: Any, auctions: Any, bids: Any) -> Any:
-    """q8 in SQL, as Flink's text (a window join)."""
+    """q8 in SQL, as Flink's text (a window join on the renamed bounds); the start is selected
+    as window_start, the oracle's name for it."""
     return _sql("""
-        SELECT P.id, P.name, P.window_start
+        SELECT P.id, P.name, P.starttime AS window_start
         FROM (
-          SELECT id, name, window_start, window_end
+          SELECT id, name, window_start AS starttime, window_end AS endtime
           FROM TABLE(TUMBLE(TABLE people, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
           GROUP BY id, name, window_start, window_end
         ) P
         JOIN (
-          SELECT seller, window_start, window_end
+          SELECT seller, window_start AS starttime, window_end AS endtime
           FROM TABLE(TUMBLE(TABLE auctions, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
           GROUP BY seller, window_start, window_end
         ) A
-        ON P.id = A.seller AND P.window_start = A.window_start AND P.window_end = A.window_end""",
+        ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime""",
                 people=people, auctions=auctions)
 
 
@@ -525,13 +526,12 @@ def sql_q4(people: Any, auctions: Any, bids: Any) -> Any:
         FROM TABLE(TUMBLE(TABLE (
             SELECT window_time, id, category, MAX(price) AS final
             FROM TABLE(TUMBLE(TABLE (
-                SELECT id, category, date_time, price FROM (
-                    SELECT A.id, A.category, A.date_time, A.expires, B.price, B.date_time AS bid_time
-                    FROM (SELECT id, category, date_time, expires FROM auctions) A
-                    JOIN (SELECT auction, price, date_time FROM bids) B
-                      ON A.id = B.auction
-                     AND B.date_time BETWEEN A.date_time AND A.date_time + INTERVAL '{AUCTION_SPAN[:-1]}' MINUTE)
-                WHERE bid_time <= expires), DESCRIPTOR(date_time), INTERVAL '1' MILLISECOND))
+                SELECT A.id, A.category, A.date_time, B.price
+                FROM (SELECT id, category, date_time, expires FROM auctions) A
+                JOIN (SELECT auction, price, date_time FROM bids) B
+                  ON A.id = B.auction
+                 AND B.date_time BETWEEN A.date_time AND A.date_time + INTERVAL '{AUCTION_SPAN[:-1]}' MINUTE
+                WHERE B.date_time <= A.expires), DESCRIPTOR(date_time), INTERVAL '1' MILLISECOND))
             GROUP BY window_start, window_end, id, category),
             DESCRIPTOR(window_time), INTERVAL '{FOREVER[:-1]}' DAY))
         GROUP BY window_start, window_end, category""", auctions=auctions, bids=bids)
@@ -547,13 +547,12 @@ def _winners_sql(columns: str, bid_columns: str) -> str:
             SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, id
                                          ORDER BY price DESC, date_time_bid, bidder) AS rownum
             FROM TABLE(TUMBLE(TABLE (
-                SELECT * FROM (
-                    SELECT {a_cols}, {bid_columns}
-                    FROM (SELECT {columns} FROM auctions) A
-                    JOIN (SELECT auction, bidder, price, date_time, extra FROM bids) B
-                      ON A.id = B.auction
-                     AND B.date_time BETWEEN A.date_time AND A.date_time + INTERVAL '{AUCTION_SPAN[:-1]}' MINUTE)
-                WHERE date_time_bid <= expires), DESCRIPTOR(date_time), INTERVAL '1' MILLISECOND)))
+                SELECT {a_cols}, {bid_columns}
+                FROM (SELECT {columns} FROM auctions) A
+                JOIN (SELECT auction, bidder, price, date_time, extra FROM bids) B
+                  ON A.id = B.auction
+                 AND B.date_time BETWEEN A.date_time AND A.date_time + INTERVAL '{AUCTION_SPAN[:-1]}' MINUTE
+                WHERE B.date_time <= A.expires), DESCRIPTOR(date_time), INTERVAL '1' MILLISECOND)))
         WHERE rownum <= 1"""
 
 

@@ -1298,6 +1298,19 @@ impl Env<'_> {
             plan.post.push(Step::Filter(cond));
         }
         let (select, columns) = self.select_list(s, &out, rowtime, &plan.columns)?;
+        // The columns that carry the window's start and end on, under the names selected:
+        // the ones the plan names, or others that hold the same bound.
+        let bound = |named: Option<&str>, origin: &str| {
+            let same = match &plan.window {
+                Some(w) if w.kind != "sliding" => traced(&plan.post, origin),
+                _ => Vec::new(),
+            };
+            named
+                .and_then(|c| carried(&select, &columns, c))
+                .or_else(|| same.iter().find_map(|c| carried(&select, &columns, c)))
+        };
+        let start = bound(plan.window_start.as_deref(), "window_start");
+        let end = bound(rowtime_col.as_deref(), "window_end");
         self.finish_post(
             &mut plan.post,
             select,
@@ -1306,12 +1319,8 @@ impl Env<'_> {
             order,
             &out,
         )?;
-        plan.window_start = plan.window_start.filter(|c| columns.contains(c));
-        plan.rowtime = if rowtime {
-            Some("ROWTIME".into())
-        } else {
-            rowtime_col.filter(|c| columns.contains(c))
-        };
+        plan.window_start = start;
+        plan.rowtime = if rowtime { Some("ROWTIME".into()) } else { end };
         plan.columns = columns;
         Ok(plan)
     }
@@ -1553,9 +1562,9 @@ impl Env<'_> {
                 *value = sql(&window_time("window_end"), span);
             }
         }
+        let (window_start, rowtime_out) = bound_columns(&select, &columns, rowtime);
         let mut post = Vec::new();
         self.finish_post(&mut post, select, &columns, None, order, &out)?;
-        let (window_start, rowtime_out) = bound_columns(&columns, rowtime);
         Ok(QueryPlan {
             input: rel.input,
             time,
@@ -1832,9 +1841,9 @@ impl Env<'_> {
             .collect();
         check_unique(&natural, s.span())?;
         let (select, columns) = self.select_list(s, &out, rowtime, &natural)?;
+        let (window_start, rowtime_out) = bound_columns(&select, &columns, rowtime);
         let mut post = Vec::new();
         self.finish_post(&mut post, select, &columns, s.having.as_ref(), order, &out)?;
-        let (window_start, rowtime_out) = bound_columns(&columns, rowtime);
         Ok(QueryPlan {
             input: rel.input,
             time,
@@ -2223,6 +2232,11 @@ impl Env<'_> {
                         || matches!(e, Expr::CompoundIdentifier(ids) if ids.last().is_some_and(is_rowtime));
                     let name = match &value {
                         _ if rowtime => "ROWTIME".to_string(),
+                        // A window bound selected by its name keeps it, whatever column holds
+                        // it upstream (a windowed sub-query's end is its ROWTIME).
+                        Scalar::Col(c) if bound_name(e).is_some_and(|b| b != c) => {
+                            bound_name(e).expect("a bound").to_string()
+                        }
                         Scalar::Col(c)
                             if matches!(
                                 e,
@@ -2336,15 +2350,59 @@ fn window_time_of(s: &ast::Select, scope: &Scope) -> Option<String> {
 }
 
 /// The output columns that keep a window's start, and its end (the rows' ROWTIME: `ROWTIME`
-/// when kept under that name).
-fn bound_columns(columns: &[String], rowtime: bool) -> (Option<String>, Option<String>) {
-    let find = |name: &str| columns.iter().find(|c| *c == name).cloned();
+/// when kept under that name), under their own names or an alias (`window_start AS
+/// starttime`).
+fn bound_columns(
+    select: &Named,
+    columns: &[String],
+    rowtime: bool,
+) -> (Option<String>, Option<String>) {
     let end = if rowtime {
         Some("ROWTIME".to_string())
     } else {
-        find("window_end")
+        carried(select, columns, "window_end")
     };
-    (find("window_start"), end)
+    (carried(select, columns, "window_start"), end)
+}
+
+/// The output column a select list keeps `col` in: the one of that name, else the first
+/// that is exactly it under another name.
+fn carried(select: &Named, columns: &[String], col: &str) -> Option<String> {
+    let kept = |n: &String| columns.contains(n);
+    let value = Scalar::Col(col.to_string());
+    select
+        .iter()
+        .find(|(n, v)| n == col && *v == value && kept(n))
+        .or_else(|| select.iter().find(|(n, v)| *v == value && kept(n)))
+        .map(|(n, _)| n.clone())
+}
+
+/// The columns that carry `origin` (a column the window emits: `window_end`) through the
+/// steps over its output, under its own name or an alias.
+fn traced(post: &[Step], origin: &str) -> Vec<String> {
+    let mut found = vec![origin.to_string()];
+    for step in post {
+        let carries =
+            |v: &Scalar, found: &[String]| matches!(v, Scalar::Col(c) if found.contains(c));
+        match step {
+            Step::Select(items) => {
+                found = items
+                    .iter()
+                    .filter(|(_, v)| carries(v, &found))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+            }
+            Step::WithColumns(items) => {
+                let (kept, replaced): (Vec<_>, Vec<_>) =
+                    items.iter().partition(|(_, v)| carries(v, &found));
+                found.retain(|f| !replaced.iter().any(|(n, _)| n == f));
+                found.extend(kept.into_iter().map(|(n, _)| n.clone()));
+            }
+            Step::Explode { value, count, .. } => found.retain(|f| f != value && f != count),
+            _ => {}
+        }
+    }
+    found
 }
 
 /// A ROWTIME stamped at arrival survives every select before the window.
@@ -3737,5 +3795,71 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.columns, ["x", "count"]);
+    }
+
+    #[test]
+    fn a_window_bound_keeps_the_name_it_is_selected_by() {
+        let ins = Inputs(BTreeMap::from([(
+            "t".to_string(),
+            crate::sql::InputInfo {
+                columns: Some(vec!["ts".into(), "k".into()]),
+                time: Some("ts".into()),
+                window_time: None,
+                kind: None,
+            },
+        )]));
+        let inner = "SELECT window_start, window_end, k, COUNT(*) AS n \
+            FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+            GROUP BY window_start, window_end, k";
+        for (outer, columns, start, end) in [
+            (
+                "SELECT k, window_end FROM ({inner})",
+                &["k", "window_end"][..],
+                None,
+                Some("window_end"),
+            ),
+            (
+                "SELECT k, t.window_end, n FROM ({inner}) t",
+                &["k", "window_end", "n"],
+                None,
+                Some("window_end"),
+            ),
+            (
+                "SELECT window_start, window_end, n FROM ({inner})",
+                &["window_start", "window_end", "n"],
+                Some("window_start"),
+                Some("window_end"),
+            ),
+            (
+                "SELECT k FROM (SELECT k, window_end FROM ({inner}))",
+                &["k"],
+                None,
+                None,
+            ),
+            (
+                "SELECT k, window_end FROM (SELECT k, window_end FROM ({inner}))",
+                &["k", "window_end"],
+                None,
+                Some("window_end"),
+            ),
+            (
+                "SELECT k, window_end AS e FROM ({inner})",
+                &["k", "e"],
+                None,
+                Some("e"),
+            ),
+            (
+                "SELECT k, ROWTIME FROM ({inner})",
+                &["k", "ROWTIME"],
+                None,
+                Some("ROWTIME"),
+            ),
+        ] {
+            let sql = outer.replace("{inner}", inner);
+            let q = plan_query(&sql, &ins).expect(&sql);
+            assert_eq!(q.columns, columns, "{sql}");
+            assert_eq!(q.window_start.as_deref(), start, "{sql}");
+            assert_eq!(q.rowtime.as_deref(), end, "{sql}");
+        }
     }
 }

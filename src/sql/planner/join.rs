@@ -45,6 +45,60 @@ struct Bound {
     span: Span,
 }
 
+/// A conjunct that compares the two sides' times: the time bound, or a filter.
+struct Candidate {
+    expr: Expr,
+    /// Taken from an inner join's `WHERE` (given back there when not the bound).
+    from_pool: bool,
+    /// Its bounds, each with the left and right time columns as the relations name them.
+    bounds: Vec<((String, String), Bound)>,
+    /// A strict comparison: the error it is as a bound.
+    strict: Option<SqlError>,
+}
+
+/// The pair of time columns (left, right) that is the join's time bound when the
+/// comparisons name several: the one bounded from below and above by conjuncts on it alone
+/// (when several are, the one on both sides' event times); `None` when no pair is.
+fn time_pair(candidates: &[Candidate], left: &Rel, right: &Rel) -> Option<(String, String)> {
+    let mut pairs: Vec<&(String, String)> = Vec::new();
+    for c in candidates {
+        for (named, _) in &c.bounds {
+            if !pairs.contains(&named) {
+                pairs.push(named);
+            }
+        }
+    }
+    let closed = |pair: &(String, String), lower: bool| {
+        candidates.iter().any(|c| {
+            c.strict.is_none()
+                && c.bounds.iter().all(|(named, _)| named == pair)
+                && c.bounds.iter().any(|(_, b)| b.lower == lower)
+        })
+    };
+    let complete: Vec<&(String, String)> = pairs
+        .into_iter()
+        .filter(|p| closed(p, true) && closed(p, false))
+        .collect();
+    let is_time = |rel: &Rel, col: &str| {
+        rel.time
+            .as_deref()
+            .is_some_and(|t| t == col || renames(rel, t, col))
+    };
+    match complete.as_slice() {
+        [one] => Some((*one).clone()),
+        many => {
+            let on_times: Vec<&&(String, String)> = many
+                .iter()
+                .filter(|(l, r)| is_time(left, l) && is_time(right, r))
+                .collect();
+            match on_times.as_slice() {
+                [one] => Some((**one).clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// A time operand: a column of a side, plus a signed offset.
 struct Operand {
     side: usize,
@@ -235,6 +289,9 @@ fn operand(sides: &[Side], e: &Expr) -> Res<Option<Operand>> {
 enum Part {
     Key(usize, String, usize, String),
     Bounds(Vec<Bound>),
+    /// A strict comparison of the two sides' times (`<`, `>`): a filter of an inner join's
+    /// rows when another conjunct is the time bound, an error where it would be the bound.
+    Strict(Vec<Bound>, SqlError),
     Other,
 }
 
@@ -292,8 +349,10 @@ fn part(sides: &[Side], left: usize, e: &Expr) -> Res<Part> {
             if is_left(x.side) == is_left(y.side) {
                 return Ok(Part::Other);
             }
+            let at_most = matches!(op, BinaryOperator::LtEq | BinaryOperator::Lt);
+            let found = vec![compare(&x, &y, at_most, e.span())];
             if matches!(op, BinaryOperator::Lt | BinaryOperator::Gt) {
-                return Err(SqlError::span(
+                let err = SqlError::span(
                     format!(
                         "a join's time bound is closed: write {} instead of {op} (rillet's \
                          interval join keeps other.time - time in [lower, upper])",
@@ -304,10 +363,10 @@ fn part(sides: &[Side], left: usize, e: &Expr) -> Res<Part> {
                         }
                     ),
                     e.span(),
-                ));
+                );
+                return Ok(Part::Strict(found, err));
             }
-            let at_most = *op == BinaryOperator::LtEq;
-            Ok(Part::Bounds(vec![compare(&x, &y, at_most, e.span())]))
+            Ok(Part::Bounds(found))
         }
         Expr::Between {
             expr,
@@ -498,6 +557,8 @@ impl Env<'_> {
         let mut keys: Vec<(String, String)> = Vec::new();
         let mut bounds: Vec<((String, String), Bound)> = Vec::new();
         let mut rest = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut extra = extra;
         {
             let all: Vec<Side> = lsides.iter().chain(&rsides).cloned().collect();
             let n = lsides.len();
@@ -525,37 +586,96 @@ impl Env<'_> {
                     }
                 }
             }
-            // A key or a time bound is the join's; anything else is handed back.
-            let mut absorb = |p: Part| -> bool {
-                match p {
-                    Part::Key(li, lc, ri, rc) => keys.push((out_name(li, &lc), out_name(ri, &rc))),
-                    Part::Bounds(found) => {
-                        for b in found {
-                            let ((li, lc), (ri, rc)) = &b.columns;
-                            bounds.push(((out_name(*li, lc), out_name(*ri, rc)), b));
-                        }
+            // A key is the join's; a comparison of the two sides' times may be its time
+            // bound (decided below); anything else is handed back.
+            let mut absorb = |p: Part, e: &Expr, from_pool: bool| -> bool {
+                let (found, strict) = match p {
+                    Part::Key(li, lc, ri, rc) => {
+                        keys.push((out_name(li, &lc), out_name(ri, &rc)));
+                        return true;
                     }
+                    Part::Bounds(found) => (found, None),
+                    Part::Strict(found, err) => (found, Some(err)),
                     Part::Other => return false,
-                }
+                };
+                let named = found
+                    .into_iter()
+                    .map(|b| {
+                        let ((li, lc), (ri, rc)) = &b.columns;
+                        ((out_name(*li, lc), out_name(*ri, rc)), b)
+                    })
+                    .collect();
+                candidates.push(Candidate {
+                    expr: e.clone(),
+                    from_pool,
+                    bounds: named,
+                    strict,
+                });
                 true
             };
             for e in conds {
-                if !absorb(part(&all, n, &e)?) {
+                if !absorb(part(&all, n, &e)?, &e, false) {
                     rest.push(e);
                 }
             }
-            if let Some(pool) = extra {
-                // Not the join's: the WHERE keeps it (and reports its errors).
-                pool.retain(|e| !part(&all, n, e).is_ok_and(&mut absorb));
+            if let Some(pool) = extra.as_deref_mut() {
+                // Not the join's: the WHERE keeps it (and reports its errors, as it does a
+                // strict comparison's).
+                pool.retain(|e| match part(&all, n, e) {
+                    Ok(Part::Strict(..)) | Err(_) => true,
+                    Ok(p) => !absorb(p, e, true),
+                });
+            }
+        }
+        // The time bound: the one pair of time columns bounded from below and above. Every
+        // other comparison of the two sides' times filters an inner join's rows (from the ON,
+        // or left in the WHERE); with no such pair, they are all read as the bound (and its
+        // errors say what is missing).
+        let chosen = time_pair(&candidates, &left, &right);
+        let (mut lower_set, mut upper_set) = (false, false);
+        for c in candidates {
+            let Some(pair) = &chosen else {
+                if let Some(err) = c.strict {
+                    return Err(err);
+                }
+                bounds.extend(c.bounds);
+                continue;
+            };
+            let on_pair = c.strict.is_none() && c.bounds.iter().all(|(named, _)| named == pair);
+            let free = c
+                .bounds
+                .iter()
+                .all(|(_, b)| !if b.lower { lower_set } else { upper_set });
+            if on_pair && (free || op != Op::Inner) {
+                for (_, b) in &c.bounds {
+                    if b.lower {
+                        lower_set = true;
+                    } else {
+                        upper_set = true;
+                    }
+                }
+                bounds.extend(c.bounds);
+            } else if op != Op::Inner && c.strict.is_some() {
+                return Err(c.strict.expect("strict"));
+            } else if c.from_pool {
+                extra.as_deref_mut().expect("a WHERE").push(c.expr);
+            } else {
+                rest.push(c.expr);
             }
         }
         // Flink's window join: equal window bounds of two windowed queries (`l.window_end =
         // r.window_end`) are an interval of zero on their ends.
+        // A bound's alias (`window_end AS endtime`) is that bound.
         let windowed = |r: &Rel| matches!(r.input, Input::Query(_)) && r.steps.is_empty();
         if bounds.is_empty() && right.as_of.is_none() && windowed(&left) && windowed(&right) {
-            if let Some(at) = keys.iter().position(|(l, r)| {
-                l.eq_ignore_ascii_case("window_end") && r.eq_ignore_ascii_case("window_end")
-            }) {
+            let (lends, rends) = (window_ends(&left), window_ends(&right));
+            let end = |c: &String, ends: &[String]| {
+                ends.contains(c) || c.eq_ignore_ascii_case("window_end")
+            };
+            if let Some(at) = keys
+                .iter()
+                .position(|(l, r)| end(l, &lends) && end(r, &rends))
+            {
                 let (l, r) = keys.remove(at);
                 for lower in [true, false] {
                     bounds.push((
@@ -1118,6 +1238,20 @@ fn copy_repeated(
     seen.push(key.clone());
 }
 
+/// The output columns of a windowed query read as an input that are its windows' ends:
+/// `window_end` as the window emits it, carried through the selects after it under its
+/// own name or an alias (`window_end AS endtime`).
+fn window_ends(rel: &Rel) -> Vec<String> {
+    let Input::Query(plan) = &rel.input else {
+        return Vec::new();
+    };
+    match &plan.window {
+        Some(w) if w.kind != "sliding" => {}
+        _ => return Vec::new(),
+    }
+    super::traced(&plan.post, "window_end")
+}
+
 /// Whether a sub-query's last select names its time column `t` also `column`.
 fn renames(rel: &Rel, t: &str, column: &str) -> bool {
     rel.narrowed
@@ -1320,6 +1454,149 @@ mod tests {
         ] {
             let err = plan_query(sql, &ins).unwrap_err();
             assert!(err.to_string().contains(what), "{sql}: {}", err);
+        }
+    }
+
+    fn auctions_and_bids() -> Inputs {
+        inputs(&[
+            (
+                "auctions",
+                &["id", "category", "date_time", "expires"],
+                Some("date_time"),
+                None,
+            ),
+            (
+                "bids",
+                &["auction", "price", "date_time"],
+                Some("date_time"),
+                None,
+            ),
+        ])
+    }
+
+    fn filters(plan: &QueryPlan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Filter(crate::sql::Scalar::Sql { text, .. }) => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_interval_join_takes_other_time_comparisons_as_filters_of_the_joined_rows() {
+        let bound = "B.date_time BETWEEN A.date_time AND A.date_time + INTERVAL '1' MINUTE";
+        let from = "FROM auctions A JOIN bids B ON A.id = B.auction";
+        for sql in [
+            format!("SELECT A.id, B.price {from} AND {bound} WHERE B.date_time <= A.expires"),
+            format!("SELECT A.id, B.price {from} AND {bound} AND B.date_time <= A.expires"),
+            format!("SELECT A.id, B.price {from} AND B.date_time <= A.expires AND {bound}"),
+            format!("SELECT A.id, B.price {from} AND A.expires >= B.date_time WHERE {bound}"),
+            format!(
+                "SELECT A.id, B.price FROM auctions A, bids B WHERE A.id = B.auction \
+                 AND B.date_time <= A.expires AND {bound}"
+            ),
+            // A second bound on the two times is a filter too.
+            format!(
+                "SELECT A.id, B.price {from} AND {bound} \
+                 AND B.date_time <= A.date_time + INTERVAL '30' SECOND"
+            ),
+        ] {
+            let plan = plan_query(&sql, &auctions_and_bids()).expect(&sql);
+            let j = the_join(&plan);
+            assert_eq!(j.kind, "interval", "{sql}");
+            assert_eq!(
+                (j.lower.clone(), j.upper.clone()),
+                (Some(Duration::Count(0)), Some(Duration::Text("1m".into()))),
+                "{sql}"
+            );
+            assert_eq!(j.how, "inner");
+            let f = filters(&plan);
+            assert_eq!(f.len(), 1, "{sql}: {f:?}");
+            assert!(
+                f[0].contains("\"date_time_right\"")
+                    && (f[0].contains("\"expires\"") || f[0].contains("\"date_time\" +")),
+                "{sql}: {f:?}"
+            );
+        }
+        // An outer join's ON keeps the rows its other conditions fail: refused there, a
+        // filter in WHERE.
+        let err = plan_query(
+            &format!(
+                "SELECT A.id, B.price FROM auctions A LEFT JOIN bids B ON A.id = B.auction \
+                 AND {bound} AND B.date_time <= A.expires"
+            ),
+            &auctions_and_bids(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("outer join's ON"), "{err}");
+        let plan = plan_query(
+            &format!(
+                "SELECT A.id, B.price FROM auctions A LEFT JOIN bids B ON A.id = B.auction \
+                 AND {bound} WHERE B.date_time <= A.expires"
+            ),
+            &auctions_and_bids(),
+        )
+        .expect("a left join filtered in WHERE");
+        assert_eq!(the_join(&plan).how, "left");
+        assert_eq!(filters(&plan).len(), 1);
+        // Two comparisons, neither a whole bound: still refused.
+        let err = plan_query(
+            &format!(
+                "SELECT A.id {from} AND B.date_time >= A.date_time AND B.date_time <= A.expires"
+            ),
+            &auctions_and_bids(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("time bounds compare"), "{err}");
+    }
+
+    fn per_window(input: &str, key: &str, start: &str, end: &str) -> String {
+        format!(
+            "(SELECT {key}, window_start AS {start}, window_end AS {end} \
+             FROM TABLE(TUMBLE(TABLE {input}, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) \
+             GROUP BY {key}, window_start, window_end)"
+        )
+    }
+
+    #[test]
+    fn a_window_join_on_renamed_bounds_is_a_window_join() {
+        let ins = inputs(&[
+            (
+                "people",
+                &["id", "name", "date_time"],
+                Some("date_time"),
+                None,
+            ),
+            (
+                "auctions",
+                &["seller", "date_time"],
+                Some("date_time"),
+                None,
+            ),
+        ]);
+        for (start, end) in [
+            ("starttime", "endtime"),
+            ("window_start", "window_end"),
+            ("ws", "window_end"),
+        ] {
+            let sql = format!(
+                "SELECT P.id, P.name, P.{start} FROM {} P JOIN {} A \
+                 ON P.id = A.seller AND P.{start} = A.{start} AND P.{end} = A.{end}",
+                per_window("people", "id, name", start, end),
+                per_window("auctions", "seller", start, end),
+            );
+            let plan = plan_query(&sql, &ins).expect(&sql);
+            let j = the_join(&plan);
+            assert_eq!(j.kind, "interval", "{sql}");
+            assert_eq!(
+                (j.lower.clone(), j.upper.clone()),
+                (Some(Duration::Count(0)), Some(Duration::Count(0)))
+            );
+            assert_eq!(j.left_on, ["id", start], "{sql}");
+            assert_eq!(j.right.time, crate::sql::Time::Declared(end.into()));
+            assert_eq!(plan.columns, ["id", "name", start]);
         }
     }
 }
