@@ -32,6 +32,7 @@ __all__ = [
     "text_times",
     "format_instant",
     "nexmark_events",
+    "cloudtrail_rows",
     "MAX_WINDOWS_PER_ROW",
     "__version__",
 ]
@@ -62,6 +63,8 @@ def text_times(values: Any) -> Any:
     text time column is read; null where a query would reject the row."""
 def format_instant(value: int, unit: str) -> str:
     """An instant in ``unit`` as RFC 3339 text in UTC, for any instant (any year)."""
+def cloudtrail_rows(data: bytes) -> Any:
+    """One CloudTrail file's records flattened into rows, or None when Python must read it."""
 def nexmark_events(kind: str, start: int, end: int, seed: int, base_time_ms: int,
                    rate: int) -> Any:
     """The Nexmark events of ``kind`` among the event numbers ``[start, end)``, one batch."""

@@ -770,6 +770,16 @@ fn nexmark_events(
     Ok(batch.into())
 }
 
+/// The records of one CloudTrail log file (its decompressed bytes) flattened into rows, or
+/// None when the Python path must read the file (see `source::cloudtrail`).
+#[pyfunction]
+fn cloudtrail_rows(py: Python<'_>, data: &[u8]) -> PyResult<Option<PyRecordBatch>> {
+    let rows = py
+        .detach(|| crate::source::cloudtrail::rows(data))
+        .map_err(to_py)?;
+    Ok(rows.map(Into::into))
+}
+
 /// Sets how many threads the engine uses (1: everything on the calling thread).
 #[pyfunction]
 fn set_threads(n: usize) -> PyResult<()> {
@@ -1120,6 +1130,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(text_times, m)?)?;
     m.add_function(wrap_pyfunction!(format_instant, m)?)?;
     m.add_function(wrap_pyfunction!(nexmark_events, m)?)?;
+    m.add_function(wrap_pyfunction!(cloudtrail_rows, m)?)?;
     m.add("MAX_WINDOWS_PER_ROW", crate::window::MAX_WINDOWS_PER_ROW)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,6 +1,7 @@
 //! Sources: files replayed in order as Arrow batches, with rows that do not parse kept (file,
 //! line, reason) rather than dropped, and read errors that name the file.
 
+pub mod cloudtrail;
 mod columnar;
 mod csv;
 mod jsonl;
