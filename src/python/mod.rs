@@ -595,6 +595,21 @@ impl FileReader {
         })
     }
 
+    /// The columns a `schema=` would give to read more files alike, as an empty batch: for
+    /// CSV every column of the header (a CSV schema names them all), else the rows' columns.
+    fn header_schema(&self) -> PyResult<PyRecordBatch> {
+        let f = self
+            .files
+            .lock()
+            .map_err(|_| to_py(Error::Internal("reader lock poisoned".into())))?;
+        let schema = match &*f {
+            Files::Jsonl(s, _) => s.schema(),
+            Files::Csv(s, _) => s.header_schema(),
+            Files::Columnar(s, _) => s.schema(),
+        };
+        Ok(RecordBatch::new_empty(schema).into())
+    }
+
     /// One reader per file, each with this reader's schema and settings (for merging files).
     /// A merge of them is not resumed from positions: each has a `position()` of its own
     /// one file, but the order in which a merge took their rows is not recorded.

@@ -6,8 +6,9 @@
 //! This is the fast path of the Python source, which keeps the file-level rules (links,
 //! sizes, unreadable files) and the reading of `eventTime`. A file this path cannot flatten
 //! exactly as the Python path would (a record that is not an object, a value of an unexpected
-//! type, a float in a nested value, nesting deeper than serde_json reads, a lone surrogate
-//! escape) gives `None`, and the Python path reads it, rejecting what it rejects.
+//! type, a whole number beyond 64 bits or a negative zero, whose literal only Python tells
+//! apart from a float's, nesting deeper than serde_json reads, a lone surrogate escape) gives
+//! `None`, and the Python path reads it, rejecting what it rejects.
 
 use crate::error::{Error, Result};
 use arrow_array::builder::{BooleanBuilder, StringBuilder};
@@ -210,7 +211,7 @@ fn append_text(b: &mut StringBuilder, v: Option<&Value>) -> bool {
 
 /// An object's members as canonical JSON (keys sorted: serde_json's map is ordered by key,
 /// which for UTF-8 is code point order, as Python sorts); false where the text would not be
-/// Python's (a float).
+/// Python's (see `write_json`).
 fn write_object<'a>(
     out: &mut String,
     members: impl Iterator<Item = (&'a String, &'a Value)>,
@@ -240,12 +241,13 @@ fn write_json(out: &mut String, v: &Value) -> bool {
                 let _ = write!(out, "{i}");
             } else if let Some(u) = n.as_u64() {
                 let _ = write!(out, "{u}");
-            } else if let Some(f) = n
-                .as_f64()
-                .filter(|f| f.is_finite() && !(f.fract() == 0.0 && f.abs() >= 9.2e18))
-            {
-                // (A whole number beyond 64 bits was an integer literal serde_json read as a
-                // float, or a float literal: only Python tells them apart.)
+            } else if let Some(f) = n.as_f64().filter(|f| {
+                f.is_finite()
+                    && !(f.fract() == 0.0 && f.abs() >= 9.2e18)
+                    && !(*f == 0.0 && f.is_sign_negative())
+            }) {
+                // (A whole number beyond 64 bits, or `-0`, is an integer literal serde_json
+                // read as a float, or a float literal: only Python tells them apart.)
                 write_float(out, f);
             } else {
                 return false;
@@ -274,7 +276,12 @@ fn write_json(out: &mut String, v: &Value) -> bool {
 /// the decimal point falls between 4 places left and 16 places right of the first digit
 /// (with `.0` if whole), else as `d.ddde+XX`.
 fn write_float(out: &mut String, f: f64) {
-    let sci = format!("{:e}", f.abs());
+    let mut sci = format!("{:e}", f.abs());
+    if sci.split_once('e').is_some_and(|(m, _)| m.len() >= 18) {
+        // Seventeen digits: several strings read back as the number, and where the number
+        // lies halfway between two, Python takes the even one. Exact formatting rounds so.
+        sci = format!("{:.16e}", f.abs());
+    }
     let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let exp: i32 = exp.parse().expect("{:e} exponent");
@@ -405,11 +412,25 @@ mod tests {
             (-2.5e-300, "-2.5e-300"),
             (1.7976931348623157e308, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
+            (2.7465376501069061e14, "274653765010690.62"),
         ];
         for (f, text) in cases {
             let mut out = String::new();
             write_float(&mut out, f);
             assert_eq!(out, text, "{f:e}");
+        }
+        // Read exactly (serde_json's float_roundtrip), then written back the same.
+        for literal in [
+            "1.7612008047849625",
+            "0.30000000000000004",
+            "2.2250738585072014e-308",
+        ] {
+            let data = format!(r#"{{"Records":[{{"requestParameters":{{"x":{literal}}}}}]}}"#);
+            let b = rows(data.as_bytes()).unwrap().unwrap();
+            assert_eq!(
+                column(&b, "requestParameters"),
+                [Some(format!(r#"{{"x":{literal}}}"#))]
+            );
         }
     }
 
@@ -423,6 +444,8 @@ mod tests {
             br#"{"Records":[{"userIdentity":"root"}]}"#,
             br#"{"Records":[{"userIdentity":{"arn":1}}]}"#,
             br#"{"Records":[{"other":"\ud800"}]}"#,
+            br#"{"Records":[{"requestParameters":{"x":-0}}]}"#,
+            br#"{"Records":[{"requestParameters":{"x":18446744073709551616}}]}"#,
             br#"{"Records":{}}"#,
             br#"[1,2]"#,
             b"not json",

@@ -96,6 +96,7 @@ impl ColumnarSource {
             }
         }
         let (first, own) = opened.ok_or_else(|| Error::Source("no readable file".into()))?;
+        let given = schema.is_some();
         let schema = match schema {
             Some(s) => {
                 let missing: Vec<&String> = s
@@ -116,11 +117,11 @@ impl ColumnarSource {
             }
             None => normalize_schema(&own),
         };
-        let schema = super::project(
-            &schema,
-            options.columns.as_deref(),
-            &first.display().to_string(),
-        )?;
+        let what = match given {
+            true => "the schema= given".to_string(),
+            false => first.display().to_string(),
+        };
+        let schema = super::project(&schema, options.columns.as_deref(), &what)?;
         check_names(&schema, &first.display().to_string())?;
         Ok(ColumnarSource {
             format,

@@ -373,6 +373,12 @@ impl CsvSource {
         self.out.clone()
     }
 
+    /// Every column of the header with its type (the rows' schema when `columns=` reads
+    /// them all): what `schema=` gives a reader of more files to read them alike.
+    pub fn header_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     /// One source per file, each read with this one's schema and settings.
     pub fn split(&self) -> Vec<Self> {
         self.files

@@ -67,7 +67,7 @@ impl JsonlSource {
         };
         let what = source.files[0].display().to_string();
         if let Some(s) = schema {
-            source.schema = super::project(&s, options.columns.as_deref(), &what)?;
+            source.schema = super::project(&s, options.columns.as_deref(), "the schema= given")?;
             return Ok(source);
         }
         let mut values = Vec::new();

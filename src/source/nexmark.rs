@@ -439,7 +439,8 @@ fn auctions(config: &Config, numbers: impl Iterator<Item = u64>, rows: usize) ->
         reserve.append_value(first_bid + price(rng));
         time.append_value(at);
         let horizon = (config.time_ms(n + ahead) - at).max(0) as u64;
-        expires.append_value(at + 1 + rng.below((horizon * 2).max(1)) as i64);
+        let length = 1 + rng.below(horizon.saturating_mul(2).max(1)) as i64;
+        expires.append_value(at.saturating_add(length));
         let who = if rng.below(HOT_SELLER_RATIO) > 0 {
             last_person(n) / HOT_BATCH * HOT_BATCH
         } else {

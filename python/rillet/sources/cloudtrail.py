@@ -129,7 +129,7 @@ class CloudTrailFiles(ChunkSource):
         """The file's records as rows with ``eventTime`` as text; what cannot be a row goes to
         ``bad``. Flattened in Rust, unless the file holds something only this module's
         Python reads exactly (a record that is not an object, a value of an unexpected type,
-        a float in a nested value, deep nesting, a lone surrogate escape); ``fast=False``
+        a whole number beyond 64 bits or ``-0``, deep nesting, a lone surrogate escape); ``fast=False``
         always reads it in Python (the two give the same rows)."""
         if fast:
             rows = _core.cloudtrail_rows(raw)

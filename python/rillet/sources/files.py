@@ -115,6 +115,9 @@ class FileSource(ChunkSource):
         if order_by is not None and not isinstance(order_by, str):
             raise ConfigError(f"read_{kind}(order_by=...) takes a column name, got {order_by!r}")
         self.order_by = order_by
+        if order_by is not None and self.columns is not None and order_by not in self.columns:
+            raise ConfigError(f"read_{kind}(order_by={order_by!r}) merges files by a column that "
+                              f"columns={self.columns!r} leaves out: add it to columns=")
         self.schema = _schema_frame(schema, kind)
         if (isinstance(batch_rows, bool) or not isinstance(batch_rows, int)
                 or not 1 <= batch_rows <= 2**31 - 1):
@@ -156,16 +159,24 @@ class FileSource(ChunkSource):
             schema = pl.DataFrame(schema=schema_from_text(start["schema"]))
         at = None if start is None else decode_position(start["reader"])
         columns = None if start is None else start["schema"]
+        # CSV read with columns=: a CSV schema= names every header column, so files that came
+        # since are read with the header's columns and types, not only those read.
+        by_header = self.kind == "csv" and self.columns is not None
+        header = None
+        if by_header and start is not None and start.get("header") is not None:
+            header = pl.DataFrame(schema=schema_from_text(start["header"]))
         while files:
             # The checkpoint's own files infer their columns again, as they did; files that
             # came since are read with those columns.
             given = schema if done else self.schema
-            if self.kind == "csv" and self.columns is not None:
-                given = self.schema  # a CSV schema= names every header column, not the ones read
+            if by_header:
+                given = header if done else self.schema
             if merged:
                 items = self._counted_merge(files, given, at)
             else:
                 reader = _resumed(lambda f=files, g=given: self._reader(f, g), at, self.kind)
+                if by_header and header is None:
+                    header = pl.DataFrame(reader.header_schema())
                 items = ((chunk, lambda r=reader: encode_position(r.position())) for chunk in _read(reader))
             at = None
             for chunk, where in items:
@@ -176,7 +187,10 @@ class FileSource(ChunkSource):
                     continue
                 if chunk.frame.width:
                     columns = schema_text(dict(chunk.frame.schema))
-                yield chunk, {"files": files, "done": done, "reader": where(), "schema": columns}
+                where_now = {"files": files, "done": done, "reader": where(), "schema": columns}
+                if header is not None:
+                    where_now["header"] = schema_text(dict(header.schema))
+                yield chunk, where_now
             done = [*done, *files]
             # Files that match the path now and were not read: those that came since (the
             # same file spelled another way is the same file).

@@ -29,6 +29,14 @@ from rillet.sources.source import ChunkSource
 #: clock, so its data change from run to run).
 BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
+#: The most events a generator makes (an unbounded one stops there): at one event a second,
+#: their times still fit in 64-bit milliseconds from any base time of years 1 to 9999.
+MAX_EVENTS = 10**15
+#: The most events per second of event time (one a nanosecond).
+MAX_RATE = 10**9
+#: Base times from 0001-01-01 to 9999-12-31 (milliseconds since the epoch).
+BASE_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
+
 #: The kinds, as the three sources are named.
 KINDS = ("people", "auctions", "bids")
 
@@ -65,10 +73,10 @@ def _millis(value: Any) -> int:
                       f"epoch, not {type(value).__name__}")
 
 
-def _count(value: Any, what: str, example: str, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+def _count(value: Any, what: str, example: str, least: int = 1, most: int = MAX_EVENTS) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
         kind = "a whole number >= 0" if least == 0 else "a positive whole number"
-        raise ConfigError(f"{what} must be {kind}, e.g. {example}; got {value!r}")
+        raise ConfigError(f"{what} must be {kind} up to {most:,}, e.g. {example}; got {value!r}")
     return value
 
 
@@ -82,8 +90,10 @@ class Nexmark:
             raise ConfigError(f"seed must be a whole number from 0 to 2**64 - 1; got {seed!r}")
         self.seed = seed
         self.base_time_ms = _millis(base_time)
-        self.rate = _count(rate, "rate (events per second of event time)", "10_000")
-        self.batch_events = _count(batch_events, "batch_events", "65_536")
+        if not BASE_RANGE[0] <= self.base_time_ms <= BASE_RANGE[1]:
+            raise ConfigError(f"base_time must be within the years 1 to 9999; got {base_time!r}")
+        self.rate = _count(rate, "rate (events per second of event time)", "10_000", most=MAX_RATE)
+        self.batch_events = _count(batch_events, "batch_events", "65_536", most=10**9)
         self.people = NexmarkSource(self, "people")
         self.auctions = NexmarkSource(self, "auctions")
         self.bids = NexmarkSource(self, "bids")
@@ -130,8 +140,11 @@ class NexmarkSource(ChunkSource):
                               f"{g.events:,} events: resume with the same generator, or give a new "
                               "checkpoint path")
         bad = pl.DataFrame(schema=BAD_SCHEMA)
-        while g.events is None or at < g.events:
-            end = at + g.batch_events if g.events is None else min(at + g.batch_events, g.events)
+        last = MAX_EVENTS if g.events is None else g.events
+        if at > last:
+            raise SourceError(f"a position after event {at:,} is beyond what {g!r} makes ({last:,} events)")
+        while at < last:
+            end = min(at + g.batch_events, last)
             frame = g.generate(self.kind, at, end)
             at = end
             if frame.height:
@@ -152,7 +165,8 @@ def nexmark(events: int | None = 10_000_000, seed: int = 0, base_time: Any = BAS
     ``.bids`` are three sources whose union is the generator's one stream.
 
     Args:
-        events: how many events (of all three kinds) the generator makes; ``None`` for no end.
+        events: how many events (of all three kinds) the generator makes; ``None`` for no end
+            (in practice: it stops after 10**15).
         seed: the same seed, base time and rate give the same rows, however they are batched.
         base_time: the time of event 0: a datetime (naive means UTC), an ISO 8601 text or
             milliseconds since the epoch. Default 2026-01-01T00:00:00Z.
