@@ -117,9 +117,10 @@ impl ColumnarSource {
             }
             None => normalize_schema(&own),
         };
-        let what = match given {
-            true => "the schema= given".to_string(),
-            false => first.display().to_string(),
+        let what = if given {
+            "the schema= given".to_string()
+        } else {
+            first.display().to_string()
         };
         let schema = super::project(&schema, options.columns.as_deref(), &what)?;
         check_names(&schema, &first.display().to_string())?;

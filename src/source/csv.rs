@@ -210,18 +210,21 @@ fn open_records_at(path: &Path, delimiter: u8, max: usize, at: &Inside) -> Resul
     Ok(records)
 }
 
-/// The header's indices of `columns=` (None: every column, unprojected).
-fn projection(schema: &SchemaRef, options: &ReadOptions, what: &str) -> Result<Option<Vec<usize>>> {
-    let Some(columns) = &options.columns else {
-        return Ok(None);
-    };
-    let out = super::project(schema, Some(columns), what)?;
-    Ok(Some(
+/// The columns read (`columns=`) as the header's indices (None: all, unprojected), and the
+/// rows' schema.
+fn projection(
+    schema: &SchemaRef,
+    options: &ReadOptions,
+    what: &str,
+) -> Result<(Option<Vec<usize>>, SchemaRef)> {
+    let out = super::project(schema, options.columns.as_deref(), what)?;
+    let indices = options.columns.as_ref().map(|_| {
         out.fields()
             .iter()
             .map(|f| schema.index_of(f.name()).expect("projected from it"))
-            .collect(),
-    ))
+            .collect()
+    });
+    Ok((indices, out))
 }
 
 /// A regex matching the empty field and each of `values` (whole field), for arrow-csv.
@@ -293,22 +296,22 @@ impl CsvSource {
             }
         }
         match chosen.or(headers_only) {
-            Some(found) => Ok(CsvSource {
-                inferred: schema.is_none().then_some(options.infer_rows),
-                projection: projection(&found, options, &files[0].display().to_string())?,
-                out: super::project(
-                    &found,
-                    options.columns.as_deref(),
-                    &files[0].display().to_string(),
-                )?,
-                files,
-                schema: found,
-                delimiter: options.delimiter,
-                batch_rows: options.batch_rows.max(1),
-                max_line_bytes: max,
-                on_error: options.on_error,
-                nulls,
-            }),
+            Some(found) => {
+                let (projection, out) =
+                    projection(&found, options, &files[0].display().to_string())?;
+                Ok(CsvSource {
+                    inferred: schema.is_none().then_some(options.infer_rows),
+                    projection,
+                    out,
+                    files,
+                    schema: found,
+                    delimiter: options.delimiter,
+                    batch_rows: options.batch_rows.max(1),
+                    max_line_bytes: max,
+                    on_error: options.on_error,
+                    nulls,
+                })
+            }
             None => Err(last.unwrap_or_else(|| Error::Source("no files to read".into()))),
         }
     }
@@ -341,10 +344,11 @@ impl CsvSource {
                 .0
             }
         };
+        let (projection, out) = projection(&schema, options, name)?;
         Ok(CsvSource {
             files: Vec::new(),
-            projection: projection(&schema, options, name)?,
-            out: super::project(&schema, options.columns.as_deref(), name)?,
+            projection,
+            out,
             schema,
             delimiter: options.delimiter,
             batch_rows: usize::MAX,

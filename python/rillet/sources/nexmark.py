@@ -37,9 +37,6 @@ MAX_RATE = 10**9
 #: Base times from 0001-01-01 to 9999-12-31 (milliseconds since the epoch).
 BASE_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
 
-#: The kinds, as the three sources are named.
-KINDS = ("people", "auctions", "bids")
-
 #: What each kind holds, for people reading a schema.
 COLUMNS = {
     "people": "id, name, email_address, credit_card, city, state, date_time, extra",
@@ -108,11 +105,6 @@ class Nexmark:
         """The events of ``kind`` among the event numbers ``[start, end)``."""
         return pl.DataFrame(_core.nexmark_events(kind, start, end, self.seed, self.base_time_ms, self.rate))
 
-    def time_of(self, event: int) -> dt.datetime:
-        """The (UTC) time of event number ``event``."""
-        ms = self.base_time_ms + (event * 2000 + self.rate) // (2 * self.rate)
-        return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms)
-
 
 class NexmarkSource(ChunkSource):
     """One kind of Nexmark event (``people``, ``auctions`` or ``bids``) as a rillet source:
@@ -135,14 +127,12 @@ class NexmarkSource(ChunkSource):
     def positioned_chunks(self, start: Any = None, durable: bool = False) -> Iterator[tuple[Chunk, Any]]:
         g = self.generator
         at = int(start or 0)
-        if g.events is not None and at > g.events:
-            raise SourceError(f"the checkpoint was taken after event {at:,} of {g!r}, which has "
-                              f"{g.events:,} events: resume with the same generator, or give a new "
-                              "checkpoint path")
-        bad = pl.DataFrame(schema=BAD_SCHEMA)
         last = MAX_EVENTS if g.events is None else g.events
         if at > last:
-            raise SourceError(f"a position after event {at:,} is beyond what {g!r} makes ({last:,} events)")
+            raise SourceError(f"the checkpoint was taken after event {at:,} of {g!r}, which makes "
+                              f"{last:,} events: resume with the same generator, or give a new "
+                              "checkpoint path")
+        bad = pl.DataFrame(schema=BAD_SCHEMA)
         while at < last:
             end = min(at + g.batch_events, last)
             frame = g.generate(self.kind, at, end)
