@@ -16,8 +16,19 @@ impl Operator {
     }
 
     /// Processes one batch that arrived at wall-clock `now_ms` ([`operator::Operator::process`]).
+    ///
+    /// A batch large enough to be split ([`crate::parallel::MIN_ROWS`] rows) is processed on
+    /// one of the engine's threads when there are several: the operator's parallel steps (a
+    /// few per window it closes) then hand half their work to the other thread, rather than
+    /// each waking two threads from outside and waiting for both. Smaller batches stay on
+    /// the calling thread, which spares them a hand-over.
     pub fn process_at(&mut self, batch: &RecordBatch, now_ms: Option<i64>) -> Result<BatchResult> {
-        self.0.process(batch, now_ms)
+        if batch.num_rows() >= crate::parallel::MIN_ROWS && crate::parallel::threads() > 1 {
+            let op = &mut self.0;
+            crate::parallel::pool().install(|| op.process(batch, now_ms))
+        } else {
+            self.0.process(batch, now_ms)
+        }
     }
 
     /// End of input: emits every open window ([`operator::Operator::flush`]).

@@ -10,6 +10,10 @@
 //! top-K tallies two halves of the pairs; and a feeder (`operator/feed.rs`) hands the accumulator updates of a
 //! large batch of a query without keys to a second thread, in row order, while the calling
 //! thread assigns the next rows to panes. Small batches stay on the calling thread.
+//!
+//! With more than one thread, an operator processes a large batch on one of the pool's threads
+//! (`engine::Operator::process_at`), so these steps share the work with the other thread
+//! rather than each waking two threads from outside.
 
 use crate::error::{Error, Result};
 use rayon::{ThreadPool, ThreadPoolBuilder};

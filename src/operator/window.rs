@@ -497,10 +497,7 @@ impl WindowOperator {
         while start < n {
             let next_close_at = self.next_close_at;
             let end = match times {
-                Times::Values(v, nulls) => (start..n).find(|&i| {
-                    v[i].saturating_sub(delay) >= next_close_at
-                        && nulls.is_none_or(|b| b.is_valid(i))
-                }),
+                Times::Values(v, nulls) => first_due(&v[..n], start, delay, next_close_at, *nulls),
                 Times::Text(..) => (start..n).find(|&i| {
                     times
                         .value(i)
@@ -1081,12 +1078,78 @@ impl Kernel for WindowOperator {
     }
 }
 
+/// The first row from `start` on whose valid time `t` has `t - delay` (saturating) at or past
+/// `at`: the row that makes a moment due. Scanned 64 rows at a time, with one comparison per
+/// row against `at + delay` that the compiler can vectorise.
+fn first_due(
+    v: &[i64],
+    start: usize,
+    delay: i64,
+    at: i64,
+    nulls: Option<&arrow_buffer::NullBuffer>,
+) -> Option<usize> {
+    let due = |i: usize| v[i].saturating_sub(delay) >= at && nulls.is_none_or(|b| b.is_valid(i));
+    // `t - delay >= at` is `t >= at + delay` unless the subtraction saturates, which makes
+    // it true only for `at == i64::MIN`.
+    let threshold = i128::from(at) + i128::from(delay);
+    if at == i64::MIN || threshold <= i128::from(i64::MIN) {
+        return (start..v.len()).find(|&i| due(i));
+    }
+    let Ok(threshold) = i64::try_from(threshold) else {
+        return None; // past every time
+    };
+    let mut from = start;
+    for chunk in v[start..].chunks(64) {
+        if chunk.iter().fold(false, |any, &t| any | (t >= threshold)) {
+            if let Some(i) = (from..from + chunk.len()).find(|&i| due(i)) {
+                return Some(i);
+            }
+        }
+        from += chunk.len();
+    }
+    None
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::aggregate::{self, AggSpec};
     use crate::operator::{LateMode, Operator};
     use std::sync::Arc;
+
+    #[test]
+    fn the_due_row_is_found_as_a_row_by_row_scan_finds_it() {
+        let mut rng = crate::rng::Rng::new(11);
+        let extremes = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+        for round in 0..400 {
+            let n = rng.below(300) as usize;
+            let pick = |rng: &mut crate::rng::Rng| {
+                if rng.below(8) == 0 {
+                    extremes[rng.below(extremes.len() as u64) as usize]
+                } else {
+                    rng.below(1000) as i64 - 500
+                }
+            };
+            let v: Vec<i64> = (0..n).map(|_| pick(&mut rng)).collect();
+            let valid: Vec<bool> = (0..n).map(|_| rng.below(5) != 0).collect();
+            let nulls = arrow_buffer::NullBuffer::from(valid);
+            let nulls = (round % 2 == 0).then_some(&nulls);
+            let delay = [0, 3, 100, i64::MAX][rng.below(4) as usize];
+            let at = pick(&mut rng);
+            let start = if n == 0 {
+                0
+            } else {
+                rng.below(n as u64) as usize
+            };
+            let want = (start..n)
+                .find(|&i| v[i].saturating_sub(delay) >= at && nulls.is_none_or(|b| b.is_valid(i)));
+            assert_eq!(
+                first_due(&v, start, delay, at, nulls),
+                want,
+                "{v:?} {start} {delay} {at}"
+            );
+        }
+    }
 
     /// A batch of rows with integer times `t`.
     pub(crate) fn times(t: &[i64]) -> RecordBatch {
