@@ -425,6 +425,19 @@ impl WindowOperator {
         self.inner.restore(data).map_err(to_py)
     }
 
+    /// The state to merge into another instance of the same query that read another part of
+    /// the input (aligned windows in final mode; a ConfigError for the others).
+    fn partial(&self, py: Python<'_>) -> PyResult<Py<pyo3::types::PyBytes>> {
+        let bytes = self.inner.partial().map_err(to_py)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).unbind())
+    }
+
+    /// Merges another instance's `partial()` state into this one, before either is finished.
+    fn merge(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(move || inner.merge(data)).map_err(to_py)
+    }
+
     /// Counters and gauges as a dict of ints (None when unknown).
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.inner.metrics();
