@@ -119,3 +119,34 @@ def test_one_accumulator_on_two_threads(restore_threads, agg: str, by: list[str]
                 .group_by(keys).agg(expr.alias(col)).sort(keys))
         got = runs[1].output.select(*keys, col).sort(keys)
         assert_frame_equal(got, want, check_dtypes=False)
+
+
+def test_concurrent_queries_without_keys_finish_and_equal_polars(restore_threads) -> None:
+    """Two queries running at once (as `start()` runs them) share the engine's two threads:
+    each large batch runs on one of them and, without keys, hands its accumulator updates
+    to a feeder thread of its own, which never waits for the engine's threads; both finish
+    with polars' result."""
+    import threading
+
+    rl.set_threads(2)
+    n = 400_000
+    rng = np.random.default_rng(5)
+    df = pl.DataFrame({"t": np.arange(n) // 200_000 * 1_000 + 500, "v": rng.integers(0, 50_000, n)})
+    want = (df.group_by((pl.col("t") // 1_000 * 1_000).alias("window_start"))
+            .agg(pl.col("v").n_unique().alias("v_count_distinct")).sort("window_start"))
+    results: dict[int, pl.DataFrame] = {}
+
+    def one(i: int) -> None:
+        for _ in range(3):
+            out = (rl.stream(df, time="t").window(rl.tumbling(1_000), lateness=10_000)
+                   .agg(rl.count_distinct("v")).run(progress=False).output)
+            results[i] = out
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a query did not finish: the threads wait on each other"
+    for out in results.values():
+        got = out.select("window_start", pl.col("v_count_distinct")).sort("window_start")
+        assert_frame_equal(got, want, check_dtypes=False)

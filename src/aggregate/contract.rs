@@ -15,6 +15,10 @@ pub struct RowContext<'a> {
     pub times: &'a [i64],
     /// Arrival number of the batch's first row; row `r` arrived as `seq_base + r`.
     pub seq_base: u64,
+    /// Whether the update may hand work to the engine's threads. False on a feeder's own
+    /// thread (`operator/feed.rs`): an engine thread may be waiting for that thread, so it
+    /// must never wait for the engine's threads in turn.
+    pub parallel: bool,
 }
 
 /// A value read from an input array at one row; `None` for null.

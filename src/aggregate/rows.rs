@@ -546,6 +546,7 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
                 };
                 // Large batches are tallied in two halves side by side; counts add up the same.
                 let tallies = if rows.len() >= crate::parallel::MIN_STRETCH
+                    && ctx.parallel
                     && crate::parallel::threads() > 1
                 {
                     let mid = rows.len() / 2;
@@ -563,7 +564,7 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
                 return Ok(());
             }
         }
-        match split_point(slots, self.states.len()) {
+        match split_point(slots, self.states.len()).filter(|_| ctx.parallel) {
             // Two threads, each updating the slots on its side of `mid` (each slot still sees
             // its rows in row order, so the result is the one-thread result).
             Some(mid) => {

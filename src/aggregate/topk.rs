@@ -230,6 +230,7 @@ mod tests {
         let ctx = RowContext {
             times: &times,
             seq_base: 0,
+            parallel: true,
         };
         let mut s = S::new(cfg);
         for r in 0..values.len() {
@@ -317,6 +318,7 @@ mod tests {
             let ctx = RowContext {
                 times: &times,
                 seq_base: 0,
+                parallel: true,
             };
             // Twice: the second batch adds to the states the first left.
             for _ in 0..2 {

@@ -170,7 +170,11 @@ pub(crate) fn apply(
     if rows.is_empty() {
         return Ok(());
     }
-    let ctx = RowContext { times, seq_base };
+    let ctx = RowContext {
+        times,
+        seq_base,
+        parallel,
+    };
     if parallel && accs.len() > 1 && rows.len() >= MIN_STRETCH && threads() > 1 {
         // Each accumulator owns its state: they are updated side by side.
         use rayon::prelude::*;
