@@ -564,7 +564,12 @@ impl<S: RowState> GroupsAccumulator for RowSlots<S> {
                 return Ok(());
             }
         }
-        match split_point(slots, self.states.len()).filter(|_| ctx.parallel) {
+        let split = if ctx.parallel {
+            split_point(slots, self.states.len())
+        } else {
+            None
+        };
+        match split {
             // Two threads, each updating the slots on its side of `mid` (each slot still sees
             // its rows in row order, so the result is the one-thread result).
             Some(mid) => {

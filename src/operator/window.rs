@@ -1089,13 +1089,13 @@ fn first_due(
     nulls: Option<&arrow_buffer::NullBuffer>,
 ) -> Option<usize> {
     let due = |i: usize| v[i].saturating_sub(delay) >= at && nulls.is_none_or(|b| b.is_valid(i));
-    // `t - delay >= at` is `t >= at + delay` unless the subtraction saturates, which makes
-    // it true only for `at == i64::MIN`.
-    let threshold = i128::from(at) + i128::from(delay);
-    if at == i64::MIN || threshold <= i128::from(i64::MIN) {
+    // `t - delay >= at` is `t >= at + delay` (the delay is not negative) unless the
+    // subtraction saturates, which makes it true only for `at == i64::MIN`.
+    debug_assert!(delay >= 0, "watermark delays are not negative");
+    if at == i64::MIN {
         return (start..v.len()).find(|&i| due(i));
     }
-    let Ok(threshold) = i64::try_from(threshold) else {
+    let Some(threshold) = at.checked_add(delay) else {
         return None; // past every time
     };
     let mut from = start;
